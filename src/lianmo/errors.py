@@ -1,0 +1,88 @@
+"""The whole lianmo exception tree, with the CLI exit code of each branch.
+
+::
+
+    LianmoError                     exit 1   anything lianmo raises on purpose
+    ├── ConfigError                 exit 2   party config or job spec is invalid
+    ├── DataError                   exit 3   a party's table is unusable (file, column, row named)
+    ├── CryptoError                 exit 4   bad key, key too small, ciphertext not in Z*_{n^2},
+    │                                        values under different keys, overflow
+    ├── ProtocolError               exit 5   a peer sent something the protocol does not allow
+    │   ├── UnknownJobError                  message for a job this node does not run
+    │   └── UnexpectedMessageError           wrong sender, tag, round or sequence number
+    ├── TransportError              exit 6   the network failed (peer down after retries,
+    │   │                                    deadline exceeded, payload corrupted)
+    │   └── AuthenticationError     exit 7   TLS identity missing, untrusted or not the
+    │                                        party the job expects
+    └── JobFailedError              exit 8   a job stopped; carries the failing party and its
+                                             own error text
+
+Every message names the party, the file or message concerned, what was expected and
+what to do about it: the reader is an operator at another institution who cannot
+look at our logs.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+
+class LianmoError(Exception):
+    """Base class of every error lianmo raises on purpose."""
+
+    exit_code: t.ClassVar[int] = 1
+
+
+class ConfigError(LianmoError):
+    """A party config or job spec is missing, malformed or inconsistent."""
+
+    exit_code: t.ClassVar[int] = 2
+
+
+class DataError(LianmoError):
+    """A party's table cannot be used: missing columns, duplicate ids, bad cells."""
+
+    exit_code: t.ClassVar[int] = 3
+
+
+class CryptoError(LianmoError):
+    """A key, ciphertext or encoding is invalid for the operation asked of it."""
+
+    exit_code: t.ClassVar[int] = 4
+
+
+class ProtocolError(LianmoError):
+    """A peer sent something the running protocol does not allow."""
+
+    exit_code: t.ClassVar[int] = 5
+
+
+class UnknownJobError(ProtocolError):
+    """A message or request names a job this node is not running."""
+
+
+class UnexpectedMessageError(ProtocolError):
+    """A message came from the wrong sender, with the wrong tag, round or sequence."""
+
+
+class TransportError(LianmoError):
+    """The network failed: a peer stayed unreachable, a deadline passed, bytes corrupted."""
+
+    exit_code: t.ClassVar[int] = 6
+
+
+class AuthenticationError(TransportError):
+    """A peer's TLS identity is missing, untrusted, or not the party the job expects."""
+
+    exit_code: t.ClassVar[int] = 7
+
+
+class JobFailedError(LianmoError):
+    """A job stopped before finishing; ``party`` names who failed and ``reason`` says why."""
+
+    exit_code: t.ClassVar[int] = 8
+
+    def __init__(self, party: str, reason: str) -> None:
+        super().__init__(f"job failed at party '{party}': {reason}")
+        self.party = party
+        self.reason = reason

@@ -1,0 +1,67 @@
+"""The envelope every message travels in, and the observer hook the audit log uses."""
+
+from __future__ import annotations
+
+import hashlib
+import typing as t
+from dataclasses import dataclass
+
+Direction = t.Literal["sent", "received"]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One message of a job: typed header plus serialised payload bytes.
+
+    Identified by ``(job_id, sender, receiver, seq)``; ``(round, tag)`` say which
+    protocol step it belongs to. ``sha256`` is the digest of ``payload``.
+    """
+
+    job_id: str
+    round: int
+    tag: str
+    sender: str
+    receiver: str
+    seq: int
+    payload_type: str
+    payload: bytes
+    sha256: bytes
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        job_id: str,
+        round: int,
+        tag: str,
+        sender: str,
+        receiver: str,
+        seq: int,
+        payload_type: str,
+        payload: bytes,
+    ) -> Envelope:
+        """Make an envelope, computing the payload digest."""
+        return cls(
+            job_id=job_id,
+            round=round,
+            tag=tag,
+            sender=sender,
+            receiver=receiver,
+            seq=seq,
+            payload_type=payload_type,
+            payload=payload,
+            sha256=hashlib.sha256(payload).digest(),
+        )
+
+    def describe(self) -> str:
+        """Short human description for error messages."""
+        return (
+            f"message '{self.tag}' round {self.round} seq {self.seq} "
+            f"from '{self.sender}' to '{self.receiver}' in job '{self.job_id}'"
+        )
+
+
+class MessageObserver(t.Protocol):
+    """Told about every message a channel sends or hands to its protocol."""
+
+    def on_message(self, direction: Direction, envelope: Envelope) -> None: ...
