@@ -1,0 +1,9 @@
+"""Load and validate a party's table, and derive splits every party agrees on."""
+
+from __future__ import annotations
+
+from lianmo.data.split import batch_schedule as batch_schedule
+from lianmo.data.split import validation_mask as validation_mask
+from lianmo.data.table import Table as Table
+from lianmo.data.table import check_binary_labels as check_binary_labels
+from lianmo.data.table import load_table as load_table

@@ -1,0 +1,370 @@
+"""Typed, validated configuration: the party node config (TOML) and the job spec (YAML).
+
+Both are parsed once into frozen dataclasses and passed down explicitly. Unknown keys
+are errors, not warnings: a misspelt ``learning_rte`` silently ignored would train a
+different model than the one the coordinator asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+import typing as t
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from lianmo.errors import ConfigError
+
+MIN_KEY_BITS = 2048
+ROLES = ("guest", "host", "arbiter")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+Mapping = dict[str, t.Any]
+
+
+def _check_keys(where: str, data: Mapping, allowed: t.Iterable[str], required: t.Iterable[str] = ()) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown field(s) {unknown}; allowed fields are {sorted(allowed)}"
+        )
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ConfigError(f"{where}: missing required field(s) {missing}")
+
+
+def _typed(where: str, value: t.Any, kind: type | tuple[type, ...], what: str) -> t.Any:
+    if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise ConfigError(f"{where} must be {what}, got {value!r}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where} must be {what}, got {value!r}")
+    return value
+
+
+def _number(where: str, value: t.Any, *, low: float, high: float | None = None,
+            low_open: bool = False, integer: bool = False) -> t.Any:
+    kind: tuple[type, ...] = (int,) if integer else (int, float)
+    _typed(where, value, kind, "an integer" if integer else "a number")
+    if value < low or (low_open and value == low) or (high is not None and value > high):
+        bound = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+        raise ConfigError(f"{where} must be {bound}, got {value!r}")
+    return value
+
+
+def check_name(where: str, name: t.Any) -> str:
+    """A party or job name: letters, digits, '_', '.', '-', at most 63 characters."""
+    _typed(where, name, str, "a string")
+    if not _NAME_RE.match(name):
+        raise ConfigError(
+            f"{where} {name!r} is not a valid name: use letters, digits, '_', '.', '-' "
+            "(at most 63 characters, starting with a letter or digit)"
+        )
+    return str(name)
+
+
+# ---- party node config -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetEntry:
+    """One entry of a party's catalogue: a data set name mapped to a local file."""
+
+    name: str
+    path: Path
+    id_column: str
+    label_column: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartyConfig:
+    """Everything a party node needs: identity, listen address, state, data catalogue."""
+
+    name: str
+    listen: str
+    state_dir: Path
+    cert: Path
+    key: Path
+    ca: Path
+    datasets: dict[str, DatasetEntry]
+    coordinators: tuple[str, ...] = ("coordinator",)
+    max_message_mb: int = 2048
+    recv_timeout_s: float = 1800.0
+
+    @classmethod
+    def load(cls, path: str | Path) -> PartyConfig:
+        """Read and validate a party config TOML file; relative paths are relative to it."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"party config {path} does not exist") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"party config {path} cannot be read: {exc}") from exc
+        return cls.from_dict(data, base=path.parent, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Mapping, *, base: Path, source: str = "party config") -> PartyConfig:
+        """Validate a parsed config mapping."""
+        _check_keys(source, data,
+                    ["name", "listen", "state_dir", "tls", "datasets", "coordinators",
+                     "max_message_mb", "recv_timeout_s"],
+                    ["name", "listen", "state_dir", "tls"])
+        name = check_name(f"{source}: name", data["name"])
+        tls = data["tls"]
+        _check_keys(f"{source}: [tls]", tls, ["cert", "key", "ca"], ["cert", "key", "ca"])
+        datasets = {}
+        for ds_name, entry in dict(data.get("datasets", {})).items():
+            where = f"{source}: [datasets.{ds_name}]"
+            check_name(where, ds_name)
+            _check_keys(where, entry, ["path", "id_column", "label_column"], ["path", "id_column"])
+            datasets[ds_name] = DatasetEntry(
+                name=ds_name,
+                path=base / _typed(f"{where} path", entry["path"], str, "a file path"),
+                id_column=_typed(f"{where} id_column", entry["id_column"], str, "a column name"),
+                label_column=_typed(f"{where} label_column", entry.get("label_column"),
+                                    (str, type(None)), "a column name"),
+            )
+        coordinators = data.get("coordinators", ["coordinator"])
+        _typed(f"{source}: coordinators", coordinators, list, "a list of certificate names")
+        return cls(
+            name=name,
+            listen=_typed(f"{source}: listen", data["listen"], str, "'host:port'"),
+            state_dir=base / _typed(f"{source}: state_dir", data["state_dir"], str, "a path"),
+            cert=base / _typed(f"{source}: tls.cert", tls["cert"], str, "a path"),
+            key=base / _typed(f"{source}: tls.key", tls["key"], str, "a path"),
+            ca=base / _typed(f"{source}: tls.ca", tls["ca"], str, "a path"),
+            datasets=datasets,
+            coordinators=tuple(check_name(f"{source}: coordinators", c) for c in coordinators),
+            max_message_mb=_number(f"{source}: max_message_mb", data.get("max_message_mb", 2048),
+                                   low=1, integer=True),
+            recv_timeout_s=_number(f"{source}: recv_timeout_s",
+                                   data.get("recv_timeout_s", 1800.0), low=1),
+        )
+
+    def dataset(self, name: str) -> DatasetEntry:
+        """The catalogue entry for ``name``, or a ConfigError listing what exists."""
+        try:
+            return self.datasets[name]
+        except KeyError:
+            raise ConfigError(
+                f"party '{self.name}' has no data set named '{name}' in its catalogue "
+                f"(it has: {sorted(self.datasets) or 'none'}); add it under [datasets.{name}] "
+                "in the party config or fix the job spec"
+            ) from None
+
+
+# ---- job spec ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PartySpec:
+    """One party of a job as the coordinator sees it: no file paths, only names."""
+
+    name: str
+    role: str
+    address: str
+    dataset: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlignmentSpec:
+    """Private set intersection settings."""
+
+    min_intersection: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationSpec:
+    """How the aligned rows are split for validation."""
+
+    share: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class LrSpec:
+    """Hyperparameters of coordinated hetero logistic regression."""
+
+    epochs: int = 5
+    batch_size: int = 1024
+    learning_rate: float = 0.15
+    lr_decay: float = 0.0
+    l2: float = 0.0
+    tol: float = 1e-4
+    key_bits: int = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A validated job: who takes part, with which data set, which model."""
+
+    job_id: str
+    seed: int
+    task: str
+    parties: tuple[PartySpec, ...]
+    alignment: AlignmentSpec = field(default_factory=AlignmentSpec)
+    validation: ValidationSpec = field(default_factory=ValidationSpec)
+    model: LrSpec = field(default_factory=LrSpec)
+    model_job: str | None = None
+
+    @property
+    def guest(self) -> str:
+        return next(p.name for p in self.parties if p.role == "guest")
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parties if p.role == "host")
+
+    @property
+    def arbiter(self) -> str:
+        return next(p.name for p in self.parties if p.role == "arbiter")
+
+    @property
+    def party_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parties)
+
+    def party(self, name: str) -> PartySpec:
+        for p in self.parties:
+            if p.name == name:
+                return p
+        raise ConfigError(
+            f"party '{name}' is not part of job '{self.job_id}' "
+            f"(parties: {list(self.party_names)})"
+        )
+
+    def to_json(self) -> bytes:
+        """Canonical JSON (sorted keys, no spaces): what crosses the wire and is hashed."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON, recorded in every party's audit log."""
+        return hashlib.sha256(self.to_json()).hexdigest()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> JobSpec:
+        try:
+            parsed = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"job spec is not valid JSON: {exc}") from exc
+        return cls.from_dict(parsed, source="job spec")
+
+    @classmethod
+    def load(cls, path: str | Path) -> JobSpec:
+        """Read and validate a job spec YAML file."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"job spec {path} does not exist") from None
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"job spec {path} cannot be read: {exc}") from exc
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Mapping, *, source: str = "job spec") -> JobSpec:
+        """Validate a parsed job spec mapping."""
+        _check_keys(source, data,
+                    ["job_id", "seed", "task", "parties", "alignment", "validation", "model",
+                     "model_job"],
+                    ["job_id", "parties"])
+        task = data.get("task", "train")
+        if task not in ("train", "predict"):
+            raise ConfigError(f"{source}: task must be 'train' or 'predict', got {task!r}")
+        parties = _parse_parties(source, data["parties"], task)
+        model_job = data.get("model_job")
+        if task == "predict" and model_job is None:
+            raise ConfigError(
+                f"{source}: a predict job needs model_job: the job id whose model shares to use"
+            )
+        return cls(
+            job_id=check_name(f"{source}: job_id", data["job_id"]),
+            seed=_number(f"{source}: seed", data.get("seed", 42), low=0, integer=True),
+            task=task,
+            parties=parties,
+            alignment=_parse_alignment(source, data.get("alignment", {})),
+            validation=_parse_validation(source, data.get("validation", {})),
+            model=_parse_lr(source, data.get("model", {})),
+            model_job=None if model_job is None else check_name(f"{source}: model_job", model_job),
+        )
+
+
+def _parse_parties(source: str, raw: t.Any, task: str) -> tuple[PartySpec, ...]:
+    _typed(f"{source}: parties", raw, list, "a list of parties")
+    parties = []
+    for i, entry in enumerate(raw):
+        where = f"{source}: parties[{i}]"
+        _check_keys(where, entry, ["name", "role", "address", "dataset"], ["name", "role", "address"])
+        role = entry["role"]
+        if role not in ROLES:
+            raise ConfigError(f"{where}: role must be one of {list(ROLES)}, got {role!r}")
+        dataset = entry.get("dataset")
+        if role != "arbiter" and dataset is None:
+            raise ConfigError(f"{where}: a {role} must name the data set it contributes")
+        if role == "arbiter" and dataset is not None:
+            raise ConfigError(f"{where}: the arbiter holds no data; remove 'dataset'")
+        parties.append(PartySpec(
+            name=check_name(f"{where} name", entry["name"]),
+            role=role,
+            address=_typed(f"{where} address", entry["address"], str, "'host:port'"),
+            dataset=None if dataset is None else check_name(f"{where} dataset", dataset),
+        ))
+    names = [p.name for p in parties]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: party names must be unique, got {names}")
+    roles = [p.role for p in parties]
+    if roles.count("guest") != 1:
+        raise ConfigError(f"{source}: exactly one party must be the guest (label holder)")
+    if roles.count("host") < 1:
+        raise ConfigError(f"{source}: at least one host is needed")
+    if task == "train" and roles.count("arbiter") != 1:
+        raise ConfigError(
+            f"{source}: coordinated logistic regression needs exactly one arbiter to hold "
+            "the Paillier key"
+        )
+    return tuple(parties)
+
+
+def _parse_alignment(source: str, raw: t.Any) -> AlignmentSpec:
+    _check_keys(f"{source}: alignment", raw, ["min_intersection"])
+    return AlignmentSpec(
+        min_intersection=_number(f"{source}: alignment.min_intersection",
+                                 raw.get("min_intersection", 100), low=1, integer=True),
+    )
+
+
+def _parse_validation(source: str, raw: t.Any) -> ValidationSpec:
+    _check_keys(f"{source}: validation", raw, ["share"])
+    return ValidationSpec(
+        share=_number(f"{source}: validation.share", raw.get("share", 0.2), low=0, high=0.9),
+    )
+
+
+def _parse_lr(source: str, raw: t.Any) -> LrSpec:
+    where = f"{source}: model"
+    _check_keys(where, raw, ["type", "epochs", "batch_size", "learning_rate", "lr_decay", "l2",
+                             "tol", "key_bits"])
+    if raw.get("type", "hetero_lr") != "hetero_lr":
+        raise ConfigError(f"{where}.type: only 'hetero_lr' is available, got {raw['type']!r}")
+    d = LrSpec()
+    key_bits = _number(f"{where}.key_bits", raw.get("key_bits", d.key_bits), low=1, integer=True)
+    if key_bits < MIN_KEY_BITS:
+        raise ConfigError(
+            f"{where}.key_bits: {key_bits}-bit Paillier keys are refused; use at least "
+            f"{MIN_KEY_BITS} (3072 for data that must stay confidential past 2030)"
+        )
+    return LrSpec(
+        epochs=_number(f"{where}.epochs", raw.get("epochs", d.epochs), low=1, integer=True),
+        batch_size=_number(f"{where}.batch_size", raw.get("batch_size", d.batch_size),
+                           low=1, integer=True),
+        learning_rate=_number(f"{where}.learning_rate",
+                              raw.get("learning_rate", d.learning_rate), low=0, low_open=True),
+        lr_decay=_number(f"{where}.lr_decay", raw.get("lr_decay", d.lr_decay), low=0),
+        l2=_number(f"{where}.l2", raw.get("l2", d.l2), low=0),
+        tol=_number(f"{where}.tol", raw.get("tol", d.tol), low=0),
+        key_bits=key_bits,
+    )

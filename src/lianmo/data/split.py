@@ -1,0 +1,98 @@
+"""Deterministic train/validation splits and mini-batch schedules every party derives alike."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from lianmo.errors import ConfigError
+
+__all__ = ["batch_schedule", "validation_mask"]
+
+_SPLIT_DOMAIN = "lianmo-split-v1"
+
+
+def validation_mask(ids: Sequence[str], share: float, seed: int) -> np.ndarray:
+    """Mark the rows that belong to the validation set, from their ids alone.
+
+    Row ``i`` is in validation iff the first 8 bytes of
+    ``sha256(f"lianmo-split-v1|{seed}|{ids[i]}")`` (UTF-8), read as a big-endian unsigned
+    integer and divided by ``2**64``, are below ``share``. The decision depends only on
+    the id, the seed and the share, so parties holding the same ids in any order derive
+    the same split without exchanging anything.
+
+    Parameters
+    ----------
+    ids : sequence of str
+        Row ids.
+    share : float
+        Expected fraction of rows put in validation, ``0 <= share < 1``.
+    seed : int
+        Split seed agreed in the job spec.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean array of ``len(ids)``; True marks a validation row.
+
+    Raises
+    ------
+    ConfigError
+        If ``share`` is outside ``[0, 1)``.
+    """
+    if not isinstance(share, int | float) or not (math.isfinite(share) and 0 <= share < 1):
+        raise ConfigError(
+            f"validation share is {share!r} but must be a number with 0 <= share < 1; "
+            f"use e.g. 0.2 for a 20% validation set, or 0 for none"
+        )
+    prefix = f"{_SPLIT_DOMAIN}|{seed}|"
+    mask = np.empty(len(ids), dtype=np.bool_)
+    for i, row_id in enumerate(ids):
+        digest = hashlib.sha256((prefix + row_id).encode("utf-8")).digest()
+        mask[i] = int.from_bytes(digest[:8], "big") / 2**64 < share
+    return mask
+
+
+def batch_schedule(n_rows: int, batch_size: int, epoch: int, seed: int) -> list[np.ndarray]:
+    """Return the shuffled mini-batches of one epoch, identical on every party.
+
+    The row positions ``0 .. n_rows - 1`` are permuted with
+    ``numpy.random.default_rng(numpy.random.SeedSequence([seed, epoch]))`` and cut into
+    consecutive batches of ``batch_size``; the last batch may be smaller. The shuffle is
+    public (it orders already aligned rows), so a seeded numpy generator is appropriate.
+
+    Parameters
+    ----------
+    n_rows : int
+        Number of aligned rows, at least 0.
+    batch_size : int
+        Rows per batch, at least 1.
+    epoch : int
+        Epoch number, at least 0.
+    seed : int
+        Job seed, at least 0.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Integer row positions of each batch; together they cover every row exactly once.
+
+    Raises
+    ------
+    ConfigError
+        If an argument is negative or ``batch_size`` is below 1.
+    """
+    for name, value, least in (
+        ("n_rows", n_rows, 0),
+        ("batch_size", batch_size, 1),
+        ("epoch", epoch, 0),
+        ("seed", seed, 0),
+    ):
+        if value < least:
+            raise ConfigError(f"{name} is {value} but must be at least {least}")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, epoch]))
+    order = rng.permutation(n_rows)
+    return [order[start : start + batch_size] for start in range(0, n_rows, batch_size)]

@@ -1,0 +1,38 @@
+"""What every protocol role gets: its channel, its randomness, who the others are, progress."""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+
+from lianmo.crypto.drbg import Drbg
+from lianmo.transport.channel import Channel
+
+
+class Progress(t.Protocol):
+    """Receives progress of the running phase: ``step`` of ``total`` with a short detail."""
+
+    def __call__(self, phase: str, step: int, total: int, detail: str = "") -> None: ...
+
+
+def no_progress(phase: str, step: int, total: int, detail: str = "") -> None:
+    """A progress sink that ignores everything."""
+
+
+@dataclass(frozen=True)
+class RoleContext:
+    """One party's view of a job while it runs a protocol role.
+
+    ``rng`` is this party's DRBG for the job: every random choice a protocol makes
+    (masks, obfuscation, PSI scalars, shuffles) is drawn from it, never from an unseeded
+    source, so that a party's side can be replayed from its seed.
+    """
+
+    job_id: str
+    party: str
+    channel: Channel
+    rng: Drbg
+    guest: str
+    hosts: tuple[str, ...]
+    arbiter: str | None = None
+    progress: Progress = no_progress

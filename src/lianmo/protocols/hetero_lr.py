@@ -1,0 +1,270 @@
+"""Coordinated hetero logistic regression (Hardy et al. 2017; FATE's arbiter mode).
+
+The arbiter makes the Paillier key and decrypts only masked gradients and the loss. The
+guest holds labels and its own columns (with the bias), each host its own columns; each
+keeps its own weights. Per mini-batch (``round`` = global batch number):
+
+1. host_k  -> guest   : [[u_k]] = [[X_k w_k]] and [[Σ u_k²]]
+2. guest   -> host_k  : [[4d]] = [[Σ_k u_k]] + [[u_A + 2 - 4y]]   (d = Taylor residual)
+3. guest   -> host_k  : [[S_<k]] = [[Σ_{j<k} u_j]]  (k ≥ 2 only, for the loss cross terms)
+   host_k  -> guest   : [[Σ_i S_<k,i u_k,i]]
+4. guest   -> arbiter : [[8 L]], the batch's Taylor loss times eight
+5. every data party p -> arbiter : [[X_p^T 4d + r_p]] with a fresh random mask r_p
+   arbiter -> p       : X_p^T 4d + r_p, decrypted; p removes r_p and updates w_p
+6. arbiter -> all     : after each epoch, continue or stop (loss change below tol)
+
+Who learns what: the arbiter learns the loss per batch and masked gradients (uniform
+noise to it); the guest never sees host weights or features, only ciphertexts it cannot
+decrypt; a host never sees labels or the residual in plaintext. Aligned row counts and
+the batch schedule are known to all.
+
+Fixed point: u and d use exponent ``U_EXP`` (16**-6 = 2**-24); features and loss
+weights are quantised to ``X_EXP`` (2**-12), so gradients and the loss come out at
+``G_EXP`` = U_EXP + X_EXP and never need exponent alignment.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from lianmo.crypto.fixedpoint import quantise
+from lianmo.crypto.paillier import MIN_KEY_BITS, CipherVector, PrivateKey, PublicKey, generate_keypair
+from lianmo.data.split import batch_schedule
+from lianmo.errors import ProtocolError
+from lianmo.models.logistic import learning_rate
+from lianmo.protocols.context import RoleContext
+from lianmo.protocols.wire import cipher_from_msg, cipher_to_msg, ints_from_msg, ints_to_msg
+from lianmo.transport.messages import PublicKeyMsg, Signal
+
+U_EXP = -6
+X_EXP = -3
+G_EXP = U_EXP + X_EXP
+MASK_BITS = 256  # masks hide gradients below 2**200 with > 2**-56 statistical distance
+PHASE = "train"
+
+
+@dataclass(frozen=True, slots=True)
+class LrParams:
+    """Hyperparameters every party of the job shares (from the job spec)."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    lr_decay: float
+    l2: float
+    tol: float
+    key_bits: int
+    seed: int
+    insecure_test_key: bool = False  # unit tests only: allows keys below 2048 bits
+
+    def schedule(self, n_rows: int, epoch: int) -> list[np.ndarray]:
+        return batch_schedule(n_rows, self.batch_size, epoch, self.seed)
+
+    def total_rounds(self, n_rows: int) -> int:
+        return self.epochs * math.ceil(n_rows / self.batch_size)
+
+
+@dataclass(frozen=True, slots=True)
+class ArbiterResult:
+    """What the arbiter learns: the loss per epoch and when training stopped."""
+
+    losses: tuple[float, ...]
+    rounds: int
+
+
+# ---- arbiter -------------------------------------------------------------------------
+
+
+def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
+    """Arbiter side: make the key, decrypt masked gradients and losses, decide when to stop."""
+    public, private = generate_keypair(params.key_bits, insecure_test_size=params.insecure_test_key)
+    key_msg = PublicKeyMsg(n=public.n_bytes())
+    data_parties = (ctx.guest, *ctx.hosts)
+    ctx.channel.broadcast(data_parties, "lr.public_key", key_msg)
+    plan = ctx.channel.recv(ctx.guest, "lr.plan")
+    if not isinstance(plan, Signal) or not plan.value.isdigit():
+        raise ProtocolError(f"guest '{ctx.guest}' sent a malformed training plan")
+    n_rows = int(plan.value)
+    losses: list[float] = []
+    step = 0
+    total = params.total_rounds(n_rows)
+    for epoch in range(params.epochs):
+        loss_sum = 0.0
+        for _batch in params.schedule(n_rows, epoch):
+            for party in data_parties:  # 5. decrypt masked gradients
+                _decrypt_masked(ctx, private, party, step)
+            loss_msg = ctx.channel.recv(ctx.guest, "lr.loss", round=step)  # 4.
+            loss_ct = cipher_from_msg(loss_msg, public, ctx.guest, "lr.loss", count=1)
+            loss_sum += float(private.decrypt(loss_ct)[0]) / 8.0
+            step += 1
+            ctx.progress(PHASE, step, total, f"epoch {epoch + 1}/{params.epochs}")
+        losses.append(loss_sum / n_rows)
+        stop = epoch == params.epochs - 1 or (
+            len(losses) > 1 and abs(losses[-2] - losses[-1]) < params.tol
+        )
+        ctx.progress(PHASE, step, total, f"epoch {epoch + 1} loss {losses[-1]:.5f}")
+        decision = Signal("epoch_end", "stop" if stop else "continue")
+        ctx.channel.broadcast(data_parties, "lr.epoch_end", decision, round=step - 1)  # 6.
+        if stop:
+            break
+    return ArbiterResult(losses=tuple(losses), rounds=step)
+
+
+def _decrypt_masked(ctx: RoleContext, private: PrivateKey, party: str, step: int) -> None:
+    msg = ctx.channel.recv(party, "lr.masked_gradient", round=step)
+    masked = cipher_from_msg(msg, private.public_key, party, "lr.masked_gradient")
+    width = (private.public_key.n.bit_length() + 7) // 8
+    plain = private.decrypt_raw(masked)
+    ctx.channel.send(party, "lr.gradient", ints_to_msg(plain, width), round=step)
+
+
+# ---- data parties --------------------------------------------------------------------
+
+
+def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams) -> np.ndarray:
+    """Guest side. ``X`` is standardised and ends with a bias column; returns its weights."""
+    key = _receive_key(ctx, params)
+    ctx.channel.send(_arbiter(ctx), "lr.plan", Signal("n_train", str(len(y))))
+    Xq = quantise(X, X_EXP)
+    w = np.zeros(X.shape[1])
+    step = 0
+    total = params.total_rounds(len(y))
+    for epoch in range(params.epochs):
+        for batch in params.schedule(len(y), epoch):
+            u_a = X[batch] @ w
+            u_hosts = [_recv_forward(ctx, key, h, step, len(batch)) for h in ctx.hosts]  # 1.
+            u_b = u_hosts[0][0]
+            for other, _ in u_hosts[1:]:
+                u_b = u_b.add(other)
+            d4 = u_b.add(key.encrypt(u_a + 2.0 - 4.0 * y[batch], U_EXP, ctx.rng))
+            ctx.channel.broadcast(ctx.hosts, "lr.residual", cipher_to_msg(d4), round=step)  # 2.
+            loss8 = _guest_loss(ctx, key, u_hosts, u_a, y[batch], step)  # 3.
+            ctx.channel.send(_arbiter(ctx), "lr.loss", cipher_to_msg(loss8), round=step)  # 4.
+            lr = learning_rate(params.learning_rate, params.lr_decay, step)
+            w = _masked_update(ctx, key, d4, Xq[batch], w, lr, params.l2, step)  # 5.
+            step += 1
+            ctx.progress(PHASE, step, total, f"epoch {epoch + 1}/{params.epochs}")
+        if _epoch_end(ctx, step - 1):  # 6.
+            break
+    return w
+
+
+def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
+    """Host side. ``X`` is standardised (no bias); returns the host's own weights."""
+    key = _receive_key(ctx, params)
+    Xq = quantise(X, X_EXP)
+    w = np.zeros(X.shape[1])
+    position = ctx.hosts.index(ctx.party)
+    step = 0
+    n_rows = X.shape[0]
+    total = params.total_rounds(n_rows)
+    for epoch in range(params.epochs):
+        for batch in params.schedule(n_rows, epoch):
+            u = X[batch] @ w
+            u_mant = [int(m) for m in np.rint(u * 16.0**-U_EXP)]
+            square_sum = sum(m * m for m in u_mant) >> (4 * -X_EXP)  # Σu² at G_EXP
+            ctx.channel.send(ctx.guest, "lr.host_forward",
+                             cipher_to_msg(key.encrypt_ints(u_mant, U_EXP, ctx.rng)), round=step)
+            ctx.channel.send(ctx.guest, "lr.host_square_sum",
+                             cipher_to_msg(key.encrypt_ints([square_sum], G_EXP, ctx.rng)),
+                             round=step)  # 1.
+            msg = ctx.channel.recv(ctx.guest, "lr.residual", round=step)
+            d4 = cipher_from_msg(msg, key, ctx.guest, "lr.residual", count=len(batch))  # 2.
+            if position > 0:  # 3.
+                msg = ctx.channel.recv(ctx.guest, "lr.cross_in", round=step)
+                before = cipher_from_msg(msg, key, ctx.guest, "lr.cross_in", count=len(batch))
+                cross = before.dot_ints(quantise(u, X_EXP), X_EXP)
+                ctx.channel.send(ctx.guest, "lr.cross_out", cipher_to_msg(cross), round=step)
+            lr = learning_rate(params.learning_rate, params.lr_decay, step)
+            w = _masked_update(ctx, key, d4, Xq[batch], w, lr, params.l2, step)  # 5.
+            step += 1
+            ctx.progress(PHASE, step, total, f"epoch {epoch + 1}/{params.epochs}")
+        if _epoch_end(ctx, step - 1):  # 6.
+            break
+    return w
+
+
+def _guest_loss(
+    ctx: RoleContext,
+    key: PublicKey,
+    u_hosts: list[tuple[CipherVector, CipherVector]],
+    u_a: np.ndarray,
+    y: np.ndarray,
+    step: int,
+) -> CipherVector:
+    """[[8 L]] for the batch: 8L = Σ 8 log2 + (4 - 8y) u_A + u_A² + (4 - 8y + 2u_A) u_B + u_B²,
+    where u_B² = Σ_k u_k² + 2 Σ_{j<k} u_j u_k (cross terms computed by host k)."""
+    plain = float(np.sum(8.0 * math.log(2.0) + (4.0 - 8.0 * y) * u_a + u_a * u_a))
+    plain_mant = int(round(plain * 16.0**-U_EXP)) << (4 * -X_EXP)
+    u_b = u_hosts[0][0]
+    total = key.encrypt_ints([plain_mant], G_EXP, ctx.rng).add(u_hosts[0][1])
+    for k in range(1, len(u_hosts)):
+        host = ctx.hosts[k]
+        ctx.channel.send(host, "lr.cross_in", cipher_to_msg(u_b), round=step)
+        msg = ctx.channel.recv(host, "lr.cross_out", round=step)
+        cross = cipher_from_msg(msg, key, host, "lr.cross_out", count=1)
+        total = total.add(cross.mul_int(2)).add(u_hosts[k][1])
+        u_b = u_b.add(u_hosts[k][0])
+    q = quantise(4.0 - 8.0 * y + 2.0 * u_a, X_EXP)
+    return total.add(u_b.dot_ints(q, X_EXP))
+
+
+def _recv_forward(
+    ctx: RoleContext, key: PublicKey, host: str, step: int, count: int
+) -> tuple[CipherVector, CipherVector]:
+    u = cipher_from_msg(ctx.channel.recv(host, "lr.host_forward", round=step),
+                        key, host, "lr.host_forward", count=count)
+    sq = cipher_from_msg(ctx.channel.recv(host, "lr.host_square_sum", round=step),
+                         key, host, "lr.host_square_sum", count=1)
+    if u.exponent != U_EXP or sq.exponent != G_EXP:
+        raise ProtocolError(f"host '{host}' used fixed-point exponents this version does not")
+    return u, sq
+
+
+def _masked_update(
+    ctx: RoleContext,
+    key: PublicKey,
+    d4: CipherVector,
+    Xq: np.ndarray,
+    w: np.ndarray,
+    lr: float,
+    l2: float,
+    step: int,
+) -> np.ndarray:
+    """Step 5 for one data party: mask, have the arbiter decrypt, unmask, update."""
+    gradient = d4.matvec_t(Xq, X_EXP)
+    masks = [ctx.rng.randbits(MASK_BITS) for _ in range(len(w))]
+    masked = gradient.add(key.encrypt_ints(masks, G_EXP, ctx.rng))
+    arbiter = _arbiter(ctx)
+    ctx.channel.send(arbiter, "lr.masked_gradient", cipher_to_msg(masked), round=step)
+    values = ints_from_msg(ctx.channel.recv(arbiter, "lr.gradient", round=step),
+                           arbiter, "lr.gradient", len(w))
+    n = int(key.n)
+    g_int = [(v - r) % n for v, r in zip(values, masks, strict=True)]
+    g = np.array([float(x - n if x > n // 2 else x) for x in g_int]) * 16.0**G_EXP
+    grad = 0.25 * g / Xq.shape[0] + l2 * w
+    return w - lr * grad
+
+
+def _receive_key(ctx: RoleContext, params: LrParams) -> PublicKey:
+    msg = ctx.channel.recv(_arbiter(ctx), "lr.public_key")
+    if not isinstance(msg, PublicKeyMsg):
+        raise ProtocolError(f"arbiter sent {type(msg).__name__}, expected a public key")
+    min_bits = 0 if params.insecure_test_key else MIN_KEY_BITS
+    return PublicKey.from_n(int.from_bytes(msg.n, "big"), min_bits=min_bits)
+
+
+def _epoch_end(ctx: RoleContext, step: int) -> bool:
+    msg = ctx.channel.recv(_arbiter(ctx), "lr.epoch_end", round=step)
+    if not isinstance(msg, Signal) or msg.value not in ("stop", "continue"):
+        raise ProtocolError("arbiter sent a malformed epoch decision")
+    return msg.value == "stop"
+
+
+def _arbiter(ctx: RoleContext) -> str:
+    if ctx.arbiter is None:
+        raise ProtocolError("coordinated logistic regression needs an arbiter in the job")
+    return ctx.arbiter

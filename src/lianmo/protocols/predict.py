@@ -1,0 +1,35 @@
+"""Scoring aligned rows with a trained hetero LR model; the guest receives the scores.
+
+1. host_k -> guest : u_k = X_k w_k for the rows being scored, in aligned order
+2. guest           : score = sigmoid(u_A + Σ_k u_k)
+
+What the guest learns: each host's partial linear score per row. That is no more than
+the scores themselves reveal to the guest, who knows u_A (score = sigmoid(u_A + u_B)
+determines u_B); with several hosts it also learns the split of u_B between them. Host
+features and weights stay with the host; hosts learn nothing from this step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lianmo.models.logistic import sigmoid
+from lianmo.protocols.context import RoleContext
+from lianmo.protocols.wire import floats_from_msg, floats_to_msg
+
+PHASE = "predict"
+
+
+def score_guest(ctx: RoleContext, u_guest: np.ndarray, *, tag: str = "predict.partial") -> np.ndarray:
+    """Guest side: combine the hosts' partial scores with its own; returns probabilities."""
+    total = np.array(u_guest, dtype=np.float64)
+    for i, host in enumerate(ctx.hosts):
+        total += floats_from_msg(ctx.channel.recv(host, tag), host, tag, len(total))
+        ctx.progress(PHASE, i + 1, len(ctx.hosts), f"partial scores from {host}")
+    return np.asarray(sigmoid(total), dtype=np.float64)
+
+
+def score_host(ctx: RoleContext, u_host: np.ndarray, *, tag: str = "predict.partial") -> None:
+    """Host side: send this host's partial linear scores to the guest."""
+    ctx.channel.send(ctx.guest, tag, floats_to_msg(u_host))
+    ctx.progress(PHASE, 1, 1, f"{len(u_host)} partial scores sent")

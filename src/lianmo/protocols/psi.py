@@ -1,0 +1,124 @@
+"""Alignment: ECDH private set intersection between the guest and every host.
+
+Both sides hash their ids onto X25519 and blind them with a secret scalar; because
+scalar multiplication commutes, an id held by both ends up as the same doubly blinded
+point, while a point blinded only by the other side reveals nothing. The guest learns,
+per host, which of its ids that host also holds; each host learns only the final
+intersection over all parties. Aligned rows are ordered by id, so every party ends
+up with the same row order without exchanging it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from lianmo.crypto.psi import POINT_BYTES, PsiKey, hash_ids
+from lianmo.errors import DataError, ProtocolError
+from lianmo.protocols.context import RoleContext
+from lianmo.transport.messages import IndexList, PointList, Signal
+
+PHASE = "align"
+
+
+def psi_salt(job_id: str) -> bytes:
+    """Per-job domain separation: tokens from one job are useless in another."""
+    return hashlib.sha256(f"lianmo-psi|{job_id}".encode()).digest()
+
+
+def align_guest(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) -> np.ndarray:
+    """Guest side; returns the guest's row indices of the intersection, ordered by id.
+
+    1. host_k -> guest : B_k = b_k·H(y) for every id y of host k, shuffled
+    2. guest -> host_k : A = a·H(x) for every guest id x, in guest row order
+    3. host_k -> guest : b_k·A, same order
+    4. guest           : a·B_k; guest row i is shared with host k iff b_k·a·H(x_i) ∈ a·B_k
+    5. guest -> host_k : the size of the intersection over all parties
+    6. guest -> host_k : positions in B_k of the intersection, only if the size reaches
+                         the job's minimum (otherwise every party stops)
+    """
+    key = PsiKey(ctx.rng.child("psi"))
+    blinded = _pack(key.blind(hash_ids(ids, psi_salt(ctx.job_id))))
+    ctx.progress(PHASE, 0, 2, f"{len(ids)} ids blinded")
+    shared = np.ones(len(ids), dtype=bool)
+    positions: dict[str, np.ndarray] = {}
+    for host in ctx.hosts:
+        host_set = _unpack(ctx.channel.recv(host, "psi.host_set"), host)
+        ctx.channel.send(host, "psi.guest_set", blinded)
+        double = _unpack(ctx.channel.recv(host, "psi.guest_set_double"), host)
+        if len(double) != len(ids):
+            raise ProtocolError(
+                f"host '{host}' returned {len(double)} blinded ids for the guest's {len(ids)}"
+            )
+        where = {p: j for j, p in enumerate(key.blind(host_set))}
+        pos = np.array([where.get(p, -1) for p in double], dtype=np.int64)
+        shared &= pos >= 0
+        positions[host] = pos
+    rows = np.flatnonzero(shared)
+    rows = rows[np.argsort(np.array([ids[i] for i in rows], dtype=object), kind="stable")]
+    ctx.progress(PHASE, 1, 2, f"intersection {len(rows)}")
+    for host in ctx.hosts:
+        ctx.channel.send(host, "psi.size", Signal("intersection_size", str(len(rows))))
+    _check_minimum(ctx.party, len(rows), min_intersection)
+    for host in ctx.hosts:
+        ctx.channel.send(host, "psi.positions", _indices(positions[host][rows]))
+    ctx.progress(PHASE, 2, 2, f"intersection {len(rows)}")
+    return rows
+
+
+def align_host(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) -> np.ndarray:
+    """Host side (steps as in :func:`align_guest`); returns own row indices, ordered by id."""
+    key = PsiKey(ctx.rng.child("psi"))
+    perm = np.random.default_rng(int.from_bytes(ctx.rng.child("psi-shuffle").random_bytes(32)))
+    order = perm.permutation(len(ids))
+    points = key.blind(hash_ids([ids[j] for j in order], psi_salt(ctx.job_id)))
+    ctx.progress(PHASE, 0, 2, f"{len(ids)} ids blinded")
+    ctx.channel.send(ctx.guest, "psi.host_set", _pack(points))
+    guest_set = _unpack(ctx.channel.recv(ctx.guest, "psi.guest_set"), ctx.guest)
+    ctx.channel.send(ctx.guest, "psi.guest_set_double", _pack(key.blind(guest_set)))
+    size_msg = ctx.channel.recv(ctx.guest, "psi.size")
+    if not isinstance(size_msg, Signal) or not size_msg.value.isdigit():
+        raise ProtocolError(f"guest '{ctx.guest}' sent a malformed intersection size")
+    ctx.progress(PHASE, 1, 2, f"intersection {size_msg.value}")
+    _check_minimum(ctx.party, int(size_msg.value), min_intersection)
+    msg = ctx.channel.recv(ctx.guest, "psi.positions")
+    if not isinstance(msg, IndexList):
+        raise ProtocolError(f"guest '{ctx.guest}' sent {type(msg).__name__}, expected IndexList")
+    pos = np.frombuffer(msg.data, dtype="<u4").astype(np.int64)
+    if len(pos) != int(size_msg.value) or len(np.unique(pos)) != len(pos) or (
+        len(pos) and pos.max() >= len(ids)
+    ):
+        raise ProtocolError(
+            f"guest '{ctx.guest}' sent {len(pos)} intersection positions that do not fit the "
+            f"host's {len(ids)} ids or the announced size {size_msg.value}"
+        )
+    rows = order[pos]
+    rows = rows[np.argsort(np.array([ids[i] for i in rows], dtype=object), kind="stable")]
+    ctx.progress(PHASE, 2, 2, f"intersection {len(rows)}")
+    return rows
+
+
+def _check_minimum(party: str, size: int, minimum: int) -> None:
+    if size < minimum:
+        raise DataError(
+            f"party '{party}': the intersection has {size} ids, below the job's minimum of "
+            f"{minimum}; training on so few people could single them out. Check that both "
+            "parties use the same id format, or lower alignment.min_intersection"
+        )
+
+
+def _pack(points: Sequence[bytes]) -> PointList:
+    return PointList(count=len(points), width=POINT_BYTES, data=b"".join(points))
+
+
+def _unpack(msg: object, sender: str) -> list[bytes]:
+    if not isinstance(msg, PointList) or msg.width != POINT_BYTES:
+        raise ProtocolError(f"party '{sender}' sent a malformed PSI point list")
+    w = msg.width
+    return [msg.data[i * w:(i + 1) * w] for i in range(msg.count)]
+
+
+def _indices(values: np.ndarray) -> IndexList:
+    return IndexList(data=values.astype("<u4").tobytes())
