@@ -20,6 +20,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 # Tolerate a few minutes of clock skew between institutions.
 _BACKDATE = dt.timedelta(minutes=5)
 _RESERVED = frozenset({"ca"})
+# One certificate serves both a node's listener and its outgoing calls.
+_PARTY_EKU = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
 
 
 def _now() -> dt.datetime:
@@ -139,10 +141,7 @@ def make_party_cert(
         .not_valid_after(expiry)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-            critical=False,
-        )
+        .add_extension(x509.ExtendedKeyUsage(_PARTY_EKU), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
         )

@@ -29,12 +29,16 @@ from lianmo.errors import (
     UnexpectedMessageError,
     UnknownJobError,
 )
+from lianmo.transport.tls import NoIdentityError
 
 ERROR_KIND_KEY = "lianmo-error-kind"
+# Only for JobFailedError: which party failed (it may not be the one that answered).
+ERROR_PARTY_KEY = "lianmo-error-party"
 _LOGGER = logging.getLogger(__name__)
 
 # Most specific class first: the first isinstance match wins.
 _STATUS_OF: tuple[tuple[type[LianmoError], grpc.StatusCode], ...] = (
+    (NoIdentityError, grpc.StatusCode.UNAUTHENTICATED),
     (UnknownJobError, grpc.StatusCode.NOT_FOUND),
     (UnexpectedMessageError, grpc.StatusCode.FAILED_PRECONDITION),
     (AuthenticationError, grpc.StatusCode.PERMISSION_DENIED),
@@ -74,8 +78,6 @@ _F = t.TypeVar("_F", bound=Callable[..., t.Any])
 
 def status_for(exc: LianmoError) -> grpc.StatusCode:
     """The gRPC status code a servicer answers ``exc`` with."""
-    if isinstance(exc, AuthenticationError) and "no verified certificate" in str(exc):
-        return grpc.StatusCode.UNAUTHENTICATED
     for cls, code in _STATUS_OF:
         if isinstance(exc, cls):
             return code
@@ -86,9 +88,22 @@ def abort(
     context: grpc.ServicerContext, exc: LianmoError, code: grpc.StatusCode | None = None
 ) -> t.NoReturn:
     """End the RPC with ``exc``'s status (or ``code``), text and class name."""
-    context.set_trailing_metadata(((ERROR_KIND_KEY, type(exc).__name__),))
-    context.abort(code if code is not None else status_for(exc), str(exc))
+    details = str(exc)
+    metadata = [(ERROR_KIND_KEY, wire_kind(exc))]
+    if isinstance(exc, JobFailedError):
+        details = exc.reason
+        metadata.append((ERROR_PARTY_KEY, exc.party))
+    context.set_trailing_metadata(tuple(metadata))
+    context.abort(code if code is not None else status_for(exc), details)
     raise AssertionError("unreachable: context.abort returned")  # pragma: no cover
+
+
+def wire_kind(exc: LianmoError) -> str:
+    """Name of the nearest class of ``exc`` in :mod:`lianmo.errors` (clients know only those)."""
+    for cls in type(exc).__mro__:
+        if _KNOWN_KINDS.get(cls.__name__) is cls:
+            return cls.__name__
+    return LianmoError.__name__  # pragma: no cover - every LianmoError has LianmoError in its MRO
 
 
 def maps_errors(method: _F) -> _F:
@@ -133,11 +148,14 @@ def error_from_rpc(err: grpc.RpcError, party: str, address: str) -> LianmoError:
             "both nodes use the same ca.pem"
         )
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return TransportError(f"call to party '{party}' at {address} failed: {code.name}: {details}")
-    kind = _trailing(call).get(ERROR_KIND_KEY, "")
+        return TransportError(
+            f"call to party '{party}' at {address} failed: {code.name}: {details}"
+        )
+    trailing = _trailing(call)
+    kind = trailing.get(ERROR_KIND_KEY, "")
     cls = _KNOWN_KINDS.get(kind) or _CLASS_OF_STATUS.get(code, TransportError)
     if cls is JobFailedError:
-        return JobFailedError(party, details)
+        return JobFailedError(trailing.get(ERROR_PARTY_KEY, party), f"[{party}] {details}")
     if kind not in _KNOWN_KINDS:
         details = f"{code.name}: {details}"
     return cls(f"[{party}] {details}")

@@ -1,7 +1,8 @@
 """The only translation between payload dataclasses and protobuf bytes.
 
-Symmetric pairs: :func:`encode_payload` / :func:`decode_payload` for payloads, and
-``header_to_proto`` / ``header_from_proto`` for envelope headers. Decoding validates
+Symmetric pairs: :func:`encode_payload` / :func:`decode_payload` for payloads,
+``header_to_proto`` / ``header_from_proto`` for envelope headers and
+``job_status_to_proto`` / ``job_status_from_proto`` for control replies. Decoding validates
 sizes so that a malformed payload fails here with a clear error, not deep in a protocol.
 """
 
@@ -12,7 +13,9 @@ from collections.abc import Callable
 from google.protobuf.message import DecodeError
 
 from lianmo.errors import ProtocolError
+from lianmo.transport._pb import control_pb2 as control_pb
 from lianmo.transport._pb import federation_pb2 as pb
+from lianmo.transport.control import JobStatusInfo
 from lianmo.transport.envelope import Envelope
 from lianmo.transport.messages import (
     EncryptedVector,
@@ -181,3 +184,35 @@ def header_from_proto(header: pb.EnvelopeHeader, payload: bytes) -> Envelope:
             "sha256 check: the payload was corrupted in transit"
         )
     return env
+
+
+def job_status_to_proto(info: JobStatusInfo) -> control_pb.JobStatus:
+    """A party's job status as the control service's reply message."""
+    return control_pb.JobStatus(
+        job_id=info.job_id,
+        party=info.party,
+        state=info.state,
+        phase=info.phase,
+        step=info.step,
+        total_steps=info.total_steps,
+        error=info.error,
+        error_kind=info.error_kind,
+        result_json=info.result_json,
+        detail=info.detail,
+    )
+
+
+def job_status_from_proto(m: control_pb.JobStatus) -> JobStatusInfo:
+    """The job status a party reported, as the domain record."""
+    return JobStatusInfo(
+        job_id=m.job_id,
+        party=m.party,
+        state=m.state,
+        phase=m.phase,
+        step=m.step,
+        total_steps=m.total_steps,
+        error=m.error,
+        error_kind=m.error_kind,
+        result_json=m.result_json,
+        detail=m.detail,
+    )

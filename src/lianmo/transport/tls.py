@@ -16,6 +16,10 @@ _SAN_KEY = "x509_subject_alternative_name"
 _CN_KEY = "x509_common_name"
 
 
+class NoIdentityError(AuthenticationError):
+    """The caller presented no verified certificate at all (gRPC: UNAUTHENTICATED)."""
+
+
 @dataclass(frozen=True)
 class TlsIdentity:
     """A node's certificate, private key and the CA it trusts, all PEM.
@@ -111,14 +115,16 @@ def peer_name(context: grpc.ServicerContext) -> str:
 
     Raises
     ------
+    NoIdentityError
+        If the call carries no verified certificate identity.
     AuthenticationError
-        If the call carries no verified certificate identity, or an ambiguous one.
+        If the certificate carries several names.
     """
     # grpc's stubs type the values as bytes; at runtime each is a list of bytes.
     auth = t.cast(t.Mapping[str, t.Sequence[bytes]], context.auth_context())
     names = list(dict.fromkeys(auth.get(_SAN_KEY) or auth.get(_CN_KEY) or []))
     if not names:
-        raise AuthenticationError(
+        raise NoIdentityError(
             f"caller {context.peer()} presented no verified certificate identity; connect "
             "with mutual TLS using a certificate issued by this job's CA"
         )

@@ -1,0 +1,133 @@
+"""Run a job across party nodes: prepare everywhere, start everywhere, watch, collect.
+
+Failures are values until the end: the first party that fails is named with its own
+error text, every other party is cancelled, and :class:`JobFailedError` carries that
+party and text to the caller, so nobody has to search another institution's logs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import typing as t
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from lianmo.config import JobSpec
+from lianmo.errors import JobFailedError, LianmoError
+from lianmo.transport.control import JobStatusInfo
+
+
+class PartyControl(t.Protocol):
+    """The coordinator's handle on one party node (gRPC in production)."""
+
+    def prepare(self, job_id: str, spec_json: bytes) -> JobStatusInfo: ...
+
+    def start(self, job_id: str) -> JobStatusInfo: ...
+
+    def status(self, job_id: str) -> JobStatusInfo: ...
+
+    def cancel(self, job_id: str) -> JobStatusInfo: ...
+
+
+ProgressCallback = Callable[[Mapping[str, JobStatusInfo]], None]
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """The outcome of a successful job: every party's result summary and the wall time."""
+
+    spec: JobSpec
+    results: dict[str, dict[str, t.Any]]
+    wall_seconds: float
+
+    @property
+    def guest_result(self) -> dict[str, t.Any]:
+        return self.results[self.spec.guest]
+
+    def metrics(self) -> dict[str, t.Any]:
+        """The machine-readable job output: metrics, loss, timings, message counts, digests."""
+        out: dict[str, t.Any] = {"job_id": self.spec.job_id, "task": self.spec.task,
+                                 "wall_seconds": round(self.wall_seconds, 3)}
+        guest = self.guest_result
+        for key in ("validation", "metrics", "scored", "aligned", "train_rows", "validation_rows"):
+            if key in guest:
+                out[key] = guest[key]
+        if self.spec.task == "train":
+            out["loss"] = self.results[self.spec.arbiter].get("losses", [])
+        out["parties"] = {
+            name: {
+                "role": r.get("role"),
+                "phase_seconds": r.get("phase_seconds", {}),
+                "messages_sent": r.get("messages_sent"),
+                "bytes_sent": r.get("bytes_sent"),
+                "messages_received": r.get("messages_received"),
+                "bytes_received": r.get("bytes_received"),
+                "model_digest": r.get("model_digest"),
+            }
+            for name, r in self.results.items()
+        }
+        return out
+
+
+def run_job(
+    spec: JobSpec,
+    controls: Mapping[str, PartyControl],
+    *,
+    on_progress: ProgressCallback = lambda statuses: None,
+    poll_interval: float = 0.5,
+) -> JobReport:
+    """Run ``spec`` on the parties behind ``controls``; raise JobFailedError on failure."""
+    started = time.perf_counter()
+    spec_json = spec.to_json()
+    touched: list[str] = []
+    try:
+        for name in spec.party_names:
+            touched.append(name)
+            controls[name].prepare(spec.job_id, spec_json)
+        for name in spec.party_names:
+            controls[name].start(spec.job_id)
+        statuses = _watch(spec, controls, on_progress, poll_interval)
+    except JobFailedError as exc:
+        _cancel_all(spec, controls, touched, except_party=exc.party)
+        raise
+    except LianmoError as exc:
+        party = touched[-1] if touched else spec.guest
+        _cancel_all(spec, controls, touched, except_party=party)
+        raise JobFailedError(party, str(exc)) from exc
+    results = {n: json.loads(s.result_json) for n, s in statuses.items()}
+    return JobReport(spec=spec, results=results, wall_seconds=time.perf_counter() - started)
+
+
+def _watch(
+    spec: JobSpec, controls: Mapping[str, PartyControl], on_progress: ProgressCallback,
+    poll_interval: float,
+) -> dict[str, JobStatusInfo]:
+    while True:
+        statuses: dict[str, JobStatusInfo] = {}
+        for name in spec.party_names:
+            try:
+                statuses[name] = controls[name].status(spec.job_id)
+            except LianmoError as exc:
+                raise JobFailedError(name, f"status query failed: {exc}") from exc
+        on_progress(statuses)
+        for name, status in statuses.items():
+            if status.state in ("failed", "cancelled"):
+                reason = status.error or status.detail or status.state
+                kind = f" ({status.error_kind})" if status.error_kind else ""
+                raise JobFailedError(name, f"{reason}{kind}")
+        if all(s.state == "succeeded" for s in statuses.values()):
+            return statuses
+        time.sleep(poll_interval)
+
+
+def _cancel_all(
+    spec: JobSpec, controls: Mapping[str, PartyControl], touched: list[str], except_party: str
+) -> None:
+    for name in touched:
+        if name == except_party:
+            continue
+        try:
+            controls[name].cancel(spec.job_id)
+        except LianmoError:
+            pass  # best effort: the party may be the one that is down

@@ -1,0 +1,230 @@
+"""The party daemon's brain: accepts jobs from coordinators and runs this party's role.
+
+Transport-agnostic: the composition root hands it a channel factory (gRPC in
+production, in-memory in tests) and exposes it through the control service. Each job
+runs in its own thread with its own inbox, audit log and DRBG.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import typing as t
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lianmo.audit.log import AuditLog, MessageStats
+from lianmo.config import JobSpec, PartyConfig
+from lianmo.crypto.drbg import Drbg
+from lianmo.errors import AuthenticationError, ConfigError, LianmoError, UnknownJobError
+from lianmo.node.job import run_party_job, write_atomic
+from lianmo.protocols.context import RoleContext
+from lianmo.transport.channel import Channel
+from lianmo.transport.control import JobStatusInfo
+from lianmo.transport.envelope import MessageObserver
+from lianmo.transport.inbox import Inbox
+
+_LOG = logging.getLogger("lianmo.node")
+
+
+class ChannelFactory(t.Protocol):
+    """Builds this party's channel for a job (the composition root decides the carrier)."""
+
+    def __call__(
+        self, spec: JobSpec, inbox: Inbox, observers: t.Sequence[MessageObserver]
+    ) -> Channel: ...
+
+
+@dataclass
+class _Job:
+    spec: JobSpec
+    inbox: Inbox
+    directory: Path
+    state: str = "prepared"
+    phase: str = ""
+    step: int = 0
+    total: int = 0
+    detail: str = ""
+    error: str = ""
+    error_kind: str = ""
+    result_json: bytes = b""
+    thread: threading.Thread | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class NodeService:
+    """Implements :class:`lianmo.transport.control.ControlHandler` for one party."""
+
+    def __init__(
+        self,
+        config: PartyConfig,
+        channel_factory: ChannelFactory,
+        *,
+        insecure_test_key: bool = False,
+    ) -> None:
+        self.config = config
+        self._channel_factory = channel_factory
+        self._insecure_test_key = insecure_test_key
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+
+    # -- federation side -----------------------------------------------------------------
+
+    def inbox_for(self, job_id: str) -> Inbox:
+        """The inbox of a prepared or running job; UnknownJobError otherwise."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise UnknownJobError(
+                f"party '{self.config.name}' has no job '{job_id}'; the coordinator must "
+                "prepare the job on every party before it starts"
+            )
+        return job.inbox
+
+    # -- control side --------------------------------------------------------------------
+
+    def prepare(self, caller: str, job_id: str, spec_json: bytes) -> JobStatusInfo:
+        """Validate a job against this party's config and catalogue; make its inbox."""
+        self._authorize(caller)
+        spec = JobSpec.from_json(spec_json)
+        if spec.job_id != job_id:
+            raise ConfigError(f"job id '{job_id}' does not match the spec's '{spec.job_id}'")
+        me = spec.party(self.config.name)
+        if me.dataset is not None:
+            entry = self.config.dataset(me.dataset)
+            if not entry.path.exists():
+                raise ConfigError(
+                    f"party '{self.config.name}': data set '{me.dataset}' points to "
+                    f"{entry.path}, which does not exist"
+                )
+        with self._lock:
+            existing = self._jobs.get(job_id)
+            if existing is not None:
+                if existing.spec.digest() != spec.digest():
+                    raise ConfigError(f"job id '{job_id}' is already used for a different job")
+                return self._status(existing)
+            directory = self.config.state_dir / "jobs" / job_id
+            if (directory / "result.json").exists():
+                raise ConfigError(
+                    f"party '{self.config.name}' already finished a job '{job_id}'; "
+                    "choose a new job_id"
+                )
+            directory.mkdir(parents=True, exist_ok=True)
+            write_atomic(directory / "spec.json", spec.to_json())
+            job = _Job(spec=spec, inbox=Inbox(job_id, self.config.name, spec.party_names),
+                       directory=directory)
+            self._jobs[job_id] = job
+        return self._status(job)
+
+    def start(self, caller: str, job_id: str) -> JobStatusInfo:
+        """Start running this party's role of a prepared job in a background thread."""
+        self._authorize(caller)
+        job = self._job(job_id)
+        with job.lock:
+            if job.state == "prepared":
+                job.state = "running"
+                job.thread = threading.Thread(
+                    target=self._run, args=(job,), name=f"job-{job_id}", daemon=True
+                )
+                job.thread.start()
+        return self._status(job)
+
+    def status(self, caller: str, job_id: str) -> JobStatusInfo:
+        self._authorize(caller)
+        return self._status(self._job(job_id))
+
+    def cancel(self, caller: str, job_id: str) -> JobStatusInfo:
+        """Stop a job: waiting receives fail at once and the job is marked cancelled."""
+        self._authorize(caller)
+        job = self._job(job_id)
+        with job.lock:
+            if not job.state in ("succeeded", "failed", "cancelled"):
+                job.state = "cancelled"
+                job.detail = f"cancelled by {caller}"
+        job.inbox.close(f"cancelled by {caller}")
+        return self._status(job)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobStatusInfo:
+        """Block until the job's thread ends (for tests and in-process runs)."""
+        job = self._job(job_id)
+        if job.thread is not None:
+            job.thread.join(timeout)
+        return self._status(job)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _run(self, job: _Job) -> None:
+        spec, name = job.spec, self.config.name
+        audit = AuditLog(job.directory / "audit.jsonl", party=name, job_id=spec.job_id)
+        audit.record("job_start", spec_sha256=spec.digest(), role=spec.party(name).role)
+        stats = MessageStats()
+        rng = Drbg.from_entropy()
+        write_atomic(job.directory / "drbg.seed", rng.seed)
+        (job.directory / "drbg.seed").chmod(0o600)
+        channel = None
+        try:
+            channel = self._channel_factory(spec, job.inbox, [audit, stats])
+            ctx = RoleContext(
+                job_id=spec.job_id, party=name, channel=channel, rng=rng, guest=spec.guest,
+                hosts=spec.hosts, arbiter=spec.arbiter if spec.task == "train" else None,
+                progress=lambda phase, step, total, detail="": self._progress(
+                    job, phase, step, total, detail),
+            )
+            me = spec.party(name)
+            dataset = None if me.dataset is None else self.config.dataset(me.dataset)
+            outcome = run_party_job(ctx, spec, dataset, job.directory,
+                                    insecure_test_key=self._insecure_test_key)
+            result = {"party": name, "role": outcome.role, **outcome.values,
+                      "phase_seconds": outcome.phase_seconds, **stats.summary()}
+            data = json.dumps(result, indent=2, sort_keys=True).encode()
+            if "model_digest" in result:
+                audit.record("model", sha256=str(result["model_digest"]))
+            write_atomic(job.directory / "result.json", data)
+            audit.record("job_end", state="succeeded")
+            with job.lock:
+                if job.state == "running":
+                    job.state, job.result_json = "succeeded", data
+        except Exception as exc:  # noqa: BLE001 - a job failure is a value, reported upward
+            self._fail(job, exc, audit)
+        finally:
+            if channel is not None:
+                channel.close()
+
+    def _fail(self, job: _Job, exc: Exception, audit: AuditLog) -> None:
+        kind = type(exc).__name__ if isinstance(exc, LianmoError) else "InternalError"
+        text = str(exc) if isinstance(exc, LianmoError) else f"internal error: {exc!r}"
+        if not isinstance(exc, LianmoError):
+            _LOG.exception("job %s failed with an internal error", job.spec.job_id)
+        with job.lock:
+            cancelled = job.state == "cancelled"
+            if not cancelled:
+                job.state, job.error, job.error_kind = "failed", text, kind
+        audit.record("job_end", state="cancelled" if cancelled else "failed", error=text)
+        job.inbox.close(f"party '{self.config.name}' failed: {text}")
+
+    def _progress(self, job: _Job, phase: str, step: int, total: int, detail: str) -> None:
+        with job.lock:
+            job.phase, job.step, job.total, job.detail = phase, step, total, detail
+
+    def _job(self, job_id: str) -> _Job:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise UnknownJobError(f"party '{self.config.name}' has no job '{job_id}'")
+        return job
+
+    def _status(self, job: _Job) -> JobStatusInfo:
+        with job.lock:
+            return JobStatusInfo(
+                job_id=job.spec.job_id, party=self.config.name, state=job.state,
+                phase=job.phase, step=job.step, total_steps=job.total, error=job.error,
+                error_kind=job.error_kind, result_json=job.result_json, detail=job.detail,
+            )
+
+    def _authorize(self, caller: str) -> None:
+        if caller not in self.config.coordinators:
+            raise AuthenticationError(
+                f"party '{self.config.name}' accepts jobs only from {list(self.config.coordinators)}; "
+                f"'{caller}' is not one of them (add it to 'coordinators' in the party config)"
+            )

@@ -1,0 +1,268 @@
+"""The gRPC server of a node: federation messages in, coordinator control, health."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from lianmo.errors import AuthenticationError, ProtocolError, TransportError
+from lianmo.transport import serde
+from lianmo.transport._pb import control_pb2, control_pb2_grpc, federation_pb2, federation_pb2_grpc
+from lianmo.transport.control import ControlHandler
+from lianmo.transport.grpc_errors import abort, maps_errors
+from lianmo.transport.inbox import Inbox
+from lianmo.transport.tls import TlsIdentity, peer_name
+
+DEFAULT_MAX_MESSAGE_BYTES = 2 * 1024**3
+FEDERATION_SERVICE = "lianmo.v1.Federation"
+CONTROL_SERVICE = "lianmo.v1.Control"
+_LOGGER = logging.getLogger(__name__)
+
+# Clients ping every 60 s to keep long idle streams through NAT and firewalls alive; the
+# server must accept pings that often, or it answers GOAWAY "too_many_pings".
+SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 30_000),
+    ("grpc.http2.max_ping_strikes", 0),
+)
+
+InboxLookup = Callable[[str], Inbox]
+
+
+class FederationServicer(federation_pb2_grpc.FederationServicer):
+    """Receives envelopes streamed in chunks and puts them into their job's inbox.
+
+    Method names are PascalCase because the generated base class fixes them.
+
+    Parameters
+    ----------
+    inbox_for
+        Returns the inbox of a job; raises :class:`UnknownJobError` for jobs not run here.
+    max_message_bytes
+        Largest payload accepted; larger ones end with RESOURCE_EXHAUSTED.
+    """
+
+    def __init__(
+        self, inbox_for: InboxLookup, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    ) -> None:
+        self._inbox_for = inbox_for
+        self._max_bytes = max_message_bytes
+
+    @maps_errors
+    def Send(
+        self, request_iterator: Iterator[federation_pb2.Chunk], context: grpc.ServicerContext
+    ) -> federation_pb2.SendReply:
+        """Reassemble one envelope, check who sent it, and deliver it to the inbox."""
+        caller = peer_name(context)
+        chunks = iter(request_iterator)
+        first = next(chunks, None)
+        if first is None or not first.HasField("header"):
+            raise ProtocolError(
+                f"'{caller}' opened a Send stream whose first chunk has no envelope header; "
+                "the sender's software is incompatible"
+            )
+        header = first.header
+        _check_sender(caller, header)
+        self._check_size(context, header, header.payload_size)
+        payload = self._read_payload(context, header, _chunk_data(header, first, chunks))
+        env = serde.header_from_proto(header, payload)
+        duplicate = self._inbox_for(env.job_id).put(env)
+        return federation_pb2.SendReply(duplicate=duplicate)
+
+    def _read_payload(
+        self,
+        context: grpc.ServicerContext,
+        header: federation_pb2.EnvelopeHeader,
+        datas: Iterator[bytes],
+    ) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        for data in datas:
+            size += len(data)
+            # Check as bytes arrive, not after: a lying header must not make us buffer 2 GiB.
+            self._check_size(context, header, size)
+            if size > header.payload_size:
+                raise ProtocolError(
+                    f"message '{header.tag}' round {header.round} from '{header.sender}' is "
+                    f"oversized: header says {header.payload_size} bytes, received {size} so far"
+                )
+            parts.append(data)
+        return b"".join(parts)
+
+    def _check_size(
+        self, context: grpc.ServicerContext, header: federation_pb2.EnvelopeHeader, size: int
+    ) -> None:
+        if size > self._max_bytes:
+            exc = ProtocolError(
+                f"message '{header.tag}' round {header.round} from '{header.sender}' in job "
+                f"'{header.job_id}' is {size} bytes, over this node's limit of "
+                f"{self._max_bytes} bytes; raise max_message_mb in the receiving party's "
+                "config or use smaller batches"
+            )
+            _LOGGER.warning("Send from %s refused: %s", context.peer(), exc)
+            abort(context, exc, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+def _chunk_data(
+    header: federation_pb2.EnvelopeHeader,
+    first: federation_pb2.Chunk,
+    rest: Iterator[federation_pb2.Chunk],
+) -> Iterator[bytes]:
+    yield first.data
+    for chunk in rest:
+        if chunk.HasField("header"):
+            raise ProtocolError(
+                f"message '{header.tag}' round {header.round} from '{header.sender}' has "
+                "a second envelope header inside its stream; send one envelope per call"
+            )
+        yield chunk.data
+
+
+def _check_sender(caller: str, header: federation_pb2.EnvelopeHeader) -> None:
+    if header.sender != caller:
+        raise AuthenticationError(
+            f"certificate of '{caller}' cannot send as '{header.sender}' (message "
+            f"'{header.tag}' round {header.round} in job '{header.job_id}'); each party "
+            "sends only under its own certificate name"
+        )
+
+
+class ControlServicer(control_pb2_grpc.ControlServicer):
+    """Thin adapter from the Control RPCs to a node's :class:`ControlHandler`."""
+
+    def __init__(self, handler: ControlHandler) -> None:
+        self._handler = handler
+
+    @maps_errors
+    def Prepare(
+        self, request: control_pb2.PrepareRequest, context: grpc.ServicerContext
+    ) -> control_pb2.JobStatus:
+        """Validate a job spec and get ready to run it."""
+        info = self._handler.prepare(peer_name(context), request.job_id, request.spec_json)
+        return serde.job_status_to_proto(info)
+
+    @maps_errors
+    def Start(
+        self, request: control_pb2.JobRef, context: grpc.ServicerContext
+    ) -> control_pb2.JobStatus:
+        """Start a prepared job."""
+        info = self._handler.start(peer_name(context), request.job_id)
+        return serde.job_status_to_proto(info)
+
+    @maps_errors
+    def Status(
+        self, request: control_pb2.JobRef, context: grpc.ServicerContext
+    ) -> control_pb2.JobStatus:
+        """Report a job's state at this party."""
+        info = self._handler.status(peer_name(context), request.job_id)
+        return serde.job_status_to_proto(info)
+
+    @maps_errors
+    def Cancel(
+        self, request: control_pb2.JobRef, context: grpc.ServicerContext
+    ) -> control_pb2.JobStatus:
+        """Stop a job at this party."""
+        info = self._handler.cancel(peer_name(context), request.job_id)
+        return serde.job_status_to_proto(info)
+
+
+def serve(
+    *,
+    listen: str,
+    identity: TlsIdentity,
+    inbox_for: InboxLookup,
+    control: ControlHandler | None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_workers: int = 16,
+) -> tuple[grpc.Server, int]:
+    """Start a mutual-TLS server with the federation, control and health services.
+
+    Parameters
+    ----------
+    listen
+        ``host:port``; port 0 picks a free port.
+    identity
+        This node's certificate, key and CA.
+    inbox_for
+        Job id to inbox lookup for incoming federation messages.
+    control
+        The node's control handler, or None to serve no Control service.
+    max_message_bytes
+        Largest federation payload accepted.
+    max_workers
+        Thread pool size; each in-flight message stream holds one thread.
+
+    Returns
+    -------
+    tuple
+        The started server and the port it is bound to.
+
+    Raises
+    ------
+    TransportError
+        If ``listen`` cannot be bound.
+    """
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers), options=SERVER_OPTIONS)
+    federation_pb2_grpc.add_FederationServicer_to_server(  # type: ignore[no-untyped-call]
+        FederationServicer(inbox_for, max_message_bytes), server
+    )
+    services = ["", FEDERATION_SERVICE]
+    if control is not None:
+        control_pb2_grpc.add_ControlServicer_to_server(  # type: ignore[no-untyped-call]
+            ControlServicer(control), server
+        )
+        services.append(CONTROL_SERVICE)
+    health_servicer = health.HealthServicer()
+    for service in services:
+        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = _bind(server, listen, identity)
+    server.start()
+    _LOGGER.info("'%s' serving %s on %s (port %d)", identity.own_name(), services, listen, port)
+    return server, port
+
+
+def _bind(server: grpc.Server, listen: str, identity: TlsIdentity) -> int:
+    try:
+        port = server.add_secure_port(listen, identity.server_credentials())
+    except RuntimeError as exc:
+        port, cause = 0, str(exc)
+    else:
+        cause = "address in use or not local"
+    if port == 0:
+        raise TransportError(
+            f"party '{identity.own_name()}' cannot listen on {listen!r} ({cause}); check "
+            "'listen' in the party config and that no other node uses that port"
+        )
+    return int(port)
+
+
+@contextlib.contextmanager
+def running_server(
+    *,
+    listen: str,
+    identity: TlsIdentity,
+    inbox_for: InboxLookup,
+    control: ControlHandler | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_workers: int = 16,
+    grace_s: float = 1.0,
+) -> Iterator[tuple[grpc.Server, int]]:
+    """:func:`serve` as a context manager that always stops the server on exit."""
+    server, port = serve(
+        listen=listen,
+        identity=identity,
+        inbox_for=inbox_for,
+        control=control,
+        max_message_bytes=max_message_bytes,
+        max_workers=max_workers,
+    )
+    try:
+        yield server, port
+    finally:
+        server.stop(grace_s).wait()
