@@ -88,6 +88,8 @@ def test_batch_schedule_of_no_rows_is_empty() -> None:
         ((10, 5, 0, -3), "seed is -3 but must be at least 0"),
     ],
 )
-def test_batch_schedule_rejects_bad_arguments(args: tuple[int, int, int, int], message: str) -> None:
+def test_batch_schedule_rejects_bad_arguments(
+    args: tuple[int, int, int, int], message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         batch_schedule(*args)

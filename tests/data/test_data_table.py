@@ -48,7 +48,7 @@ def test_load_table_without_label_makes_every_other_column_a_feature(tmp_path: P
 
 
 def test_load_table_strips_spaces_skips_blank_lines_and_a_bom(tmp_path: Path) -> None:
-    text = "\ufeff id , x \n a , 1 \n\n b ,2\n\n"
+    text = "\ufeff\n id , x \n a , 1 \n\n b ,2\n\n"
     table = load_table(_write(tmp_path, text), id_column="id")
     assert table.ids == ("a", "b")
     assert table.feature_names == ("x",)
@@ -103,6 +103,8 @@ TEXT_ERRORS: list[tuple[str, str, dict[str, Any], str]] = [
     ("empty", "", {}, r"the file is empty; expected a header"),
     ("header_only", "id,x\n", {}, r"header but no data rows"),
     ("blank_only", "id,x\n\n\n", {}, r"header but no data rows"),
+    ("blank_lines_only", "\n\n", {}, r"the file is empty"),
+    ("id_is_label", "id,x\n1,2\n", {"label_column": "id"}, r"column 'id': named as both the id"),
     (
         "id_missing",
         "client_ID,x\n1,2\n",
@@ -117,18 +119,43 @@ TEXT_ERRORS: list[tuple[str, str, dict[str, Any], str]] = [
         {"label_column": "y"},
         r"column 'y': label column not found",
     ),
-    ("duplicate_id", "id,x\n7,1\n8,2\n7,3\n", {}, r"column 'id', data row 3 \(line 4\): id '7' "
-     r"already appears in data row 1; ids must be unique"),
-    ("duplicate_id_spaces", "id,x\n7,1\n 7 ,3\n", {}, r"data row 2 .*already appears in data row 1"),
+    (
+        "duplicate_id",
+        "id,x\n7,1\n8,2\n7,3\n",
+        {},
+        r"column 'id', data row 3 \(line 4\): id '7' "
+        r"already appears in data row 1; ids must be unique",
+    ),
+    (
+        "duplicate_id_spaces",
+        "id,x\n7,1\n 7 ,3\n",
+        {},
+        r"data row 2 .*already appears in data row 1",
+    ),
     ("empty_id", "id,x\n1,1\n ,2\n", {}, r"column 'id', data row 2 \(line 3\): the id is empty"),
-    ("short_row", "id,x,z\n1,1,1\n2,2\n", {}, r"data row 2 \(line 3\): the row has 2 cells but "
-     r"the header has 3 columns"),
+    (
+        "short_row",
+        "id,x,z\n1,1,1\n2,2\n",
+        {},
+        r"data row 2 \(line 3\): the row has 2 cells but "
+        r"the header has 3 columns",
+    ),
     ("long_row", "id,x\n1,1,9\n", {}, r"data row 1 \(line 2\): the row has 3 cells"),
-    ("text_cell", "id,x\n1,1\n2,abc\n", {}, r"column 'x', data row 2 \(line 3\): the cell is "
-     r"'abc' but a number was expected"),
+    (
+        "text_cell",
+        "id,x\n1,1\n2,abc\n",
+        {},
+        r"column 'x', data row 2 \(line 3\): the cell is "
+        r"'abc' but a number was expected",
+    ),
     ("empty_cell", "id,x,z\n1,1,\n", {}, r"column 'z', data row 1 \(line 2\): the cell is empty"),
-    ("nan_cell", "id,x\n1,1\n2,NaN\n", {}, r"column 'x', data row 2 \(line 3\): the cell is "
-     r"'NaN', which is not a finite number"),
+    (
+        "nan_cell",
+        "id,x\n1,1\n2,NaN\n",
+        {},
+        r"column 'x', data row 2 \(line 3\): the cell is "
+        r"'NaN', which is not a finite number",
+    ),
     ("inf_cell", "id,x\n1,-inf\n", {}, r"column 'x', data row 1 .*'-inf', which is not a finite"),
     ("bad_label", "id,x,y\n1,1,yes\n", {"label_column": "y"}, r"column 'y', data row 1 .*'yes'"),
     ("nan_label", "id,x,y\n1,1,0\n2,2,nan\n", {"label_column": "y"}, r"column 'y', data row 2"),
@@ -142,8 +169,13 @@ TEXT_ERRORS: list[tuple[str, str, dict[str, Any], str]] = [
     ),
     ("feature_repeated", "id,x\n1,1\n", {"feature_columns": ["x", "x"]}, r"repeat a name"),
     ("feature_is_id", "id,x\n1,1\n", {"feature_columns": ["id"]}, r"column 'id': the id or label"),
-    ("header_repeated", "id,x,x\n1,1,2\n", {}, r"column 'x': the header names this column twice "
-     r"\(columns 2 and 3\)"),
+    (
+        "header_repeated",
+        "id,x,x\n1,1,2\n",
+        {},
+        r"column 'x': the header names this column twice "
+        r"\(columns 2 and 3\)",
+    ),
     ("header_unnamed", "id,,x\n1,1,2\n", {}, r"header column 2 has no name"),
 ]
 

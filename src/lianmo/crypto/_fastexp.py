@@ -171,9 +171,7 @@ def multiexp(
     return _ONE if acc is None else acc
 
 
-def signed_multiexp(
-    bases: t.Sequence[Mpz], exps: npt.NDArray[np.int64], modulus: Mpz
-) -> Mpz:
+def signed_multiexp(bases: t.Sequence[Mpz], exps: npt.NDArray[np.int64], modulus: Mpz) -> Mpz:
     """Return ``prod_i bases[i]**exps[i] mod modulus`` for signed int64 ``exps``.
 
     Parameters

@@ -140,9 +140,7 @@ def encode_ints(values: t.Sequence[int] | npt.NDArray[np.integer[t.Any]], n: int
     out: list[int] = []
     for index, m in enumerate(values):
         if isinstance(m, bool | float) or not hasattr(m, "__index__"):
-            raise CryptoError(
-                f"encode_ints: element {index} is {type(m).__name__}, expected int"
-            )
+            raise CryptoError(f"encode_ints: element {index} is {type(m).__name__}, expected int")
         m = operator.index(m)
         if m > limit or -m > limit:
             raise CryptoError(

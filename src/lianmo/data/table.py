@@ -36,8 +36,7 @@ class Table:
 
     Notes
     -----
-    ``eq=False``: comparing numpy arrays with ``==`` has no single truth value, so tables
-    compare by identity. The arrays are made read-only so a frozen table stays frozen.
+    Tables compare by identity (``eq=False``): numpy arrays have no single-valued ``==``.
     """
 
     ids: tuple[str, ...]
@@ -47,6 +46,8 @@ class Table:
     source: str
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "ids", tuple(self.ids))
+        object.__setattr__(self, "feature_names", tuple(self.feature_names))
         X = _read_only(np.asarray(self.X, dtype=np.float64))
         n_rows = len(self.ids)
         if X.ndim != 2 or X.shape != (n_rows, len(self.feature_names)):
@@ -144,7 +145,14 @@ def load_table(
     label_index = None
     if label_column is not None:
         label_index = _find_column(header, label_column, "label", source, party)
-    feature_indices = _feature_indices(header, id_index, label_index, feature_columns, source, party)
+        if label_index == id_index:
+            raise DataError(
+                f"{_where(party, source, column=id_column)}: named as both the id and the "
+                f"label column; set the label column to the column holding the labels"
+            )
+    feature_indices = _feature_indices(
+        header, id_index, label_index, feature_columns, source, party
+    )
     _check_widths(header, rows, lines, source, party)
     ids = _parse_ids(rows, lines, id_index, id_column, source, party)
     numeric = feature_indices + ([] if label_index is None else [label_index])
@@ -230,7 +238,7 @@ def _read_rows(source: str, party: str) -> tuple[list[str], list[list[str]], lis
     try:
         with _open_text(source) as handle:
             reader = csv.reader(handle)
-            header = next(reader, None)
+            header = next((row for row in reader if row), None)
             for row in reader:
                 if row:
                     rows.append(row)

@@ -33,7 +33,8 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
     # exp of a non-positive number never overflows: use exp(-|z|) on both branches.
     e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    result: np.ndarray = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return result
 
 
 def taylor_residual(z: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -61,7 +62,8 @@ def log_loss(z: np.ndarray, y: np.ndarray) -> float:
 
 def taylor_gradient(X: np.ndarray, z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Return ``X.T @ taylor_residual(z, y) / len(y)``, the mean Taylor gradient."""
-    return np.asarray(X, dtype=np.float64).T @ taylor_residual(z, y) / len(y)
+    gradient: np.ndarray = np.asarray(X, dtype=np.float64).T @ taylor_residual(z, y) / len(y)
+    return gradient
 
 
 def learning_rate(lr0: float, decay: float, step: int) -> float:

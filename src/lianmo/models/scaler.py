@@ -94,7 +94,8 @@ class Standardizer:
                 f"X has {X.shape[1]} features but the standardizer was fitted on "
                 f"{self.mean.shape[0]}; pass the columns the model was trained with"
             )
-        return (X - self.mean) / self.scale
+        scaled: np.ndarray = (X - self.mean) / self.scale
+        return scaled
 
     def to_dict(self) -> dict[str, list[float]]:
         """Return ``{"mean": [...], "scale": [...]}`` with plain floats, ready for JSON."""
@@ -116,8 +117,10 @@ class Standardizer:
                 f"'mean' and 'scale' written by Standardizer.to_dict"
             )
         try:
-            return cls(mean=np.array(data["mean"], dtype=np.float64),
-                       scale=np.array(data["scale"], dtype=np.float64))
+            return cls(
+                mean=np.array(data["mean"], dtype=np.float64),
+                scale=np.array(data["scale"], dtype=np.float64),
+            )
         except (TypeError, ValueError) as exc:
             raise DataError(f"standardizer data is not lists of numbers: {exc}") from exc
 

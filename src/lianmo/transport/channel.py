@@ -41,7 +41,9 @@ class Channel(abc.ABC):
         self._observers = list(observers)
         self._recv_timeout = recv_timeout
         self._seq = dict.fromkeys(self.peers, 0)
-        self._lock = threading.Lock()
+        # One lock per peer, held from numbering to delivery: two threads sending to the
+        # same peer must not deliver seq n+1 before seq n (the inbox would reject it).
+        self._send_locks = {peer: threading.Lock() for peer in self.peers}
 
     def add_observer(self, observer: MessageObserver) -> None:
         """Also tell ``observer`` about every message from now on."""
@@ -55,22 +57,23 @@ class Channel(abc.ABC):
                 f"'{self.job_id}' (peers: {list(self.peers)})"
             )
         payload_type, data = serde.encode_payload(payload)
-        with self._lock:
-            seq = self._seq[to]
-            self._seq[to] = seq + 1
-        env = Envelope.build(
-            job_id=self.job_id,
-            round=round,
-            tag=tag,
-            sender=self.party,
-            receiver=to,
-            seq=seq,
-            payload_type=payload_type,
-            payload=data,
-        )
-        self._deliver(env)
-        for observer in self._observers:
-            observer.on_message("sent", env)
+        with self._send_locks[to]:
+            env = Envelope.build(
+                job_id=self.job_id,
+                round=round,
+                tag=tag,
+                sender=self.party,
+                receiver=to,
+                seq=self._seq[to],
+                payload_type=payload_type,
+                payload=data,
+            )
+            self._deliver(env)
+            # Only a delivered message uses up its number. If a failed delivery did arrive
+            # after all, the receiver dedupes an identical resend and rejects a different one.
+            self._seq[to] = env.seq + 1
+            for observer in self._observers:
+                observer.on_message("sent", env)
 
     def recv(self, frm: str, tag: str, *, round: int = 0) -> Payload:
         """Receive the next message from ``frm``; it must be step ``tag`` of ``round``."""

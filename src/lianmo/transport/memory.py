@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from lianmo.transport.channel import DEFAULT_RECV_TIMEOUT, Channel
 from lianmo.transport.envelope import Envelope, MessageObserver
@@ -54,3 +54,25 @@ class MemoryChannel(Channel):
 
     def _deliver(self, env: Envelope) -> None:
         self._hub.inboxes[env.receiver].put(env)
+
+
+class CallbackChannel(Channel):
+    """Hands envelopes to a function: used to wire in-process party nodes together."""
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        party: str,
+        inbox: Inbox,
+        peers: Iterable[str],
+        deliver: Callable[[Envelope], None],
+        observers: Sequence[MessageObserver] = (),
+        recv_timeout: float = DEFAULT_RECV_TIMEOUT,
+    ) -> None:
+        super().__init__(job_id=job_id, party=party, inbox=inbox, peers=peers,
+                         observers=observers, recv_timeout=recv_timeout)
+        self._deliver_fn = deliver
+
+    def _deliver(self, env: Envelope) -> None:
+        self._deliver_fn(env)

@@ -1,0 +1,227 @@
+"""The ``lianmo`` command: the composition root wiring config, gRPC, nodes and coordinator."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import typing as t
+from pathlib import Path
+
+import click
+
+from lianmo.config import JobSpec, PartyConfig
+from lianmo.errors import ConfigError, JobFailedError, LianmoError
+
+_IDENTITY_HELP = "coordinator TLS {}: defaults to $LIANMO_{}"
+
+
+def identity_options(fn: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    """--ca/--cert/--key options for commands that act as the coordinator."""
+    for name in ("key", "cert", "ca"):
+        fn = click.option(
+            f"--{name}", envvar=f"LIANMO_{name.upper()}", required=True,
+            type=click.Path(path_type=Path), help=_IDENTITY_HELP.format(name, name.upper()),
+        )(fn)
+    return fn
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
+@click.version_option(package_name="lianmo")
+def cli(verbose: bool) -> None:
+    """lianmo (联模): privacy-preserving vertical federated learning."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+# ---- certs ---------------------------------------------------------------------------
+
+
+@cli.group()
+def certs() -> None:
+    """Make TLS identities (a CA and one certificate per party)."""
+
+
+@certs.command("init")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--name", "names", multiple=True, required=True,
+              help="A party (or 'coordinator') to issue a certificate for; repeat.")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def certs_init(directory: Path, names: tuple[str, ...], force: bool) -> None:
+    """Write ca.pem/ca.key and NAME.pem/NAME.key for every --name into DIRECTORY.
+
+    For a throwaway setup only: in production each institution's certificates come
+    from a CA both sides agreed on (see docs/operations.md).
+    """
+    from lianmo.transport.certs import write_identity_dir
+
+    write_identity_dir(directory, list(names), force=force)
+    click.echo(f"wrote a CA and certificates for {', '.join(names)} to {directory}")
+
+
+# ---- party ---------------------------------------------------------------------------
+
+
+@cli.group()
+def party() -> None:
+    """Run a party node."""
+
+
+@party.command("serve")
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
+              help="Party config (TOML).")
+@click.option("--port-file", type=click.Path(path_type=Path),
+              help="Write the bound port here once listening (useful with port 0).")
+def party_serve(config_path: Path, port_file: Path | None) -> None:
+    """Serve this party's node until SIGINT/SIGTERM."""
+    from lianmo.node.service import NodeService
+    from lianmo.transport.grpc_channel import GrpcChannel
+    from lianmo.transport.grpc_server import serve
+    from lianmo.transport.tls import TlsIdentity
+
+    config = PartyConfig.load(config_path)
+    identity = TlsIdentity.load(config.cert, config.key, config.ca, party=config.name)
+    if identity.own_name() != config.name:
+        raise ConfigError(
+            f"party config {config_path} names the party '{config.name}' but tls.cert belongs "
+            f"to '{identity.own_name()}'"
+        )
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+
+    def channel_factory(spec: JobSpec, inbox: t.Any, observers: t.Any) -> GrpcChannel:
+        peers = {p.name: p.address for p in spec.parties if p.name != config.name}
+        return GrpcChannel(job_id=spec.job_id, party=config.name, inbox=inbox, peers=peers,
+                           identity=identity, observers=observers,
+                           recv_timeout=config.recv_timeout_s)
+
+    node = NodeService(config, channel_factory)
+    server, port = serve(listen=config.listen, identity=identity, inbox_for=node.inbox_for,
+                         control=node, max_message_bytes=config.max_message_mb * 2**20)
+    host = config.listen.rsplit(":", 1)[0]
+    click.echo(f"party '{config.name}' listening on {host}:{port} (mutual TLS); "
+               f"state in {config.state_dir}", err=True)
+    if port_file is not None:
+        port_file.write_text(str(port))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop(grace=2.0).wait()
+    click.echo(f"party '{config.name}' stopped", err=True)
+
+
+# ---- jobs ----------------------------------------------------------------------------
+
+
+@cli.group()
+def job() -> None:
+    """Run jobs across party nodes (as the coordinator)."""
+
+
+@job.command("run")
+@click.argument("spec_path", type=click.Path(path_type=Path))
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Where to write metrics.json and job.json (default: ./jobs/JOB_ID).")
+@identity_options
+def job_run(spec_path: Path, output: Path | None, ca: Path, cert: Path, key: Path) -> None:
+    """Run the job in SPEC_PATH (YAML) and write its metrics."""
+    spec = JobSpec.load(spec_path)
+    run_and_report(spec, output or Path("jobs") / spec.job_id, ca=ca, cert=cert, key=key)
+
+
+@cli.command("predict")
+@click.argument("spec_path", type=click.Path(path_type=Path))
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Where to write metrics.json and job.json (default: ./jobs/JOB_ID).")
+@identity_options
+def predict_cmd(spec_path: Path, output: Path | None, ca: Path, cert: Path, key: Path) -> None:
+    """Score aligned ids with a trained model (SPEC has task: predict and model_job).
+
+    The guest receives the scores, in scores.csv in its job folder.
+    """
+    spec = JobSpec.load(spec_path)
+    if spec.task != "predict":
+        raise ConfigError(f"{spec_path}: 'lianmo predict' needs task: predict in the spec")
+    run_and_report(spec, output or Path("jobs") / spec.job_id, ca=ca, cert=cert, key=key)
+
+
+def run_and_report(spec: JobSpec, output: Path, *, ca: Path, cert: Path, key: Path) -> dict[str, t.Any]:
+    """Coordinate ``spec`` over gRPC, show progress, write and print the results."""
+    from lianmo.cli.progress import ProgressView
+    from lianmo.coordinator.output import clear_output, write_output
+    from lianmo.coordinator.run import run_job
+    from lianmo.transport.grpc_channel import ControlClient
+    from lianmo.transport.tls import TlsIdentity
+
+    identity = TlsIdentity.load(cert, key, ca, party="coordinator")
+    clear_output(output)
+    clients = {p.name: ControlClient(p.address, p.name, identity) for p in spec.parties}
+    view = ProgressView()
+    try:
+        for client in clients.values():
+            client.wait_healthy(timeout_s=30.0)
+        click.echo(f"job '{spec.job_id}': {len(clients)} parties reachable "
+                   f"({', '.join(f'{p.name}={p.role}' for p in spec.parties)})", err=True)
+        report = run_job(spec, clients, on_progress=view)
+    finally:
+        view.close()
+        for client in clients.values():
+            client.close()
+    path = write_output(output, report)
+    metrics = report.metrics()
+    print_summary(metrics, path)
+    return metrics
+
+
+def print_summary(metrics: dict[str, t.Any], path: Path) -> None:
+    """Human summary of a finished job."""
+    val = metrics.get("validation") or metrics.get("metrics")
+    if val:
+        click.echo(f"validation AUC {val['auc']:.4f}  KS {val['ks']:.4f}  ({val['rows']} rows)")
+    if metrics.get("loss"):
+        click.echo("loss per epoch: " + ", ".join(f"{v:.5f}" for v in metrics["loss"]))
+    click.echo(f"wall time {metrics['wall_seconds']:.1f}s")
+    for name, p in metrics["parties"].items():
+        phases = ", ".join(f"{k} {v:.1f}s" for k, v in p["phase_seconds"].items())
+        sent = (p["bytes_sent"] or 0) / 2**20
+        click.echo(f"  {name:<10} {p['role']:<8} sent {p['messages_sent']} messages "
+                   f"({sent:.1f} MiB); {phases}")
+    click.echo(f"metrics: {path}")
+
+
+# ---- entry point ---------------------------------------------------------------------
+
+
+def _register_demo() -> None:
+    from lianmo.cli.demo import demo
+
+    cli.add_command(demo)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors (no traceback) with a distinct exit code per class."""
+    _register_demo()
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except JobFailedError as exc:
+        click.echo(f"lianmo: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except LianmoError as exc:
+        click.echo(f"lianmo: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Show a running job's progress: a live bar in a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+import typing as t
+from collections.abc import Mapping
+
+from lianmo.transport.control import JobStatusInfo
+
+_BAR = 28
+
+
+class ProgressView:
+    """Callable for :func:`lianmo.coordinator.run.run_job`'s ``on_progress``."""
+
+    def __init__(self, stream: t.TextIO | None = None, *, interactive: bool | None = None) -> None:
+        self._out = stream or sys.stderr
+        self._tty = self._out.isatty() if interactive is None else interactive
+        self._last_line = ""
+        self._last_key: tuple[str, int, str] = ("", -1, "")
+        self._start = time.monotonic()
+
+    def __call__(self, statuses: Mapping[str, JobStatusInfo]) -> None:
+        lead = self._lead(statuses)
+        if lead is None:
+            return
+        elapsed = time.monotonic() - self._start
+        parts = [f"{name}: {s.state if s.state != 'running' else s.phase or 'starting'}"
+                 for name, s in statuses.items()]
+        details = [f"{s.detail}" for s in statuses.values() if s.detail and "loss" in s.detail]
+        frac = lead.step / lead.total_steps if lead.total_steps else 0.0
+        if self._tty:
+            filled = int(frac * _BAR)
+            bar = "#" * filled + "-" * (_BAR - filled)
+            line = (f"\r[{lead.phase or 'prepare':>8}] [{bar}] {lead.step}/{lead.total_steps} "
+                    f"{lead.detail} | {' '.join(details[-1:])} | {elapsed:5.0f}s")
+            self._out.write(line.ljust(len(self._last_line)))
+            self._last_line = line
+        else:
+            loss = details[-1] if details else ""
+            key = (lead.phase, int(frac * 10), loss)
+            if key != self._last_key:
+                self._out.write(
+                    f"[{elapsed:6.1f}s] {lead.phase or 'prepare'} {lead.step}/{lead.total_steps} "
+                    f"{lead.detail}; {', '.join(parts)}" + (f"; {loss}" if loss else "") + "\n"
+                )
+                self._last_key = key
+        self._out.flush()
+
+    def close(self) -> None:
+        """End the live line so later output starts on a fresh line."""
+        if self._tty and self._last_line:
+            self._out.write("\n")
+            self._out.flush()
+
+    @staticmethod
+    def _lead(statuses: Mapping[str, JobStatusInfo]) -> JobStatusInfo | None:
+        """The party whose progress stands for the job: the furthest-behind data party."""
+        running = [s for s in statuses.values() if s.total_steps]
+        if not running:
+            return next(iter(statuses.values()), None)
+        return min(running, key=lambda s: (s.phase != "train", s.step / s.total_steps))

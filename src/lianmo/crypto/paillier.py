@@ -1,0 +1,61 @@
+"""Paillier facade: key generation plus the public names of the Paillier layer.
+
+Keys come from phe; arithmetic runs on raw ``gmpy2.mpz`` integers
+(:class:`~lianmo.crypto.vector.CipherVector`). Encryption with fast obfuscation is in
+:mod:`lianmo.crypto.public_key` (with the security note), CRT decryption in
+:mod:`lianmo.crypto.private_key`.
+"""
+
+from __future__ import annotations
+
+import phe
+
+from lianmo.crypto.bytes_codec import fixed_bytes_to_ints, int_to_fixed_bytes
+from lianmo.crypto.private_key import PrivateKey
+from lianmo.crypto.public_key import DEFAULT_KEY_BITS, MIN_KEY_BITS, PublicKey
+from lianmo.crypto.vector import CipherVector
+from lianmo.errors import CryptoError
+
+__all__ = [
+    "DEFAULT_KEY_BITS",
+    "MIN_KEY_BITS",
+    "CipherVector",
+    "PrivateKey",
+    "PublicKey",
+    "fixed_bytes_to_ints",
+    "generate_keypair",
+    "int_to_fixed_bytes",
+]
+
+_TEST_FLOOR_BITS = 256
+
+
+def generate_keypair(
+    bits: int = DEFAULT_KEY_BITS, *, insecure_test_size: bool = False
+) -> tuple[PublicKey, PrivateKey]:
+    """Generate a Paillier keypair with phe.
+
+    Parameters
+    ----------
+    bits : int, optional
+        Modulus size; at least :data:`MIN_KEY_BITS`.
+    insecure_test_size : bool, optional
+        Allow smaller keys (down to 256 bits). Only unit tests may set this.
+
+    Returns
+    -------
+    tuple of (PublicKey, PrivateKey)
+        The public key is ``private.public_key``.
+    """
+    if isinstance(bits, bool) or not isinstance(bits, int):
+        raise CryptoError(f"key size must be an int number of bits, got {bits!r}")
+    if bits < MIN_KEY_BITS and not insecure_test_size:
+        raise CryptoError(
+            f"Paillier key of {bits} bits is below the {MIN_KEY_BITS}-bit minimum; "
+            f"use bits={MIN_KEY_BITS} or more"
+        )
+    if bits < _TEST_FLOOR_BITS:
+        raise CryptoError(f"Paillier key of {bits} bits is too small even for tests; use 512+")
+    pk, sk = phe.generate_paillier_keypair(n_length=bits)
+    private = PrivateKey.from_phe(sk, min_bits=min(bits, MIN_KEY_BITS))
+    return private.public_key, private

@@ -1,0 +1,135 @@
+"""ECDH-PSI primitives on X25519: hash ids to curve u-coordinates and blind them commutatively.
+
+Protocol sketch: both parties hash their ids with a shared per-job salt
+(:func:`hash_ids`), blind them with their own secret :class:`PsiKey`, exchange, blind the
+peer's points again, and compare the doubly blinded sets. ``b(a(H(x))) == a(b(H(x)))``,
+so equal ids meet, while a blinded point reveals nothing about ids the peer lacks.
+
+Why x-only scalar multiplication commutes. X25519 maps a u-coordinate ``u`` to the
+u-coordinate of ``[k]P`` where ``P`` is either point with that u-coordinate, on
+Curve25519 or on its quadratic twist (both are twist-secure groups; a random 32-byte
+string lands on each about half the time). ``P`` and ``-P`` share ``u`` and
+``[k](-P) = -[k]P``, so the map is well defined on u-coordinates, and
+``[a][b]P = [ab]P = [b][a]P`` in either group, hence
+``X25519(a, X25519(b, u)) == X25519(b, X25519(a, u))``. The clamped scalars are
+multiples of the cofactor 8, which also wipes out any small-order component.
+
+Low-order points. A dozen u-values (0, 1, p - 1 and a few others, on the curve or the
+twist) have small order and map to the all-zero output, which ``cryptography``
+rejects; a SHA-512 output hits one with probability about ``2**-251``. Such an id
+raises :class:`~lianmo.errors.CryptoError` naming its index rather than being dropped.
+
+Never send the private scalar: whoever holds it can unblind the party's points and
+test ids against them offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing as t
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from lianmo.crypto.drbg import Drbg
+from lianmo.errors import CryptoError
+
+POINT_BYTES = 32
+_DOMAIN = b"lianmo-psi-v1"
+
+
+def hash_ids(ids: t.Sequence[str], salt: bytes) -> list[bytes]:
+    """Hash ids to X25519 u-coordinates.
+
+    Parameters
+    ----------
+    ids : sequence of str
+        Record identifiers, UTF-8 encoded before hashing.
+    salt : bytes
+        Per-job salt, identical for both parties (and of fixed length within a job, so
+        ``salt + id`` is unambiguous).
+
+    Returns
+    -------
+    list of bytes
+        ``SHA-512(b"lianmo-psi-v1" + salt + id)[:32]`` with the top bit cleared, one
+        32-byte little-endian u-coordinate per id.
+    """
+    if not isinstance(salt, bytes | bytearray):
+        raise CryptoError(f"PSI salt must be bytes, got {type(salt).__name__}")
+    prefix = hashlib.sha512(_DOMAIN + bytes(salt))
+    out: list[bytes] = []
+    for index, identifier in enumerate(ids):
+        if not isinstance(identifier, str):
+            raise CryptoError(
+                f"PSI id at index {index} is {type(identifier).__name__}, expected str; "
+                "convert ids to their canonical string form first"
+            )
+        digest = prefix.copy()
+        digest.update(identifier.encode("utf-8"))
+        point = bytearray(digest.digest()[:POINT_BYTES])
+        point[-1] &= 0x7F
+        out.append(bytes(point))
+    return out
+
+
+class PsiKey:
+    """A secret X25519 scalar for commutative blinding, drawn from a :class:`Drbg`.
+
+    Parameters
+    ----------
+    rng : Drbg
+        Source of the 32 secret bytes (clamped by X25519). Use a dedicated child stream.
+
+    Notes
+    -----
+    The scalar is deliberately not exposed: never send it to anyone.
+    """
+
+    __slots__ = ("_private",)
+
+    def __init__(self, rng: Drbg) -> None:
+        if not isinstance(rng, Drbg):
+            raise CryptoError(f"PsiKey needs a Drbg, got {type(rng).__name__}")
+        self._private = X25519PrivateKey.from_private_bytes(rng.random_bytes(POINT_BYTES))
+
+    def __repr__(self) -> str:
+        return "PsiKey(<secret>)"
+
+    def __reduce__(self) -> t.NoReturn:
+        raise CryptoError("a PsiKey cannot be pickled: the private scalar never leaves")
+
+    def blind(self, points: t.Sequence[bytes]) -> list[bytes]:
+        """Multiply each point by the secret scalar.
+
+        Parameters
+        ----------
+        points : sequence of bytes
+            32-byte u-coordinates (from :func:`hash_ids` or a peer's :meth:`blind`).
+
+        Returns
+        -------
+        list of bytes
+            Blinded 32-byte u-coordinates, in the same order.
+
+        Raises
+        ------
+        CryptoError
+            Naming the first point that is not 32 bytes or has low order.
+        """
+        exchange = self._private.exchange
+        from_bytes = X25519PublicKey.from_public_bytes
+        out: list[bytes] = []
+        for index, point in enumerate(points):
+            if not isinstance(point, bytes) or len(point) != POINT_BYTES:
+                size = len(point) if isinstance(point, bytes) else type(point).__name__
+                raise CryptoError(
+                    f"PSI point at index {index} must be {POINT_BYTES} bytes, got {size}"
+                )
+            try:
+                out.append(exchange(from_bytes(point)))
+            except ValueError as exc:
+                raise CryptoError(
+                    f"PSI point at index {index} has low order (blinding gives zero); "
+                    "a peer sent a malformed point or an id hashed to one: change the salt"
+                ) from exc
+        return out

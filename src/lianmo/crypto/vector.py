@@ -1,0 +1,377 @@
+"""CipherVector: Paillier ciphertexts as raw gmpy2 integers under one key and one exponent."""
+
+from __future__ import annotations
+
+import operator
+import typing as t
+
+import gmpy2
+import numpy as np
+import numpy.typing as npt
+import phe
+
+from lianmo.crypto import _fastexp
+from lianmo.crypto.bytes_codec import fixed_bytes_to_mpz, int_to_fixed_bytes
+from lianmo.crypto.fixedpoint import BASE, encode_ints
+from lianmo.errors import CryptoError
+
+if t.TYPE_CHECKING:
+    from lianmo.crypto.drbg import Drbg
+    from lianmo.crypto.public_key import PublicKey
+
+Mpz = t.Any  # gmpy2.mpz has no type stubs
+_INT64_MIN = np.iinfo(np.int64).min
+
+
+def _as_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise CryptoError(f"{what} must be an int, got {type(value).__name__}")
+    return operator.index(value)
+
+
+def _int64_matrix(Xq: object, rows: int, what: str) -> npt.NDArray[np.int64]:
+    """Return ``Xq`` as a 2-D int64 array with ``rows`` rows, or raise CryptoError."""
+    if not isinstance(Xq, np.ndarray) or Xq.dtype.kind not in "iu":
+        kind = Xq.dtype if isinstance(Xq, np.ndarray) else type(Xq).__name__
+        raise CryptoError(
+            f"{what} expects an integer numpy array, got {kind}; quantise floats first "
+            "(lianmo.crypto.fixedpoint.quantise)"
+        )
+    if Xq.ndim != 2 or Xq.shape[0] != rows:
+        raise CryptoError(
+            f"{what} expects shape ({rows}, n_cols) to match {rows} ciphertexts, got {Xq.shape}"
+        )
+    if Xq.dtype.kind == "u" and Xq.size and int(Xq.max()) > np.iinfo(np.int64).max:
+        raise CryptoError(f"{what}: unsigned entries above 2**63 - 1 are not supported")
+    out = Xq.astype(np.int64, copy=False)
+    if out.size and int(out.min()) == _INT64_MIN:
+        raise CryptoError(f"{what}: entry equal to -2**63 is not supported; rescale the data")
+    return out
+
+
+class CipherVector:
+    """Ciphertexts (``gmpy2.mpz`` in Z*_{n^2}) under one key at one fixed-point exponent.
+
+    Parameters
+    ----------
+    key : PublicKey
+        The key every value is encrypted under.
+    exponent : int
+        Fixed-point exponent shared by every plaintext.
+    values : list of gmpy2.mpz
+        The ciphertexts. Build vectors with :meth:`PublicKey.encrypt` or
+        :meth:`from_bytes`, which validate; this constructor trusts its input.
+
+    Notes
+    -----
+    Results of arithmetic are not re-randomised: obfuscate before sending.
+    """
+
+    __slots__ = ("key", "exponent", "values")
+
+    def __init__(self, key: PublicKey, exponent: int, values: list[Mpz]) -> None:
+        self.key = key
+        self.exponent = _as_int(exponent, "CipherVector exponent")
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __repr__(self) -> str:
+        return f"CipherVector(len={len(self)}, exponent={self.exponent}, key={self.key!r})"
+
+    def _with(self, values: list[Mpz], exponent: int | None = None) -> CipherVector:
+        return CipherVector(self.key, self.exponent if exponent is None else exponent, values)
+
+    def _check_same(self, other: object, operation: str) -> CipherVector:
+        self.key.check_vector(other, operation)
+        other = t.cast(CipherVector, other)
+        if other.exponent != self.exponent:
+            raise CryptoError(
+                f"{operation}: exponents differ ({self.exponent} vs {other.exponent}); "
+                "bring both to the smaller one with decrease_exponent_to"
+            )
+        return other
+
+    def select(self, indices: t.Sequence[int] | npt.NDArray[np.integer[t.Any]]) -> CipherVector:
+        """Return the elements at ``indices`` (repeats allowed, negatives not).
+
+        Parameters
+        ----------
+        indices : sequence of int or integer numpy.ndarray
+            Positions in ``[0, len(self))``.
+
+        Returns
+        -------
+        CipherVector
+            The selected ciphertexts, same key and exponent.
+        """
+        index = np.asarray(indices)
+        if index.size == 0:
+            return self._with([])
+        if index.ndim != 1 or index.dtype.kind not in "iu":
+            raise CryptoError(
+                f"select expects a 1-D sequence of ints, got dtype {index.dtype} "
+                f"shape {index.shape}"
+            )
+        if int(index.min()) < 0 or int(index.max()) >= len(self):
+            raise CryptoError(
+                f"select: indices must lie in [0, {len(self)}), got range "
+                f"[{int(index.min())}, {int(index.max())}]"
+            )
+        values = self.values
+        return self._with([values[i] for i in index.tolist()])
+
+    @classmethod
+    def concat(cls, vectors: t.Sequence[CipherVector]) -> CipherVector:
+        """Concatenate vectors under the same key and exponent.
+
+        Parameters
+        ----------
+        vectors : sequence of CipherVector
+            At least one vector.
+
+        Returns
+        -------
+        CipherVector
+            All values in order.
+        """
+        if not vectors:
+            raise CryptoError("concat needs at least one CipherVector to know the key")
+        first = vectors[0]
+        values: list[Mpz] = []
+        for vector in vectors:
+            first._check_same(vector, "concat")
+            values.extend(vector.values)
+        return first._with(values)
+
+    def add(self, other: CipherVector) -> CipherVector:
+        """Return the elementwise homomorphic sum ``Enc(a_i + b_i)``.
+
+        Parameters
+        ----------
+        other : CipherVector
+            Same key, exponent and length.
+
+        Returns
+        -------
+        CipherVector
+            The sums.
+        """
+        other = self._check_same(other, "add")
+        if len(other) != len(self):
+            raise CryptoError(f"add: lengths differ ({len(self)} vs {len(other)})")
+        nsquare = self.key.nsquare
+        return self._with([a * b % nsquare for a, b in zip(self.values, other.values, strict=True)])
+
+    def add_plain_ints(
+        self, mantissas: t.Sequence[int] | npt.NDArray[np.integer[t.Any]]
+    ) -> CipherVector:
+        """Add signed plaintext mantissas (at this vector's exponent) elementwise.
+
+        Parameters
+        ----------
+        mantissas : sequence of int or integer numpy.ndarray
+            One signed integer per element.
+
+        Returns
+        -------
+        CipherVector
+            ``Enc(m_i + mantissas[i])``.
+        """
+        plain = encode_ints(mantissas, self.key.n)
+        if len(plain) != len(self):
+            raise CryptoError(f"add_plain_ints: lengths differ ({len(self)} vs {len(plain)})")
+        n, nsquare = self.key.n, self.key.nsquare
+        return self._with(
+            [c * (m * n + 1) % nsquare for c, m in zip(self.values, plain, strict=True)]
+        )
+
+    def mul_int(self, k: int) -> CipherVector:
+        """Multiply every plaintext by the signed integer ``k`` (exponent unchanged).
+
+        Parameters
+        ----------
+        k : int
+            Signed scalar; negative values use the modular inverse.
+
+        Returns
+        -------
+        CipherVector
+            ``Enc(k * m_i)``.
+        """
+        scalar = _as_int(k, "mul_int scalar")
+        return self._with(gmpy2.powmod_base_list(self.values, scalar, self.key.nsquare))
+
+    def decrease_exponent_to(self, new_exponent: int) -> CipherVector:
+        """Return the same values at a smaller exponent (mantissas times ``16**diff``).
+
+        Parameters
+        ----------
+        new_exponent : int
+            Target exponent, at most ``self.exponent``.
+
+        Returns
+        -------
+        CipherVector
+            Equal plaintext values with exponent ``new_exponent``.
+        """
+        target = _as_int(new_exponent, "new exponent")
+        if target > self.exponent:
+            raise CryptoError(
+                f"cannot raise the exponent from {self.exponent} to {target} without "
+                "decrypting; bring the other operand down instead"
+            )
+        scaled = self.mul_int(BASE ** (self.exponent - target))
+        return scaled._with(scaled.values, target)
+
+    def sum(self) -> CipherVector:
+        """Return the length-1 vector encrypting the sum of all plaintexts."""
+        nsquare = self.key.nsquare
+        total = gmpy2.mpz(1)
+        for c in self.values:
+            total = total * c % nsquare
+        return self._with([total])
+
+    def matvec_t(self, Xq: npt.NDArray[np.integer[t.Any]], xq_exponent: int) -> CipherVector:
+        """Return ``Enc(Xq.T @ m)`` for an integer matrix ``Xq`` of shape (len(self), k).
+
+        Parameters
+        ----------
+        Xq : numpy.ndarray
+            Integer (int64) matrix, one row per ciphertext.
+        xq_exponent : int
+            Fixed-point exponent of ``Xq``; the result has ``self.exponent + xq_exponent``.
+
+        Returns
+        -------
+        CipherVector
+            Length ``k``; element ``j`` encrypts ``sum_i Xq[i, j] * m_i``. Computed per
+            column by signed bucket multi-exponentiation, not one powmod per entry.
+        """
+        exponent = self.exponent + _as_int(xq_exponent, "xq_exponent")
+        columns = np.ascontiguousarray(_int64_matrix(Xq, len(self), "matvec_t").T)
+        nsquare = self.key.nsquare
+        values = [_fastexp.signed_multiexp(self.values, col, nsquare) for col in columns]
+        return self._with(values, exponent)
+
+    def dot_ints(self, q: npt.NDArray[np.integer[t.Any]], q_exponent: int) -> CipherVector:
+        """Return the length-1 vector ``Enc(sum_i q[i] * m_i)`` (see :meth:`matvec_t`)."""
+        if not isinstance(q, np.ndarray) or q.ndim != 1:
+            shape = q.shape if isinstance(q, np.ndarray) else type(q).__name__
+            raise CryptoError(f"dot_ints expects a 1-D integer numpy array, got {shape}")
+        return self.matvec_t(q.reshape(-1, 1), q_exponent)
+
+    def obfuscate(self, rng: Drbg | None = None) -> CipherVector:
+        """Return re-randomised ciphertexts (see :meth:`PublicKey.obfuscate`)."""
+        return self.key.obfuscate(self, rng)
+
+    def to_bytes(self) -> tuple[int, bytes]:
+        """Return ``(width, data)``: each ciphertext as ``width`` big-endian bytes.
+
+        Returns
+        -------
+        tuple of (int, bytes)
+            ``width`` is the byte length of ``n**2``.
+        """
+        width = self.key.ciphertext_bytes
+        return width, int_to_fixed_bytes(self.values, width)
+
+    @classmethod
+    def from_bytes(
+        cls, key: PublicKey, exponent: int, count: int, width: int, data: bytes
+    ) -> CipherVector:
+        """Parse and validate ciphertexts received from a peer.
+
+        Parameters
+        ----------
+        key : PublicKey
+            Key the ciphertexts claim to be under.
+        exponent : int
+            Fixed-point exponent.
+        count : int
+            Number of ciphertexts.
+        width : int
+            Bytes per ciphertext; must equal ``key.ciphertext_bytes``.
+        data : bytes
+            ``count * width`` bytes.
+
+        Returns
+        -------
+        CipherVector
+            The ciphertexts, each checked to lie in Z*_{n^2}.
+        """
+        if width != key.ciphertext_bytes:
+            raise CryptoError(
+                f"ciphertext width is {width} bytes, expected {key.ciphertext_bytes} for a "
+                f"{key.bits}-bit key; the sender used another key or format"
+            )
+        values = fixed_bytes_to_mpz(data, count, width)
+        _check_units(values, key)
+        return cls(key, exponent, values)
+
+    def to_phe(self) -> list[phe.EncryptedNumber]:
+        """Return one ``phe.EncryptedNumber`` per element (same ciphertext and exponent)."""
+        pk = self.key.to_phe()
+        return [phe.EncryptedNumber(pk, int(c), self.exponent) for c in self.values]
+
+    @classmethod
+    def from_phe(cls, key: PublicKey, numbers: t.Sequence[phe.EncryptedNumber]) -> CipherVector:
+        """Build a vector from phe numbers, lowering all to the smallest exponent.
+
+        Parameters
+        ----------
+        key : PublicKey
+            Key every number must be under.
+        numbers : sequence of phe.EncryptedNumber
+            The numbers; their ciphertexts are taken as they are (not re-obfuscated).
+
+        Returns
+        -------
+        CipherVector
+            Exponent ``min(number.exponent)`` (0 for an empty sequence).
+        """
+        for index, number in enumerate(numbers):
+            if not isinstance(number, phe.EncryptedNumber):
+                raise CryptoError(
+                    f"from_phe: element {index} is {type(number).__name__}, "
+                    "expected phe.EncryptedNumber"
+                )
+            if number.public_key.n != key.n:
+                raise CryptoError(
+                    f"from_phe: element {index} is under another public key than "
+                    f"{key.fingerprint.hex()[:16]}; ciphertexts under different public keys"
+                )
+        exponent = min((number.exponent for number in numbers), default=0)
+        lowered = [
+            x if x.exponent == exponent else x.decrease_exponent_to(exponent) for x in numbers
+        ]
+        values = [gmpy2.mpz(x.ciphertext(be_secure=False)) for x in lowered]
+        _check_units(values, key)
+        return cls(key, exponent, values)
+
+
+def _check_units(values: list[Mpz], key: PublicKey) -> None:
+    """Raise CryptoError naming the first value outside Z*_{n^2}."""
+    n, nsquare = key.n, key.nsquare
+    product = gmpy2.mpz(1)
+    for c in values:
+        if not 0 < c < nsquare:
+            break
+        product = product * c % n
+    else:
+        # One gcd for the batch: the product mod n shares a factor with n iff some c does.
+        if gmpy2.gcd(product, n) == 1:
+            return
+    for index, c in enumerate(values):
+        if not 0 < c < nsquare:
+            raise CryptoError(
+                f"ciphertext at index {index} is outside (0, n^2) for key "
+                f"{key.fingerprint.hex()[:16]}; the payload is corrupted or under another key"
+            )
+        if gmpy2.gcd(c, n) != 1:
+            raise CryptoError(
+                f"ciphertext at index {index} shares a factor with n (not in Z*_{{n^2}}); "
+                "reject this payload: it is malformed or malicious"
+            )
+    raise CryptoError("ciphertext batch failed the Z*_{n^2} check")  # pragma: no cover

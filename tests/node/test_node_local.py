@@ -1,0 +1,131 @@
+"""Party nodes wired in one process: the job runner's phases, outputs and failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lianmo.audit.log import verify_chain
+from lianmo.config import JobSpec, PartyConfig
+from lianmo.coordinator.run import run_job
+from lianmo.errors import JobFailedError
+from lianmo.node.service import NodeService
+from lianmo.transport.memory import CallbackChannel
+
+PARTIES = ("broker", "platform", "arbiter")
+
+
+def _config(tmp_path: Path, name: str, shared_data: Path, **datasets: tuple[str, str | None]) -> PartyConfig:
+    catalogue = {
+        ds: {"path": str(shared_data / file), "id_column": "id",
+             **({"label_column": label} if label else {})}
+        for ds, (file, label) in datasets.items()
+    }
+    return PartyConfig.from_dict(
+        {"name": name, "listen": "127.0.0.1:0", "state_dir": name,
+         "tls": {"cert": "x", "key": "x", "ca": "x"}, "datasets": catalogue},
+        base=tmp_path,
+    )
+
+
+def _nodes(tmp_path: Path, shared_data: Path) -> dict[str, NodeService]:
+    configs = {
+        "broker": _config(tmp_path, "broker", shared_data,
+                          breast_guest=("breast_hetero_guest.csv", "y")),
+        "platform": _config(tmp_path, "platform", shared_data,
+                            breast_host=("breast_hetero_host.csv", None)),
+        "arbiter": _config(tmp_path, "arbiter", shared_data),
+    }
+    nodes: dict[str, NodeService] = {}
+
+    def factory_for(name: str):  # type: ignore[no-untyped-def]
+        def factory(spec, inbox, observers):  # type: ignore[no-untyped-def]
+            return CallbackChannel(
+                job_id=spec.job_id, party=name, inbox=inbox, peers=spec.party_names,
+                deliver=lambda env: nodes[env.receiver].inbox_for(env.job_id).put(env),
+                observers=observers, recv_timeout=120)
+        return factory
+
+    for name, cfg in configs.items():
+        nodes[name] = NodeService(cfg, factory_for(name), insecure_test_key=True)
+    return nodes
+
+
+class _Direct:
+    """Coordinator handle calling a node in-process as the 'coordinator' identity."""
+
+    def __init__(self, node: NodeService) -> None:
+        self.node = node
+
+    def prepare(self, job_id, spec_json):  # type: ignore[no-untyped-def]
+        return self.node.prepare("coordinator", job_id, spec_json)
+
+    def start(self, job_id):  # type: ignore[no-untyped-def]
+        return self.node.start("coordinator", job_id)
+
+    def status(self, job_id):  # type: ignore[no-untyped-def]
+        return self.node.status("coordinator", job_id)
+
+    def cancel(self, job_id):  # type: ignore[no-untyped-def]
+        return self.node.cancel("coordinator", job_id)
+
+
+def _spec(job_id: str = "breast-1", **model: object) -> JobSpec:
+    return JobSpec.from_dict({
+        "job_id": job_id, "seed": 42,
+        "parties": [
+            {"name": "broker", "role": "guest", "address": "-", "dataset": "breast_guest"},
+            {"name": "platform", "role": "host", "address": "-", "dataset": "breast_host"},
+            {"name": "arbiter", "role": "arbiter", "address": "-"},
+        ],
+        "alignment": {"min_intersection": 100},
+        "model": {"epochs": 2, "batch_size": 128, "learning_rate": 0.3, **model},
+    })
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, shared_data: Path) -> dict[str, NodeService]:
+    return _nodes(tmp_path, shared_data)
+
+
+def test_train_then_predict_writes_shares_metrics_and_audit_logs(
+    nodes: dict[str, NodeService], tmp_path: Path
+) -> None:
+    controls = {n: _Direct(node) for n, node in nodes.items()}
+    report = run_job(_spec(), controls, poll_interval=0.05)
+    val = report.guest_result["validation"]
+    assert val["auc"] > 0.97 and val["rows"] > 50
+    assert len(report.results["arbiter"]["losses"]) == 2
+    for name in ("broker", "platform"):
+        job_dir = tmp_path / name / "jobs" / "breast-1"
+        share = json.loads((job_dir / "model.json").read_text())
+        assert share["party"] == name and len(share["weights"]) == (10 if name == "broker" else 20)
+        assert verify_chain(job_dir / "audit.jsonl") > 10
+    assert json.loads((tmp_path / "platform/jobs/breast-1/model.json").read_text())["intercept"] is None
+
+    predict = JobSpec.from_dict({**json.loads(_spec("breast-scores").to_json()),
+                                 "task": "predict", "model_job": "breast-1"})
+    report = run_job(predict, controls, poll_interval=0.05)
+    assert report.guest_result["scored"] == 569
+    lines = (tmp_path / "broker/jobs/breast-scores/scores.csv").read_text().splitlines()
+    assert lines[0] == "id,score" and len(lines) == 570
+    assert not (tmp_path / "platform/jobs/breast-scores/scores.csv").exists()
+
+
+def test_a_failing_party_is_named_with_its_own_error(
+    nodes: dict[str, NodeService], tmp_path: Path
+) -> None:
+    (tmp_path / "bad.csv").write_text("id,x1\n1,0.5\n2,abc\n")
+    platform = nodes["platform"]
+    platform.config.datasets["breast_host"] = platform.config.datasets["breast_host"].__class__(
+        name="breast_host", path=tmp_path / "bad.csv", id_column="id")
+    controls = {n: _Direct(node) for n, node in nodes.items()}
+    with pytest.raises(JobFailedError, match="platform.*bad.csv") as info:
+        run_job(_spec("breast-bad"), controls, poll_interval=0.05)
+    assert info.value.party == "platform"
+    assert not (tmp_path / "platform/jobs/breast-bad/model.json").exists()
+    assert not (tmp_path / "broker/jobs/breast-bad/model.json").exists()
+    for name in ("broker", "arbiter"):
+        assert nodes[name].wait("breast-bad", timeout=30).state == "cancelled"

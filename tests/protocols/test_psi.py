@@ -1,0 +1,75 @@
+"""ECDH PSI over in-memory channels: exactly the intersection, same order everywhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from lianmo.errors import DataError
+from lianmo.protocols.psi import align_guest, align_host
+
+from .conftest import run_roles
+
+
+def _ids(prefix: str, numbers: range | list[int]) -> list[str]:
+    return [f"{prefix}{i}" for i in numbers]
+
+
+def test_two_party_psi_returns_exactly_the_intersection_in_id_order() -> None:
+    guest_ids = _ids("c", list(range(0, 300)) + [1000, 1001])
+    host_ids = _ids("c", range(200, 600))[::-1]
+    out = run_roles(
+        {
+            "g": lambda ctx: align_guest(ctx, guest_ids, min_intersection=10),
+            "h": lambda ctx: align_host(ctx, host_ids, min_intersection=10),
+        },
+        guest="g", hosts=("h",),
+    )
+    expected = sorted(set(guest_ids) & set(host_ids))
+    assert [guest_ids[i] for i in out["g"]] == expected
+    assert [host_ids[i] for i in out["h"]] == expected
+
+
+def test_psi_with_two_hosts_aligns_on_the_common_ids_of_all_three() -> None:
+    guest_ids = _ids("x", range(0, 100))
+    host1 = _ids("x", range(50, 150))
+    host2 = _ids("x", list(range(0, 60)) + list(range(90, 95)))
+    out = run_roles(
+        {
+            "g": lambda ctx: align_guest(ctx, guest_ids, min_intersection=1),
+            "h1": lambda ctx: align_host(ctx, host1, min_intersection=1),
+            "h2": lambda ctx: align_host(ctx, host2, min_intersection=1),
+        },
+        guest="g", hosts=("h1", "h2"),
+    )
+    expected = sorted(set(guest_ids) & set(host1) & set(host2))
+    assert len(expected) == 15
+    assert [guest_ids[i] for i in out["g"]] == expected
+    assert [host1[i] for i in out["h1"]] == expected
+    assert [host2[i] for i in out["h2"]] == expected
+
+
+def test_psi_wire_carries_no_id_in_plaintext(wire) -> None:  # type: ignore[no-untyped-def]
+    guest_ids = _ids("client-", range(0, 50))
+    host_ids = _ids("client-", range(25, 75))
+    run_roles(
+        {
+            "g": lambda ctx: align_guest(ctx, guest_ids, min_intersection=1),
+            "h": lambda ctx: align_host(ctx, host_ids, min_intersection=1),
+        },
+        guest="g", hosts=("h",), recorder=wire,
+    )
+    blob = b"".join(e.payload for e in wire.envelopes)
+    assert not any(i.encode() in blob for i in guest_ids + host_ids)
+
+
+def test_intersection_below_minimum_stops_both_parties() -> None:
+    guest_ids = _ids("a", range(0, 20))
+    host_ids = _ids("a", range(15, 40))
+    with pytest.raises(DataError, match="intersection has 5 ids, below the job's minimum of 10"):
+        run_roles(
+            {
+                "g": lambda ctx: align_guest(ctx, guest_ids, min_intersection=10),
+                "h": lambda ctx: align_host(ctx, host_ids, min_intersection=10),
+            },
+            guest="g", hosts=("h",),
+        )
