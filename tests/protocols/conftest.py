@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import typing as t
 from collections.abc import Callable, Mapping
@@ -43,12 +44,13 @@ def run_roles(
     errors: dict[str, BaseException] = {}
 
     def run(party: str, fn: Callable[[RoleContext], t.Any]) -> None:
-        ctx = RoleContext(
-            job_id=job_id, party=party,
-            channel=hub.channel(party, [recorder] if recorder else [], recv_timeout=timeout),
-            rng=Drbg(f"seed-{party}".encode()), guest=guest, hosts=hosts, arbiter=arbiter,
-        )
         try:
+            ctx = RoleContext(
+                job_id=job_id, party=party,
+                channel=hub.channel(party, [recorder] if recorder else [], recv_timeout=timeout),
+                rng=Drbg(hashlib.sha256(f"seed-{party}".encode()).digest()),
+                guest=guest, hosts=hosts, arbiter=arbiter,
+            )
             results[party] = fn(ctx)
         except BaseException as exc:  # noqa: BLE001 - reported to the test below
             errors[party] = exc

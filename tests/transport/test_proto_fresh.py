@@ -23,7 +23,9 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run(
         ["bash", str(ROOT / "scripts" / "gen_proto"), str(tmp_path)],
-        check=True, env=env, capture_output=True,
+        check=True,
+        env=env,
+        capture_output=True,
     )
     fresh = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     committed = {p.name: p.read_bytes() for p in COMMITTED.iterdir() if p.is_file()}

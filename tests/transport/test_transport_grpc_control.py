@@ -150,9 +150,7 @@ def test_wait_healthy_gives_up_naming_party_and_address(pki: Pki, free_port: int
             client.wait_healthy(timeout_s=0.3)
 
 
-def test_server_without_control_answers_unimplemented(
-    pki: Pki, start_node: StartNode
-) -> None:
+def test_server_without_control_answers_unimplemented(pki: Pki, start_node: StartNode) -> None:
     node = start_node("platform")
     with ControlClient(node.address, "platform", pki.ids["coordinator"]) as client:
         with pytest.raises(TransportError, match="UNIMPLEMENTED"):

@@ -27,7 +27,7 @@ if t.TYPE_CHECKING:
     from conftest import MakeEnv, Node, Pki, StartNode
 
 JOB = "job-1"
-SEND = {"deadline_s": 10.0, "retries": 0, "backoff_s": 0.01}
+SEND: dict[str, t.Any] = {"deadline_s": 10.0, "retries": 0, "backoff_s": 0.01}
 
 
 @pytest.fixture
@@ -46,8 +46,13 @@ def test_message_over_4mib_arrives_intact(pki: Pki, start_node: StartNode) -> No
     data = os.urandom(5 * 2**20 + 3)
     channels = [
         GrpcChannel(
-            job_id=JOB, party=me.name, inbox=me.inboxes[JOB], peers={other.name: other.address},
-            identity=pki.ids[me.name], recv_timeout=10, retries=0,
+            job_id=JOB,
+            party=me.name,
+            inbox=me.inboxes[JOB],
+            peers={other.name: other.address},
+            identity=pki.ids[me.name],
+            recv_timeout=10,
+            retries=0,
         )
         for me, other in ((broker, platform), (platform, broker))
     ]
@@ -78,7 +83,8 @@ def test_resend_is_acknowledged_as_duplicate_and_delivered_once(
 def test_out_of_order_seq_is_rejected_with_the_receivers_text(
     broker_client: PeerClient, make_env: MakeEnv
 ) -> None:
-    with pytest.raises(UnexpectedMessageError, match=r"^\[platform\] .* out of order: expected seq 0"):
+    match = r"^\[platform\] .* out of order: expected seq 0"
+    with pytest.raises(UnexpectedMessageError, match=match):
         broker_client.send_envelope(make_env(3), **SEND)
 
 
@@ -91,7 +97,8 @@ def test_same_seq_with_different_payload_is_rejected(
 
 
 def test_unknown_job(broker_client: PeerClient, make_env: MakeEnv) -> None:
-    with pytest.raises(UnknownJobError, match=r"^\[platform\] party 'platform' is not running job 'x'"):
+    match = r"^\[platform\] party 'platform' is not running job 'x'"
+    with pytest.raises(UnknownJobError, match=match):
         broker_client.send_envelope(make_env(0, job_id="x"), **SEND)
 
 
@@ -118,8 +125,14 @@ def stub(pki: Pki, platform: Node) -> Iterator[pb_grpc.FederationStub]:
 
 def _header(payload: bytes, **override: t.Any) -> pb.EnvelopeHeader:
     fields: dict[str, t.Any] = {
-        "job_id": JOB, "round": 0, "tag": "step", "sender": "broker", "receiver": "platform",
-        "seq": 0, "payload_type": "lianmo.v1.Signal", "payload_size": len(payload),
+        "job_id": JOB,
+        "round": 0,
+        "tag": "step",
+        "sender": "broker",
+        "receiver": "platform",
+        "seq": 0,
+        "payload_type": "lianmo.v1.Signal",
+        "payload_size": len(payload),
         "payload_sha256": hashlib.sha256(payload).digest(),
     }
     fields.update(override)
@@ -144,7 +157,7 @@ def _send(stub: pb_grpc.FederationStub, chunks: list[pb.Chunk]) -> grpc.RpcError
         ([pb.Chunk(data=b"abc")], "first chunk has no envelope header"),
         ([], "first chunk has no envelope header"),
         (
-            [pb.Chunk(header=_header(b"ab"), data=b"a"), pb.Chunk(header=_header(b"ab"), data=b"b")],
+            [pb.Chunk(header=_header(b"ab"), data=b"a"), pb.Chunk(header=_header(b"b"))],
             "second envelope header",
         ),
     ],

@@ -13,13 +13,14 @@ from lianmo.transport._pb import federation_pb2 as pb
 from lianmo.transport._pb import federation_pb2_grpc as pb_grpc
 from lianmo.transport.certs import make_party_cert
 from lianmo.transport.grpc_channel import GrpcChannel, PeerClient, channel_options
+from lianmo.transport.grpc_server import serve
 from lianmo.transport.inbox import Inbox
 from lianmo.transport.tls import TlsIdentity
 
 if t.TYPE_CHECKING:
     from conftest import MakeEnv, Node, Pki, StartNode
 
-SEND = {"deadline_s": 10.0, "retries": 0, "backoff_s": 0.01}
+SEND: dict[str, t.Any] = {"deadline_s": 10.0, "retries": 0, "backoff_s": 0.01}
 
 
 @pytest.fixture
@@ -41,9 +42,7 @@ def _expired_broker(pki: Pki) -> TlsIdentity:
     return TlsIdentity(cert, key, pki.ids["broker"].ca_pem)
 
 
-@pytest.mark.parametrize(
-    "client", ["no-certificate", "foreign-ca", "expired", "plaintext"]
-)
+@pytest.mark.parametrize("client", ["no-certificate", "foreign-ca", "expired", "plaintext"])
 def test_server_refuses_clients_without_a_valid_certificate(
     pki: Pki, platform: Node, client: str
 ) -> None:
@@ -80,16 +79,18 @@ def test_client_refuses_a_server_from_another_ca(
     impostor = start_node("broker", identity=pki.foreign)
     with PeerClient(impostor.address, "broker", pki.ids["platform"]) as client:
         with pytest.raises(AuthenticationError, match="same ca.pem"):
-            client.send_envelope(make_env(0, sender="platform", receiver="broker"), **{
-                **SEND, "retries": 3
-            })
+            # Retries must not be spent on a certificate problem: this fails at once.
+            env = make_env(0, sender="platform", receiver="broker")
+            client.send_envelope(env, deadline_s=5, retries=3, backoff_s=10)
 
 
 def test_client_with_foreign_certificate_gets_a_clear_transport_error(
     pki: Pki, platform: Node, make_env: MakeEnv
 ) -> None:
-    # The server drops the connection; the client cannot tell that from a network fault.
-    with PeerClient(platform.address, "platform", pki.foreign) as client:
+    # It trusts our CA but its own certificate is foreign: the server drops the connection
+    # and the client cannot tell that from a network fault.
+    mixed = TlsIdentity(pki.foreign.cert_pem, pki.foreign.key_pem, pki.ids["broker"].ca_pem)
+    with PeerClient(platform.address, "platform", mixed) as client:
         with pytest.raises(TransportError, match="refusing this node's certificate"):
             client.send_envelope(make_env(0), deadline_s=5, retries=1, backoff_s=0.01)
 
@@ -97,6 +98,19 @@ def test_client_with_foreign_certificate_gets_a_clear_transport_error(
 def test_channel_refuses_an_identity_of_another_party(pki: Pki) -> None:
     with pytest.raises(ConfigError, match="configured with the certificate of 'platform'"):
         GrpcChannel(
-            job_id="job-1", party="broker", inbox=Inbox("job-1", "broker", ["broker"]),
-            peers={}, identity=pki.ids["platform"],
+            job_id="job-1",
+            party="broker",
+            inbox=Inbox("job-1", "broker", ["broker"]),
+            peers={},
+            identity=pki.ids["platform"],
+        )
+
+
+def test_second_node_on_a_used_port_fails_loudly(pki: Pki, platform: Node) -> None:
+    with pytest.raises(TransportError, match=rf"party 'broker' cannot listen on .*{platform.port}"):
+        serve(
+            listen=platform.address,
+            identity=pki.ids["broker"],
+            inbox_for=platform.inbox_for,
+            control=None,
         )

@@ -103,7 +103,18 @@ class PrivateKey:
         return out
 
     def decrypt_ints(self, cv: CipherVector) -> list[int]:
-        """Decrypt to signed integer mantissas (exponent ``cv.exponent``)."""
+        """Decrypt to signed integer mantissas.
+
+        Parameters
+        ----------
+        cv : CipherVector
+            Ciphertexts under this key.
+
+        Returns
+        -------
+        list of int
+            Signed mantissas at exponent ``cv.exponent``.
+        """
         return decode_ints(self.decrypt_raw(cv), self.public_key.n)
 
     def decrypt(self, cv: CipherVector) -> npt.NDArray[np.float64]:

@@ -12,13 +12,14 @@ applications to electronic voting", Int. J. Inf. Secur. 2010, section on the
 efficient variant), each key gets one base ``h = x**n mod n**2`` for a random ``x`` in
 Z*_n, and the obfuscator is ``h**a`` for a fresh random exponent ``a`` of
 ``obfuscation_bits`` bits (default ``n.bit_length() // 2``, i.e. 1024 bits for a
-2048-bit key -- the same default as SecretFlow's HEU). Ciphertexts remain
-semantically secure under DCR plus the assumption that ``h**a`` with such short ``a``
-is indistinguishable from a uniform n-th residue, which DJN argue is implied by the
-hardness of the short-exponent discrete-log problem. ``h`` need not be secret; ``a``
-must be (it comes from the party's private :class:`~lianmo.crypto.drbg.Drbg`). With
-8-bit windows over precomputed powers of ``h``, an obfuscator costs one modmul per
-byte of ``a`` instead of a 2048-bit powmod; the table takes 16 MB per 2048-bit key.
+2048-bit key, the default SecretFlow's HEU uses). Semantic security then rests on DCR
+plus a short-exponent assumption: that ``h**a`` for such short ``a`` cannot be told
+apart from a uniformly random n-th residue. Generic square-root attacks on a 1024-bit
+``a`` cost about ``2**512`` steps, far beyond the ~112-bit level of a 2048-bit modulus.
+``h`` need not be secret; ``a`` must be (it comes from the party's private
+:class:`~lianmo.crypto.drbg.Drbg`). With 8-bit windows over precomputed powers of
+``h``, an obfuscator costs one modmul per byte of ``a`` instead of a 2048-bit powmod;
+the table takes 16 MB per 2048-bit key.
 
 The table is built once per key object, lazily and under a lock, from the first Drbg
 used with the key: ``x`` comes from ``rng.child("lianmo/paillier-obfuscation/<fp>")``
@@ -283,7 +284,18 @@ class PublicKey:
         return _fastexp.fixed_base_powers(table, exponents, self.nsquare)
 
     def obfuscator(self, rng: Drbg | None = None) -> Mpz:
-        """Return one fresh obfuscator (see :meth:`obfuscators`)."""
+        """Return one fresh obfuscator (see :meth:`obfuscators`).
+
+        Parameters
+        ----------
+        rng : Drbg, optional
+            Source of the exponent; fresh entropy if omitted.
+
+        Returns
+        -------
+        gmpy2.mpz
+            A random n-th residue modulo ``n**2``.
+        """
         return self.obfuscators(1, rng)[0]
 
     def obfuscate(self, cv: CipherVector, rng: Drbg | None = None) -> CipherVector:
@@ -308,7 +320,15 @@ class PublicKey:
         return CipherVector(self, cv.exponent, values)
 
     def check_vector(self, cv: object, operation: str) -> None:
-        """Raise :class:`CryptoError` unless ``cv`` is a CipherVector under this key."""
+        """Raise :class:`CryptoError` unless ``cv`` is a CipherVector under this key.
+
+        Parameters
+        ----------
+        cv : object
+            The value to check.
+        operation : str
+            Name of the operation, used in the error message.
+        """
         if not isinstance(cv, CipherVector):
             raise CryptoError(f"{operation} expects a CipherVector, got {type(cv).__name__}")
         if cv.key.fingerprint != self.fingerprint:

@@ -256,14 +256,38 @@ class CipherVector:
         return self._with(values, exponent)
 
     def dot_ints(self, q: npt.NDArray[np.integer[t.Any]], q_exponent: int) -> CipherVector:
-        """Return the length-1 vector ``Enc(sum_i q[i] * m_i)`` (see :meth:`matvec_t`)."""
+        """Return the length-1 vector ``Enc(sum_i q[i] * m_i)`` (see :meth:`matvec_t`).
+
+        Parameters
+        ----------
+        q : numpy.ndarray
+            One-dimensional integer (int64) array, one entry per ciphertext.
+        q_exponent : int
+            Fixed-point exponent of ``q``; the result has ``self.exponent + q_exponent``.
+
+        Returns
+        -------
+        CipherVector
+            Length 1.
+        """
         if not isinstance(q, np.ndarray) or q.ndim != 1:
             shape = q.shape if isinstance(q, np.ndarray) else type(q).__name__
             raise CryptoError(f"dot_ints expects a 1-D integer numpy array, got {shape}")
         return self.matvec_t(q.reshape(-1, 1), q_exponent)
 
     def obfuscate(self, rng: Drbg | None = None) -> CipherVector:
-        """Return re-randomised ciphertexts (see :meth:`PublicKey.obfuscate`)."""
+        """Return re-randomised ciphertexts (see :meth:`PublicKey.obfuscate`).
+
+        Parameters
+        ----------
+        rng : Drbg, optional
+            Source of randomness; fresh entropy if omitted.
+
+        Returns
+        -------
+        CipherVector
+            Same plaintexts, unlinkable ciphertexts.
+        """
         return self.key.obfuscate(self, rng)
 
     def to_bytes(self) -> tuple[int, bytes]:
@@ -301,6 +325,10 @@ class CipherVector:
         CipherVector
             The ciphertexts, each checked to lie in Z*_{n^2}.
         """
+        from lianmo.crypto.public_key import PublicKey  # runtime import: module cycle
+
+        if not isinstance(key, PublicKey):
+            raise CryptoError(f"from_bytes needs a PublicKey, got {type(key).__name__}")
         if width != key.ciphertext_bytes:
             raise CryptoError(
                 f"ciphertext width is {width} bytes, expected {key.ciphertext_bytes} for a "

@@ -94,11 +94,11 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
     for epoch in range(params.epochs):
         loss_sum = 0.0
         for _batch in params.schedule(n_rows, epoch):
-            for party in data_parties:  # 5. decrypt masked gradients
-                _decrypt_masked(ctx, private, party, step)
             loss_msg = ctx.channel.recv(ctx.guest, "lr.loss", round=step)  # 4.
             loss_ct = cipher_from_msg(loss_msg, public, ctx.guest, "lr.loss", count=1)
             loss_sum += float(private.decrypt(loss_ct)[0]) / 8.0
+            for party in data_parties:  # 5. decrypt masked gradients
+                _decrypt_masked(ctx, private, party, step)
             step += 1
             ctx.progress(PHASE, step, total, f"epoch {epoch + 1}/{params.epochs}")
         losses.append(loss_sum / n_rows)

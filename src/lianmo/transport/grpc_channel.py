@@ -77,19 +77,25 @@ def call_with_retries(
             if rpc.code() != grpc.StatusCode.UNAVAILABLE or is_tls_failure(details):
                 raise error_from_rpc(err, party, address) from err
             if attempt == retries:
-                raise TransportError(
-                    f"party '{party}' at {address} unreachable after {attempt + 1} attempts: "
-                    f"{details} ({what}); check that its node runs and listens there and "
-                    "that its address in the job spec is right (if it runs, it may be "
-                    "refusing this node's certificate: are both issued by the same CA?)"
-                ) from err
+                raise _unreachable(party, address, attempt + 1, details, what) from err
             delay = min(backoff_s * 2**attempt, MAX_BACKOFF_S) * random.uniform(0.8, 1.2)
             _LOGGER.warning(
                 "party '%s' at %s unavailable (%s), retry %d/%d in %.1fs",
-                party, address, details, attempt + 1, retries, delay,
+                *(party, address, details, attempt + 1, retries, delay),
             )
             time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _unreachable(
+    party: str, address: str, attempts: int, details: str, what: str
+) -> TransportError:
+    return TransportError(
+        f"party '{party}' at {address} unreachable after {attempts} attempts: {details} "
+        f"({what}); check that its node runs and listens there and that its address in the "
+        "job spec is right (if it runs, it may be refusing this node's certificate: are "
+        "both issued by the same CA?)"
+    )
 
 
 def _chunks(env: Envelope) -> Iterator[federation_pb2.Chunk]:

@@ -23,9 +23,12 @@ FEDERATION_SERVICE = "lianmo.v1.Federation"
 CONTROL_SERVICE = "lianmo.v1.Control"
 _LOGGER = logging.getLogger(__name__)
 
-# Clients ping every 60 s to keep long idle streams through NAT and firewalls alive; the
-# server must accept pings that often, or it answers GOAWAY "too_many_pings".
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
+    # Without SO_REUSEPORT a second node on the same port fails loudly instead of
+    # silently sharing (and splitting) the first node's traffic.
+    ("grpc.so_reuseport", 0),
+    # Clients ping every 60 s to keep long idle streams alive through NAT and firewalls;
+    # the server must accept pings that often, or it answers GOAWAY "too_many_pings".
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 30_000),
     ("grpc.http2.max_ping_strikes", 0),
