@@ -26,7 +26,9 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 Mapping = dict[str, t.Any]
 
 
-def _check_keys(where: str, data: Mapping, allowed: t.Iterable[str], required: t.Iterable[str] = ()) -> None:
+def _check_keys(
+    where: str, data: Mapping, allowed: t.Iterable[str], required: t.Iterable[str] = ()
+) -> None:
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
     unknown = sorted(set(data) - set(allowed))
@@ -40,19 +42,32 @@ def _check_keys(where: str, data: Mapping, allowed: t.Iterable[str], required: t
 
 
 def _typed(where: str, value: t.Any, kind: type | tuple[type, ...], what: str) -> t.Any:
-    if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+    if (
+        isinstance(value, bool)
+        and kind is not bool
+        and bool not in (kind if isinstance(kind, tuple) else (kind,))
+    ):
         raise ConfigError(f"{where} must be {what}, got {value!r}")
     if not isinstance(value, kind):
         raise ConfigError(f"{where} must be {what}, got {value!r}")
     return value
 
 
-def _number(where: str, value: t.Any, *, low: float, high: float | None = None,
-            low_open: bool = False, integer: bool = False) -> t.Any:
+def _number(
+    where: str,
+    value: t.Any,
+    *,
+    low: float,
+    high: float | None = None,
+    low_open: bool = False,
+    integer: bool = False,
+) -> t.Any:
     kind: tuple[type, ...] = (int,) if integer else (int, float)
     _typed(where, value, kind, "an integer" if integer else "a number")
     if value < low or (low_open and value == low) or (high is not None and value > high):
-        bound = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+        bound = f"{'>' if low_open else '>='} {low}" + (
+            f" and <= {high}" if high is not None else ""
+        )
         raise ConfigError(f"{where} must be {bound}, got {value!r}")
     return value
 
@@ -111,10 +126,21 @@ class PartyConfig:
     @classmethod
     def from_dict(cls, data: Mapping, *, base: Path, source: str = "party config") -> PartyConfig:
         """Validate a parsed config mapping."""
-        _check_keys(source, data,
-                    ["name", "listen", "state_dir", "tls", "datasets", "coordinators",
-                     "max_message_mb", "recv_timeout_s"],
-                    ["name", "listen", "state_dir", "tls"])
+        _check_keys(
+            source,
+            data,
+            [
+                "name",
+                "listen",
+                "state_dir",
+                "tls",
+                "datasets",
+                "coordinators",
+                "max_message_mb",
+                "recv_timeout_s",
+            ],
+            ["name", "listen", "state_dir", "tls"],
+        )
         name = check_name(f"{source}: name", data["name"])
         tls = data["tls"]
         _check_keys(f"{source}: [tls]", tls, ["cert", "key", "ca"], ["cert", "key", "ca"])
@@ -127,8 +153,12 @@ class PartyConfig:
                 name=ds_name,
                 path=base / _typed(f"{where} path", entry["path"], str, "a file path"),
                 id_column=_typed(f"{where} id_column", entry["id_column"], str, "a column name"),
-                label_column=_typed(f"{where} label_column", entry.get("label_column"),
-                                    (str, type(None)), "a column name"),
+                label_column=_typed(
+                    f"{where} label_column",
+                    entry.get("label_column"),
+                    (str, type(None)),
+                    "a column name",
+                ),
             )
         coordinators = data.get("coordinators", ["coordinator"])
         _typed(f"{source}: coordinators", coordinators, list, "a list of certificate names")
@@ -141,10 +171,12 @@ class PartyConfig:
             ca=base / _typed(f"{source}: tls.ca", tls["ca"], str, "a path"),
             datasets=datasets,
             coordinators=tuple(check_name(f"{source}: coordinators", c) for c in coordinators),
-            max_message_mb=_number(f"{source}: max_message_mb", data.get("max_message_mb", 2048),
-                                   low=1, integer=True),
-            recv_timeout_s=_number(f"{source}: recv_timeout_s",
-                                   data.get("recv_timeout_s", 1800.0), low=1),
+            max_message_mb=_number(
+                f"{source}: max_message_mb", data.get("max_message_mb", 2048), low=1, integer=True
+            ),
+            recv_timeout_s=_number(
+                f"{source}: recv_timeout_s", data.get("recv_timeout_s", 1800.0), low=1
+            ),
         )
 
     def dataset(self, name: str) -> DatasetEntry:
@@ -233,8 +265,7 @@ class JobSpec:
             if p.name == name:
                 return p
         raise ConfigError(
-            f"party '{name}' is not part of job '{self.job_id}' "
-            f"(parties: {list(self.party_names)})"
+            f"party '{name}' is not part of job '{self.job_id}' (parties: {list(self.party_names)})"
         )
 
     def to_json(self) -> bytes:
@@ -268,10 +299,12 @@ class JobSpec:
     @classmethod
     def from_dict(cls, data: Mapping, *, source: str = "job spec") -> JobSpec:
         """Validate a parsed job spec mapping."""
-        _check_keys(source, data,
-                    ["job_id", "seed", "task", "parties", "alignment", "validation", "model",
-                     "model_job"],
-                    ["job_id", "parties"])
+        _check_keys(
+            source,
+            data,
+            ["job_id", "seed", "task", "parties", "alignment", "validation", "model", "model_job"],
+            ["job_id", "parties"],
+        )
         task = data.get("task", "train")
         if task not in ("train", "predict"):
             raise ConfigError(f"{source}: task must be 'train' or 'predict', got {task!r}")
@@ -298,7 +331,9 @@ def _parse_parties(source: str, raw: t.Any, task: str) -> tuple[PartySpec, ...]:
     parties = []
     for i, entry in enumerate(raw):
         where = f"{source}: parties[{i}]"
-        _check_keys(where, entry, ["name", "role", "address", "dataset"], ["name", "role", "address"])
+        _check_keys(
+            where, entry, ["name", "role", "address", "dataset"], ["name", "role", "address"]
+        )
         role = entry["role"]
         if role not in ROLES:
             raise ConfigError(f"{where}: role must be one of {list(ROLES)}, got {role!r}")
@@ -307,12 +342,14 @@ def _parse_parties(source: str, raw: t.Any, task: str) -> tuple[PartySpec, ...]:
             raise ConfigError(f"{where}: a {role} must name the data set it contributes")
         if role == "arbiter" and dataset is not None:
             raise ConfigError(f"{where}: the arbiter holds no data; remove 'dataset'")
-        parties.append(PartySpec(
-            name=check_name(f"{where} name", entry["name"]),
-            role=role,
-            address=_typed(f"{where} address", entry["address"], str, "'host:port'"),
-            dataset=None if dataset is None else check_name(f"{where} dataset", dataset),
-        ))
+        parties.append(
+            PartySpec(
+                name=check_name(f"{where} name", entry["name"]),
+                role=role,
+                address=_typed(f"{where} address", entry["address"], str, "'host:port'"),
+                dataset=None if dataset is None else check_name(f"{where} dataset", dataset),
+            )
+        )
     names = [p.name for p in parties]
     if len(set(names)) != len(names):
         raise ConfigError(f"{source}: party names must be unique, got {names}")
@@ -332,8 +369,12 @@ def _parse_parties(source: str, raw: t.Any, task: str) -> tuple[PartySpec, ...]:
 def _parse_alignment(source: str, raw: t.Any) -> AlignmentSpec:
     _check_keys(f"{source}: alignment", raw, ["min_intersection"])
     return AlignmentSpec(
-        min_intersection=_number(f"{source}: alignment.min_intersection",
-                                 raw.get("min_intersection", 100), low=1, integer=True),
+        min_intersection=_number(
+            f"{source}: alignment.min_intersection",
+            raw.get("min_intersection", 100),
+            low=1,
+            integer=True,
+        ),
     )
 
 
@@ -346,8 +387,11 @@ def _parse_validation(source: str, raw: t.Any) -> ValidationSpec:
 
 def _parse_lr(source: str, raw: t.Any) -> LrSpec:
     where = f"{source}: model"
-    _check_keys(where, raw, ["type", "epochs", "batch_size", "learning_rate", "lr_decay", "l2",
-                             "tol", "key_bits"])
+    _check_keys(
+        where,
+        raw,
+        ["type", "epochs", "batch_size", "learning_rate", "lr_decay", "l2", "tol", "key_bits"],
+    )
     if raw.get("type", "hetero_lr") != "hetero_lr":
         raise ConfigError(f"{where}.type: only 'hetero_lr' is available, got {raw['type']!r}")
     d = LrSpec()
@@ -359,10 +403,15 @@ def _parse_lr(source: str, raw: t.Any) -> LrSpec:
         )
     return LrSpec(
         epochs=_number(f"{where}.epochs", raw.get("epochs", d.epochs), low=1, integer=True),
-        batch_size=_number(f"{where}.batch_size", raw.get("batch_size", d.batch_size),
-                           low=1, integer=True),
-        learning_rate=_number(f"{where}.learning_rate",
-                              raw.get("learning_rate", d.learning_rate), low=0, low_open=True),
+        batch_size=_number(
+            f"{where}.batch_size", raw.get("batch_size", d.batch_size), low=1, integer=True
+        ),
+        learning_rate=_number(
+            f"{where}.learning_rate",
+            raw.get("learning_rate", d.learning_rate),
+            low=0,
+            low_open=True,
+        ),
         lr_decay=_number(f"{where}.lr_decay", raw.get("lr_decay", d.lr_decay), low=0),
         l2=_number(f"{where}.l2", raw.get("l2", d.l2), low=0),
         tol=_number(f"{where}.tol", raw.get("tol", d.tol), low=0),

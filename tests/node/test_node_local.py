@@ -17,25 +17,37 @@ from lianmo.transport.memory import CallbackChannel
 PARTIES = ("broker", "platform", "arbiter")
 
 
-def _config(tmp_path: Path, name: str, shared_data: Path, **datasets: tuple[str, str | None]) -> PartyConfig:
+def _config(
+    tmp_path: Path, name: str, shared_data: Path, **datasets: tuple[str, str | None]
+) -> PartyConfig:
     catalogue = {
-        ds: {"path": str(shared_data / file), "id_column": "id",
-             **({"label_column": label} if label else {})}
+        ds: {
+            "path": str(shared_data / file),
+            "id_column": "id",
+            **({"label_column": label} if label else {}),
+        }
         for ds, (file, label) in datasets.items()
     }
     return PartyConfig.from_dict(
-        {"name": name, "listen": "127.0.0.1:0", "state_dir": name,
-         "tls": {"cert": "x", "key": "x", "ca": "x"}, "datasets": catalogue},
+        {
+            "name": name,
+            "listen": "127.0.0.1:0",
+            "state_dir": name,
+            "tls": {"cert": "x", "key": "x", "ca": "x"},
+            "datasets": catalogue,
+        },
         base=tmp_path,
     )
 
 
 def _nodes(tmp_path: Path, shared_data: Path) -> dict[str, NodeService]:
     configs = {
-        "broker": _config(tmp_path, "broker", shared_data,
-                          breast_guest=("breast_hetero_guest.csv", "y")),
-        "platform": _config(tmp_path, "platform", shared_data,
-                            breast_host=("breast_hetero_host.csv", None)),
+        "broker": _config(
+            tmp_path, "broker", shared_data, breast_guest=("breast_hetero_guest.csv", "y")
+        ),
+        "platform": _config(
+            tmp_path, "platform", shared_data, breast_host=("breast_hetero_host.csv", None)
+        ),
         "arbiter": _config(tmp_path, "arbiter", shared_data),
     }
     nodes: dict[str, NodeService] = {}
@@ -43,9 +55,15 @@ def _nodes(tmp_path: Path, shared_data: Path) -> dict[str, NodeService]:
     def factory_for(name: str):  # type: ignore[no-untyped-def]
         def factory(spec, inbox, observers):  # type: ignore[no-untyped-def]
             return CallbackChannel(
-                job_id=spec.job_id, party=name, inbox=inbox, peers=spec.party_names,
+                job_id=spec.job_id,
+                party=name,
+                inbox=inbox,
+                peers=spec.party_names,
                 deliver=lambda env: nodes[env.receiver].inbox_for(env.job_id).put(env),
-                observers=observers, recv_timeout=120)
+                observers=observers,
+                recv_timeout=120,
+            )
+
         return factory
 
     for name, cfg in configs.items():
@@ -73,16 +91,19 @@ class _Direct:
 
 
 def _spec(job_id: str = "breast-1", **model: object) -> JobSpec:
-    return JobSpec.from_dict({
-        "job_id": job_id, "seed": 42,
-        "parties": [
-            {"name": "broker", "role": "guest", "address": "-", "dataset": "breast_guest"},
-            {"name": "platform", "role": "host", "address": "-", "dataset": "breast_host"},
-            {"name": "arbiter", "role": "arbiter", "address": "-"},
-        ],
-        "alignment": {"min_intersection": 100},
-        "model": {"epochs": 2, "batch_size": 128, "learning_rate": 0.3, **model},
-    })
+    return JobSpec.from_dict(
+        {
+            "job_id": job_id,
+            "seed": 42,
+            "parties": [
+                {"name": "broker", "role": "guest", "address": "-", "dataset": "breast_guest"},
+                {"name": "platform", "role": "host", "address": "-", "dataset": "breast_host"},
+                {"name": "arbiter", "role": "arbiter", "address": "-"},
+            ],
+            "alignment": {"min_intersection": 100},
+            "model": {"epochs": 2, "batch_size": 128, "learning_rate": 0.3, **model},
+        }
+    )
 
 
 @pytest.fixture
@@ -103,10 +124,14 @@ def test_train_then_predict_writes_shares_metrics_and_audit_logs(
         share = json.loads((job_dir / "model.json").read_text())
         assert share["party"] == name and len(share["weights"]) == (10 if name == "broker" else 20)
         assert verify_chain(job_dir / "audit.jsonl") > 10
-    assert json.loads((tmp_path / "platform/jobs/breast-1/model.json").read_text())["intercept"] is None
+    assert (
+        json.loads((tmp_path / "platform/jobs/breast-1/model.json").read_text())["intercept"]
+        is None
+    )
 
-    predict = JobSpec.from_dict({**json.loads(_spec("breast-scores").to_json()),
-                                 "task": "predict", "model_job": "breast-1"})
+    predict = JobSpec.from_dict(
+        {**json.loads(_spec("breast-scores").to_json()), "task": "predict", "model_job": "breast-1"}
+    )
     report = run_job(predict, controls, poll_interval=0.05)
     assert report.guest_result["scored"] == 569
     lines = (tmp_path / "broker/jobs/breast-scores/scores.csv").read_text().splitlines()
@@ -120,7 +145,8 @@ def test_a_failing_party_is_named_with_its_own_error(
     (tmp_path / "bad.csv").write_text("id,x1\n1,0.5\n2,abc\n")
     platform = nodes["platform"]
     platform.config.datasets["breast_host"] = platform.config.datasets["breast_host"].__class__(
-        name="breast_host", path=tmp_path / "bad.csv", id_column="id")
+        name="breast_host", path=tmp_path / "bad.csv", id_column="id"
+    )
     controls = {n: _Direct(node) for n, node in nodes.items()}
     with pytest.raises(JobFailedError, match="platform.*bad.csv") as info:
         run_job(_spec("breast-bad"), controls, poll_interval=0.05)

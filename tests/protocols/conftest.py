@@ -46,10 +46,13 @@ def run_roles(
     def run(party: str, fn: Callable[[RoleContext], t.Any]) -> None:
         try:
             ctx = RoleContext(
-                job_id=job_id, party=party,
+                job_id=job_id,
+                party=party,
                 channel=hub.channel(party, [recorder] if recorder else [], recv_timeout=timeout),
                 rng=Drbg(hashlib.sha256(f"seed-{party}".encode()).digest()),
-                guest=guest, hosts=hosts, arbiter=arbiter,
+                guest=guest,
+                hosts=hosts,
+                arbiter=arbiter,
             )
             results[party] = fn(ctx)
         except BaseException as exc:  # noqa: BLE001 - reported to the test below

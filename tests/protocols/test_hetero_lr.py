@@ -32,8 +32,17 @@ def breast(shared_data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _params(**overrides: float) -> LrParams:
-    base = dict(epochs=2, batch_size=128, learning_rate=0.3, lr_decay=0.01, l2=0.001, tol=0.0,
-                key_bits=SMALL_TEST_KEY_BITS, seed=7, insecure_test_key=True)
+    base = dict(
+        epochs=2,
+        batch_size=128,
+        learning_rate=0.3,
+        lr_decay=0.01,
+        l2=0.001,
+        tol=0.0,
+        key_bits=SMALL_TEST_KEY_BITS,
+        seed=7,
+        insecure_test_key=True,
+    )
     base.update(overrides)
     return LrParams(**base)  # type: ignore[arg-type]
 
@@ -47,7 +56,9 @@ def test_one_round_gradient_equals_plaintext_taylor_gradient(breast) -> None:  #
             "g": lambda ctx: train_guest(ctx, Xg, y, params),
             "h": lambda ctx: train_host(ctx, Xh, params),
         },
-        guest="g", hosts=("h",), arbiter="a",
+        guest="g",
+        hosts=("h",),
+        arbiter="a",
     )
     z = np.zeros(len(y))
     # With w0 = 0 and lr = 1 the new weights are minus the first gradient.
@@ -66,11 +77,21 @@ def test_training_follows_the_plaintext_reference(breast) -> None:  # type: igno
             "g": lambda ctx: train_guest(ctx, Xg, y, params),
             "h": lambda ctx: train_host(ctx, Xh, params),
         },
-        guest="g", hosts=("h",), arbiter="a",
+        guest="g",
+        hosts=("h",),
+        arbiter="a",
     )
     ref_w, ref_loss = train_plaintext_taylor(
-        [Xg, Xh], y, epochs=2, batch_size=128, learning_rate=0.3, lr_decay=0.01, l2=0.001,
-        seed=7, tol=0.0)
+        [Xg, Xh],
+        y,
+        epochs=2,
+        batch_size=128,
+        learning_rate=0.3,
+        lr_decay=0.01,
+        l2=0.001,
+        seed=7,
+        tol=0.0,
+    )
     np.testing.assert_allclose(out["g"], ref_w[0], atol=2e-3)
     np.testing.assert_allclose(out["h"], ref_w[1], atol=2e-3)
     np.testing.assert_allclose(out["a"].losses, ref_loss, rtol=1e-3)
@@ -88,11 +109,21 @@ def test_guest_with_two_hosts_matches_reference_including_loss(breast) -> None: 
             "h1": lambda ctx: train_host(ctx, X1, params),
             "h2": lambda ctx: train_host(ctx, X2, params),
         },
-        guest="g", hosts=("h1", "h2"), arbiter="a",
+        guest="g",
+        hosts=("h1", "h2"),
+        arbiter="a",
     )
     ref_w, ref_loss = train_plaintext_taylor(
-        [Xg, X1, X2], y, epochs=1, batch_size=200, learning_rate=0.3, lr_decay=0.01,
-        l2=0.001, seed=7, tol=0.0)
+        [Xg, X1, X2],
+        y,
+        epochs=1,
+        batch_size=200,
+        learning_rate=0.3,
+        lr_decay=0.01,
+        l2=0.001,
+        seed=7,
+        tol=0.0,
+    )
     for got, want in zip((out["g"], out["h1"], out["h2"]), ref_w, strict=True):
         np.testing.assert_allclose(got, want, atol=2e-3)
     np.testing.assert_allclose(out["a"].losses, ref_loss, rtol=1e-3)
@@ -107,7 +138,9 @@ def test_early_stopping_on_loss_stops_every_party(breast) -> None:  # type: igno
             "g": lambda ctx: train_guest(ctx, Xg, y, params),
             "h": lambda ctx: train_host(ctx, Xh, params),
         },
-        guest="g", hosts=("h",), arbiter="a",
+        guest="g",
+        hosts=("h",),
+        arbiter="a",
     )
     assert len(out["a"].losses) == 2
     assert out["a"].rounds == 2 * 2

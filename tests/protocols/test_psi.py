@@ -22,7 +22,8 @@ def test_two_party_psi_returns_exactly_the_intersection_in_id_order() -> None:
             "g": lambda ctx: align_guest(ctx, guest_ids, min_intersection=10),
             "h": lambda ctx: align_host(ctx, host_ids, min_intersection=10),
         },
-        guest="g", hosts=("h",),
+        guest="g",
+        hosts=("h",),
     )
     expected = sorted(set(guest_ids) & set(host_ids))
     assert [guest_ids[i] for i in out["g"]] == expected
@@ -39,7 +40,8 @@ def test_psi_with_two_hosts_aligns_on_the_common_ids_of_all_three() -> None:
             "h1": lambda ctx: align_host(ctx, host1, min_intersection=1),
             "h2": lambda ctx: align_host(ctx, host2, min_intersection=1),
         },
-        guest="g", hosts=("h1", "h2"),
+        guest="g",
+        hosts=("h1", "h2"),
     )
     expected = sorted(set(guest_ids) & set(host1) & set(host2))
     assert len(expected) == 15
@@ -56,7 +58,9 @@ def test_psi_wire_carries_no_id_in_plaintext(wire) -> None:  # type: ignore[no-u
             "g": lambda ctx: align_guest(ctx, guest_ids, min_intersection=1),
             "h": lambda ctx: align_host(ctx, host_ids, min_intersection=1),
         },
-        guest="g", hosts=("h",), recorder=wire,
+        guest="g",
+        hosts=("h",),
+        recorder=wire,
     )
     blob = b"".join(e.payload for e in wire.envelopes)
     assert not any(i.encode() in blob for i in guest_ids + host_ids)
@@ -71,5 +75,6 @@ def test_intersection_below_minimum_stops_both_parties() -> None:
                 "g": lambda ctx: align_guest(ctx, guest_ids, min_intersection=10),
                 "h": lambda ctx: align_host(ctx, host_ids, min_intersection=10),
             },
-            guest="g", hosts=("h",),
+            guest="g",
+            hosts=("h",),
         )

@@ -27,7 +27,9 @@ Scalar = str | int | float | bool | None
 
 def _digest(record: dict[str, object]) -> str:
     body = {k: v for k, v in record.items() if k != "hash"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 class AuditLog:
@@ -96,7 +98,9 @@ def verify_chain(path: Path) -> int:
         if record.get("seq") != count - 1:
             raise LianmoError(f"audit log {path}: record {count - 1} has seq {record.get('seq')}")
         if record.get("prev") != prev:
-            raise LianmoError(f"audit log {path}: record {count - 1} does not link to the one before")
+            raise LianmoError(
+                f"audit log {path}: record {count - 1} does not link to the one before"
+            )
         if record.get("hash") != _digest(record):
             raise LianmoError(f"audit log {path}: record {count - 1} was altered (hash mismatch)")
         prev = str(record["hash"])

@@ -36,12 +36,22 @@ def write_party_config(
     """Write ``directory/party.toml`` for a node listening on a free loopback port."""
     directory.mkdir(parents=True, exist_ok=True)
     lines = [
-        f'name = "{name}"', 'listen = "127.0.0.1:0"', 'state_dir = "."', "",
-        "[tls]", f'cert = "{(certs / f"{name}.pem").resolve()}"',
-        f'key = "{(certs / f"{name}.key").resolve()}"', f'ca = "{(certs / "ca.pem").resolve()}"',
+        f'name = "{name}"',
+        'listen = "127.0.0.1:0"',
+        'state_dir = "."',
+        "",
+        "[tls]",
+        f'cert = "{(certs / f"{name}.pem").resolve()}"',
+        f'key = "{(certs / f"{name}.key").resolve()}"',
+        f'ca = "{(certs / "ca.pem").resolve()}"',
     ]
     for ds_name, (path, id_col, label) in datasets.items():
-        lines += ["", f"[datasets.{ds_name}]", f'path = "{path.resolve()}"', f'id_column = "{id_col}"']
+        lines += [
+            "",
+            f"[datasets.{ds_name}]",
+            f'path = "{path.resolve()}"',
+            f'id_column = "{id_col}"',
+        ]
         if label:
             lines.append(f'label_column = "{label}"')
     path = directory / "party.toml"
@@ -50,7 +60,9 @@ def write_party_config(
 
 
 @contextmanager
-def party_processes(configs: Mapping[str, Path], *, timeout_s: float = 60.0) -> Iterator[dict[str, str]]:
+def party_processes(
+    configs: Mapping[str, Path], *, timeout_s: float = 60.0
+) -> Iterator[dict[str, str]]:
     """Start ``lianmo party serve`` per config; yield name -> address; always stop them."""
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -59,12 +71,25 @@ def party_processes(configs: Mapping[str, Path], *, timeout_s: float = 60.0) -> 
             port_file.unlink(missing_ok=True)
             log = (config.parent / "node.log").open("wb")
             procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "lianmo.cli.main", "party", "serve", "--config",
-                 str(config), "--port-file", str(port_file)],
-                stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+                [
+                    sys.executable,
+                    "-m",
+                    "lianmo.cli.main",
+                    "party",
+                    "serve",
+                    "--config",
+                    str(config),
+                    "--port-file",
+                    str(port_file),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=os.environ.copy(),
             )
-        yield {name: f"127.0.0.1:{_wait_port(name, procs[name], configs[name], timeout_s)}"
-               for name in configs}
+        yield {
+            name: f"127.0.0.1:{_wait_port(name, procs[name], configs[name], timeout_s)}"
+            for name in configs
+        }
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -92,8 +117,13 @@ def _wait_port(name: str, proc: subprocess.Popen[bytes], config: Path, timeout_s
 
 
 @click.command("demo")
-@click.option("--output", type=click.Path(path_type=Path), default=Path("demo-output"),
-              show_default=True, help="Where the job output and party state go (wiped first).")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Where the job output and party state go (wiped first).",
+)
 @click.option("--epochs", default=3, show_default=True, help="Training epochs.")
 @click.option("--key-bits", default=2048, show_default=True, help="Paillier key size (>= 2048).")
 def demo(output: Path, epochs: int, key_bits: int) -> None:
@@ -111,16 +141,25 @@ def demo(output: Path, epochs: int, key_bits: int) -> None:
     for name, (_role, ds, file, label) in DEMO_PARTIES.items():
         datasets = {} if ds is None else {ds: (demo_file(str(file)), "client_id", label)}
         configs[name] = write_party_config(output / "parties" / name, name, certs, datasets)
-    click.echo(f"starting party nodes {', '.join(configs)} (logs in {output}/parties/*/node.log)",
-               err=True)
+    click.echo(
+        f"starting party nodes {', '.join(configs)} (logs in {output}/parties/*/node.log)", err=True
+    )
     with party_processes(configs) as addresses:
         spec = JobSpec.from_dict(demo_spec(addresses, epochs=epochs, key_bits=key_bits))
-        (output / "job.yaml").write_text(yaml.safe_dump(demo_spec(addresses, epochs=epochs,
-                                                                  key_bits=key_bits)))
-        run_and_report(spec, output, ca=certs / "ca.pem", cert=certs / "coordinator.pem",
-                       key=certs / "coordinator.key")
-    click.echo(f"demo finished in {time.perf_counter() - started:.1f}s; party state, model "
-               f"shares and audit logs in {output}/parties/<party>/jobs/{spec.job_id}/")
+        (output / "job.yaml").write_text(
+            yaml.safe_dump(demo_spec(addresses, epochs=epochs, key_bits=key_bits))
+        )
+        run_and_report(
+            spec,
+            output,
+            ca=certs / "ca.pem",
+            cert=certs / "coordinator.pem",
+            key=certs / "coordinator.key",
+        )
+    click.echo(
+        f"demo finished in {time.perf_counter() - started:.1f}s; party state, model "
+        f"shares and audit logs in {output}/parties/<party>/jobs/{spec.job_id}/"
+    )
 
 
 def demo_spec(addresses: Mapping[str, str], *, epochs: int, key_bits: int) -> dict[str, t.Any]:
@@ -129,13 +168,24 @@ def demo_spec(addresses: Mapping[str, str], *, epochs: int, key_bits: int) -> di
         "job_id": "credit-demo",
         "seed": 42,
         "parties": [
-            {"name": name, "role": role, "address": addresses[name],
-             **({"dataset": ds} if ds else {})}
+            {
+                "name": name,
+                "role": role,
+                "address": addresses[name],
+                **({"dataset": ds} if ds else {}),
+            }
             for name, (role, ds, _f, _l) in DEMO_PARTIES.items()
         ],
         "alignment": {"min_intersection": 1000},
         "validation": {"share": 0.2},
-        "model": {"type": "hetero_lr", "epochs": epochs, "batch_size": 1024,
-                  "learning_rate": 0.5, "lr_decay": 0.01, "l2": 0.0, "tol": 1e-4,
-                  "key_bits": key_bits},
+        "model": {
+            "type": "hetero_lr",
+            "epochs": epochs,
+            "batch_size": 1024,
+            "learning_rate": 0.5,
+            "lr_decay": 0.01,
+            "l2": 0.0,
+            "tol": 1e-4,
+            "key_bits": key_bits,
+        },
     }

@@ -21,8 +21,11 @@ def identity_options(fn: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
     """--ca/--cert/--key options for commands that act as the coordinator."""
     for name in ("key", "cert", "ca"):
         fn = click.option(
-            f"--{name}", envvar=f"LIANMO_{name.upper()}", required=True,
-            type=click.Path(path_type=Path), help=_IDENTITY_HELP.format(name, name.upper()),
+            f"--{name}",
+            envvar=f"LIANMO_{name.upper()}",
+            required=True,
+            type=click.Path(path_type=Path),
+            help=_IDENTITY_HELP.format(name, name.upper()),
         )(fn)
     return fn
 
@@ -32,8 +35,10 @@ def identity_options(fn: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
 @click.version_option(package_name="lianmo")
 def cli(verbose: bool) -> None:
     """lianmo (联模): privacy-preserving vertical federated learning."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
 
 
 # ---- certs ---------------------------------------------------------------------------
@@ -46,8 +51,13 @@ def certs() -> None:
 
 @certs.command("init")
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--name", "names", multiple=True, required=True,
-              help="A party (or 'coordinator') to issue a certificate for; repeat.")
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    required=True,
+    help="A party (or 'coordinator') to issue a certificate for; repeat.",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def certs_init(directory: Path, names: tuple[str, ...], force: bool) -> None:
     """Write ca.pem/ca.key and NAME.pem/NAME.key for every --name into DIRECTORY.
@@ -70,10 +80,18 @@ def party() -> None:
 
 
 @party.command("serve")
-@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
-              help="Party config (TOML).")
-@click.option("--port-file", type=click.Path(path_type=Path),
-              help="Write the bound port here once listening (useful with port 0).")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Party config (TOML).",
+)
+@click.option(
+    "--port-file",
+    type=click.Path(path_type=Path),
+    help="Write the bound port here once listening (useful with port 0).",
+)
 def party_serve(config_path: Path, port_file: Path | None) -> None:
     """Serve this party's node until SIGINT/SIGTERM."""
     from lianmo.node.service import NodeService
@@ -92,16 +110,30 @@ def party_serve(config_path: Path, port_file: Path | None) -> None:
 
     def channel_factory(spec: JobSpec, inbox: t.Any, observers: t.Any) -> GrpcChannel:
         peers = {p.name: p.address for p in spec.parties if p.name != config.name}
-        return GrpcChannel(job_id=spec.job_id, party=config.name, inbox=inbox, peers=peers,
-                           identity=identity, observers=observers,
-                           recv_timeout=config.recv_timeout_s)
+        return GrpcChannel(
+            job_id=spec.job_id,
+            party=config.name,
+            inbox=inbox,
+            peers=peers,
+            identity=identity,
+            observers=observers,
+            recv_timeout=config.recv_timeout_s,
+        )
 
     node = NodeService(config, channel_factory)
-    server, port = serve(listen=config.listen, identity=identity, inbox_for=node.inbox_for,
-                         control=node, max_message_bytes=config.max_message_mb * 2**20)
+    server, port = serve(
+        listen=config.listen,
+        identity=identity,
+        inbox_for=node.inbox_for,
+        control=node,
+        max_message_bytes=config.max_message_mb * 2**20,
+    )
     host = config.listen.rsplit(":", 1)[0]
-    click.echo(f"party '{config.name}' listening on {host}:{port} (mutual TLS); "
-               f"state in {config.state_dir}", err=True)
+    click.echo(
+        f"party '{config.name}' listening on {host}:{port} (mutual TLS); "
+        f"state in {config.state_dir}",
+        err=True,
+    )
     if port_file is not None:
         port_file.write_text(str(port))
     stop = threading.Event()
@@ -122,8 +154,12 @@ def job() -> None:
 
 @job.command("run")
 @click.argument("spec_path", type=click.Path(path_type=Path))
-@click.option("--output", type=click.Path(path_type=Path), default=None,
-              help="Where to write metrics.json and job.json (default: ./jobs/JOB_ID).")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write metrics.json and job.json (default: ./jobs/JOB_ID).",
+)
 @identity_options
 def job_run(spec_path: Path, output: Path | None, ca: Path, cert: Path, key: Path) -> None:
     """Run the job in SPEC_PATH (YAML) and write its metrics."""
@@ -133,8 +169,12 @@ def job_run(spec_path: Path, output: Path | None, ca: Path, cert: Path, key: Pat
 
 @cli.command("predict")
 @click.argument("spec_path", type=click.Path(path_type=Path))
-@click.option("--output", type=click.Path(path_type=Path), default=None,
-              help="Where to write metrics.json and job.json (default: ./jobs/JOB_ID).")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write metrics.json and job.json (default: ./jobs/JOB_ID).",
+)
 @identity_options
 def predict_cmd(spec_path: Path, output: Path | None, ca: Path, cert: Path, key: Path) -> None:
     """Score aligned ids with a trained model (SPEC has task: predict and model_job).
@@ -147,7 +187,9 @@ def predict_cmd(spec_path: Path, output: Path | None, ca: Path, cert: Path, key:
     run_and_report(spec, output or Path("jobs") / spec.job_id, ca=ca, cert=cert, key=key)
 
 
-def run_and_report(spec: JobSpec, output: Path, *, ca: Path, cert: Path, key: Path) -> dict[str, t.Any]:
+def run_and_report(
+    spec: JobSpec, output: Path, *, ca: Path, cert: Path, key: Path
+) -> dict[str, t.Any]:
     """Coordinate ``spec`` over gRPC, show progress, write and print the results."""
     from lianmo.cli.progress import ProgressView
     from lianmo.coordinator.output import clear_output, write_output
@@ -162,8 +204,11 @@ def run_and_report(spec: JobSpec, output: Path, *, ca: Path, cert: Path, key: Pa
     try:
         for client in clients.values():
             client.wait_healthy(timeout_s=30.0)
-        click.echo(f"job '{spec.job_id}': {len(clients)} parties reachable "
-                   f"({', '.join(f'{p.name}={p.role}' for p in spec.parties)})", err=True)
+        click.echo(
+            f"job '{spec.job_id}': {len(clients)} parties reachable "
+            f"({', '.join(f'{p.name}={p.role}' for p in spec.parties)})",
+            err=True,
+        )
         report = run_job(spec, clients, on_progress=view)
     finally:
         view.close()
@@ -186,8 +231,10 @@ def print_summary(metrics: dict[str, t.Any], path: Path) -> None:
     for name, p in metrics["parties"].items():
         phases = ", ".join(f"{k} {v:.1f}s" for k, v in p["phase_seconds"].items())
         sent = (p["bytes_sent"] or 0) / 2**20
-        click.echo(f"  {name:<10} {p['role']:<8} sent {p['messages_sent']} messages "
-                   f"({sent:.1f} MiB); {phases}")
+        click.echo(
+            f"  {name:<10} {p['role']:<8} sent {p['messages_sent']} messages "
+            f"({sent:.1f} MiB); {phases}"
+        )
     click.echo(f"metrics: {path}")
 
 

@@ -27,15 +27,19 @@ class ProgressView:
         if lead is None:
             return
         elapsed = time.monotonic() - self._start
-        parts = [f"{name}: {s.state if s.state != 'running' else s.phase or 'starting'}"
-                 for name, s in statuses.items()]
+        parts = [
+            f"{name}: {s.state if s.state != 'running' else s.phase or 'starting'}"
+            for name, s in statuses.items()
+        ]
         details = [f"{s.detail}" for s in statuses.values() if s.detail and "loss" in s.detail]
         frac = lead.step / lead.total_steps if lead.total_steps else 0.0
         if self._tty:
             filled = int(frac * _BAR)
             bar = "#" * filled + "-" * (_BAR - filled)
-            line = (f"\r[{lead.phase or 'prepare':>8}] [{bar}] {lead.step}/{lead.total_steps} "
-                    f"{lead.detail} | {' '.join(details[-1:])} | {elapsed:5.0f}s")
+            line = (
+                f"\r[{lead.phase or 'prepare':>8}] [{bar}] {lead.step}/{lead.total_steps} "
+                f"{lead.detail} | {' '.join(details[-1:])} | {elapsed:5.0f}s"
+            )
             self._out.write(line.ljust(len(self._last_line)))
             self._last_line = line
         else:

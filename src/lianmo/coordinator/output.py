@@ -17,8 +17,10 @@ def clear_output(directory: Path) -> None:
 def write_output(directory: Path, report: JobReport) -> Path:
     """Write metrics.json and job.json atomically; return the metrics path."""
     directory.mkdir(parents=True, exist_ok=True)
-    _write(directory / "job.json", json.loads(report.spec.to_json()) | {
-        "spec_sha256": report.spec.digest()})
+    _write(
+        directory / "job.json",
+        json.loads(report.spec.to_json()) | {"spec_sha256": report.spec.digest()},
+    )
     path = directory / "metrics.json"
     _write(path, report.metrics())
     return path

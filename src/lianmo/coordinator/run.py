@@ -47,8 +47,11 @@ class JobReport:
 
     def metrics(self) -> dict[str, t.Any]:
         """The machine-readable job output: metrics, loss, timings, message counts, digests."""
-        out: dict[str, t.Any] = {"job_id": self.spec.job_id, "task": self.spec.task,
-                                 "wall_seconds": round(self.wall_seconds, 3)}
+        out: dict[str, t.Any] = {
+            "job_id": self.spec.job_id,
+            "task": self.spec.task,
+            "wall_seconds": round(self.wall_seconds, 3),
+        }
         guest = self.guest_result
         for key in ("validation", "metrics", "scored", "aligned", "train_rows", "validation_rows"):
             if key in guest:
@@ -100,7 +103,9 @@ def run_job(
 
 
 def _watch(
-    spec: JobSpec, controls: Mapping[str, PartyControl], on_progress: ProgressCallback,
+    spec: JobSpec,
+    controls: Mapping[str, PartyControl],
+    on_progress: ProgressCallback,
     poll_interval: float,
 ) -> dict[str, JobStatusInfo]:
     while True:

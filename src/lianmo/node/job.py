@@ -51,8 +51,12 @@ class JobOutcome:
 
 
 def run_party_job(
-    ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry | None, job_dir: Path,
-    *, insecure_test_key: bool = False,
+    ctx: RoleContext,
+    spec: JobSpec,
+    dataset: DatasetEntry | None,
+    job_dir: Path,
+    *,
+    insecure_test_key: bool = False,
 ) -> JobOutcome:
     """Run this party's role of ``spec``; returns the summary for the coordinator."""
     role = spec.party(ctx.party).role
@@ -77,22 +81,34 @@ def run_party_job(
 def _lr_params(spec: JobSpec, insecure_test_key: bool) -> hetero_lr.LrParams:
     m = spec.model
     return hetero_lr.LrParams(
-        epochs=m.epochs, batch_size=m.batch_size, learning_rate=m.learning_rate,
-        lr_decay=m.lr_decay, l2=m.l2, tol=m.tol, key_bits=m.key_bits, seed=spec.seed,
+        epochs=m.epochs,
+        batch_size=m.batch_size,
+        learning_rate=m.learning_rate,
+        lr_decay=m.lr_decay,
+        l2=m.l2,
+        tol=m.tol,
+        key_bits=m.key_bits,
+        seed=spec.seed,
         insecure_test_key=insecure_test_key,
     )
 
 
-def _load(ctx: RoleContext, role: str, dataset: DatasetEntry,
-          feature_columns: list[str] | None = None) -> Table:
+def _load(
+    ctx: RoleContext, role: str, dataset: DatasetEntry, feature_columns: list[str] | None = None
+) -> Table:
     label = dataset.label_column if role == "guest" else None
     if role == "guest" and label is None:
         raise ConfigError(
             f"party '{ctx.party}': data set '{dataset.name}' has no label_column in the "
             "catalogue, but the guest must hold the labels"
         )
-    table = load_table(dataset.path, id_column=dataset.id_column, label_column=label,
-                       party=ctx.party, feature_columns=feature_columns)
+    table = load_table(
+        dataset.path,
+        id_column=dataset.id_column,
+        label_column=label,
+        party=ctx.party,
+        feature_columns=feature_columns,
+    )
     if role == "guest" and label is not None:
         check_binary_labels(table, party=ctx.party)
     return table
@@ -107,8 +123,14 @@ def _align(ctx: RoleContext, role: str, spec: JobSpec, table: Table) -> Table:
     return table.select(rows)
 
 
-def _train_job(ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path,
-               outcome: JobOutcome, params: hetero_lr.LrParams) -> None:
+def _train_job(
+    ctx: RoleContext,
+    spec: JobSpec,
+    dataset: DatasetEntry,
+    job_dir: Path,
+    outcome: JobOutcome,
+    params: hetero_lr.LrParams,
+) -> None:
     role = outcome.role
     with outcome.timed("load"):
         table = _load(ctx, role, dataset)
@@ -118,8 +140,13 @@ def _train_job(ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: 
     train, val = aligned.select(np.flatnonzero(~is_val)), aligned.select(np.flatnonzero(is_val))
     scaler = Standardizer.fit(train.X)
     X_train, X_val = scaler.transform(train.X), scaler.transform(val.X)
-    outcome.values.update(rows=len(table), aligned=len(aligned), train_rows=len(train),
-                          validation_rows=len(val), features=len(table.feature_names))
+    outcome.values.update(
+        rows=len(table),
+        aligned=len(aligned),
+        train_rows=len(train),
+        validation_rows=len(val),
+        features=len(table.feature_names),
+    )
     with outcome.timed("train"):
         if role == "guest":
             w = hetero_lr.train_guest(ctx, _with_bias(X_train), _labels(train), params)
@@ -133,8 +160,12 @@ def _train_job(ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: 
         else:
             predict.score_host(ctx, X_val @ w, tag="predict.validation")
     share = {
-        "format": MODEL_FORMAT, "job_id": spec.job_id, "party": ctx.party, "role": role,
-        "dataset": dataset.name, "feature_names": list(table.feature_names),
+        "format": MODEL_FORMAT,
+        "job_id": spec.job_id,
+        "party": ctx.party,
+        "role": role,
+        "dataset": dataset.name,
+        "feature_names": list(table.feature_names),
         "weights": [float(v) for v in (w[:-1] if role == "guest" else w)],
         "intercept": float(w[-1]) if role == "guest" else None,
         "scaler": scaler.to_dict(),
@@ -144,8 +175,9 @@ def _train_job(ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: 
     outcome.values["model_digest"] = hashlib.sha256(data).hexdigest()
 
 
-def _predict_job(ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path,
-                 outcome: JobOutcome) -> None:
+def _predict_job(
+    ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
+) -> None:
     role = outcome.role
     share = load_model_share(job_dir.parent / str(spec.model_job) / "model.json", ctx.party, role)
     with outcome.timed("load"):
@@ -213,4 +245,3 @@ def write_atomic(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-

@@ -112,8 +112,11 @@ class NodeService:
                 )
             directory.mkdir(parents=True, exist_ok=True)
             write_atomic(directory / "spec.json", spec.to_json())
-            job = _Job(spec=spec, inbox=Inbox(job_id, self.config.name, spec.party_names),
-                       directory=directory)
+            job = _Job(
+                spec=spec,
+                inbox=Inbox(job_id, self.config.name, spec.party_names),
+                directory=directory,
+            )
             self._jobs[job_id] = job
         return self._status(job)
 
@@ -139,7 +142,7 @@ class NodeService:
         self._authorize(caller)
         job = self._job(job_id)
         with job.lock:
-            if not job.state in ("succeeded", "failed", "cancelled"):
+            if job.state not in ("succeeded", "failed", "cancelled"):
                 job.state = "cancelled"
                 job.detail = f"cancelled by {caller}"
         job.inbox.close(f"cancelled by {caller}")
@@ -166,17 +169,29 @@ class NodeService:
         try:
             channel = self._channel_factory(spec, job.inbox, [audit, stats])
             ctx = RoleContext(
-                job_id=spec.job_id, party=name, channel=channel, rng=rng, guest=spec.guest,
-                hosts=spec.hosts, arbiter=spec.arbiter if spec.task == "train" else None,
+                job_id=spec.job_id,
+                party=name,
+                channel=channel,
+                rng=rng,
+                guest=spec.guest,
+                hosts=spec.hosts,
+                arbiter=spec.arbiter if spec.task == "train" else None,
                 progress=lambda phase, step, total, detail="": self._progress(
-                    job, phase, step, total, detail),
+                    job, phase, step, total, detail
+                ),
             )
             me = spec.party(name)
             dataset = None if me.dataset is None else self.config.dataset(me.dataset)
-            outcome = run_party_job(ctx, spec, dataset, job.directory,
-                                    insecure_test_key=self._insecure_test_key)
-            result = {"party": name, "role": outcome.role, **outcome.values,
-                      "phase_seconds": outcome.phase_seconds, **stats.summary()}
+            outcome = run_party_job(
+                ctx, spec, dataset, job.directory, insecure_test_key=self._insecure_test_key
+            )
+            result = {
+                "party": name,
+                "role": outcome.role,
+                **outcome.values,
+                "phase_seconds": outcome.phase_seconds,
+                **stats.summary(),
+            }
             data = json.dumps(result, indent=2, sort_keys=True).encode()
             if "model_digest" in result:
                 audit.record("model", sha256=str(result["model_digest"]))
@@ -217,14 +232,22 @@ class NodeService:
     def _status(self, job: _Job) -> JobStatusInfo:
         with job.lock:
             return JobStatusInfo(
-                job_id=job.spec.job_id, party=self.config.name, state=job.state,
-                phase=job.phase, step=job.step, total_steps=job.total, error=job.error,
-                error_kind=job.error_kind, result_json=job.result_json, detail=job.detail,
+                job_id=job.spec.job_id,
+                party=self.config.name,
+                state=job.state,
+                phase=job.phase,
+                step=job.step,
+                total_steps=job.total,
+                error=job.error,
+                error_kind=job.error_kind,
+                result_json=job.result_json,
+                detail=job.detail,
             )
 
     def _authorize(self, caller: str) -> None:
         if caller not in self.config.coordinators:
             raise AuthenticationError(
-                f"party '{self.config.name}' accepts jobs only from {list(self.config.coordinators)}; "
+                f"party '{self.config.name}' accepts jobs only from "
+                f"{list(self.config.coordinators)}; "
                 f"'{caller}' is not one of them (add it to 'coordinators' in the party config)"
             )

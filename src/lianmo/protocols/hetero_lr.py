@@ -31,7 +31,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from lianmo.crypto.fixedpoint import quantise
-from lianmo.crypto.paillier import MIN_KEY_BITS, CipherVector, PrivateKey, PublicKey, generate_keypair
+from lianmo.crypto.paillier import (
+    MIN_KEY_BITS,
+    CipherVector,
+    PrivateKey,
+    PublicKey,
+    generate_keypair,
+)
 from lianmo.data.split import batch_schedule
 from lianmo.errors import ProtocolError
 from lianmo.models.logistic import learning_rate
@@ -166,11 +172,18 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
             u = X[batch] @ w
             u_mant = [int(m) for m in np.rint(u * 16.0**-U_EXP)]
             square_sum = sum(m * m for m in u_mant) >> (4 * -X_EXP)  # Σu² at G_EXP
-            ctx.channel.send(ctx.guest, "lr.host_forward",
-                             cipher_to_msg(key.encrypt_ints(u_mant, U_EXP, ctx.rng)), round=step)
-            ctx.channel.send(ctx.guest, "lr.host_square_sum",
-                             cipher_to_msg(key.encrypt_ints([square_sum], G_EXP, ctx.rng)),
-                             round=step)  # 1.
+            ctx.channel.send(
+                ctx.guest,
+                "lr.host_forward",
+                cipher_to_msg(key.encrypt_ints(u_mant, U_EXP, ctx.rng)),
+                round=step,
+            )
+            ctx.channel.send(
+                ctx.guest,
+                "lr.host_square_sum",
+                cipher_to_msg(key.encrypt_ints([square_sum], G_EXP, ctx.rng)),
+                round=step,
+            )  # 1.
             msg = ctx.channel.recv(ctx.guest, "lr.residual", round=step)
             d4 = cipher_from_msg(msg, key, ctx.guest, "lr.residual", count=len(batch))  # 2.
             if position > 0:  # 3.
@@ -215,10 +228,20 @@ def _guest_loss(
 def _recv_forward(
     ctx: RoleContext, key: PublicKey, host: str, step: int, count: int
 ) -> tuple[CipherVector, CipherVector]:
-    u = cipher_from_msg(ctx.channel.recv(host, "lr.host_forward", round=step),
-                        key, host, "lr.host_forward", count=count)
-    sq = cipher_from_msg(ctx.channel.recv(host, "lr.host_square_sum", round=step),
-                         key, host, "lr.host_square_sum", count=1)
+    u = cipher_from_msg(
+        ctx.channel.recv(host, "lr.host_forward", round=step),
+        key,
+        host,
+        "lr.host_forward",
+        count=count,
+    )
+    sq = cipher_from_msg(
+        ctx.channel.recv(host, "lr.host_square_sum", round=step),
+        key,
+        host,
+        "lr.host_square_sum",
+        count=1,
+    )
     if u.exponent != U_EXP or sq.exponent != G_EXP:
         raise ProtocolError(f"host '{host}' used fixed-point exponents this version does not")
     return u, sq
@@ -240,13 +263,14 @@ def _masked_update(
     masked = gradient.add(key.encrypt_ints(masks, G_EXP, ctx.rng))
     arbiter = _arbiter(ctx)
     ctx.channel.send(arbiter, "lr.masked_gradient", cipher_to_msg(masked), round=step)
-    values = ints_from_msg(ctx.channel.recv(arbiter, "lr.gradient", round=step),
-                           arbiter, "lr.gradient", len(w))
+    values = ints_from_msg(
+        ctx.channel.recv(arbiter, "lr.gradient", round=step), arbiter, "lr.gradient", len(w)
+    )
     n = int(key.n)
     g_int = [(v - r) % n for v, r in zip(values, masks, strict=True)]
     g = np.array([float(x - n if x > n // 2 else x) for x in g_int]) * 16.0**G_EXP
     grad = 0.25 * g / Xq.shape[0] + l2 * w
-    return w - lr * grad
+    return np.asarray(w - lr * grad, dtype=np.float64)
 
 
 def _receive_key(ctx: RoleContext, params: LrParams) -> PublicKey:

@@ -20,7 +20,9 @@ from lianmo.protocols.wire import floats_from_msg, floats_to_msg
 PHASE = "predict"
 
 
-def score_guest(ctx: RoleContext, u_guest: np.ndarray, *, tag: str = "predict.partial") -> np.ndarray:
+def score_guest(
+    ctx: RoleContext, u_guest: np.ndarray, *, tag: str = "predict.partial"
+) -> np.ndarray:
     """Guest side: combine the hosts' partial scores with its own; returns probabilities."""
     total = np.array(u_guest, dtype=np.float64)
     for i, host in enumerate(ctx.hosts):

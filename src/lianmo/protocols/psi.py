@@ -57,7 +57,7 @@ def align_guest(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) 
         shared &= pos >= 0
         positions[host] = pos
     rows = np.flatnonzero(shared)
-    rows = rows[np.argsort(np.array([ids[i] for i in rows], dtype=object), kind="stable")]
+    rows = rows[np.argsort(np.array([ids[int(i)] for i in rows], dtype=object), kind="stable")]
     ctx.progress(PHASE, 1, 2, f"intersection {len(rows)}")
     for host in ctx.hosts:
         ctx.channel.send(host, "psi.size", Signal("intersection_size", str(len(rows))))
@@ -87,8 +87,10 @@ def align_host(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) -
     if not isinstance(msg, IndexList):
         raise ProtocolError(f"guest '{ctx.guest}' sent {type(msg).__name__}, expected IndexList")
     pos = np.frombuffer(msg.data, dtype="<u4").astype(np.int64)
-    if len(pos) != int(size_msg.value) or len(np.unique(pos)) != len(pos) or (
-        len(pos) and pos.max() >= len(ids)
+    if (
+        len(pos) != int(size_msg.value)
+        or len(np.unique(pos)) != len(pos)
+        or (len(pos) and pos.max() >= len(ids))
     ):
         raise ProtocolError(
             f"guest '{ctx.guest}' sent {len(pos)} intersection positions that do not fit the "
@@ -117,7 +119,7 @@ def _unpack(msg: object, sender: str) -> list[bytes]:
     if not isinstance(msg, PointList) or msg.width != POINT_BYTES:
         raise ProtocolError(f"party '{sender}' sent a malformed PSI point list")
     w = msg.width
-    return [msg.data[i * w:(i + 1) * w] for i in range(msg.count)]
+    return [msg.data[i * w : (i + 1) * w] for i in range(msg.count)]
 
 
 def _indices(values: np.ndarray) -> IndexList:

@@ -52,7 +52,7 @@ def ints_from_msg(msg: Payload, sender: str, tag: str, count: int) -> list[int]:
     if not isinstance(msg, IntVector) or msg.count != count:
         raise ProtocolError(f"'{sender}' sent a malformed '{tag}': expected {count} integers")
     w = msg.width
-    return [int.from_bytes(msg.data[i * w:(i + 1) * w], "big") for i in range(count)]
+    return [int.from_bytes(msg.data[i * w : (i + 1) * w], "big") for i in range(count)]
 
 
 def floats_to_msg(values: np.ndarray) -> FloatVector:

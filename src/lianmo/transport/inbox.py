@@ -33,8 +33,7 @@ class Inbox:
         """Accept one envelope; return True if it was a duplicate of one already held."""
         if env.job_id != self.job_id:
             raise UnknownJobError(
-                f"party '{self.party}' is not running job '{env.job_id}' "
-                f"(got {env.describe()})"
+                f"party '{self.party}' is not running job '{env.job_id}' (got {env.describe()})"
             )
         if env.receiver != self.party:
             raise UnexpectedMessageError(

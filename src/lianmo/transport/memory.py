@@ -70,8 +70,14 @@ class CallbackChannel(Channel):
         observers: Sequence[MessageObserver] = (),
         recv_timeout: float = DEFAULT_RECV_TIMEOUT,
     ) -> None:
-        super().__init__(job_id=job_id, party=party, inbox=inbox, peers=peers,
-                         observers=observers, recv_timeout=recv_timeout)
+        super().__init__(
+            job_id=job_id,
+            party=party,
+            inbox=inbox,
+            peers=peers,
+            observers=observers,
+            recv_timeout=recv_timeout,
+        )
         self._deliver_fn = deliver
 
     def _deliver(self, env: Envelope) -> None:
