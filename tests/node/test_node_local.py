@@ -40,8 +40,8 @@ def _config(
     )
 
 
-def _nodes(tmp_path: Path, shared_data: Path) -> dict[str, NodeService]:
-    configs = {
+def _configs(tmp_path: Path, shared_data: Path) -> dict[str, PartyConfig]:
+    return {
         "broker": _config(
             tmp_path, "broker", shared_data, breast_guest=("breast_hetero_guest.csv", "y")
         ),
@@ -50,6 +50,12 @@ def _nodes(tmp_path: Path, shared_data: Path) -> dict[str, NodeService]:
         ),
         "arbiter": _config(tmp_path, "arbiter", shared_data),
     }
+
+
+def _nodes(
+    tmp_path: Path, shared_data: Path, configs: dict[str, PartyConfig] | None = None
+) -> dict[str, NodeService]:
+    configs = configs or _configs(tmp_path, shared_data)
     nodes: dict[str, NodeService] = {}
 
     def factory_for(name: str):  # type: ignore[no-untyped-def]
@@ -155,3 +161,47 @@ def test_a_failing_party_is_named_with_its_own_error(
     assert not (tmp_path / "broker/jobs/breast-bad/model.json").exists()
     for name in ("broker", "arbiter"):
         assert nodes[name].wait("breast-bad", timeout=30).state == "cancelled"
+
+
+def test_a_guest_with_two_hosts_trains_one_model(tmp_path: Path, shared_data: Path) -> None:
+    lines = (shared_data / "breast_hetero_host.csv").read_text().splitlines()
+    rows = [line.split(",") for line in lines]
+    for name, cols in (("platform", slice(1, 11)), ("telecom", slice(11, None))):
+        # each host keeps a different subset of people: alignment must intersect all three
+        keep = rows[1:500] if name == "platform" else rows[60:]
+        text = "\n".join(",".join([r[0], *r[cols]]) for r in [rows[0], *keep])
+        (tmp_path / f"{name}.csv").write_text(text + "\n")
+    configs = _configs(tmp_path, shared_data)
+    for name in ("platform", "telecom"):
+        configs[name] = PartyConfig.from_dict(
+            {
+                "name": name,
+                "listen": "127.0.0.1:0",
+                "state_dir": name,
+                "tls": {"cert": "x", "key": "x", "ca": "x"},
+                "datasets": {"part": {"path": f"{name}.csv", "id_column": "id"}},
+            },
+            base=tmp_path,
+        )
+    nodes = _nodes(tmp_path, shared_data, configs)
+    spec = JobSpec.from_dict(
+        {
+            "job_id": "three-way",
+            "parties": [
+                {"name": "broker", "role": "guest", "address": "-", "dataset": "breast_guest"},
+                {"name": "platform", "role": "host", "address": "-", "dataset": "part"},
+                {"name": "telecom", "role": "host", "address": "-", "dataset": "part"},
+                {"name": "arbiter", "role": "arbiter", "address": "-"},
+            ],
+            "model": {"epochs": 2, "batch_size": 128, "learning_rate": 0.3},
+        }
+    )
+    report = run_job(spec, {n: _Direct(node) for n, node in nodes.items()}, poll_interval=0.05)
+    assert report.guest_result["aligned"] == 499 - 59
+    assert report.guest_result["validation"]["auc"] > 0.95
+    widths = {
+        n: len(json.loads((tmp_path / n / "jobs/three-way/model.json").read_text())["weights"])
+        for n in ("broker", "platform", "telecom")
+    }
+    assert widths == {"broker": 10, "platform": 10, "telecom": 10}
+    assert len(report.metrics()["loss"]) == 2

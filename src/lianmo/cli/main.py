@@ -63,7 +63,7 @@ def certs_init(directory: Path, names: tuple[str, ...], force: bool) -> None:
     """Write ca.pem/ca.key and NAME.pem/NAME.key for every --name into DIRECTORY.
 
     For a throwaway setup only: in production each institution's certificates come
-    from a CA both sides agreed on (see docs/operations.md).
+    from a CA both sides agreed on (see README.md, "Certificates").
     """
     from lianmo.transport.certs import write_identity_dir
 

@@ -57,7 +57,9 @@ class JobReport:
             if key in guest:
                 out[key] = guest[key]
         if self.spec.task == "train":
-            out["loss"] = self.results[self.spec.arbiter].get("losses", [])
+            arbiter = self.results[self.spec.arbiter]
+            out["loss"] = arbiter.get("losses", [])
+            out["loss_per_round"] = arbiter.get("round_losses", [])
         out["parties"] = {
             name: {
                 "role": r.get("role"),

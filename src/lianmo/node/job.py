@@ -67,7 +67,11 @@ def run_party_job(
     if role == "arbiter":
         with outcome.timed("train"):
             result = hetero_lr.train_arbiter(ctx, params)
-        outcome.values.update(losses=list(result.losses), rounds=result.rounds)
+        outcome.values.update(
+            losses=list(result.losses),
+            rounds=result.rounds,
+            round_losses=[round(v, 6) for v in result.round_losses],
+        )
         return outcome
     if dataset is None:
         raise ConfigError(f"party '{ctx.party}' is a {role} but has no data set for this job")

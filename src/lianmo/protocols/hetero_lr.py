@@ -79,6 +79,7 @@ class ArbiterResult:
 
     losses: tuple[float, ...]
     rounds: int
+    round_losses: tuple[float, ...] = ()
 
 
 # ---- arbiter -------------------------------------------------------------------------
@@ -95,14 +96,17 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
         raise ProtocolError(f"guest '{ctx.guest}' sent a malformed training plan")
     n_rows = int(plan.value)
     losses: list[float] = []
+    round_losses: list[float] = []
     step = 0
     total = params.total_rounds(n_rows)
     for epoch in range(params.epochs):
         loss_sum = 0.0
-        for _batch in params.schedule(n_rows, epoch):
+        for batch in params.schedule(n_rows, epoch):
             loss_msg = ctx.channel.recv(ctx.guest, "lr.loss", round=step)  # 4.
             loss_ct = cipher_from_msg(loss_msg, public, ctx.guest, "lr.loss", count=1)
-            loss_sum += float(private.decrypt(loss_ct)[0]) / 8.0
+            batch_loss = float(private.decrypt(loss_ct)[0]) / 8.0
+            loss_sum += batch_loss
+            round_losses.append(batch_loss / len(batch))
             for party in data_parties:  # 5. decrypt masked gradients
                 _decrypt_masked(ctx, private, party, step)
             step += 1
@@ -116,7 +120,7 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
         ctx.channel.broadcast(data_parties, "lr.epoch_end", decision, round=step - 1)  # 6.
         if stop:
             break
-    return ArbiterResult(losses=tuple(losses), rounds=step)
+    return ArbiterResult(losses=tuple(losses), rounds=step, round_losses=tuple(round_losses))
 
 
 def _decrypt_masked(ctx: RoleContext, private: PrivateKey, party: str, step: int) -> None:
