@@ -227,6 +227,8 @@ def print_summary(metrics: dict[str, t.Any], path: Path) -> None:
         click.echo(f"validation AUC {val['auc']:.4f}  KS {val['ks']:.4f}  ({val['rows']} rows)")
     if metrics.get("loss"):
         click.echo("loss per epoch: " + ", ".join(f"{v:.5f}" for v in metrics["loss"]))
+    if metrics.get("epoch_seconds"):
+        click.echo("seconds per epoch: " + ", ".join(f"{v:.1f}" for v in metrics["epoch_seconds"]))
     click.echo(f"wall time {metrics['wall_seconds']:.1f}s")
     for name, p in metrics["parties"].items():
         phases = ", ".join(f"{k} {v:.1f}s" for k, v in p["phase_seconds"].items())

@@ -60,6 +60,7 @@ class JobReport:
             arbiter = self.results[self.spec.arbiter]
             out["loss"] = arbiter.get("losses", [])
             out["loss_per_round"] = arbiter.get("round_losses", [])
+            out["epoch_seconds"] = arbiter.get("epoch_seconds", [])
         out["parties"] = {
             name: {
                 "role": r.get("role"),

@@ -71,6 +71,7 @@ def run_party_job(
             losses=list(result.losses),
             rounds=result.rounds,
             round_losses=[round(v, 6) for v in result.round_losses],
+            epoch_seconds=list(result.epoch_seconds),
         )
         return outcome
     if dataset is None:

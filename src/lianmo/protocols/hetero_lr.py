@@ -26,6 +26,7 @@ weights are quantised to ``X_EXP`` (2**-12), so gradients and the loss come out 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +81,7 @@ class ArbiterResult:
     losses: tuple[float, ...]
     rounds: int
     round_losses: tuple[float, ...] = ()
+    epoch_seconds: tuple[float, ...] = ()
 
 
 # ---- arbiter -------------------------------------------------------------------------
@@ -97,10 +99,12 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
     n_rows = int(plan.value)
     losses: list[float] = []
     round_losses: list[float] = []
+    epoch_seconds: list[float] = []
     step = 0
     total = params.total_rounds(n_rows)
     for epoch in range(params.epochs):
         loss_sum = 0.0
+        started = time.perf_counter()
         for batch in params.schedule(n_rows, epoch):
             loss_msg = ctx.channel.recv(ctx.guest, "lr.loss", round=step)  # 4.
             loss_ct = cipher_from_msg(loss_msg, public, ctx.guest, "lr.loss", count=1)
@@ -112,6 +116,7 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
             step += 1
             ctx.progress(PHASE, step, total, f"epoch {epoch + 1}/{params.epochs}")
         losses.append(loss_sum / n_rows)
+        epoch_seconds.append(round(time.perf_counter() - started, 3))
         stop = epoch == params.epochs - 1 or (
             len(losses) > 1 and abs(losses[-2] - losses[-1]) < params.tol
         )
@@ -120,7 +125,12 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
         ctx.channel.broadcast(data_parties, "lr.epoch_end", decision, round=step - 1)  # 6.
         if stop:
             break
-    return ArbiterResult(losses=tuple(losses), rounds=step, round_losses=tuple(round_losses))
+    return ArbiterResult(
+        losses=tuple(losses),
+        rounds=step,
+        round_losses=tuple(round_losses),
+        epoch_seconds=tuple(epoch_seconds),
+    )
 
 
 def _decrypt_masked(ctx: RoleContext, private: PrivateKey, party: str, step: int) -> None:
