@@ -94,40 +94,10 @@ def party() -> None:
 )
 def party_serve(config_path: Path, port_file: Path | None) -> None:
     """Serve this party's node until SIGINT/SIGTERM."""
-    from lianmo.node.service import NodeService
-    from lianmo.transport.grpc_channel import GrpcChannel
-    from lianmo.transport.grpc_server import serve
-    from lianmo.transport.tls import TlsIdentity
+    from lianmo.cli.wiring import load_identity, start_party_node
 
     config = PartyConfig.load(config_path)
-    identity = TlsIdentity.load(config.cert, config.key, config.ca, party=config.name)
-    if identity.own_name() != config.name:
-        raise ConfigError(
-            f"party config {config_path} names the party '{config.name}' but tls.cert belongs "
-            f"to '{identity.own_name()}'"
-        )
-    config.state_dir.mkdir(parents=True, exist_ok=True)
-
-    def channel_factory(spec: JobSpec, inbox: t.Any, observers: t.Any) -> GrpcChannel:
-        peers = {p.name: p.address for p in spec.parties if p.name != config.name}
-        return GrpcChannel(
-            job_id=spec.job_id,
-            party=config.name,
-            inbox=inbox,
-            peers=peers,
-            identity=identity,
-            observers=observers,
-            recv_timeout=config.recv_timeout_s,
-        )
-
-    node = NodeService(config, channel_factory)
-    server, port = serve(
-        listen=config.listen,
-        identity=identity,
-        inbox_for=node.inbox_for,
-        control=node,
-        max_message_bytes=config.max_message_mb * 2**20,
-    )
+    _node, server, port = start_party_node(config, load_identity(config))
     host = config.listen.rsplit(":", 1)[0]
     click.echo(
         f"party '{config.name}' listening on {host}:{port} (mutual TLS); "

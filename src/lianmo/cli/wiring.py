@@ -1,0 +1,62 @@
+"""Wire a party node to gRPC: the one place that puts config, TLS, node and server together."""
+
+from __future__ import annotations
+
+import typing as t
+
+from lianmo.config import JobSpec, PartyConfig
+from lianmo.errors import ConfigError
+from lianmo.node.service import NodeService
+from lianmo.transport.envelope import MessageObserver
+from lianmo.transport.grpc_channel import GrpcChannel
+from lianmo.transport.grpc_server import serve
+from lianmo.transport.inbox import Inbox
+from lianmo.transport.tls import TlsIdentity
+
+if t.TYPE_CHECKING:
+    import grpc
+
+
+def load_identity(config: PartyConfig) -> TlsIdentity:
+    """The node's TLS identity, which must carry the party's own name."""
+    identity = TlsIdentity.load(config.cert, config.key, config.ca, party=config.name)
+    if identity.own_name() != config.name:
+        raise ConfigError(
+            f"the party config names the party '{config.name}' but tls.cert belongs to "
+            f"'{identity.own_name()}'; point tls.cert and tls.key at {config.name}'s files"
+        )
+    return identity
+
+
+def start_party_node(
+    config: PartyConfig, identity: TlsIdentity
+) -> tuple[NodeService, grpc.Server, int]:
+    """Start a node serving federation, control and health over mutual TLS.
+
+    Returns the node, the started server and its bound port; the caller stops the server.
+    """
+
+    def channel_factory(
+        spec: JobSpec, inbox: Inbox, observers: t.Sequence[MessageObserver]
+    ) -> GrpcChannel:
+        peers = {p.name: p.address for p in spec.parties if p.name != config.name}
+        return GrpcChannel(
+            job_id=spec.job_id,
+            party=config.name,
+            inbox=inbox,
+            peers=peers,
+            identity=identity,
+            observers=observers,
+            recv_timeout=config.recv_timeout_s,
+        )
+
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    node = NodeService(config, channel_factory)
+    server, port = serve(
+        listen=config.listen,
+        identity=identity,
+        inbox_for=node.inbox_for,
+        control=node,
+        max_message_bytes=config.max_message_mb * 2**20,
+    )
+    return node, server, port
