@@ -217,9 +217,7 @@ def trained(
     workdir: Path, addresses: dict[str, str], coordinator_args: tuple[str, ...]
 ) -> subprocess.CompletedProcess[str]:
     spec = _write_yaml(workdir / "job.yaml", _job(TRAIN_JOB, addresses))
-    return lianmo(
-        "job", "run", spec, *coordinator_args, "--output", workdir / "out", cwd=workdir
-    )
+    return lianmo("job", "run", spec, *coordinator_args, "--output", workdir / "out", cwd=workdir)
 
 
 # ---- the happy path -------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """A whole job over real gRPC with mutual TLS: three in-process nodes on loopback, port 0.
 
-Each node is wired exactly as ``lianmo party serve`` wires it (NodeService + GrpcChannel
-factory + :func:`lianmo.transport.grpc_server.serve`); the test is the coordinator and
+Each node is wired exactly as ``lianmo party serve`` wires it
+(:func:`lianmo.cli.wiring.start_party_node`: NodeService, a GrpcChannel per job and the
+mutual-TLS server); the test is the coordinator and
 uses real 2048-bit Paillier keys. The security half checks, at the level of a job, that
 nobody without the right certificate gets a job prepared or a message delivered.
 """
@@ -20,13 +21,13 @@ import grpc
 import pytest
 
 from lianmo.audit.log import read_records, verify_chain
+from lianmo.cli.wiring import load_identity, start_party_node
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.coordinator.run import JobReport, run_job
 from lianmo.errors import AuthenticationError, JobFailedError, TransportError, UnknownJobError
 from lianmo.node.service import NodeService
 from lianmo.transport.certs import make_ca, make_party_cert, write_identity_dir
-from lianmo.transport.grpc_channel import ControlClient, GrpcChannel
-from lianmo.transport.grpc_server import serve
+from lianmo.transport.grpc_channel import ControlClient
 from lianmo.transport.tls import TlsIdentity
 
 pytestmark = pytest.mark.timeout(180)
@@ -118,30 +119,7 @@ def _party_config(name: str, base: Path, pki: Pki, shared_data: Path) -> PartyCo
 
 def _start_node(config: PartyConfig) -> RunningNode:
     """Wire one node exactly as ``lianmo party serve`` does, minus the signal handling."""
-    identity = TlsIdentity.load(config.cert, config.key, config.ca, party=config.name)
-    assert identity.own_name() == config.name
-    config.state_dir.mkdir(parents=True, exist_ok=True)
-
-    def channel_factory(spec: JobSpec, inbox: t.Any, observers: t.Any) -> GrpcChannel:
-        peers = {p.name: p.address for p in spec.parties if p.name != config.name}
-        return GrpcChannel(
-            job_id=spec.job_id,
-            party=config.name,
-            inbox=inbox,
-            peers=peers,
-            identity=identity,
-            observers=observers,
-            recv_timeout=config.recv_timeout_s,
-        )
-
-    node = NodeService(config, channel_factory)
-    server, port = serve(
-        listen=config.listen,
-        identity=identity,
-        inbox_for=node.inbox_for,
-        control=node,
-        max_message_bytes=config.max_message_mb * 2**20,
-    )
+    node, server, port = start_party_node(config, load_identity(config))
     return RunningNode(config.name, node, server, port)
 
 
@@ -365,6 +343,10 @@ def test_guest_refuses_to_send_to_a_node_with_another_partys_certificate(
     assert f"at {intruder.address}" in info.value.reason
     assert info.value.reason.endswith("(AuthenticationError)")
     assert not (intruder.state_dir / "jobs").exists()
+    # The guest's own record of it, as its operator would see it.
+    broker = cluster["broker"].node.wait("intruder-federation", timeout=30)
+    assert broker.state == "failed" and broker.error_kind == "AuthenticationError"
+    assert "check that its certificate is issued for the name 'platform'" in broker.error
     broker_dir = cluster["broker"].state_dir / "jobs" / "intruder-federation"
     assert not (broker_dir / "model.json").exists()
     assert not (broker_dir / "result.json").exists()
@@ -386,3 +368,55 @@ def test_a_party_certificate_cannot_act_as_the_coordinator(
         ):
             getattr(client, method)(*args)
     _assert_never_prepared(cluster, job_id)
+
+
+# ---- regressions ---------------------------------------------------------------------
+
+
+def test_waiting_for_a_node_that_refuses_our_certificate_hints_at_the_certificate(
+    cluster: dict[str, RunningNode], pki: Pki
+) -> None:
+    identity = _coordinator_identity(pki, "foreign-cert-trusting-our-ca")
+    with ControlClient(cluster["broker"].address, "broker", identity) as client:
+        with pytest.raises(TransportError, match="refusing this node's certificate"):
+            client.wait_healthy(timeout_s=1)
+
+
+class _GoesDownBeforeStart:
+    """A party's control handle whose node stops serving once it has been prepared."""
+
+    def __init__(self, client: ControlClient, server: grpc.Server) -> None:
+        self._client = client
+        self._server = server
+
+    def prepare(self, job_id: str, spec_json: bytes) -> t.Any:
+        return self._client.prepare(job_id, spec_json)
+
+    def start(self, job_id: str) -> t.Any:
+        self._server.stop(0).wait()
+        return self._client.start(job_id)
+
+    def status(self, job_id: str) -> t.Any:
+        return self._client.status(job_id)
+
+    def cancel(self, job_id: str) -> t.Any:
+        return self._client.cancel(job_id)
+
+
+def test_a_node_that_goes_down_before_start_is_the_one_blamed(
+    cluster: dict[str, RunningNode], pki: Pki, shared_data: Path, tmp_path: Path
+) -> None:
+    job_id = "broker-down-before-start"
+    broker_config = _party_config("broker", tmp_path, pki, shared_data)
+    with _running({"broker": broker_config}) as fresh:
+        addresses = {**_addresses(cluster), "broker": fresh["broker"].address}
+        with _controls(addresses, pki.ids["coordinator"], retries=0) as clients:
+            controls = {
+                **clients,
+                "broker": _GoesDownBeforeStart(clients["broker"], fresh["broker"].server),
+            }
+            with pytest.raises(JobFailedError, match="party 'broker' at .* unreachable") as info:
+                run_job(_spec(job_id, addresses), controls, poll_interval=0.1)
+    assert info.value.party == "broker", str(info.value)
+    for name in ("platform", "arbiter"):
+        assert cluster[name].node.status("coordinator", job_id).state == "cancelled", name

@@ -129,9 +129,7 @@ def train_spec(job_id: str = "breast-wire", **model: object) -> JobSpec:
     )
 
 
-def run_in_process(
-    nodes: dict[str, NodeService], spec: JobSpec
-) -> JobReport:
+def run_in_process(nodes: dict[str, NodeService], spec: JobSpec) -> JobReport:
     """Run ``spec`` on ``nodes`` through the coordinator and wait for every thread."""
     controls = {n: DirectControl(node) for n, node in nodes.items()}
     report = run_job(spec, controls, poll_interval=0.05)

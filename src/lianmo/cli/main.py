@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -97,6 +98,9 @@ def party_serve(config_path: Path, port_file: Path | None) -> None:
     from lianmo.cli.wiring import load_identity, start_party_node
 
     config = PartyConfig.load(config_path)
+    stop = threading.Event()  # handlers first: a supervisor may signal once the port is out
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     _node, server, port = start_party_node(config, load_identity(config))
     host = config.listen.rsplit(":", 1)[0]
     click.echo(
@@ -105,10 +109,9 @@ def party_serve(config_path: Path, port_file: Path | None) -> None:
         err=True,
     )
     if port_file is not None:
-        port_file.write_text(str(port))
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        tmp = port_file.with_name(f".{port_file.name}.tmp")
+        tmp.write_text(str(port))
+        os.replace(tmp, port_file)
     stop.wait()
     server.stop(grace=2.0).wait()
     click.echo(f"party '{config.name}' stopped", err=True)

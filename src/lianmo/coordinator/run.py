@@ -87,20 +87,20 @@ def run_job(
     started = time.perf_counter()
     spec_json = spec.to_json()
     touched: list[str] = []
+    current = spec.guest  # the party being called when a call fails
     try:
-        for name in spec.party_names:
-            touched.append(name)
-            controls[name].prepare(spec.job_id, spec_json)
-        for name in spec.party_names:
-            controls[name].start(spec.job_id)
+        for current in spec.party_names:
+            touched.append(current)
+            controls[current].prepare(spec.job_id, spec_json)
+        for current in spec.party_names:
+            controls[current].start(spec.job_id)
         statuses = _watch(spec, controls, on_progress, poll_interval)
     except JobFailedError as exc:
         _cancel_all(spec, controls, touched, except_party=exc.party)
         raise
     except LianmoError as exc:
-        party = touched[-1] if touched else spec.guest
-        _cancel_all(spec, controls, touched, except_party=party)
-        raise JobFailedError(party, str(exc)) from exc
+        _cancel_all(spec, controls, touched, except_party=current)
+        raise JobFailedError(current, str(exc)) from exc
     results = {n: json.loads(s.result_json) for n, s in statuses.items()}
     return JobReport(spec=spec, results=results, wall_seconds=time.perf_counter() - started)
 

@@ -332,7 +332,8 @@ class ControlClient:
             time.sleep(min(0.1, max(remaining, 0.0)))
         raise TransportError(
             f"party '{self.name}' at {self.address} is not serving after {timeout_s:g}s: "
-            f"{last}; check that its node is running and listens on that address"
+            f"{last}; check that its node is running and listens on that address (if it "
+            "runs, it may be refusing this node's certificate: are both issued by the same CA?)"
         )
 
     def _check_health(self, timeout_s: float) -> str | None:
