@@ -72,6 +72,9 @@ def make_nodes(
     }
     nodes: dict[str, NodeService] = {}
 
+    def deliver(env: Envelope) -> None:
+        nodes[env.receiver].inbox_for(env.job_id).put(env)
+
     def factory_for(name: str) -> t.Any:
         def factory(
             spec: JobSpec, inbox: t.Any, node_observers: Sequence[MessageObserver]
@@ -81,7 +84,7 @@ def make_nodes(
                 party=name,
                 inbox=inbox,
                 peers=spec.party_names,
-                deliver=lambda env: nodes[env.receiver].inbox_for(env.job_id).put(env),
+                deliver=deliver,
                 observers=[*node_observers, *observers],
                 recv_timeout=120,
             )

@@ -15,7 +15,8 @@ party holds in plaintext and search all payload bytes for it:
   table and with the job's train-fitted scaler, as float64 (little and big endian, at
   every byte offset); as float32 wherever two such values stand back to back (a leaked
   vector); as CSV-style text; and the fixed-point integers ``quantise(X_std, X_EXP)``
-  the protocol multiplies ciphertexts with, as int32/int64 pairs;
+  the protocol multiplies ciphertexts with, as neighbouring pairs (row- and
+  column-major, train and mini-batch order) in int32 and int64;
 * labels: the label vector in every order a party holds it (file, aligned, train,
   validation, every mini-batch) as float64, uint8, int32 and '0'/'1' text; plus
   order-free detectors for any run of 0/1 bytes, 0/1 characters or 0.0/1.0 doubles;
@@ -42,12 +43,13 @@ needles are avoided on purpose, because the payloads are about a megabyte of
 uniformly random ciphertext and point bytes: a given 4-byte string occurs there with
 probability about 2**-12, a 3-byte string about 7 %. Hence float32 values count only as
 pairs (8 bytes); trivially common values (0.0, ±1.0, small integers, whose encodings
-are mostly zero bytes and match every zero-padded big integer) are skipped; quantised
-integers are searched only with ``|q| >= 2**12`` and as adjacent pairs, since smaller
-ones look like the row indices and counts that legitimately travel. (Searching single
-quantised ints ``|q| >= 2**16`` by their minimal big-endian bytes was considered: with
-X_EXP = -3 no standardised breast value reaches 16, so there are no such ints, and
-3-byte needles would match random ciphertext bytes anyway.)
+are mostly zero bytes and match every zero-padded big integer) are skipped, and so is
+any single 4- or 8-byte needle that is mostly 0x00/0xFF bytes (see ``informative``).
+Quantised integers are searched only as neighbouring pairs with ``|q| >= 2**12``: one
+small int32 is indistinguishable from the row indices and counts that legitimately
+travel. (Searching single quantised ints ``|q| >= 2**16`` by their minimal big-endian
+bytes was considered: with X_EXP = -3 no standardised breast value reaches 16, so there
+are no such ints, and 3-byte needles would match random ciphertext bytes anyway.)
 """
 
 from __future__ import annotations
@@ -100,27 +102,66 @@ def _t(short: str) -> str:
 Hit = tuple[int, int]  # (payload index, byte offset)
 
 
-def find_fixed(payloads: Sequence[bytes], needles: Iterable[bytes], *, run: int = 1) -> list[Hit]:
-    """Where ``run`` needles (all of one width, 4 or 8 bytes) stand back to back.
+def informative(needle: bytes) -> bool:
+    """More than half of the bytes are neither 0x00 nor 0xFF.
 
-    Every byte offset is tried: the payload is viewed as unsigned integers of the needle
-    width starting at offsets 0 .. width-1, which together cover every window.
+    A needle such as float64 -24.0 (c0 38 00 00 00 00 00 00) or int64 3 * 2**37 is
+    mostly padding: it matches wherever a random byte or two meets the zero padding of
+    a fixed-width big integer, so finding it means nothing. (Round values like these do
+    occur: in round 0 every weight is zero and the bias gradient is 2**37 times a count.)
     """
-    needle_list = list(needles)
-    if not needle_list:
+    return 2 * sum(b not in (0, 0xFF) for b in needle) > len(needle)
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _window_keys(data: bytes, width: int, off: int) -> np.ndarray:
+    """A uint64 key for each consecutive ``width``-byte window of ``data`` from ``off``:
+    the window itself for 4 and 8 bytes, a mix of its 8-byte words for 16."""
+    count = (len(data) - off) // width
+    if count <= 0:
+        return np.zeros(0, np.uint64)
+    if width == 4:
+        return np.frombuffer(data, "<u4", count=count, offset=off).astype(np.uint64)
+    words = np.frombuffer(data, "<u8", count=count * (width // 8), offset=off)
+    words = words.reshape(count, width // 8)
+    key = np.zeros(count, np.uint64)
+    for column in words.T:
+        key = key * _MIX + column  # wraps modulo 2**64; candidates are verified below
+    return key
+
+
+def find_fixed(
+    payloads: Sequence[bytes],
+    needles: Iterable[bytes],
+    *,
+    run: int = 1,
+    skip_padding: bool = True,
+) -> list[Hit]:
+    """Where ``run`` needles (all of one width: 4, 8 or 16 bytes) stand back to back.
+
+    Every byte offset is tried: the payload is cut into windows of the needle width
+    starting at offsets 0 .. width-1, which together cover every position. Single
+    needles (``run=1``) that are not :func:`informative` are skipped unless
+    ``skip_padding`` is off; a run of two is specific enough as it is.
+    """
+    wanted = {n for n in needles if run > 1 or not skip_padding or informative(n)}
+    if not wanted:
         return []
-    width = len(needle_list[0])
-    assert width in (4, 8) and all(len(n) == width for n in needle_list)
-    dtype = np.dtype(f"<u{width}")
-    keys = np.unique(np.frombuffer(b"".join(needle_list), dtype=dtype))
+    width = len(next(iter(wanted)))
+    assert width in (4, 8, 16) and all(len(n) == width for n in wanted)
+    keys = np.unique(_window_keys(b"".join(sorted(wanted)), width, 0))
     hits: list[Hit] = []
     for i, payload in enumerate(payloads):
         for off in range(width):
-            count = (len(payload) - off) // width
-            if count < run:
+            windows = _window_keys(payload, width, off)
+            if len(windows) < run:
                 continue
-            windows = np.frombuffer(payload, dtype=dtype, count=count, offset=off)
             found = keys[np.minimum(np.searchsorted(keys, windows), len(keys) - 1)] == windows
+            for k in np.flatnonzero(found):
+                at = off + width * int(k)
+                found[k] = payload[at : at + width] in wanted
             if run > 1:
                 found = np.convolve(found.astype(np.int64), np.ones(run, np.int64), "valid") == run
             hits += [(i, off + width * int(k)) for k in np.flatnonzero(found)]
@@ -203,12 +244,26 @@ def search_floats(payloads: Sequence[bytes], values: Iterable[float]) -> list[Hi
     return find_fixed(payloads, needles["f8"]) + find_fixed(payloads, needles["f4"], run=2)
 
 
+def quantised_pairs(q: np.ndarray) -> np.ndarray:
+    """Neighbouring values (a, b) of a party's fixed-point matrix in every order a leak
+    would hold them: row- and column-major, in train order and in each mini-batch's
+    order. Only pairs with both ``|a|, |b| >= 2**12`` are kept: smaller ints look like
+    the row indices (IndexList) that legitimately travel, byte-swapped or not."""
+    sequences = [q.ravel(), q.T.ravel()]
+    for epoch in range(SPEC.model.epochs):
+        for batch in batch_schedule(len(q), SPEC.model.batch_size, epoch, SPEC.seed):
+            sequences += [q[batch].ravel(), q[batch].T.ravel()]
+    pairs = np.concatenate([np.stack([s[:-1], s[1:]], axis=1) for s in sequences])
+    return np.unique(pairs[(np.abs(pairs) >= 2**12).all(axis=1)], axis=0)
+
+
 def search_quantised(payloads: Sequence[bytes], q: np.ndarray) -> list[Hit]:
-    """Fixed-point ints with |q| >= 2**12 as int32/int64 (LE/BE), two back to back."""
-    big = np.unique(q[np.abs(q) >= 2**12]).astype(np.int64)
+    """Neighbouring fixed-point ints (:func:`quantised_pairs`) as int32/int64, LE/BE."""
+    pairs = quantised_pairs(q)
     hits: list[Hit] = []
     for dtype in ("<i4", ">i4", "<i8", ">i8"):
-        hits += find_fixed(payloads, packed(big, dtype), run=2)
+        needles = [pair.astype(dtype).tobytes() for pair in pairs]
+        hits += find_fixed(payloads, needles, skip_padding=False)
     return hits
 
 
@@ -576,9 +631,10 @@ def test_arbiter_only_ever_returns_masked_gradients(recorded: Recorded, plain: P
         assert all(MASK_FLOOR <= r < 2**MASK_BITS for r in masks), where
     # The true gradients themselves never travel, in any of their likely encodings.
     ints = sorted({g for gs in true.values() for g in gs if abs(g) >= 2**32})
-    assert len(ints) > 100
+    assert sum(informative(b) for b in packed(ints, ">i8")) > 100
     needles = [(g % n).to_bytes(width, "big") for g in ints]
-    needles += [abs(g).to_bytes((abs(g).bit_length() + 7) // 8, "big") for g in ints]
+    minimal = [abs(g).to_bytes((abs(g).bit_length() + 7) // 8, "big") for g in ints]
+    needles += [b for b in minimal if informative(b)]
     hits = find_bytes(recorded.payloads, needles)
     hits += find_fixed(recorded.payloads, packed(ints, "<i8") + packed(ints, ">i8"))
     floats = [g * 16.0**G_EXP for g in ints]
@@ -635,6 +691,13 @@ def test_search_finds_planted_labels(plain: Plain) -> None:
     # Zero padding of big integers is not a label vector.
     padded = b"".join(b"\x00" * 223 + _noise(33, s) for s in range(20))
     assert find_bit_vectors([padded]) == []
+
+
+def test_padding_like_needles_are_not_searched_alone() -> None:
+    boundary = _noise(30) + bytes(223)  # the end of one big integer, the next one's padding
+    round_value = np.array([-24.0], ">f8").tobytes()
+    assert not informative(round_value) and informative(np.array([-24.1], ">f8").tobytes())
+    assert find_fixed([boundary[:28] + round_value[:2] + boundary[30:]], [round_value]) == []
 
 
 def test_mask_check_flags_an_unmasked_gradient() -> None:

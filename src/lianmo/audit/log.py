@@ -23,6 +23,7 @@ FORMAT = "lianmo.audit/v1"
 GENESIS = "0" * 64
 
 Scalar = str | int | float | bool | None
+RESERVED = frozenset({"format", "seq", "time", "party", "job_id", "kind", "prev", "hash"})
 
 
 def _digest(record: dict[str, object]) -> str:
@@ -42,12 +43,19 @@ class AuditLog:
         self._lock = threading.Lock()
         self._seq = 0
         self._prev = GENESIS
-        for record in read_records(path) if path.exists() else ():
-            self._seq = int(str(record["seq"])) + 1
-            self._prev = str(record["hash"])
+        if path.exists():  # continue only a chain that verifies: never extend a tampered log
+            self._seq = verify_chain(path)
+            for record in read_records(path):
+                self._prev = str(record["hash"])
 
     def record(self, kind: str, **fields: Scalar) -> None:
         """Append one record of ``kind`` (decision, checkpoint, model, ...)."""
+        clash = RESERVED.intersection(fields)
+        if clash:
+            raise LianmoError(
+                f"audit record '{kind}' of party '{self.party}' has field(s) {sorted(clash)}, "
+                "which the log reserves for its own metadata; rename them"
+            )
         with self._lock:
             entry: dict[str, object] = {
                 "format": FORMAT,

@@ -9,12 +9,9 @@ from lianmo.errors import ConfigError
 from lianmo.node.service import NodeService
 from lianmo.transport.envelope import MessageObserver
 from lianmo.transport.grpc_channel import GrpcChannel
-from lianmo.transport.grpc_server import serve
+from lianmo.transport.grpc_server import GrpcServer, serve
 from lianmo.transport.inbox import Inbox
 from lianmo.transport.tls import TlsIdentity
-
-if t.TYPE_CHECKING:
-    import grpc
 
 
 def load_identity(config: PartyConfig) -> TlsIdentity:
@@ -30,7 +27,7 @@ def load_identity(config: PartyConfig) -> TlsIdentity:
 
 def start_party_node(
     config: PartyConfig, identity: TlsIdentity
-) -> tuple[NodeService, grpc.Server, int]:
+) -> tuple[NodeService, GrpcServer, int]:
     """Start a node serving federation, control and health over mutual TLS.
 
     Returns the node, the started server and its bound port; the caller stops the server.

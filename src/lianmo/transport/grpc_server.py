@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from concurrent import futures
+from typing import TypeAlias
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -172,6 +173,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         """Stop a job at this party."""
         info = self._handler.cancel(peer_name(context), request.job_id)
         return serde.job_status_to_proto(info)
+
+
+GrpcServer: TypeAlias = grpc.Server
 
 
 def serve(
