@@ -1,8 +1,8 @@
 """In-process party nodes (broker guest, platform host, arbiter) for node and audit tests.
 
-The same wiring as ``test_node_local.py``: three :class:`NodeService` objects whose
-:class:`CallbackChannel` hands each envelope straight to the receiving node's inbox, with
-``insecure_test_key=True``. Extra observers (e.g. a wire recorder) can be attached to
+Three :class:`NodeService` objects whose :class:`CallbackChannel` hands each envelope
+straight to the receiving node's inbox; jobs use real 2048-bit keys (the job spec refuses
+smaller ones). Extra observers (e.g. a wire recorder) can be attached to
 every party's channel; envelopes carry the payload bytes produced by the same serde the
 gRPC channel uses, so what they hold is exactly what would cross the wire.
 """
@@ -61,15 +61,23 @@ def party_config(
     )
 
 
-def make_nodes(
-    tmp_path: Path, shared_data: Path, observers: Sequence[MessageObserver] = ()
-) -> dict[str, NodeService]:
-    """Three nodes delivering to each other in-process; ``observers`` see every channel."""
-    configs = {
+def breast_configs(tmp_path: Path, shared_data: Path) -> dict[str, PartyConfig]:
+    """Configs of broker (breast guest part), platform (host part) and arbiter."""
+    return {
         GUEST: party_config(tmp_path, GUEST, shared_data, breast_guest=(GUEST_FILE, "y")),
         HOST: party_config(tmp_path, HOST, shared_data, breast_host=(HOST_FILE, None)),
         ARBITER: party_config(tmp_path, ARBITER, shared_data),
     }
+
+
+def make_nodes(
+    tmp_path: Path,
+    shared_data: Path,
+    observers: Sequence[MessageObserver] = (),
+    configs: dict[str, PartyConfig] | None = None,
+) -> dict[str, NodeService]:
+    """Nodes delivering to each other in-process; ``observers`` see every channel."""
+    configs = configs or breast_configs(tmp_path, shared_data)
     nodes: dict[str, NodeService] = {}
 
     def deliver(env: Envelope) -> None:
@@ -92,7 +100,7 @@ def make_nodes(
         return factory
 
     for name, cfg in configs.items():
-        nodes[name] = NodeService(cfg, factory_for(name), insecure_test_key=True)
+        nodes[name] = NodeService(cfg, factory_for(name))
     return nodes
 
 

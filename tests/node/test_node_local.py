@@ -12,115 +12,23 @@ from lianmo.config import JobSpec, PartyConfig
 from lianmo.coordinator.run import run_job
 from lianmo.errors import JobFailedError
 from lianmo.node.service import NodeService
-from lianmo.transport.memory import CallbackChannel
 
-PARTIES = ("broker", "platform", "arbiter")
-
-
-def _config(
-    tmp_path: Path, name: str, shared_data: Path, **datasets: tuple[str, str | None]
-) -> PartyConfig:
-    catalogue = {
-        ds: {
-            "path": str(shared_data / file),
-            "id_column": "id",
-            **({"label_column": label} if label else {}),
-        }
-        for ds, (file, label) in datasets.items()
-    }
-    return PartyConfig.from_dict(
-        {
-            "name": name,
-            "listen": "127.0.0.1:0",
-            "state_dir": name,
-            "tls": {"cert": "x", "key": "x", "ca": "x"},
-            "datasets": catalogue,
-        },
-        base=tmp_path,
-    )
-
-
-def _configs(tmp_path: Path, shared_data: Path) -> dict[str, PartyConfig]:
-    return {
-        "broker": _config(
-            tmp_path, "broker", shared_data, breast_guest=("breast_hetero_guest.csv", "y")
-        ),
-        "platform": _config(
-            tmp_path, "platform", shared_data, breast_host=("breast_hetero_host.csv", None)
-        ),
-        "arbiter": _config(tmp_path, "arbiter", shared_data),
-    }
-
-
-def _nodes(
-    tmp_path: Path, shared_data: Path, configs: dict[str, PartyConfig] | None = None
-) -> dict[str, NodeService]:
-    configs = configs or _configs(tmp_path, shared_data)
-    nodes: dict[str, NodeService] = {}
-
-    def factory_for(name: str):  # type: ignore[no-untyped-def]
-        def factory(spec, inbox, observers):  # type: ignore[no-untyped-def]
-            return CallbackChannel(
-                job_id=spec.job_id,
-                party=name,
-                inbox=inbox,
-                peers=spec.party_names,
-                deliver=lambda env: nodes[env.receiver].inbox_for(env.job_id).put(env),
-                observers=observers,
-                recv_timeout=120,
-            )
-
-        return factory
-
-    for name, cfg in configs.items():
-        nodes[name] = NodeService(cfg, factory_for(name), insecure_test_key=True)
-    return nodes
-
-
-class _Direct:
-    """Coordinator handle calling a node in-process as the 'coordinator' identity."""
-
-    def __init__(self, node: NodeService) -> None:
-        self.node = node
-
-    def prepare(self, job_id, spec_json):  # type: ignore[no-untyped-def]
-        return self.node.prepare("coordinator", job_id, spec_json)
-
-    def start(self, job_id):  # type: ignore[no-untyped-def]
-        return self.node.start("coordinator", job_id)
-
-    def status(self, job_id):  # type: ignore[no-untyped-def]
-        return self.node.status("coordinator", job_id)
-
-    def cancel(self, job_id):  # type: ignore[no-untyped-def]
-        return self.node.cancel("coordinator", job_id)
+from .inprocess_nodes import DirectControl, breast_configs, make_nodes, train_spec
 
 
 def _spec(job_id: str = "breast-1", **model: object) -> JobSpec:
-    return JobSpec.from_dict(
-        {
-            "job_id": job_id,
-            "seed": 42,
-            "parties": [
-                {"name": "broker", "role": "guest", "address": "-", "dataset": "breast_guest"},
-                {"name": "platform", "role": "host", "address": "-", "dataset": "breast_host"},
-                {"name": "arbiter", "role": "arbiter", "address": "-"},
-            ],
-            "alignment": {"min_intersection": 100},
-            "model": {"epochs": 2, "batch_size": 128, "learning_rate": 0.3, **model},
-        }
-    )
+    return train_spec(job_id, **model)
 
 
 @pytest.fixture
 def nodes(tmp_path: Path, shared_data: Path) -> dict[str, NodeService]:
-    return _nodes(tmp_path, shared_data)
+    return make_nodes(tmp_path, shared_data)
 
 
 def test_train_then_predict_writes_shares_metrics_and_audit_logs(
     nodes: dict[str, NodeService], tmp_path: Path
 ) -> None:
-    controls = {n: _Direct(node) for n, node in nodes.items()}
+    controls = {n: DirectControl(node) for n, node in nodes.items()}
     report = run_job(_spec(), controls, poll_interval=0.05)
     val = report.guest_result["validation"]
     assert val["auc"] > 0.97 and val["rows"] > 50
@@ -153,7 +61,7 @@ def test_a_failing_party_is_named_with_its_own_error(
     platform.config.datasets["breast_host"] = platform.config.datasets["breast_host"].__class__(
         name="breast_host", path=tmp_path / "bad.csv", id_column="id"
     )
-    controls = {n: _Direct(node) for n, node in nodes.items()}
+    controls = {n: DirectControl(node) for n, node in nodes.items()}
     with pytest.raises(JobFailedError, match="platform.*bad.csv") as info:
         run_job(_spec("breast-bad"), controls, poll_interval=0.05)
     assert info.value.party == "platform"
@@ -171,7 +79,7 @@ def test_a_guest_with_two_hosts_trains_one_model(tmp_path: Path, shared_data: Pa
         keep = rows[1:500] if name == "platform" else rows[60:]
         text = "\n".join(",".join([r[0], *r[cols]]) for r in [rows[0], *keep])
         (tmp_path / f"{name}.csv").write_text(text + "\n")
-    configs = _configs(tmp_path, shared_data)
+    configs = breast_configs(tmp_path, shared_data)
     for name in ("platform", "telecom"):
         configs[name] = PartyConfig.from_dict(
             {
@@ -183,7 +91,7 @@ def test_a_guest_with_two_hosts_trains_one_model(tmp_path: Path, shared_data: Pa
             },
             base=tmp_path,
         )
-    nodes = _nodes(tmp_path, shared_data, configs)
+    nodes = make_nodes(tmp_path, shared_data, configs=configs)
     spec = JobSpec.from_dict(
         {
             "job_id": "three-way",
@@ -196,7 +104,9 @@ def test_a_guest_with_two_hosts_trains_one_model(tmp_path: Path, shared_data: Pa
             "model": {"epochs": 2, "batch_size": 128, "learning_rate": 0.3},
         }
     )
-    report = run_job(spec, {n: _Direct(node) for n, node in nodes.items()}, poll_interval=0.05)
+    report = run_job(
+        spec, {n: DirectControl(node) for n, node in nodes.items()}, poll_interval=0.05
+    )
     assert report.guest_result["aligned"] == 499 - 59
     assert report.guest_result["validation"]["auc"] > 0.95
     widths = {

@@ -55,13 +55,11 @@ def run_party_job(
     spec: JobSpec,
     dataset: DatasetEntry | None,
     job_dir: Path,
-    *,
-    insecure_test_key: bool = False,
 ) -> JobOutcome:
     """Run this party's role of ``spec``; returns the summary for the coordinator."""
     role = spec.party(ctx.party).role
     outcome = JobOutcome(role=role)
-    params = _lr_params(spec, insecure_test_key)
+    params = _lr_params(spec)
     if role == "arbiter" and spec.task == "predict":
         return outcome  # scoring needs no key holder; the arbiter only acknowledges
     if role == "arbiter":
@@ -83,7 +81,7 @@ def run_party_job(
     return outcome
 
 
-def _lr_params(spec: JobSpec, insecure_test_key: bool) -> hetero_lr.LrParams:
+def _lr_params(spec: JobSpec) -> hetero_lr.LrParams:
     m = spec.model
     return hetero_lr.LrParams(
         epochs=m.epochs,
@@ -94,7 +92,6 @@ def _lr_params(spec: JobSpec, insecure_test_key: bool) -> hetero_lr.LrParams:
         tol=m.tol,
         key_bits=m.key_bits,
         seed=spec.seed,
-        insecure_test_key=insecure_test_key,
     )
 
 

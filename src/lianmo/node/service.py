@@ -60,12 +60,9 @@ class NodeService:
         self,
         config: PartyConfig,
         channel_factory: ChannelFactory,
-        *,
-        insecure_test_key: bool = False,
     ) -> None:
         self.config = config
         self._channel_factory = channel_factory
-        self._insecure_test_key = insecure_test_key
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
 
@@ -182,9 +179,7 @@ class NodeService:
             )
             me = spec.party(name)
             dataset = None if me.dataset is None else self.config.dataset(me.dataset)
-            outcome = run_party_job(
-                ctx, spec, dataset, job.directory, insecure_test_key=self._insecure_test_key
-            )
+            outcome = run_party_job(ctx, spec, dataset, job.directory)
             result = {
                 "party": name,
                 "role": outcome.role,
