@@ -343,10 +343,14 @@ def test_guest_refuses_to_send_to_a_node_with_another_partys_certificate(
     assert f"at {intruder.address}" in info.value.reason
     assert info.value.reason.endswith("(AuthenticationError)")
     assert not (intruder.state_dir / "jobs").exists()
-    # The guest's own record of it, as its operator would see it.
-    broker = cluster["broker"].node.wait("intruder-federation", timeout=30)
-    assert broker.state == "failed" and broker.error_kind == "AuthenticationError"
-    assert "check that its certificate is issued for the name 'platform'" in broker.error
+    # The blamed party's own record, as its operator would see it. Broker and arbiter both
+    # send to that address; whichever fails first gets the other cancelled.
+    blamed = cluster[info.value.party].node.wait("intruder-federation", timeout=30)
+    assert blamed.state == "failed" and blamed.error_kind == "AuthenticationError"
+    assert "check that its certificate is issued for the name 'platform'" in blamed.error
+    other = "arbiter" if info.value.party == "broker" else "broker"
+    other_state = cluster[other].node.wait("intruder-federation", timeout=30).state
+    assert other_state in ("failed", "cancelled")
     broker_dir = cluster["broker"].state_dir / "jobs" / "intruder-federation"
     assert not (broker_dir / "model.json").exists()
     assert not (broker_dir / "result.json").exists()
