@@ -48,6 +48,12 @@ class AuditLog:
             for record in read_records(path):
                 self._prev = str(record["hash"])
 
+    @property
+    def head(self) -> str:
+        """Hash of the last record: publish it and nobody can drop records off the end."""
+        with self._lock:
+            return self._prev
+
     def record(self, kind: str, **fields: Scalar) -> None:
         """Append one record of ``kind`` (decision, checkpoint, model, ...)."""
         clash = RESERVED.intersection(fields)

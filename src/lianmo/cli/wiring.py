@@ -47,7 +47,7 @@ def start_party_node(
             recv_timeout=config.recv_timeout_s,
         )
 
-    config.state_dir.mkdir(parents=True, exist_ok=True)
+    config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     node = NodeService(config, channel_factory)
     server, port = serve(
         listen=config.listen,

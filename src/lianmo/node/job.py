@@ -9,7 +9,6 @@ half-written ever looks complete.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -25,10 +24,9 @@ from lianmo.data.table import Table, check_binary_labels, load_table
 from lianmo.errors import ConfigError, DataError
 from lianmo.models.metrics import auc, ks
 from lianmo.models.scaler import Standardizer
-from lianmo.protocols import hetero_lr, predict, psi
+from lianmo.node.model_share import LrShare
+from lianmo.protocols import commit, hetero_lr, predict, psi
 from lianmo.protocols.context import RoleContext
-
-MODEL_FORMAT = "lianmo.hetero_lr.share/v1"
 
 
 @dataclass
@@ -65,6 +63,7 @@ def run_party_job(
     if role == "arbiter":
         with outcome.timed("train"):
             result = hetero_lr.train_arbiter(ctx, params)
+            commit.await_commit(ctx)
         outcome.values.update(
             losses=list(result.losses),
             rounds=result.rounds,
@@ -96,10 +95,16 @@ def _lr_params(spec: JobSpec) -> hetero_lr.LrParams:
 
 
 def _load(
-    ctx: RoleContext, role: str, dataset: DatasetEntry, feature_columns: list[str] | None = None
+    ctx: RoleContext,
+    role: str,
+    dataset: DatasetEntry,
+    *,
+    training: bool,
+    feature_columns: list[str] | None = None,
 ) -> Table:
+    """Load this party's table; the guest's labels are required for training only."""
     label = dataset.label_column if role == "guest" else None
-    if role == "guest" and label is None:
+    if training and role == "guest" and label is None:
         raise ConfigError(
             f"party '{ctx.party}': data set '{dataset.name}' has no label_column in the "
             "catalogue, but the guest must hold the labels"
@@ -111,7 +116,7 @@ def _load(
         party=ctx.party,
         feature_columns=feature_columns,
     )
-    if role == "guest" and label is not None:
+    if training and table.y is not None:
         check_binary_labels(table, party=ctx.party)
     return table
 
@@ -135,20 +140,16 @@ def _train_job(
 ) -> None:
     role = outcome.role
     with outcome.timed("load"):
-        table = _load(ctx, role, dataset)
+        table = _load(ctx, role, dataset, training=True)
     with outcome.timed("align"):
         aligned = _align(ctx, role, spec, table)
     is_val = validation_mask(aligned.ids, spec.validation.share, spec.seed)
     train, val = aligned.select(np.flatnonzero(~is_val)), aligned.select(np.flatnonzero(is_val))
+    if role == "guest":
+        _check_split(ctx.party, _labels(train), _labels(val))
     scaler = Standardizer.fit(train.X)
     X_train, X_val = scaler.transform(train.X), scaler.transform(val.X)
-    outcome.values.update(
-        rows=len(table),
-        aligned=len(aligned),
-        train_rows=len(train),
-        validation_rows=len(val),
-        features=len(table.feature_names),
-    )
+    outcome.values.update(aligned=len(aligned), train_rows=len(train), validation_rows=len(val))
     with outcome.timed("train"):
         if role == "guest":
             w = hetero_lr.train_guest(ctx, _with_bias(X_train), _labels(train), params)
@@ -159,63 +160,58 @@ def _train_job(
             scores = predict.score_guest(ctx, _with_bias(X_val) @ w, tag="predict.validation")
             outcome.values["validation"] = _metrics(_labels(val), scores)
             _write_scores(job_dir / "validation_scores.csv", val.ids, scores)
+            commit.announce_commit(ctx)
         else:
             predict.score_host(ctx, X_val @ w, tag="predict.validation")
-    share = {
-        "format": MODEL_FORMAT,
-        "job_id": spec.job_id,
-        "party": ctx.party,
-        "role": role,
-        "dataset": dataset.name,
-        "feature_names": list(table.feature_names),
-        "weights": [float(v) for v in (w[:-1] if role == "guest" else w)],
-        "intercept": float(w[-1]) if role == "guest" else None,
-        "scaler": scaler.to_dict(),
-    }
-    data = json.dumps(share, indent=2, sort_keys=True).encode()
+            commit.await_commit(ctx)
+    share = LrShare(
+        job_id=spec.job_id,
+        party=ctx.party,
+        role=role,
+        dataset=dataset.name,
+        feature_names=table.feature_names,
+        weights=tuple(float(v) for v in (w[:-1] if role == "guest" else w)),
+        intercept=float(w[-1]) if role == "guest" else None,
+        mean=tuple(float(v) for v in scaler.mean),
+        scale=tuple(float(v) for v in scaler.scale),
+    )
+    data = share.to_json()
     write_atomic(job_dir / "model.json", data)
     outcome.values["model_digest"] = hashlib.sha256(data).hexdigest()
+
+
+def _check_split(party: str, y_train: np.ndarray, y_val: np.ndarray) -> None:
+    """Refuse before training what would fail at evaluation: no rows or one class."""
+    for name, y in (("training", y_train), ("validation", y_val)):
+        if len(np.unique(y)) < 2:
+            raise DataError(
+                f"party '{party}': the {name} split has {len(y)} rows and not both classes; "
+                "change validation.share or the seed, or use a larger intersection"
+            )
 
 
 def _predict_job(
     ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
 ) -> None:
     role = outcome.role
-    share = load_model_share(job_dir.parent / str(spec.model_job) / "model.json", ctx.party, role)
+    share_path = job_dir.parent / str(spec.model_job) / "model.json"
+    share = LrShare.load(share_path, party=ctx.party, role=role)
     with outcome.timed("load"):
-        table = _load(ctx, role, dataset, feature_columns=list(share["feature_names"]))  # type: ignore[call-overload]
+        table = _load(ctx, role, dataset, training=False, feature_columns=list(share.feature_names))
     with outcome.timed("align"):
         aligned = _align(ctx, role, spec, table)
-    scaler = Standardizer.from_dict(share["scaler"])  # type: ignore[arg-type]
-    u = scaler.transform(aligned.X) @ np.asarray(share["weights"], dtype=np.float64)
+    u = share.partial_scores(aligned.X)
     with outcome.timed("predict"):
         if role == "guest":
-            scores = predict.score_guest(ctx, u + float(share["intercept"]))  # type: ignore[arg-type]
+            scores = predict.score_guest(ctx, u)
             _write_scores(job_dir / "scores.csv", aligned.ids, scores)
             outcome.values["scored"] = len(scores)
-            if aligned.y is not None and len(np.unique(aligned.y)) == 2:
-                outcome.values["metrics"] = _metrics(aligned.y, scores)
+            y = aligned.y
+            if y is not None and set(np.unique(y)) == {0.0, 1.0}:
+                outcome.values["metrics"] = _metrics(y, scores)
         else:
             predict.score_host(ctx, u)
-    outcome.values.update(rows=len(table), aligned=len(aligned))
-
-
-def load_model_share(path: Path, party: str, role: str) -> dict[str, object]:
-    """Read this party's model share of an earlier job, checking it fits this job."""
-    try:
-        share: dict[str, object] = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"party '{party}' has no model share at {path}: was model_job trained with this "
-            "party and this state directory?"
-        ) from None
-    except ValueError as exc:
-        raise ConfigError(f"party '{party}': model share {path} is not valid JSON: {exc}") from exc
-    if share.get("format") != MODEL_FORMAT or share.get("role") != role:
-        raise ConfigError(
-            f"party '{party}': model share {path} is not a {role} share of a hetero LR model"
-        )
-    return share
+    outcome.values.update(aligned=len(aligned))
 
 
 def _labels(table: Table) -> np.ndarray:
@@ -239,11 +235,17 @@ def _write_scores(path: Path, ids: tuple[str, ...], scores: np.ndarray) -> None:
     write_atomic(path, ("\n".join(lines) + "\n").encode())
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file, fsync and rename: readers see all of it or nothing."""
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write via a temporary file, fsync and rename: readers see all of it or nothing.
+
+    The file is created with ``mode`` from the start, so a secret is never readable by
+    others, not even briefly.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+    os.chmod(tmp, mode)
     os.replace(tmp, path)

@@ -107,7 +107,7 @@ class NodeService:
                     f"party '{self.config.name}' already finished a job '{job_id}'; "
                     "choose a new job_id"
                 )
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_atomic(directory / "spec.json", spec.to_json())
             job = _Job(
                 spec=spec,
@@ -156,14 +156,14 @@ class NodeService:
 
     def _run(self, job: _Job) -> None:
         spec, name = job.spec, self.config.name
-        audit = AuditLog(job.directory / "audit.jsonl", party=name, job_id=spec.job_id)
-        audit.record("job_start", spec_sha256=spec.digest(), role=spec.party(name).role)
-        stats = MessageStats()
-        rng = Drbg.from_entropy()
-        write_atomic(job.directory / "drbg.seed", rng.seed)
-        (job.directory / "drbg.seed").chmod(0o600)
+        audit: AuditLog | None = None
         channel = None
         try:
+            audit = AuditLog(job.directory / "audit.jsonl", party=name, job_id=spec.job_id)
+            audit.record("job_start", spec_sha256=spec.digest(), role=spec.party(name).role)
+            stats = MessageStats()
+            rng = Drbg.from_entropy()
+            write_atomic(job.directory / "drbg.seed", rng.seed, mode=0o600)
             channel = self._channel_factory(spec, job.inbox, [audit, stats])
             ctx = RoleContext(
                 job_id=spec.job_id,
@@ -187,11 +187,12 @@ class NodeService:
                 "phase_seconds": outcome.phase_seconds,
                 **stats.summary(),
             }
-            data = json.dumps(result, indent=2, sort_keys=True).encode()
             if "model_digest" in result:
                 audit.record("model", sha256=str(result["model_digest"]))
-            write_atomic(job.directory / "result.json", data)
             audit.record("job_end", state="succeeded")
+            result["audit_head"] = audit.head
+            data = json.dumps(result, indent=2, sort_keys=True).encode()
+            write_atomic(job.directory / "result.json", data)
             with job.lock:
                 if job.state == "running":
                     job.state, job.result_json = "succeeded", data
@@ -201,7 +202,7 @@ class NodeService:
             if channel is not None:
                 channel.close()
 
-    def _fail(self, job: _Job, exc: Exception, audit: AuditLog) -> None:
+    def _fail(self, job: _Job, exc: Exception, audit: AuditLog | None) -> None:
         kind = type(exc).__name__ if isinstance(exc, LianmoError) else "InternalError"
         text = str(exc) if isinstance(exc, LianmoError) else f"internal error: {exc!r}"
         if not isinstance(exc, LianmoError):
@@ -210,7 +211,11 @@ class NodeService:
             cancelled = job.state == "cancelled"
             if not cancelled:
                 job.state, job.error, job.error_kind = "failed", text, kind
-        audit.record("job_end", state="cancelled" if cancelled else "failed", error=text)
+        if audit is not None:
+            try:
+                audit.record("job_end", state="cancelled" if cancelled else "failed", error=text)
+            except (OSError, LianmoError):
+                _LOG.exception("job %s: could not record its end in the audit log", job.spec.job_id)
         job.inbox.close(f"party '{self.config.name}' failed: {text}")
 
     def _progress(self, job: _Job, phase: str, step: int, total: int, detail: str) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lianmo.crypto.fixedpoint import quantise
+from lianmo.crypto.fixedpoint import decode_ints, quantise
 from lianmo.crypto.paillier import (
     MIN_KEY_BITS,
     CipherVector,
@@ -184,7 +184,7 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
     for epoch in range(params.epochs):
         for batch in params.schedule(n_rows, epoch):
             u = X[batch] @ w
-            u_mant = [int(m) for m in np.rint(u * 16.0**-U_EXP)]
+            u_mant = [int(m) for m in quantise(u, U_EXP)]
             square_sum = sum(m * m for m in u_mant) >> (4 * -X_EXP)  # Σu² at G_EXP
             ctx.channel.send(
                 ctx.guest,
@@ -200,10 +200,13 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
             )  # 1.
             msg = ctx.channel.recv(ctx.guest, "lr.residual", round=step)
             d4 = cipher_from_msg(msg, key, ctx.guest, "lr.residual", count=len(batch))  # 2.
+            _check_exponent(d4, U_EXP, ctx.guest, "lr.residual")
             if position > 0:  # 3.
                 msg = ctx.channel.recv(ctx.guest, "lr.cross_in", round=step)
                 before = cipher_from_msg(msg, key, ctx.guest, "lr.cross_in", count=len(batch))
-                cross = before.dot_ints(quantise(u, X_EXP), X_EXP)
+                _check_exponent(before, U_EXP, ctx.guest, "lr.cross_in")
+                # re-randomised: the guest knows the ciphertexts it sent and could test guesses
+                cross = before.dot_ints(quantise(u, X_EXP), X_EXP).obfuscate(ctx.rng)
                 ctx.channel.send(ctx.guest, "lr.cross_out", cipher_to_msg(cross), round=step)
             lr = learning_rate(params.learning_rate, params.lr_decay, step)
             w = _masked_update(ctx, key, d4, Xq[batch], w, lr, params.l2, step)  # 5.
@@ -230,9 +233,10 @@ def _guest_loss(
     total = key.encrypt_ints([plain_mant], G_EXP, ctx.rng).add(u_hosts[0][1])
     for k in range(1, len(u_hosts)):
         host = ctx.hosts[k]
-        ctx.channel.send(host, "lr.cross_in", cipher_to_msg(u_b), round=step)
+        ctx.channel.send(host, "lr.cross_in", cipher_to_msg(u_b.obfuscate(ctx.rng)), round=step)
         msg = ctx.channel.recv(host, "lr.cross_out", round=step)
         cross = cipher_from_msg(msg, key, host, "lr.cross_out", count=1)
+        _check_exponent(cross, G_EXP, host, "lr.cross_out")
         total = total.add(cross.mul_int(2)).add(u_hosts[k][1])
         u_b = u_b.add(u_hosts[k][0])
     q = quantise(4.0 - 8.0 * y + 2.0 * u_a, X_EXP)
@@ -281,8 +285,8 @@ def _masked_update(
         ctx.channel.recv(arbiter, "lr.gradient", round=step), arbiter, "lr.gradient", len(w)
     )
     n = int(key.n)
-    g_int = [(v - r) % n for v, r in zip(values, masks, strict=True)]
-    g = np.array([float(x - n if x > n // 2 else x) for x in g_int]) * 16.0**G_EXP
+    g_int = decode_ints([(v - r) % n for v, r in zip(values, masks, strict=True)], n)
+    g = np.array([float(x) for x in g_int]) * 16.0**G_EXP
     grad = 0.25 * g / Xq.shape[0] + l2 * w
     return np.asarray(w - lr * grad, dtype=np.float64)
 
@@ -291,8 +295,16 @@ def _receive_key(ctx: RoleContext, params: LrParams) -> PublicKey:
     msg = ctx.channel.recv(_arbiter(ctx), "lr.public_key")
     if not isinstance(msg, PublicKeyMsg):
         raise ProtocolError(f"arbiter sent {type(msg).__name__}, expected a public key")
-    min_bits = 0 if params.insecure_test_key else MIN_KEY_BITS
+    min_bits = 0 if params.insecure_test_key else max(MIN_KEY_BITS, params.key_bits)
     return PublicKey.from_n(int.from_bytes(msg.n, "big"), min_bits=min_bits)
+
+
+def _check_exponent(cv: CipherVector, expected: int, sender: str, tag: str) -> None:
+    if cv.exponent != expected:
+        raise ProtocolError(
+            f"'{sender}' sent '{tag}' at fixed-point exponent {cv.exponent}, expected "
+            f"{expected}; the parties run incompatible lianmo versions"
+        )
 
 
 def _epoch_end(ctx: RoleContext, step: int) -> bool:
