@@ -314,13 +314,19 @@ class JobSpec:
             raise ConfigError(
                 f"{source}: a predict job needs model_job: the job id whose model shares to use"
             )
+        validation = _parse_validation(source, data.get("validation", {}))
+        if task == "train" and validation.share == 0:
+            raise ConfigError(
+                f"{source}: validation.share must be above 0 for a training job: the job "
+                "evaluates the model on the validation rows (0.2 is usual)"
+            )
         return cls(
             job_id=check_name(f"{source}: job_id", data["job_id"]),
             seed=_number(f"{source}: seed", data.get("seed", 42), low=0, integer=True),
             task=task,
             parties=parties,
             alignment=_parse_alignment(source, data.get("alignment", {})),
-            validation=_parse_validation(source, data.get("validation", {})),
+            validation=validation,
             model=_parse_lr(source, data.get("model", {})),
             model_job=None if model_job is None else check_name(f"{source}: model_job", model_job),
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lianmo.audit.log import verify_chain
-from lianmo.config import JobSpec, PartyConfig
+from lianmo.config import DatasetEntry, JobSpec, PartyConfig
 from lianmo.coordinator.run import run_job
 from lianmo.errors import JobFailedError
 from lianmo.node.service import NodeService
@@ -51,6 +51,38 @@ def test_train_then_predict_writes_shares_metrics_and_audit_logs(
     lines = (tmp_path / "broker/jobs/breast-scores/scores.csv").read_text().splitlines()
     assert lines[0] == "id,score" and len(lines) == 570
     assert not (tmp_path / "platform/jobs/breast-scores/scores.csv").exists()
+    validation = dict(
+        line.split(",")
+        for line in (tmp_path / "broker/jobs/breast-1/validation_scores.csv")
+        .read_text()
+        .splitlines()[1:]
+    )
+    scores = dict(line.split(",") for line in lines[1:])
+    assert all(abs(float(scores[i]) - float(v)) < 1e-9 for i, v in validation.items())
+    assert report.guest_result["metrics"]["auc"] > 0.97  # the file has labels: scored too
+
+
+def test_new_customers_without_labels_are_scored(
+    nodes: dict[str, NodeService], tmp_path: Path, shared_data: Path
+) -> None:
+    controls = {n: DirectControl(node) for n, node in nodes.items()}
+    run_job(_spec("breast-2"), controls, poll_interval=0.05)
+    rows = (shared_data / "breast_hetero_guest.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    label = header.index("y")
+    unlabelled = [",".join(c for j, c in enumerate(r.split(",")) if j != label) for r in rows[:101]]
+    (tmp_path / "new_customers.csv").write_text("\n".join(unlabelled) + "\n")
+    broker = nodes["broker"]
+    broker.config.datasets["new_customers"] = DatasetEntry(
+        name="new_customers", path=tmp_path / "new_customers.csv", id_column="id"
+    )
+    spec = json.loads(_spec("breast-new").to_json())
+    spec["parties"][0]["dataset"] = "new_customers"
+    predict = JobSpec.from_dict({**spec, "task": "predict", "model_job": "breast-2"})
+    report = run_job(predict, controls, poll_interval=0.05)
+    assert report.guest_result["scored"] == 100 and "metrics" not in report.guest_result
+    lines = (tmp_path / "broker/jobs/breast-new/scores.csv").read_text().splitlines()
+    assert len(lines) == 101
 
 
 def test_a_failing_party_is_named_with_its_own_error(

@@ -21,7 +21,7 @@ import click
 import yaml
 
 from lianmo.config import JobSpec
-from lianmo.errors import TransportError
+from lianmo.errors import ConfigError, TransportError
 
 DEMO_PARTIES = {
     "broker": ("guest", "credit_broker", "credit_broker.csv.gz", "default_next_month"),
@@ -116,6 +116,22 @@ def _wait_port(name: str, proc: subprocess.Popen[bytes], config: Path, timeout_s
     raise TransportError(f"party node '{name}' did not start within {timeout_s:.0f}s")
 
 
+MARKER = ".lianmo-demo-output"
+
+
+def _reset_output(output: Path) -> None:
+    """Wipe a previous demo's output, but never a folder the demo did not make."""
+    if output.exists():
+        if not (output / MARKER).exists() and any(output.iterdir()):
+            raise ConfigError(
+                f"{output} exists and is not a lianmo demo output folder; choose another "
+                "--output or remove it yourself"
+            )
+        shutil.rmtree(output)
+    output.mkdir(parents=True)
+    (output / MARKER).write_text("made by lianmo demo; wiped by the next run\n")
+
+
 @click.command("demo")
 @click.option(
     "--output",
@@ -133,8 +149,7 @@ def demo(output: Path, epochs: int, key_bits: int) -> None:
     from lianmo.transport.certs import write_identity_dir
 
     started = time.perf_counter()
-    if output.exists():
-        shutil.rmtree(output)
+    _reset_output(output)
     certs = output / "certs"
     write_identity_dir(certs, [*DEMO_PARTIES, "coordinator"], force=True)
     configs = {}
@@ -145,10 +160,9 @@ def demo(output: Path, epochs: int, key_bits: int) -> None:
         f"starting party nodes {', '.join(configs)} (logs in {output}/parties/*/node.log)", err=True
     )
     with party_processes(configs) as addresses:
-        spec = JobSpec.from_dict(demo_spec(addresses, epochs=epochs, key_bits=key_bits))
-        (output / "job.yaml").write_text(
-            yaml.safe_dump(demo_spec(addresses, epochs=epochs, key_bits=key_bits))
-        )
+        raw = demo_spec(addresses, epochs=epochs, key_bits=key_bits)
+        (output / "job.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        spec = JobSpec.from_dict(raw)
         run_and_report(
             spec,
             output,

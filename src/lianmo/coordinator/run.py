@@ -101,6 +101,9 @@ def run_job(
     except LianmoError as exc:
         _cancel_all(spec, controls, touched, except_party=current)
         raise JobFailedError(current, str(exc)) from exc
+    except KeyboardInterrupt:
+        _cancel_all(spec, controls, touched, except_party="")  # Ctrl-C stops every party
+        raise
     results = {n: json.loads(s.result_json) for n, s in statuses.items()}
     return JobReport(spec=spec, results=results, wall_seconds=time.perf_counter() - started)
 

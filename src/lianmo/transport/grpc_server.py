@@ -72,10 +72,12 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
             )
         header = first.header
         _check_sender(caller, header)
+        inbox = self._inbox_for(header.job_id)  # unknown jobs and strangers: before any data
+        inbox.admit(header.job_id, header.sender, header.receiver, f"message '{header.tag}'")
         self._check_size(context, header, header.payload_size)
         payload = self._read_payload(context, header, _chunk_data(header, first, chunks))
         env = serde.header_from_proto(header, payload)
-        duplicate = self._inbox_for(env.job_id).put(env)
+        duplicate = inbox.put(env)
         return federation_pb2.SendReply(duplicate=duplicate)
 
     def _read_payload(

@@ -29,21 +29,25 @@ class Inbox:
         self._cond = threading.Condition()
         self._closed: str | None = None
 
-    def put(self, env: Envelope) -> bool:
-        """Accept one envelope; return True if it was a duplicate of one already held."""
-        if env.job_id != self.job_id:
+    def admit(self, job_id: str, sender: str, receiver: str, what: str) -> None:
+        """Check who a message is from and for, before its payload is even read."""
+        if job_id != self.job_id:
             raise UnknownJobError(
-                f"party '{self.party}' is not running job '{env.job_id}' (got {env.describe()})"
+                f"party '{self.party}' is not running job '{job_id}' (got {what})"
             )
-        if env.receiver != self.party:
+        if receiver != self.party:
             raise UnexpectedMessageError(
-                f"party '{self.party}' received {env.describe()} addressed to another party"
+                f"party '{self.party}' received {what} addressed to another party"
             )
-        if env.sender not in self._senders:
+        if sender not in self._senders:
             raise UnexpectedMessageError(
-                f"party '{self.party}' received {env.describe()}, but '{env.sender}' "
+                f"party '{self.party}' received {what}, but '{sender}' "
                 f"is not a party of job '{self.job_id}' (parties: {sorted(self._senders)})"
             )
+
+    def put(self, env: Envelope) -> bool:
+        """Accept one envelope; return True if it was a duplicate of one already held."""
+        self.admit(env.job_id, env.sender, env.receiver, env.describe())
         with self._cond:
             expected = self._next_seq[env.sender]
             if env.seq < expected:

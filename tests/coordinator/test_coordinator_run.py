@@ -1,0 +1,96 @@
+"""The coordinator's failure handling, against scripted party handles."""
+
+from __future__ import annotations
+
+import pytest
+
+from lianmo.config import JobSpec
+from lianmo.coordinator.run import run_job
+from lianmo.errors import JobFailedError, TransportError
+from lianmo.transport.control import JobStatusInfo
+
+SPEC = JobSpec.from_dict(
+    {
+        "job_id": "j",
+        "parties": [
+            {"name": "broker", "role": "guest", "address": "-", "dataset": "d"},
+            {"name": "platform", "role": "host", "address": "-", "dataset": "d"},
+            {"name": "arbiter", "role": "arbiter", "address": "-"},
+        ],
+    }
+)
+
+
+class Scripted:
+    """A party handle whose status follows a script; records the calls it gets."""
+
+    def __init__(self, name: str, states: list[str | BaseException], error: str = "") -> None:
+        self.name, self.states, self.error, self.calls = name, states, error, []
+
+    def _status(self, state: str) -> JobStatusInfo:
+        return JobStatusInfo(
+            job_id="j",
+            party=self.name,
+            state=state,
+            error=self.error,
+            error_kind="DataError" if self.error else "",
+            result_json=b"{}" if state == "succeeded" else b"",
+        )
+
+    def prepare(self, job_id: str, spec_json: bytes) -> JobStatusInfo:
+        self.calls.append("prepare")
+        return self._status("prepared")
+
+    def start(self, job_id: str) -> JobStatusInfo:
+        self.calls.append("start")
+        return self._status("running")
+
+    def status(self, job_id: str) -> JobStatusInfo:
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        if isinstance(state, BaseException):
+            raise state
+        return self._status(state)
+
+    def cancel(self, job_id: str) -> JobStatusInfo:
+        self.calls.append("cancel")
+        return self._status("cancelled")
+
+
+def test_the_first_failing_party_is_named_and_the_others_cancelled() -> None:
+    controls = {
+        "broker": Scripted("broker", ["running"]),
+        "platform": Scripted("platform", ["running", "failed"], error="bad.csv row 3: 'abc'"),
+        "arbiter": Scripted("arbiter", ["running"]),
+    }
+    with pytest.raises(JobFailedError, match=r"'platform': bad.csv row 3: 'abc' \(DataError\)"):
+        run_job(SPEC, controls, poll_interval=0)
+    assert controls["broker"].calls[-1] == controls["arbiter"].calls[-1] == "cancel"
+    assert "cancel" not in controls["platform"].calls
+
+
+def test_an_unreachable_party_is_blamed() -> None:
+    controls = {
+        "broker": Scripted("broker", ["running"]),
+        "platform": Scripted("platform", [TransportError("platform unreachable")]),
+        "arbiter": Scripted("arbiter", ["running"]),
+    }
+    with pytest.raises(JobFailedError) as info:
+        run_job(SPEC, controls, poll_interval=0)
+    assert info.value.party == "platform"
+
+
+def test_ctrl_c_cancels_every_party() -> None:
+    controls = {
+        "broker": Scripted("broker", [KeyboardInterrupt()]),
+        "platform": Scripted("platform", ["running"]),
+        "arbiter": Scripted("arbiter", ["running"]),
+    }
+    with pytest.raises(KeyboardInterrupt):
+        run_job(SPEC, controls, poll_interval=0)
+    assert all(c.calls[-1] == "cancel" for c in controls.values())
+
+
+def test_success_collects_every_result() -> None:
+    controls = {n: Scripted(n, ["running", "succeeded"]) for n in SPEC.party_names}
+    report = run_job(SPEC, controls, poll_interval=0)
+    assert set(report.results) == set(SPEC.party_names)
