@@ -313,3 +313,24 @@ def test_the_checker_finds_planted_violations() -> None:
 def test_an_unknown_package_must_be_placed_in_a_layer() -> None:
     with pytest.raises(AssertionError, match="'plugins' to LAYERS"):
         layer_of("lianmo.plugins.x")
+
+
+CRYPTO_INTERFACE = {
+    "lianmo.crypto.paillier",  # the Paillier facade a faster engine replaces
+    "lianmo.crypto.fixedpoint",
+    "lianmo.crypto.drbg",
+    "lianmo.crypto.psi",
+}
+
+
+def test_code_above_crypto_uses_only_its_interface_modules(imports: list[Import]) -> None:
+    """Protocols, node and cli see Paillier only through the facade, so an engine can swap."""
+    found = [
+        str(i)
+        for i in imports
+        if package_of(i.source) not in ("crypto", None)
+        and package_of(i.target) == "crypto"
+        and ".".join(i.target.split(".")[:3]) not in CRYPTO_INTERFACE
+        and i.target != "lianmo.crypto"
+    ]
+    assert not found, _report(found)

@@ -70,6 +70,7 @@ class JobReport:
                 "messages_received": r.get("messages_received"),
                 "bytes_received": r.get("bytes_received"),
                 "model_digest": r.get("model_digest"),
+                "audit_head": r.get("audit_head"),
             }
             for name, r in self.results.items()
         }

@@ -1,4 +1,12 @@
-"""Paillier facade: key generation plus the public names of the Paillier layer.
+"""Paillier facade: the crypto interface every layer above crypto programs against.
+
+Protocols use only these names: :func:`generate_keypair`, ``PublicKey.from_n``,
+``PublicKey.encrypt`` / ``encrypt_ints`` / ``n_bytes`` / ``fingerprint``,
+``PrivateKey.decrypt`` / ``decrypt_raw``, and :class:`CipherVector`'s ``add``,
+``mul_int``, ``dot_ints``, ``matvec_t``, ``obfuscate``, ``to_bytes`` / ``from_bytes``.
+A faster engine replaces the implementation behind these names without touching
+protocol code; ``tests/test_layering.py`` keeps everything above crypto importing
+Paillier only from here.
 
 Keys come from phe; arithmetic runs on raw ``gmpy2.mpz`` integers
 (:class:`~lianmo.crypto.vector.CipherVector`). Encryption with fast obfuscation is in
