@@ -43,7 +43,13 @@ from lianmo.data.split import batch_schedule
 from lianmo.errors import ProtocolError
 from lianmo.models.logistic import learning_rate
 from lianmo.protocols.context import RoleContext
-from lianmo.protocols.wire import cipher_from_msg, cipher_to_msg, ints_from_msg, ints_to_msg
+from lianmo.protocols.wire import (
+    cipher_from_msg,
+    cipher_to_msg,
+    count_from_msg,
+    ints_from_msg,
+    ints_to_msg,
+)
 from lianmo.transport.messages import PublicKeyMsg, Signal
 
 U_EXP = -6
@@ -93,10 +99,9 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
     key_msg = PublicKeyMsg(n=public.n_bytes())
     data_parties = (ctx.guest, *ctx.hosts)
     ctx.channel.broadcast(data_parties, "lr.public_key", key_msg)
-    plan = ctx.channel.recv(ctx.guest, "lr.plan")
-    if not isinstance(plan, Signal) or not plan.value.isdigit():
-        raise ProtocolError(f"guest '{ctx.guest}' sent a malformed training plan")
-    n_rows = int(plan.value)
+    n_rows = count_from_msg(ctx.channel.recv(ctx.guest, "lr.plan"), ctx.guest, "lr.plan")
+    if n_rows == 0:
+        raise ProtocolError(f"guest '{ctx.guest}' announced a training set of 0 rows")
     losses: list[float] = []
     round_losses: list[float] = []
     epoch_seconds: list[float] = []

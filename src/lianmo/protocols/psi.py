@@ -18,6 +18,7 @@ import numpy as np
 from lianmo.crypto.psi import POINT_BYTES, PsiKey, hash_ids
 from lianmo.errors import DataError, ProtocolError
 from lianmo.protocols.context import RoleContext
+from lianmo.protocols.wire import count_from_msg
 from lianmo.transport.messages import IndexList, PointList, Signal
 
 PHASE = "align"
@@ -78,23 +79,17 @@ def align_host(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) -
     ctx.channel.send(ctx.guest, "psi.host_set", _pack(points))
     guest_set = _unpack(ctx.channel.recv(ctx.guest, "psi.guest_set"), ctx.guest)
     ctx.channel.send(ctx.guest, "psi.guest_set_double", _pack(key.blind(guest_set)))
-    size_msg = ctx.channel.recv(ctx.guest, "psi.size")
-    if not isinstance(size_msg, Signal) or not size_msg.value.isdigit():
-        raise ProtocolError(f"guest '{ctx.guest}' sent a malformed intersection size")
-    ctx.progress(PHASE, 1, 2, f"intersection {size_msg.value}")
-    _check_minimum(ctx.party, int(size_msg.value), min_intersection)
+    size = count_from_msg(ctx.channel.recv(ctx.guest, "psi.size"), ctx.guest, "psi.size")
+    ctx.progress(PHASE, 1, 2, f"intersection {size}")
+    _check_minimum(ctx.party, size, min_intersection)
     msg = ctx.channel.recv(ctx.guest, "psi.positions")
     if not isinstance(msg, IndexList):
         raise ProtocolError(f"guest '{ctx.guest}' sent {type(msg).__name__}, expected IndexList")
     pos = np.frombuffer(msg.data, dtype="<u4").astype(np.int64)
-    if (
-        len(pos) != int(size_msg.value)
-        or len(np.unique(pos)) != len(pos)
-        or (len(pos) and pos.max() >= len(ids))
-    ):
+    if len(pos) != size or len(np.unique(pos)) != len(pos) or (len(pos) and pos.max() >= len(ids)):
         raise ProtocolError(
             f"guest '{ctx.guest}' sent {len(pos)} intersection positions that do not fit the "
-            f"host's {len(ids)} ids or the announced size {size_msg.value}"
+            f"host's {len(ids)} ids or the announced size {size}"
         )
     rows = order[pos]
     rows = rows[np.argsort(np.array([ids[i] for i in rows], dtype=object), kind="stable")]

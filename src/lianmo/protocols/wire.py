@@ -8,7 +8,7 @@ import numpy as np
 
 from lianmo.crypto.paillier import CipherVector, PublicKey
 from lianmo.errors import CryptoError, ProtocolError
-from lianmo.transport.messages import EncryptedVector, FloatVector, IntVector, Payload
+from lianmo.transport.messages import EncryptedVector, FloatVector, IntVector, Payload, Signal
 
 
 def cipher_to_msg(cv: CipherVector) -> EncryptedVector:
@@ -68,3 +68,10 @@ def floats_from_msg(msg: Payload, sender: str, tag: str, count: int) -> np.ndarr
     if not np.all(np.isfinite(values)):
         raise ProtocolError(f"'{sender}' sent non-finite values as '{tag}'")
     return values
+
+
+def count_from_msg(msg: Payload, sender: str, tag: str) -> int:
+    """A non-negative count carried in a :class:`Signal` (plain ASCII digits only)."""
+    if not isinstance(msg, Signal) or not (msg.value.isascii() and msg.value.isdigit()):
+        raise ProtocolError(f"'{sender}' sent a malformed '{tag}': expected a count")
+    return int(msg.value)
