@@ -144,10 +144,11 @@ def _reset_output(output: Path) -> None:
 @click.option("--key-bits", default=2048, show_default=True, help="Paillier key size (>= 2048).")
 def demo(output: Path, epochs: int, key_bits: int) -> None:
     """Train a joint credit model: broker (labels) + platform (behaviour) + arbiter."""
-    from lianmo.cli.main import run_and_report
+    from lianmo.cli.main import run_and_report, stop_on_signals
     from lianmo.demo_data import demo_file
     from lianmo.transport.certs import write_identity_dir
 
+    stop_on_signals()  # Ctrl-C or SIGTERM: cancel the job, then stop the nodes we started
     started = time.perf_counter()
     _reset_output(output)
     certs = output / "certs"

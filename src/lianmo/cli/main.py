@@ -160,6 +160,20 @@ def predict_cmd(spec_path: Path, output: Path | None, ca: Path, cert: Path, key:
     run_and_report(spec, output or Path("jobs") / spec.job_id, ca=ca, cert=cert, key=key)
 
 
+def stop_on_signals() -> None:
+    """Turn SIGTERM (and SIGINT, even if inherited as ignored) into KeyboardInterrupt.
+
+    Coordinator commands then unwind through their ``finally`` blocks: the job is
+    cancelled at every party and any node processes they started are stopped.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run_and_report(
     spec: JobSpec, output: Path, *, ca: Path, cert: Path, key: Path
 ) -> dict[str, t.Any]:
@@ -170,6 +184,7 @@ def run_and_report(
     from lianmo.transport.grpc_channel import ControlClient
     from lianmo.transport.tls import TlsIdentity
 
+    stop_on_signals()
     identity = TlsIdentity.load(cert, key, ca, party="coordinator")
     clear_output(output)
     clients = {p.name: ControlClient(p.address, p.name, identity) for p in spec.parties}
