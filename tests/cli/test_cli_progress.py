@@ -20,16 +20,15 @@ def _status(party: str, step: int, detail: str = "", state: str = "running") -> 
     )
 
 
-def test_plain_output_prints_one_line_per_tenth_and_per_new_loss() -> None:
+def test_plain_output_prints_one_line_per_tenth_with_the_latest_loss() -> None:
     out = io.StringIO()
     view = ProgressView(out, interactive=False)
     for step in range(0, 101):
-        view({"g": _status("g", step), "a": _status("a", step)})
-    view({"g": _status("g", 100), "a": _status("a", 100, "epoch 1 loss 0.5")})
+        view({"g": _status("g", step), "a": _status("a", step, f"round loss {1 / (step + 1):.4f}")})
     lines = out.getvalue().splitlines()
-    assert 10 <= len(lines) <= 13
+    assert len(lines) == 11
     assert lines[0].split("] ", 1)[1].startswith("train 0/100")
-    assert "epoch 1 loss 0.5" in lines[-1]
+    assert lines[-1].endswith("round loss 0.0099")
     assert "\r" not in out.getvalue()
 
 

@@ -85,6 +85,9 @@ def party_processes(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=os.environ.copy(),
+                # own session: Ctrl-C reaches only us, so we can cancel the job cleanly
+                # before stopping the nodes ourselves
+                start_new_session=True,
             )
         yield {
             name: f"127.0.0.1:{_wait_port(name, procs[name], configs[name], timeout_s)}"

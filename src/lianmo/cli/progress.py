@@ -19,7 +19,7 @@ class ProgressView:
         self._out = stream or sys.stderr
         self._tty = self._out.isatty() if interactive is None else interactive
         self._last_line = ""
-        self._last_key: tuple[str, int, str] = ("", -1, "")
+        self._last_key: tuple[str, int] = ("", -1)
         self._start = time.monotonic()
 
     def __call__(self, statuses: Mapping[str, JobStatusInfo]) -> None:
@@ -36,15 +36,16 @@ class ProgressView:
         if self._tty:
             filled = int(frac * _BAR)
             bar = "#" * filled + "-" * (_BAR - filled)
+            loss = f" | {details[-1]}" if details else ""
             line = (
                 f"\r[{lead.phase or 'prepare':>8}] [{bar}] {lead.step}/{lead.total_steps} "
-                f"{lead.detail} | {' '.join(details[-1:])} | {elapsed:5.0f}s"
+                f"{lead.detail}{loss} | {elapsed:4.0f}s"
             )
             self._out.write(line.ljust(len(self._last_line)))
             self._last_line = line
         else:
             loss = details[-1] if details else ""
-            key = (lead.phase, int(frac * 10), loss)
+            key = (lead.phase, int(frac * 10))  # a line per phase and per tenth of it
             if key != self._last_key:
                 self._out.write(
                     f"[{elapsed:6.1f}s] {lead.phase or 'prepare'} {lead.step}/{lead.total_steps} "

@@ -119,7 +119,7 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
             for party in data_parties:  # 5. decrypt masked gradients
                 _decrypt_masked(ctx, private, party, step)
             step += 1
-            ctx.progress(PHASE, step, total, f"epoch {epoch + 1}/{params.epochs}")
+            ctx.progress(PHASE, step, total, f"round loss {round_losses[-1]:.5f}")
         losses.append(loss_sum / n_rows)
         epoch_seconds.append(round(time.perf_counter() - started, 3))
         stop = epoch == params.epochs - 1 or (
