@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -14,6 +13,7 @@ import click
 
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.errors import ConfigError, JobFailedError, LianmoError
+from lianmo.fileio import write_atomic
 
 _IDENTITY_HELP = "coordinator TLS {}: defaults to $LIANMO_{}"
 
@@ -109,9 +109,7 @@ def party_serve(config_path: Path, port_file: Path | None) -> None:
         err=True,
     )
     if port_file is not None:
-        tmp = port_file.with_name(f".{port_file.name}.tmp")
-        tmp.write_text(str(port))
-        os.replace(tmp, port_file)
+        write_atomic(port_file, str(port).encode())
     stop.wait()
     server.stop(grace=2.0).wait()
     click.echo(f"party '{config.name}' stopped", err=True)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from lianmo.coordinator.run import JobReport
+from lianmo.fileio import write_atomic
 
 
 def clear_output(directory: Path) -> None:
@@ -27,6 +27,4 @@ def write_output(directory: Path, report: JobReport) -> Path:
 
 
 def _write(path: Path, data: object) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())

@@ -9,7 +9,6 @@ half-written ever looks complete.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from lianmo.config import DatasetEntry, JobSpec
 from lianmo.data.split import validation_mask
 from lianmo.data.table import Table, check_binary_labels, load_table
 from lianmo.errors import ConfigError, DataError
+from lianmo.fileio import write_atomic
 from lianmo.models.metrics import auc, ks
 from lianmo.models.scaler import Standardizer
 from lianmo.node.model_share import LrShare
@@ -233,19 +233,3 @@ def _metrics(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
 def _write_scores(path: Path, ids: tuple[str, ...], scores: np.ndarray) -> None:
     lines = ["id,score"] + [f"{i},{s:.8f}" for i, s in zip(ids, scores, strict=True)]
     write_atomic(path, ("\n".join(lines) + "\n").encode())
-
-
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write via a temporary file, fsync and rename: readers see all of it or nothing.
-
-    The file is created with ``mode`` from the start, so a secret is never readable by
-    others, not even briefly.
-    """
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)

@@ -18,7 +18,8 @@ from lianmo.audit.log import AuditLog, MessageStats
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.crypto.drbg import Drbg
 from lianmo.errors import AuthenticationError, ConfigError, LianmoError, UnknownJobError
-from lianmo.node.job import run_party_job, write_atomic
+from lianmo.fileio import write_atomic
+from lianmo.node.job import run_party_job
 from lianmo.protocols.context import RoleContext
 from lianmo.transport.channel import Channel
 from lianmo.transport.control import JobStatusInfo

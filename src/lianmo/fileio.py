@@ -1,0 +1,22 @@
+"""Atomic file writes: readers see the whole new file or the old one, never a part."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write via a temporary file beside ``path``, fsync, then rename over it.
+
+    The file is created with ``mode`` from the start, so a secret is never readable by
+    others, not even briefly. A crash leaves at most a hidden ``.NAME.tmp`` behind.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(tmp, mode)  # O_CREAT's mode is masked by the umask; make it exact
+    os.replace(tmp, path)
