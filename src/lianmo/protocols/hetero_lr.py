@@ -160,11 +160,13 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
     for epoch in range(params.epochs):
         for batch in params.schedule(len(y), epoch):
             u_a = X[batch] @ w
+            # encrypt the guest's own term first: the hosts encrypt theirs at the same time
+            own = key.encrypt(u_a + 2.0 - 4.0 * y[batch], U_EXP, ctx.rng)
             u_hosts = [_recv_forward(ctx, key, h, step, len(batch)) for h in ctx.hosts]  # 1.
             u_b = u_hosts[0][0]
             for other, _ in u_hosts[1:]:
                 u_b = u_b.add(other)
-            d4 = u_b.add(key.encrypt(u_a + 2.0 - 4.0 * y[batch], U_EXP, ctx.rng))
+            d4 = u_b.add(own)
             ctx.channel.broadcast(ctx.hosts, "lr.residual", cipher_to_msg(d4), round=step)  # 2.
             loss8 = _guest_loss(ctx, key, u_hosts, u_a, y[batch], step)  # 3.
             ctx.channel.send(_arbiter(ctx), "lr.loss", cipher_to_msg(loss8), round=step)  # 4.
