@@ -143,7 +143,7 @@ def _reset_output(output: Path) -> None:
     show_default=True,
     help="Where the job output and party state go (wiped first).",
 )
-@click.option("--epochs", default=3, show_default=True, help="Training epochs.")
+@click.option("--epochs", default=5, show_default=True, help="Training epochs.")
 @click.option("--key-bits", default=2048, show_default=True, help="Paillier key size (>= 2048).")
 def demo(output: Path, epochs: int, key_bits: int) -> None:
     """Train a joint credit model: broker (labels) + platform (behaviour) + arbiter."""
