@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from lianmo.crypto.fixedpoint import quantise
 from lianmo.data.table import load_table
 from lianmo.models.logistic import taylor_gradient, train_plaintext_taylor
 from lianmo.models.scaler import Standardizer
+from lianmo.protocols.context import RoleContext
 from lianmo.protocols.hetero_lr import X_EXP, LrParams, train_arbiter, train_guest, train_host
 
 from .conftest import run_roles
@@ -47,22 +49,29 @@ def _params(**overrides: float) -> LrParams:
     return LrParams(**base)  # type: ignore[arg-type]
 
 
+def _host(ctx: RoleContext, *, X: np.ndarray, params: LrParams) -> np.ndarray:
+    return train_host(ctx, X, params)
+
+
+def _train(params: LrParams, Xg: np.ndarray, y: np.ndarray, *hosts: np.ndarray) -> dict:  # type: ignore[type-arg]
+    """Run arbiter 'a', guest 'g' and hosts 'h1', 'h2', ... over in-memory channels."""
+    names = tuple(f"h{i + 1}" for i in range(len(hosts)))
+    roles = {
+        "a": lambda ctx: train_arbiter(ctx, params),
+        "g": lambda ctx: train_guest(ctx, Xg, y, params),
+    }
+    for name, X in zip(names, hosts, strict=True):
+        roles[name] = functools.partial(_host, X=X, params=params)
+    return run_roles(roles, guest="g", hosts=names, arbiter="a")
+
+
 def test_one_round_gradient_equals_plaintext_taylor_gradient(breast) -> None:  # type: ignore[no-untyped-def]
     Xg, Xh, y = breast
     params = _params(epochs=1, batch_size=len(y), learning_rate=1.0, lr_decay=0.0, l2=0.0)
-    out = run_roles(
-        {
-            "a": lambda ctx: train_arbiter(ctx, params),
-            "g": lambda ctx: train_guest(ctx, Xg, y, params),
-            "h": lambda ctx: train_host(ctx, Xh, params),
-        },
-        guest="g",
-        hosts=("h",),
-        arbiter="a",
-    )
+    out = _train(params, Xg, y, Xh)
     z = np.zeros(len(y))
     # With w0 = 0 and lr = 1 the new weights are minus the first gradient.
-    for X, w in ((Xg, out["g"]), (Xh, out["h"])):
+    for X, w in ((Xg, out["g"]), (Xh, out["h1"])):
         exact_q = taylor_gradient(quantise(X, X_EXP) * 16.0**X_EXP, z, y)
         np.testing.assert_allclose(-w, exact_q, atol=1e-6)
         np.testing.assert_allclose(-w, taylor_gradient(X, z, y), atol=1e-3)
@@ -71,16 +80,7 @@ def test_one_round_gradient_equals_plaintext_taylor_gradient(breast) -> None:  #
 def test_training_follows_the_plaintext_reference(breast) -> None:  # type: ignore[no-untyped-def]
     Xg, Xh, y = breast
     params = _params()
-    out = run_roles(
-        {
-            "a": lambda ctx: train_arbiter(ctx, params),
-            "g": lambda ctx: train_guest(ctx, Xg, y, params),
-            "h": lambda ctx: train_host(ctx, Xh, params),
-        },
-        guest="g",
-        hosts=("h",),
-        arbiter="a",
-    )
+    out = _train(params, Xg, y, Xh)
     ref_w, ref_loss = train_plaintext_taylor(
         [Xg, Xh],
         y,
@@ -93,7 +93,7 @@ def test_training_follows_the_plaintext_reference(breast) -> None:  # type: igno
         tol=0.0,
     )
     np.testing.assert_allclose(out["g"], ref_w[0], atol=2e-3)
-    np.testing.assert_allclose(out["h"], ref_w[1], atol=2e-3)
+    np.testing.assert_allclose(out["h1"], ref_w[1], atol=2e-3)
     np.testing.assert_allclose(out["a"].losses, ref_loss, rtol=1e-3)
     assert out["a"].rounds == 2 * int(np.ceil(len(y) / 128))
 
@@ -102,17 +102,7 @@ def test_guest_with_two_hosts_matches_reference_including_loss(breast) -> None: 
     Xg, Xh, y = breast
     X1, X2 = Xh[:, :12], Xh[:, 12:]
     params = _params(epochs=1, batch_size=200)
-    out = run_roles(
-        {
-            "a": lambda ctx: train_arbiter(ctx, params),
-            "g": lambda ctx: train_guest(ctx, Xg, y, params),
-            "h1": lambda ctx: train_host(ctx, X1, params),
-            "h2": lambda ctx: train_host(ctx, X2, params),
-        },
-        guest="g",
-        hosts=("h1", "h2"),
-        arbiter="a",
-    )
+    out = _train(params, Xg, y, X1, X2)
     ref_w, ref_loss = train_plaintext_taylor(
         [Xg, X1, X2],
         y,
@@ -132,15 +122,6 @@ def test_guest_with_two_hosts_matches_reference_including_loss(breast) -> None: 
 def test_early_stopping_on_loss_stops_every_party(breast) -> None:  # type: ignore[no-untyped-def]
     Xg, Xh, y = breast
     params = _params(epochs=10, batch_size=300, tol=10.0)  # any change is below tol
-    out = run_roles(
-        {
-            "a": lambda ctx: train_arbiter(ctx, params),
-            "g": lambda ctx: train_guest(ctx, Xg, y, params),
-            "h": lambda ctx: train_host(ctx, Xh, params),
-        },
-        guest="g",
-        hosts=("h",),
-        arbiter="a",
-    )
+    out = _train(params, Xg, y, Xh)
     assert len(out["a"].losses) == 2
     assert out["a"].rounds == 2 * 2

@@ -123,15 +123,20 @@ def job() -> None:
     """Run jobs across party nodes (as the coordinator)."""
 
 
+def coordinator_command(fn: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    """SPEC_PATH, --output and the coordinator's TLS identity options."""
+    fn = identity_options(fn)
+    fn = click.option(
+        "--output",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Where to write metrics.json and job.json (default: ./jobs/JOB_ID).",
+    )(fn)
+    return click.argument("spec_path", type=click.Path(path_type=Path))(fn)
+
+
 @job.command("run")
-@click.argument("spec_path", type=click.Path(path_type=Path))
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Where to write metrics.json and job.json (default: ./jobs/JOB_ID).",
-)
-@identity_options
+@coordinator_command
 def job_run(spec_path: Path, output: Path | None, ca: Path, cert: Path, key: Path) -> None:
     """Run the job in SPEC_PATH (YAML) and write its metrics."""
     spec = JobSpec.load(spec_path)
@@ -139,14 +144,7 @@ def job_run(spec_path: Path, output: Path | None, ca: Path, cert: Path, key: Pat
 
 
 @cli.command("predict")
-@click.argument("spec_path", type=click.Path(path_type=Path))
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Where to write metrics.json and job.json (default: ./jobs/JOB_ID).",
-)
-@identity_options
+@coordinator_command
 def predict_cmd(spec_path: Path, output: Path | None, ca: Path, cert: Path, key: Path) -> None:
     """Score aligned ids with a trained model (SPEC has task: predict and model_job).
 
