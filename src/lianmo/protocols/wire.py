@@ -6,7 +6,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lianmo.crypto.paillier import CipherVector, PublicKey
+from lianmo.crypto.paillier import (
+    CipherVector,
+    PublicKey,
+    fixed_bytes_to_ints,
+    int_to_fixed_bytes,
+)
 from lianmo.errors import CryptoError, ProtocolError
 from lianmo.transport.messages import EncryptedVector, FloatVector, IntVector, Payload, Signal
 
@@ -42,17 +47,17 @@ def cipher_from_msg(
 
 def ints_to_msg(values: Sequence[int], width: int) -> IntVector:
     """Non-negative integers below 2**(8*width) as fixed-width big-endian bytes."""
-    return IntVector(
-        count=len(values), width=width, data=b"".join(int(v).to_bytes(width, "big") for v in values)
-    )
+    return IntVector(count=len(values), width=width, data=int_to_fixed_bytes(values, width))
 
 
 def ints_from_msg(msg: Payload, sender: str, tag: str, count: int) -> list[int]:
     """Parse an :class:`IntVector` of exactly ``count`` values."""
     if not isinstance(msg, IntVector) or msg.count != count:
         raise ProtocolError(f"'{sender}' sent a malformed '{tag}': expected {count} integers")
-    w = msg.width
-    return [int.from_bytes(msg.data[i * w : (i + 1) * w], "big") for i in range(count)]
+    try:
+        return fixed_bytes_to_ints(msg.data, msg.count, msg.width)
+    except CryptoError as exc:
+        raise ProtocolError(f"'{sender}' sent a malformed '{tag}': {exc}") from exc
 
 
 def floats_to_msg(values: np.ndarray) -> FloatVector:
