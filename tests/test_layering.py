@@ -6,7 +6,7 @@ collected: absolute and relative, at module level, inside functions and under
 the module cannot be type-checked or read without the other layer), plus calls of
 ``importlib.import_module`` / ``__import__`` with a literal name. Layers, low to high:
 
-    errors, config, fileio < crypto, models, data, demo_data < transport < audit
+    errors, config, fileio < compute < crypto, models, data, demo_data < transport < audit
     < protocols < node, coordinator < cli
 
 A module may import lianmo modules of its own layer or below; its own package always.
@@ -30,6 +30,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "lianmo"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "config", "fileio"),
+    ("compute",),
     ("crypto", "models", "data", "demo_data"),
     ("transport",),
     ("audit",),
@@ -46,6 +47,7 @@ THIRD_PARTY_OWNERS = {
     "google.protobuf": "transport",
     "phe": "crypto",
     "gmpy2": "crypto",
+    "ray": "compute",
 }
 PROTOCOL_TRANSPORT_ALLOWED = {
     "lianmo.transport.channel",

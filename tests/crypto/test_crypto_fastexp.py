@@ -12,15 +12,19 @@ from lianmo.errors import CryptoError
 MODULUS = gmpy2.mpz(2**255 - 19) ** 2
 
 
-def test_fixed_base_powers_match_powmod() -> None:
+@pytest.mark.parametrize("window", [1, 3, 8, 10, 11])
+def test_fixed_base_powers_match_powmod(window: int) -> None:
     base = gmpy2.mpz(123456789)
-    table = _fastexp.fixed_base_table(base, 4, MODULUS)
-    exponents = [0, 1, 255, 256, 2**32 - 1, 0xDEADBEEF]
+    table = _fastexp.fixed_base_table(base, 32, MODULUS, window)
+    exponents = [0, 1, 255, 256, 1023, 1024, 2**32 - 1, 0xDEADBEEF]
     packed = b"".join(e.to_bytes(4, "little") for e in exponents)
-    got = _fastexp.fixed_base_powers(table, packed, MODULUS)
+    digits = _fastexp.exponent_digits(packed, 4, window)
+    got = _fastexp.fixed_base_powers(table, digits, MODULUS)
     assert got == [gmpy2.powmod(base, e, MODULUS) for e in exponents]
-    with pytest.raises(CryptoError, match="multiple of the table width"):
-        _fastexp.fixed_base_powers(table, b"\x00" * 5, MODULUS)
+    with pytest.raises(CryptoError, match="multiple of the exponent width"):
+        _fastexp.exponent_digits(b"\x00" * 5, 4, window)
+    with pytest.raises(CryptoError, match="do not fit a table"):
+        _fastexp.fixed_base_powers(table[:1], digits, MODULUS)
 
 
 @pytest.mark.parametrize(("terms", "bits"), [(1, 1), (3, 63), (100, 16), (5000, 40)])

@@ -23,72 +23,114 @@ import numpy.typing as npt
 from lianmo.errors import CryptoError
 
 FIXED_BASE_WINDOW = 8
-_DIGITS = 1 << FIXED_BASE_WINDOW
 _ONE = gmpy2.mpz(1)
 _MAX_BUCKET_WINDOW = 12
 
 Mpz = t.Any  # gmpy2.mpz has no type stubs
 
 
-def fixed_base_table(base: Mpz, exp_bytes: int, modulus: Mpz) -> list[list[Mpz]]:
-    """Return ``table[j][v] = base**(v * 256**j) mod modulus`` for ``j < exp_bytes``.
+def fixed_base_table(
+    base: Mpz, exp_bits: int, modulus: Mpz, window: int = FIXED_BASE_WINDOW
+) -> list[list[Mpz]]:
+    """Return ``table[j][v] = base**(v * 2**(window * j)) mod modulus``.
 
     Parameters
     ----------
     base : gmpy2.mpz
         The fixed base.
-    exp_bytes : int
-        Length in bytes of the exponents the table will serve.
+    exp_bits : int
+        Bit length of the exponents the table will serve.
     modulus : gmpy2.mpz
         The modulus.
+    window : int, optional
+        Digit width in bits (1 to 16).
 
     Returns
     -------
     list of list of gmpy2.mpz
-        ``exp_bytes`` rows of 256 entries; costs ``256 * exp_bytes`` modmuls to build.
+        ``ceil(exp_bits / window)`` rows of ``2**window`` entries; costs one modmul per
+        entry to build.
     """
+    if not 1 <= window <= 16 or exp_bits < 1:
+        raise CryptoError(f"fixed-base table: bad window {window} or exponent bits {exp_bits}")
+    digits = 1 << window
     table: list[list[Mpz]] = []
     step = gmpy2.mpz(base) % modulus
-    for _ in range(exp_bytes):
+    for _ in range(-(-exp_bits // window)):
         row = [_ONE, step]
-        for _ in range(_DIGITS - 2):
+        for _ in range(digits - 2):
             row.append(row[-1] * step % modulus)
         table.append(row)
         step = row[-1] * step % modulus
     return table
 
 
-def fixed_base_powers(table: list[list[Mpz]], exponents: bytes, modulus: Mpz) -> list[Mpz]:
-    """Return ``base**a mod modulus`` for each exponent ``a`` packed in ``exponents``.
+def exponent_digits(exponents: bytes, exp_bytes: int, window: int) -> npt.NDArray[np.int64]:
+    """Split concatenated little-endian exponents into ``window``-bit digits.
+
+    Parameters
+    ----------
+    exponents : bytes
+        ``count`` exponents of ``exp_bytes`` bytes each, little-endian.
+    exp_bytes : int
+        Bytes per exponent.
+    window : int
+        Digit width in bits.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 array of shape ``(count, ceil(8 * exp_bytes / window))``, least
+        significant digit first.
+    """
+    if exp_bytes < 1 or len(exponents) % exp_bytes:
+        raise CryptoError(
+            f"fixed-base exponents: {len(exponents)} bytes is not a multiple of the "
+            f"exponent width {exp_bytes}; this is a bug in the caller"
+        )
+    count = len(exponents) // exp_bytes
+    rows = -(-8 * exp_bytes // window)
+    raw = np.frombuffer(exponents, dtype=np.uint8).reshape(count, exp_bytes)
+    bits = np.unpackbits(raw, axis=1, bitorder="little")
+    padded = np.zeros((count, rows * window), dtype=np.int64)
+    padded[:, : bits.shape[1]] = bits
+    weights = np.left_shift(1, np.arange(window, dtype=np.int64))
+    return padded.reshape(count, rows, window) @ weights
+
+
+def fixed_base_powers(
+    table: list[list[Mpz]], digits: npt.NDArray[np.int64], modulus: Mpz
+) -> list[Mpz]:
+    """Return ``base**a mod modulus`` for each exponent ``a`` given by its digits.
 
     Parameters
     ----------
     table : list of list of gmpy2.mpz
         Output of :func:`fixed_base_table`.
-    exponents : bytes
-        Concatenated little-endian exponents of ``len(table)`` bytes each.
+    digits : numpy.ndarray
+        Output of :func:`exponent_digits` with the table's window: one row per
+        exponent, at most ``len(table)`` digits.
     modulus : gmpy2.mpz
         The modulus the table was built for.
 
     Returns
     -------
     list of gmpy2.mpz
-        One power per exponent.
+        One power per exponent: one modmul per nonzero digit after the first.
     """
-    width = len(table)
-    if width == 0 or len(exponents) % width:
+    if digits.ndim != 2 or digits.shape[1] > len(table):
         raise CryptoError(
-            f"fixed-base exponents: {len(exponents)} bytes is not a multiple of the "
-            f"table width {width}; this is a bug in the caller"
+            f"fixed-base digits of shape {digits.shape} do not fit a table of "
+            f"{len(table)} rows; this is a bug in the caller"
         )
-    first, rest = table[0], table[1:]
+    rows = table[: digits.shape[1]]
     out: list[Mpz] = []
-    for start in range(0, len(exponents), width):
-        chunk = exponents[start : start + width]
-        acc = first[chunk[0]]
-        for row, digit in zip(rest, chunk[1:], strict=True):
-            acc = acc * row[digit] % modulus
-        out.append(acc)
+    for exponent in digits.tolist():
+        acc = None
+        for row, digit in zip(rows, exponent, strict=True):
+            if digit:
+                acc = row[digit] if acc is None else acc * row[digit] % modulus
+        out.append(_ONE if acc is None else acc)
     return out
 
 
@@ -202,3 +244,41 @@ def signed_multiexp(bases: t.Sequence[Mpz], exps: npt.NDArray[np.int64], modulus
             ) from exc
         result = result * inverse % modulus
     return result
+
+
+def batch_invert(values: t.Sequence[Mpz], modulus: Mpz) -> list[Mpz]:
+    """Return the inverses of ``values`` modulo ``modulus`` with one modular inversion.
+
+    Montgomery's trick: prefix products, one inversion of the total, then three modular
+    multiplications per value walking back.
+
+    Parameters
+    ----------
+    values : sequence of gmpy2.mpz
+        Invertible residues.
+    modulus : gmpy2.mpz
+        The modulus.
+
+    Returns
+    -------
+    list of gmpy2.mpz
+        ``values[i]**-1 mod modulus``.
+    """
+    if not values:
+        return []
+    prefix = [gmpy2.mpz(values[0]) % modulus]
+    for value in values[1:]:
+        prefix.append(prefix[-1] * value % modulus)
+    try:
+        inverse = gmpy2.invert(prefix[-1], modulus)
+    except ZeroDivisionError as exc:
+        raise CryptoError(
+            "a ciphertext is not invertible modulo n^2 (not in Z*_{n^2}); "
+            "validate ciphertexts with CipherVector.from_bytes before computing"
+        ) from exc
+    out = [_ONE] * len(values)
+    for index in range(len(values) - 1, 0, -1):
+        out[index] = inverse * prefix[index - 1] % modulus
+        inverse = inverse * values[index] % modulus
+    out[0] = inverse
+    return out

@@ -16,17 +16,22 @@ Z*_n, and the obfuscator is ``h**a`` for a fresh random exponent ``a`` of
 plus a short-exponent assumption: that ``h**a`` for such short ``a`` cannot be told
 apart from a uniformly random n-th residue. Generic square-root attacks on a 1024-bit
 ``a`` cost about ``2**512`` steps, far beyond the ~112-bit level of a 2048-bit modulus.
-``h`` need not be secret; ``a`` must be (it comes from the party's private
-:class:`~lianmo.crypto.drbg.Drbg`). With 8-bit windows over precomputed powers of
-``h``, an obfuscator costs one modmul per byte of ``a`` instead of a 2048-bit powmod;
-the table takes 16 MB per 2048-bit key.
+Shorter exponents (e.g. 400 bits) are faster still but rest on a stronger assumption;
+they need ``allow_short_obfuscation=True``. ``h`` need not be secret; ``a`` must be (it
+comes from the party's private :class:`~lianmo.crypto.drbg.Drbg`). With 10-bit windows
+over precomputed powers of ``h``, an obfuscator costs one modmul per 10 bits of ``a``
+instead of a 2048-bit powmod; the table takes 54 MB per 2048-bit key and process.
+``docs/crypto.md`` gives the full argument and references.
 
-The table is built once per key object, lazily and under a lock, from the first Drbg
-used with the key: ``x`` comes from ``rng.child("lianmo/paillier-obfuscation/<fp>")``
-so it depends on that generator's seed only, and building it never shifts the
-generator's own stream. Call :meth:`PublicKey.prepare_obfuscation` at job start to pin
-which generator that is. Everything here computes on ciphertexts without re-randomising:
-obfuscate every vector (:meth:`PublicKey.obfuscate`) before it leaves the party.
+The base ``h`` is fixed once per key object, lazily and under a lock, from the first
+Drbg used with the key: ``x`` comes from ``rng.child("lianmo/paillier-obfuscation/<fp>")``
+so it depends on that generator's seed only, and fixing it never shifts the generator's
+own stream. Call :meth:`PublicKey.prepare_obfuscation` at job start to pin which
+generator that is. Encryption and re-randomisation run in chunks on a compute backend
+(:mod:`lianmo.compute`); the random exponents are drawn before splitting, so the
+ciphertexts do not depend on the backend. Everything else computes on ciphertexts
+without re-randomising: obfuscate every vector (:meth:`PublicKey.obfuscate`) before it
+leaves the party.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ import numpy as np
 import numpy.typing as npt
 import phe
 
-from lianmo.crypto import _fastexp
+from lianmo.compute.backend import ComputeBackend, SerialBackend, chunk_bounds
+from lianmo.crypto import _fastexp, _kernels
 from lianmo.crypto.drbg import Drbg
 from lianmo.crypto.fixedpoint import encode, encode_ints, max_int
 from lianmo.crypto.vector import CipherVector
@@ -48,7 +54,11 @@ from lianmo.errors import CryptoError
 
 MIN_KEY_BITS = 2048
 DEFAULT_KEY_BITS = 2048
+_SHORT_OBFUSCATION_FLOOR = 256
 _OBF_LABEL = "lianmo/paillier-obfuscation/"
+SERIAL = SerialBackend()
+#: Fewest values worth a chunk of their own on a worker.
+MIN_CHUNK = 64
 
 Mpz = t.Any  # gmpy2.mpz has no type stubs
 
@@ -70,8 +80,11 @@ class PublicKey:
     min_bits : int, optional
         Smallest modulus accepted; lower it only in unit tests.
     obfuscation_bits : int, optional
-        Bit length of obfuscation exponents, rounded up to whole bytes; at least (and by
-        default) ``n.bit_length() // 2``.
+        Bit length of obfuscation exponents, rounded up to whole bytes; by default (and
+        at least, unless ``allow_short_obfuscation``) ``n.bit_length() // 2``.
+    allow_short_obfuscation : bool, optional
+        Opt in to exponents shorter than ``n.bit_length() // 2`` (at least 256 bits);
+        faster, but secure only under a stronger assumption (see ``docs/crypto.md``).
     """
 
     __slots__ = (
@@ -82,11 +95,16 @@ class PublicKey:
         "max_int",
         "obfuscation_bits",
         "_obf_lock",
-        "_obf_table",
+        "_obf_base",
     )
 
     def __init__(
-        self, n: int, *, min_bits: int = MIN_KEY_BITS, obfuscation_bits: int | None = None
+        self,
+        n: int,
+        *,
+        min_bits: int = MIN_KEY_BITS,
+        obfuscation_bits: int | None = None,
+        allow_short_obfuscation: bool = False,
     ) -> None:
         n_mpz = as_mpz(n, "Paillier modulus n")
         bits = int(n_mpz.bit_length())
@@ -101,11 +119,17 @@ class PublicKey:
                 f"generate a key of at least {min_bits} bits (3072 for long-lived keys)"
             )
         default_bits = bits // 2
+        floor = _SHORT_OBFUSCATION_FLOOR if allow_short_obfuscation else default_bits
         wanted = default_bits if obfuscation_bits is None else obfuscation_bits
-        if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < default_bits:
+        if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < floor:
+            hint = (
+                ""
+                if allow_short_obfuscation
+                else "; shorter exponents need allow_short_obfuscation=True (docs/crypto.md)"
+            )
             raise CryptoError(
-                f"obfuscation_bits must be an int of at least n.bit_length() // 2 = "
-                f"{default_bits}, got {obfuscation_bits!r}; leave it unset for the default"
+                f"obfuscation_bits must be an int of at least {floor}, got "
+                f"{obfuscation_bits!r}; leave it unset for the default ({default_bits}){hint}"
             )
         self.n: Mpz = n_mpz
         self.nsquare: Mpz = n_mpz * n_mpz
@@ -114,7 +138,7 @@ class PublicKey:
         self.max_int: Mpz = gmpy2.mpz(max_int(n_mpz))
         self.obfuscation_bits = -(-wanted // 8) * 8
         self._obf_lock = threading.Lock()
-        self._obf_table: list[list[Mpz]] | None = None
+        self._obf_base: Mpz | None = None
 
     @classmethod
     def from_n(cls, n: int, *, min_bits: int = MIN_KEY_BITS) -> PublicKey:
@@ -179,11 +203,16 @@ class PublicKey:
         return f"PublicKey(bits={self.bits}, fingerprint={self.fingerprint.hex()[:16]})"
 
     def __reduce__(self) -> tuple[t.Any, ...]:
-        # The lock cannot be pickled and the 16 MB table is cheaper to rebuild than ship.
-        return (_rebuild_public_key, (int(self.n), self.obfuscation_bits))
+        # The lock cannot be pickled; the base is kept so the copy obfuscates identically.
+        base = None if self._obf_base is None else int(self._obf_base)
+        return (_rebuild_public_key, (int(self.n), self.obfuscation_bits, base))
 
     def encrypt(
-        self, values: npt.ArrayLike, exponent: int, rng: Drbg | None = None
+        self,
+        values: npt.ArrayLike,
+        exponent: int,
+        rng: Drbg | None = None,
+        backend: ComputeBackend | None = None,
     ) -> CipherVector:
         """Encrypt real values at a fixed-point exponent.
 
@@ -195,19 +224,22 @@ class PublicKey:
             Fixed-point exponent (see :mod:`lianmo.crypto.fixedpoint`).
         rng : Drbg, optional
             Source of obfuscation randomness; fresh entropy if omitted.
+        backend : ComputeBackend, optional
+            Where the chunks run; in this process if omitted.
 
         Returns
         -------
         CipherVector
             Obfuscated ciphertexts.
         """
-        return self._encrypt_plain(encode(values, exponent, self.n), exponent, rng)
+        return self._encrypt_plain(encode(values, exponent, self.n), exponent, rng, backend)
 
     def encrypt_ints(
         self,
         mantissas: t.Sequence[int] | npt.NDArray[np.integer[t.Any]],
         exponent: int,
         rng: Drbg | None = None,
+        backend: ComputeBackend | None = None,
     ) -> CipherVector:
         """Encrypt signed integer mantissas that already carry ``exponent``.
 
@@ -219,47 +251,104 @@ class PublicKey:
             Fixed-point exponent recorded on the vector.
         rng : Drbg, optional
             Source of obfuscation randomness; fresh entropy if omitted.
+        backend : ComputeBackend, optional
+            Where the chunks run; in this process if omitted.
 
         Returns
         -------
         CipherVector
             Obfuscated ciphertexts.
         """
-        return self._encrypt_plain(encode_ints(mantissas, self.n), exponent, rng)
+        return self._encrypt_plain(encode_ints(mantissas, self.n), exponent, rng, backend)
 
     def _encrypt_plain(
-        self, plaintexts: list[int], exponent: int, rng: Drbg | None
+        self,
+        plaintexts: list[int],
+        exponent: int,
+        rng: Drbg | None,
+        backend: ComputeBackend | None,
     ) -> CipherVector:
-        n, nsquare = self.n, self.nsquare
-        obfuscators = self.obfuscators(len(plaintexts), rng)
-        values = [(m * n + 1) * r % nsquare for m, r in zip(plaintexts, obfuscators, strict=True)]
+        values = self._obfuscate_values(plaintexts, rng, backend, plain=True)
         return CipherVector(self, exponent, values)
 
+    def draw_exponents(self, count: int, rng: Drbg | None) -> tuple[Mpz, bytes]:
+        """Return the obfuscation base ``h`` and ``count`` fresh exponents drawn from ``rng``.
+
+        Parameters
+        ----------
+        count : int
+            How many exponents.
+        rng : Drbg, optional
+            Source of randomness; fresh entropy if omitted.
+
+        Returns
+        -------
+        tuple of (gmpy2.mpz, bytes)
+            ``h`` and ``count`` little-endian exponents of ``obfuscation_bits // 8``
+            bytes each, in the order they are used.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise CryptoError(f"obfuscator count must be a non-negative int, got {count!r}")
+        rng = rng or Drbg.from_entropy()
+        base = self.obfuscation_base(rng)
+        return base, rng.random_bytes(count * (self.obfuscation_bits // 8))
+
+    def _obfuscate_values(
+        self,
+        values: list[Mpz],
+        rng: Drbg | None,
+        backend: ComputeBackend | None,
+        *,
+        plain: bool,
+    ) -> list[Mpz]:
+        base, exponents = self.draw_exponents(len(values), rng)
+        width = self.obfuscation_bits // 8
+        backend = backend or SERIAL
+        tasks = [
+            _kernels.ObfuscateTask(
+                self.n, base, width, values[a:b], exponents[a * width : b * width], plain
+            )
+            for a, b in chunk_bounds(len(values), backend.workers, MIN_CHUNK)
+        ]
+        return [c for part in backend.map(_kernels.obfuscate, tasks) for c in part]
+
     def prepare_obfuscation(self, rng: Drbg | None = None) -> None:
-        """Build the obfuscation table now (from ``rng``'s seed) unless it exists.
+        """Fix the base ``h`` (from ``rng``'s seed) unless fixed, and build its table here.
 
         Parameters
         ----------
         rng : Drbg, optional
             Generator whose seed fixes the base ``h``; fresh entropy if omitted.
         """
-        self._table(rng)
+        _kernels.fixed_base_table(
+            self.obfuscation_base(rng), self.obfuscation_bits // 8, self.nsquare
+        )
 
-    def _table(self, rng: Drbg | None) -> list[list[Mpz]]:
-        table = self._obf_table
-        if table is not None:
-            return table
+    def obfuscation_base(self, rng: Drbg | None = None) -> Mpz:
+        """Return the key's obfuscation base ``h = x**n mod n**2``, fixing it on first use.
+
+        Parameters
+        ----------
+        rng : Drbg, optional
+            Generator whose seed fixes ``x`` if ``h`` is not fixed yet; fresh entropy if
+            omitted.
+
+        Returns
+        -------
+        gmpy2.mpz
+            ``h``, an n-th residue; public, the same for every later call.
+        """
+        base = self._obf_base
+        if base is not None:
+            return base
         with self._obf_lock:
-            if self._obf_table is None:
+            if self._obf_base is None:
                 source = (rng or Drbg.from_entropy()).child(_OBF_LABEL + self.fingerprint.hex())
                 x = gmpy2.mpz(0)
                 while x <= 1 or gmpy2.gcd(x, self.n) != 1:
                     x = gmpy2.mpz(source.randbelow(int(self.n)))
-                base = gmpy2.powmod(x, self.n, self.nsquare)
-                self._obf_table = _fastexp.fixed_base_table(
-                    base, self.obfuscation_bits // 8, self.nsquare
-                )
-            return self._obf_table
+                self._obf_base = gmpy2.powmod(x, self.n, self.nsquare)
+            return self._obf_base
 
     def obfuscators(self, count: int, rng: Drbg | None = None) -> list[Mpz]:
         """Return ``count`` fresh obfuscators ``h**a mod n**2`` (random n-th residues).
@@ -276,12 +365,13 @@ class PublicKey:
         list of gmpy2.mpz
             The obfuscators, drawn in order from ``rng``'s stream.
         """
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise CryptoError(f"obfuscator count must be a non-negative int, got {count!r}")
-        rng = rng or Drbg.from_entropy()
-        table = self._table(rng)
-        exponents = rng.random_bytes(count * len(table))
-        return _fastexp.fixed_base_powers(table, exponents, self.nsquare)
+        base, exponents = self.draw_exponents(count, rng)
+        if not count:
+            return []
+        width = self.obfuscation_bits // 8
+        table = _kernels.fixed_base_table(base, width, self.nsquare)
+        digits = _fastexp.exponent_digits(exponents, width, _kernels.PUBLIC_WINDOW)
+        return _fastexp.fixed_base_powers(table, digits, self.nsquare)
 
     def obfuscator(self, rng: Drbg | None = None) -> Mpz:
         """Return one fresh obfuscator (see :meth:`obfuscators`).
@@ -298,7 +388,9 @@ class PublicKey:
         """
         return self.obfuscators(1, rng)[0]
 
-    def obfuscate(self, cv: CipherVector, rng: Drbg | None = None) -> CipherVector:
+    def obfuscate(
+        self, cv: CipherVector, rng: Drbg | None = None, backend: ComputeBackend | None = None
+    ) -> CipherVector:
         """Re-randomise every ciphertext of ``cv`` by a fresh obfuscator.
 
         Parameters
@@ -307,6 +399,8 @@ class PublicKey:
             Ciphertexts under this key.
         rng : Drbg, optional
             Source of randomness; fresh entropy if omitted.
+        backend : ComputeBackend, optional
+            Where the chunks run; in this process if omitted.
 
         Returns
         -------
@@ -314,9 +408,7 @@ class PublicKey:
             Same plaintexts, unlinkable ciphertexts.
         """
         self.check_vector(cv, "obfuscate")
-        nsquare = self.nsquare
-        obfuscators = self.obfuscators(len(cv), rng)
-        values = [c * r % nsquare for c, r in zip(cv.values, obfuscators, strict=True)]
+        values = self._obfuscate_values(cv.values, rng, backend, plain=False)
         return CipherVector(self, cv.exponent, values)
 
     def check_vector(self, cv: object, operation: str) -> None:
@@ -339,5 +431,13 @@ class PublicKey:
             )
 
 
-def _rebuild_public_key(n: int, obfuscation_bits: int) -> PublicKey:
-    return PublicKey(n, min_bits=n.bit_length(), obfuscation_bits=obfuscation_bits)
+def _rebuild_public_key(n: int, obfuscation_bits: int, base: int | None = None) -> PublicKey:
+    key = PublicKey(
+        n,
+        min_bits=n.bit_length(),
+        obfuscation_bits=obfuscation_bits,
+        allow_short_obfuscation=obfuscation_bits < n.bit_length() // 2,
+    )
+    if base is not None:
+        key._obf_base = gmpy2.mpz(base)
+    return key

@@ -10,17 +10,21 @@ import numpy as np
 import numpy.typing as npt
 import phe
 
-from lianmo.crypto import _fastexp
+from lianmo.compute.backend import ComputeBackend, SerialBackend, chunk_bounds
+from lianmo.crypto import _fastexp, _kernels
 from lianmo.crypto.bytes_codec import fixed_bytes_to_mpz, int_to_fixed_bytes
 from lianmo.crypto.fixedpoint import BASE, encode_ints
 from lianmo.errors import CryptoError
 
 if t.TYPE_CHECKING:
     from lianmo.crypto.drbg import Drbg
+    from lianmo.crypto.packing import Packing
     from lianmo.crypto.public_key import PublicKey
 
 Mpz = t.Any  # gmpy2.mpz has no type stubs
 _INT64_MIN = np.iinfo(np.int64).min
+_SERIAL = SerialBackend()
+_MIN_ROWS = 256  # fewest rows worth a chunk of their own
 
 
 def _as_int(value: object, what: str) -> int:
@@ -233,7 +237,12 @@ class CipherVector:
             total = total * c % nsquare
         return self._with([total])
 
-    def matvec_t(self, Xq: npt.NDArray[np.integer[t.Any]], xq_exponent: int) -> CipherVector:
+    def matvec_t(
+        self,
+        Xq: npt.NDArray[np.integer[t.Any]],
+        xq_exponent: int,
+        backend: ComputeBackend | None = None,
+    ) -> CipherVector:
         """Return ``Enc(Xq.T @ m)`` for an integer matrix ``Xq`` of shape (len(self), k).
 
         Parameters
@@ -242,6 +251,9 @@ class CipherVector:
             Integer (int64) matrix, one row per ciphertext.
         xq_exponent : int
             Fixed-point exponent of ``Xq``; the result has ``self.exponent + xq_exponent``.
+        backend : ComputeBackend, optional
+            Where the chunks run (groups of columns, or of rows for few columns); in
+            this process if omitted.
 
         Returns
         -------
@@ -251,11 +263,174 @@ class CipherVector:
         """
         exponent = self.exponent + _as_int(xq_exponent, "xq_exponent")
         columns = np.ascontiguousarray(_int64_matrix(Xq, len(self), "matvec_t").T)
+        backend = backend or _SERIAL
         nsquare = self.key.nsquare
-        values = [_fastexp.signed_multiexp(self.values, col, nsquare) for col in columns]
-        return self._with(values, exponent)
+        k = columns.shape[0]
+        if k >= backend.workers or len(self) < 2 * _MIN_ROWS:
+            tasks = [
+                _kernels.MatvecTask(nsquare, self.values, columns[a:b])
+                for a, b in chunk_bounds(k, backend.workers)
+            ]
+            values = [c for part in backend.map(_kernels.matvec, tasks) for c in part]
+        else:  # few columns, many rows: split rows and multiply the partial products
+            tasks = [
+                _kernels.MatvecTask(nsquare, self.values[a:b], columns[:, a:b])
+                for a, b in chunk_bounds(len(self), backend.workers, _MIN_ROWS)
+            ]
+            parts = backend.map(_kernels.matvec, tasks)
+            values = [_product(column, nsquare) for column in zip(*parts, strict=True)]
+        return self._with(values or [gmpy2.mpz(1)] * k, exponent)
 
-    def dot_ints(self, q: npt.NDArray[np.integer[t.Any]], q_exponent: int) -> CipherVector:
+    def histogram(
+        self,
+        bins: npt.NDArray[np.integer[t.Any]],
+        n_bins: int,
+        *,
+        nodes: npt.NDArray[np.integer[t.Any]] | None = None,
+        n_nodes: int = 1,
+        backend: ComputeBackend | None = None,
+    ) -> CipherVector:
+        """Return encrypted sums per (node, feature, bin): a histogram of the plaintexts.
+
+        Parameters
+        ----------
+        bins : numpy.ndarray
+            Integer array of shape (len(self), n_features): the bin of each element for
+            each feature, in ``[0, n_bins)``.
+        n_bins : int
+            Bins per feature.
+        nodes : numpy.ndarray, optional
+            Integer array of shape (len(self),): the node of each element in
+            ``[0, n_nodes)``, or ``-1`` to leave it out. All in node 0 if omitted.
+        n_nodes : int, optional
+            Number of nodes.
+        backend : ComputeBackend, optional
+            Where the chunks (groups of rows) run; in this process if omitted.
+
+        Returns
+        -------
+        CipherVector
+            Length ``n_nodes * n_features * n_bins``; element
+            ``(node * n_features + f) * n_bins + b`` encrypts the sum over the elements
+            of ``node`` in bin ``b`` of feature ``f`` (an encryption of 0, the value
+            ``1``, where none fell). Each element costs one modular multiplication per
+            feature. Not re-randomised: obfuscate before sending.
+        """
+        n_bins = _as_int(n_bins, "n_bins")
+        n_nodes = _as_int(n_nodes, "n_nodes")
+        if n_bins < 1 or n_nodes < 1:
+            raise CryptoError(
+                f"histogram needs n_bins >= 1 and n_nodes >= 1, got {n_bins}, {n_nodes}"
+            )
+        table = _int64_matrix(bins, len(self), "histogram")
+        if table.size and (int(table.min()) < 0 or int(table.max()) >= n_bins):
+            raise CryptoError(
+                f"histogram: bin indices must lie in [0, {n_bins}), got range "
+                f"[{int(table.min())}, {int(table.max())}]"
+            )
+        n_features = table.shape[1]
+        slots = table.T.copy()
+        if nodes is not None:
+            node = np.asarray(nodes)
+            if node.shape != (len(self),) or node.dtype.kind not in "iu":
+                raise CryptoError(
+                    f"histogram: nodes must be an integer array of shape ({len(self)},), "
+                    f"got {node.dtype} {node.shape}"
+                )
+            node = node.astype(np.int64)
+            if node.size and (int(node.min()) < -1 or int(node.max()) >= n_nodes):
+                raise CryptoError(
+                    f"histogram: node ids must lie in [-1, {n_nodes}), got range "
+                    f"[{int(node.min())}, {int(node.max())}]"
+                )
+            slots = np.where(node >= 0, slots + node * n_bins, -1)
+        backend = backend or _SERIAL
+        nsquare = self.key.nsquare
+        width = n_nodes * n_bins
+        tasks = [
+            _kernels.HistogramTask(nsquare, self.values[a:b], slots[:, a:b], width)
+            for a, b in chunk_bounds(len(self), backend.workers, _MIN_ROWS)
+        ]
+        parts = backend.map(_kernels.histogram, tasks)
+        if not parts:
+            per_feature = [[gmpy2.mpz(1)] * width for _ in range(n_features)]
+        else:
+            per_feature = [
+                [_product(cells, nsquare) for cells in zip(*feature, strict=True)]
+                for feature in zip(*parts, strict=True)
+            ]
+        values = [
+            per_feature[f][node_id * n_bins + b]
+            for node_id in range(n_nodes)
+            for f in range(n_features)
+            for b in range(n_bins)
+        ]
+        return self._with(values)
+
+    def sub(self, other: CipherVector) -> CipherVector:
+        """Return the elementwise homomorphic difference ``Enc(a_i - b_i)``.
+
+        Used for histogram subtraction (sibling = parent - child). All inverses come from
+        one modular inversion (Montgomery's trick).
+
+        Parameters
+        ----------
+        other : CipherVector
+            Same key, exponent and length.
+
+        Returns
+        -------
+        CipherVector
+            The differences.
+        """
+        other = self._check_same(other, "sub")
+        if len(other) != len(self):
+            raise CryptoError(f"sub: lengths differ ({len(self)} vs {len(other)})")
+        nsquare = self.key.nsquare
+        inverses = _fastexp.batch_invert(other.values, nsquare)
+        return self._with([a * b % nsquare for a, b in zip(self.values, inverses, strict=True)])
+
+    def pack(self, packing: Packing, backend: ComputeBackend | None = None) -> CipherVector:
+        """Pack ``packing.per_plaintext(n)`` consecutive ciphertexts into one.
+
+        Each element must encrypt a signed value laid out by ``packing`` (for example
+        a histogram sum of packed (g, h)). Element ``j`` of a group is shifted up by
+        ``j * packing.total_bits`` bits and the group multiplied together, so one
+        decryption (:meth:`PrivateKey.decrypt_packed`) recovers them all.
+
+        Parameters
+        ----------
+        packing : Packing
+            The layout of each element's plaintext.
+        backend : ComputeBackend, optional
+            Where the chunks run; in this process if omitted.
+
+        Returns
+        -------
+        CipherVector
+            ``ceil(len(self) / per_plaintext)`` ciphertexts. Not re-randomised:
+            obfuscate before sending.
+        """
+        per_ct = packing.per_plaintext(int(self.key.n))
+        backend = backend or _SERIAL
+        groups = -(-len(self) // per_ct)
+        tasks = [
+            _kernels.ShiftPackTask(
+                self.key.nsquare,
+                self.values[a * per_ct : b * per_ct],
+                per_ct,
+                packing.total_bits,
+            )
+            for a, b in chunk_bounds(groups, backend.workers, 4)
+        ]
+        return self._with([c for part in backend.map(_kernels.shift_pack, tasks) for c in part])
+
+    def dot_ints(
+        self,
+        q: npt.NDArray[np.integer[t.Any]],
+        q_exponent: int,
+        backend: ComputeBackend | None = None,
+    ) -> CipherVector:
         """Return the length-1 vector ``Enc(sum_i q[i] * m_i)`` (see :meth:`matvec_t`).
 
         Parameters
@@ -264,6 +439,8 @@ class CipherVector:
             One-dimensional integer (int64) array, one entry per ciphertext.
         q_exponent : int
             Fixed-point exponent of ``q``; the result has ``self.exponent + q_exponent``.
+        backend : ComputeBackend, optional
+            Where the chunks run; in this process if omitted.
 
         Returns
         -------
@@ -273,22 +450,26 @@ class CipherVector:
         if not isinstance(q, np.ndarray) or q.ndim != 1:
             shape = q.shape if isinstance(q, np.ndarray) else type(q).__name__
             raise CryptoError(f"dot_ints expects a 1-D integer numpy array, got {shape}")
-        return self.matvec_t(q.reshape(-1, 1), q_exponent)
+        return self.matvec_t(q.reshape(-1, 1), q_exponent, backend)
 
-    def obfuscate(self, rng: Drbg | None = None) -> CipherVector:
+    def obfuscate(
+        self, rng: Drbg | None = None, backend: ComputeBackend | None = None
+    ) -> CipherVector:
         """Return re-randomised ciphertexts (see :meth:`PublicKey.obfuscate`).
 
         Parameters
         ----------
         rng : Drbg, optional
             Source of randomness; fresh entropy if omitted.
+        backend : ComputeBackend, optional
+            Where the chunks run; in this process if omitted.
 
         Returns
         -------
         CipherVector
             Same plaintexts, unlinkable ciphertexts.
         """
-        return self.key.obfuscate(self, rng)
+        return self.key.obfuscate(self, rng, backend)
 
     def to_bytes(self) -> tuple[int, bytes]:
         """Return ``(width, data)``: each ciphertext as ``width`` big-endian bytes.
@@ -377,6 +558,15 @@ class CipherVector:
         values = [gmpy2.mpz(x.ciphertext(be_secure=False)) for x in lowered]
         _check_units(values, key)
         return cls(key, exponent, values)
+
+
+def _product(values: t.Iterable[Mpz], modulus: Mpz) -> Mpz:
+    """Return the product of ``values`` modulo ``modulus``, skipping the ones."""
+    total: Mpz | None = None
+    for value in values:
+        if value != 1:
+            total = value if total is None else total * value % modulus
+    return gmpy2.mpz(1) if total is None else total
 
 
 def _check_units(values: list[Mpz], key: PublicKey) -> None:
