@@ -96,6 +96,10 @@ class DatasetEntry:
     label_column: str | None = None
 
 
+#: ``[compute] backend`` values: a process pool on this machine, or no worker processes.
+COMPUTE_BACKENDS = ("local", "serial")
+
+
 @dataclass(frozen=True, slots=True)
 class PartyConfig:
     """Everything a party node needs: identity, listen address, state, data catalogue."""
@@ -110,6 +114,8 @@ class PartyConfig:
     coordinators: tuple[str, ...] = ("coordinator",)
     max_message_mb: int = 2048
     recv_timeout_s: float = 1800.0
+    compute_backend: str = "local"
+    compute_workers: int | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> PartyConfig:
@@ -138,9 +144,22 @@ class PartyConfig:
                 "coordinators",
                 "max_message_mb",
                 "recv_timeout_s",
+                "compute",
             ],
             ["name", "listen", "state_dir", "tls"],
         )
+        compute = data.get("compute", {})
+        _typed(f"{source}: [compute]", compute, dict, "a table with backend and workers")
+        _check_keys(f"{source}: [compute]", compute, ["backend", "workers"])
+        backend = compute.get("backend", "local")
+        if backend not in COMPUTE_BACKENDS:
+            raise ConfigError(
+                f"{source}: [compute] backend must be one of {list(COMPUTE_BACKENDS)}, "
+                f"got {backend!r}"
+            )
+        workers = compute.get("workers")
+        if workers is not None:
+            workers = _number(f"{source}: [compute] workers", workers, low=1, integer=True)
         name = check_name(f"{source}: name", data["name"])
         tls = data["tls"]
         _check_keys(f"{source}: [tls]", tls, ["cert", "key", "ca"], ["cert", "key", "ca"])
@@ -177,6 +196,8 @@ class PartyConfig:
             recv_timeout_s=_number(
                 f"{source}: recv_timeout_s", data.get("recv_timeout_s", 1800.0), low=1
             ),
+            compute_backend=backend,
+            compute_workers=workers,
         )
 
     def dataset(self, name: str) -> DatasetEntry:

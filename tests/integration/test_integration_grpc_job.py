@@ -133,6 +133,7 @@ def _running(configs: Mapping[str, PartyConfig]) -> Iterator[dict[str, RunningNo
     finally:
         for running in nodes.values():
             running.server.stop(0).wait()
+            running.node.close()
 
 
 @pytest.fixture(scope="module")

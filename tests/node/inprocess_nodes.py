@@ -14,6 +14,7 @@ import typing as t
 from collections.abc import Sequence
 from pathlib import Path
 
+from lianmo.compute.backend import SerialBackend
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.coordinator.run import JobReport, run_job
 from lianmo.node.service import NodeService
@@ -100,7 +101,7 @@ def make_nodes(
         return factory
 
     for name, cfg in configs.items():
-        nodes[name] = NodeService(cfg, factory_for(name))
+        nodes[name] = NodeService(cfg, factory_for(name), SerialBackend())
     return nodes
 
 

@@ -101,7 +101,7 @@ def party_serve(config_path: Path, port_file: Path | None) -> None:
     stop = threading.Event()  # handlers first: a supervisor may signal once the port is out
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    _node, server, port = start_party_node(config, load_identity(config))
+    node, server, port = start_party_node(config, load_identity(config))
     host = config.listen.rsplit(":", 1)[0]
     click.echo(
         f"party '{config.name}' listening on {host}:{port} (mutual TLS); "
@@ -112,6 +112,7 @@ def party_serve(config_path: Path, port_file: Path | None) -> None:
         write_atomic(port_file, str(port).encode())
     stop.wait()
     server.stop(grace=2.0).wait()
+    node.close()
     click.echo(f"party '{config.name}' stopped", err=True)
 
 

@@ -63,9 +63,7 @@ def fixed_base_table(
         if table is not None:
             _tables.move_to_end(key)
             return table
-    table = _fastexp.fixed_base_table(
-        gmpy2.mpz(base), 8 * exp_bytes, gmpy2.mpz(modulus), window
-    )
+    table = _fastexp.fixed_base_table(gmpy2.mpz(base), 8 * exp_bytes, gmpy2.mpz(modulus), window)
     with _table_lock:
         _tables[key] = table
         while len(_tables) > _TABLE_CACHE_SIZE:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lianmo.audit.log import AuditLog, MessageStats
+from lianmo.compute.backend import ComputeBackend, make_backend
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.crypto.drbg import Drbg
 from lianmo.errors import AuthenticationError, ConfigError, LianmoError, UnknownJobError
@@ -61,11 +62,17 @@ class NodeService:
         self,
         config: PartyConfig,
         channel_factory: ChannelFactory,
+        compute: ComputeBackend | None = None,
     ) -> None:
         self.config = config
         self._channel_factory = channel_factory
+        self.compute = compute or make_backend(config.compute_backend, config.compute_workers)
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the compute workers; call once the node no longer runs jobs."""
+        self.compute.close()
 
     # -- federation side -----------------------------------------------------------------
 
@@ -177,6 +184,7 @@ class NodeService:
                 progress=lambda phase, step, total, detail="": self._progress(
                     job, phase, step, total, detail
                 ),
+                compute=self.compute,
             )
             me = spec.party(name)
             dataset = None if me.dataset is None else self.config.dataset(me.dataset)

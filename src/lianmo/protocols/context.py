@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from lianmo.compute.backend import ComputeBackend, SerialBackend
 from lianmo.crypto.drbg import Drbg
 from lianmo.transport.channel import Channel
 
@@ -25,7 +26,8 @@ class RoleContext:
 
     ``rng`` is this party's DRBG for the job: every random choice a protocol makes
     (masks, obfuscation, PSI scalars, shuffles) is drawn from it, never from an unseeded
-    source, so that a party's side can be replayed from its seed.
+    source, so that a party's side can be replayed from its seed. ``compute`` runs the
+    chunked crypto kernels (a process pool on a party node); results never depend on it.
     """
 
     job_id: str
@@ -36,3 +38,4 @@ class RoleContext:
     hosts: tuple[str, ...]
     arbiter: str | None = None
     progress: Progress = no_progress
+    compute: ComputeBackend = field(default_factory=SerialBackend)

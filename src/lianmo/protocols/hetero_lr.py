@@ -18,9 +18,13 @@ noise to it); the guest never sees host weights or features, only ciphertexts it
 decrypt; a host never sees labels or the residual in plaintext. Aligned row counts and
 the batch schedule are known to all.
 
-Fixed point: u and d use exponent ``U_EXP`` (16**-6 = 2**-24); features and loss
-weights are quantised to ``X_EXP`` (2**-12), so gradients and the loss come out at
-``G_EXP`` = U_EXP + X_EXP and never need exponent alignment.
+Fixed point: u and d use exponent ``U_EXP`` (16**-6 = 2**-24); loss weights are
+quantised to ``X_EXP`` (2**-12), so the loss comes out at ``G_EXP`` = U_EXP + X_EXP and
+never needs exponent alignment. Each party quantises its own features at the exponent
+:func:`~lianmo.crypto.fixedpoint.choose_exponent` picks from its data (2**-12 for
+standardised columns), which bounds each gradient entry's error by half a step times
+``sum |4d|``; its gradient comes out at U_EXP plus that exponent. All Paillier work runs
+on the party's compute backend (``ctx.compute``).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lianmo.crypto.fixedpoint import decode_ints, quantise
+from lianmo.crypto.fixedpoint import choose_exponent, decode_ints, quantise
 from lianmo.crypto.paillier import (
     MIN_KEY_BITS,
     CipherVector,
@@ -142,7 +146,7 @@ def _decrypt_masked(ctx: RoleContext, private: PrivateKey, party: str, step: int
     msg = ctx.channel.recv(party, "lr.masked_gradient", round=step)
     masked = cipher_from_msg(msg, private.public_key, party, "lr.masked_gradient")
     width = (private.public_key.n.bit_length() + 7) // 8
-    plain = private.decrypt_raw(masked)
+    plain = private.decrypt_raw(masked, ctx.compute)
     ctx.channel.send(party, "lr.gradient", ints_to_msg(plain, width), round=step)
 
 
@@ -153,7 +157,7 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
     """Guest side. ``X`` is standardised and ends with a bias column; returns its weights."""
     key = _receive_key(ctx, params)
     ctx.channel.send(_arbiter(ctx), "lr.plan", Signal("n_train", str(len(y))))
-    Xq = quantise(X, X_EXP)
+    features = _Quantised.of(X)
     w = np.zeros(X.shape[1])
     step = 0
     total = params.total_rounds(len(y))
@@ -161,7 +165,7 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
         for batch in params.schedule(len(y), epoch):
             u_a = X[batch] @ w
             # encrypt the guest's own term first: the hosts encrypt theirs at the same time
-            own = key.encrypt(u_a + 2.0 - 4.0 * y[batch], U_EXP, ctx.rng)
+            own = key.encrypt(u_a + 2.0 - 4.0 * y[batch], U_EXP, ctx.rng, ctx.compute)
             u_hosts = [_recv_forward(ctx, key, h, step, len(batch)) for h in ctx.hosts]  # 1.
             u_b = u_hosts[0][0]
             for other, _ in u_hosts[1:]:
@@ -171,7 +175,7 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
             loss8 = _guest_loss(ctx, key, u_hosts, u_a, y[batch], step)  # 3.
             ctx.channel.send(_arbiter(ctx), "lr.loss", cipher_to_msg(loss8), round=step)  # 4.
             lr = learning_rate(params.learning_rate, params.lr_decay, step)
-            w = _masked_update(ctx, key, d4, Xq[batch], w, lr, params.l2, step)  # 5.
+            w = _masked_update(ctx, key, d4, features.rows(batch), w, lr, params.l2, step)  # 5.
             step += 1
             ctx.progress(PHASE, step, total, f"epoch {epoch + 1}/{params.epochs}")
         if _epoch_end(ctx, step - 1):  # 6.
@@ -182,7 +186,7 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
 def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
     """Host side. ``X`` is standardised (no bias); returns the host's own weights."""
     key = _receive_key(ctx, params)
-    Xq = quantise(X, X_EXP)
+    features = _Quantised.of(X)
     w = np.zeros(X.shape[1])
     position = ctx.hosts.index(ctx.party)
     step = 0
@@ -196,7 +200,7 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
             ctx.channel.send(
                 ctx.guest,
                 "lr.host_forward",
-                cipher_to_msg(key.encrypt_ints(u_mant, U_EXP, ctx.rng)),
+                cipher_to_msg(key.encrypt_ints(u_mant, U_EXP, ctx.rng, ctx.compute)),
                 round=step,
             )
             ctx.channel.send(
@@ -213,15 +217,32 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
                 before = cipher_from_msg(msg, key, ctx.guest, "lr.cross_in", count=len(batch))
                 _check_exponent(before, U_EXP, ctx.guest, "lr.cross_in")
                 # re-randomised: the guest knows the ciphertexts it sent and could test guesses
-                cross = before.dot_ints(quantise(u, X_EXP), X_EXP).obfuscate(ctx.rng)
+                cross = before.dot_ints(quantise(u, X_EXP), X_EXP, ctx.compute)
+                cross = cross.obfuscate(ctx.rng)
                 ctx.channel.send(ctx.guest, "lr.cross_out", cipher_to_msg(cross), round=step)
             lr = learning_rate(params.learning_rate, params.lr_decay, step)
-            w = _masked_update(ctx, key, d4, Xq[batch], w, lr, params.l2, step)  # 5.
+            w = _masked_update(ctx, key, d4, features.rows(batch), w, lr, params.l2, step)  # 5.
             step += 1
             ctx.progress(PHASE, step, total, f"epoch {epoch + 1}/{params.epochs}")
         if _epoch_end(ctx, step - 1):  # 6.
             break
     return w
+
+
+@dataclass(frozen=True)
+class _Quantised:
+    """A party's features as fixed-point integers at an exponent chosen from the data."""
+
+    Xq: np.ndarray
+    exponent: int
+
+    @classmethod
+    def of(cls, X: np.ndarray) -> _Quantised:
+        exponent = choose_exponent(X)
+        return cls(quantise(X, exponent), exponent)
+
+    def rows(self, batch: np.ndarray) -> _Quantised:
+        return _Quantised(self.Xq[batch], self.exponent)
 
 
 def _guest_loss(
@@ -240,14 +261,16 @@ def _guest_loss(
     total = key.encrypt_ints([plain_mant], G_EXP, ctx.rng).add(u_hosts[0][1])
     for k in range(1, len(u_hosts)):
         host = ctx.hosts[k]
-        ctx.channel.send(host, "lr.cross_in", cipher_to_msg(u_b.obfuscate(ctx.rng)), round=step)
+        ctx.channel.send(
+            host, "lr.cross_in", cipher_to_msg(u_b.obfuscate(ctx.rng, ctx.compute)), round=step
+        )
         msg = ctx.channel.recv(host, "lr.cross_out", round=step)
         cross = cipher_from_msg(msg, key, host, "lr.cross_out", count=1)
         _check_exponent(cross, G_EXP, host, "lr.cross_out")
         total = total.add(cross.mul_int(2)).add(u_hosts[k][1])
         u_b = u_b.add(u_hosts[k][0])
     q = quantise(4.0 - 8.0 * y + 2.0 * u_a, X_EXP)
-    return total.add(u_b.dot_ints(q, X_EXP))
+    return total.add(u_b.dot_ints(q, X_EXP, ctx.compute))
 
 
 def _recv_forward(
@@ -276,16 +299,16 @@ def _masked_update(
     ctx: RoleContext,
     key: PublicKey,
     d4: CipherVector,
-    Xq: np.ndarray,
+    features: _Quantised,
     w: np.ndarray,
     lr: float,
     l2: float,
     step: int,
 ) -> np.ndarray:
     """Step 5 for one data party: mask, have the arbiter decrypt, unmask, update."""
-    gradient = d4.matvec_t(Xq, X_EXP)
+    gradient = d4.matvec_t(features.Xq, features.exponent, ctx.compute)
     masks = [ctx.rng.randbits(MASK_BITS) for _ in range(len(w))]
-    masked = gradient.add(key.encrypt_ints(masks, G_EXP, ctx.rng))
+    masked = gradient.add(key.encrypt_ints(masks, gradient.exponent, ctx.rng, ctx.compute))
     arbiter = _arbiter(ctx)
     ctx.channel.send(arbiter, "lr.masked_gradient", cipher_to_msg(masked), round=step)
     values = ints_from_msg(
@@ -293,8 +316,8 @@ def _masked_update(
     )
     n = int(key.n)
     g_int = decode_ints([(v - r) % n for v, r in zip(values, masks, strict=True)], n)
-    g = np.array([float(x) for x in g_int]) * 16.0**G_EXP
-    grad = 0.25 * g / Xq.shape[0] + l2 * w
+    g = np.array([float(x) for x in g_int]) * 16.0**gradient.exponent
+    grad = 0.25 * g / features.Xq.shape[0] + l2 * w
     return np.asarray(w - lr * grad, dtype=np.float64)
 
 
