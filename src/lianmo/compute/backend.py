@@ -101,20 +101,23 @@ class ProcessPoolBackend(ComputeBackend):
     def __repr__(self) -> str:
         return f"ProcessPoolBackend(workers={self.workers})"
 
-    def _executor(self) -> ProcessPoolExecutor:
+    def _executor(self) -> ProcessPoolExecutor | None:
+        """Return the pool (started on first use with more than one worker)."""
         with self._lock:
             if self._closed:
                 raise LianmoError("compute backend used after close(); this is a bug")
-            if self._pool is None:
+            if self._pool is None and self.workers > 1:
                 context = multiprocessing.get_context("spawn")
                 self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
             return self._pool
 
     def map(self, kernel: t.Callable[[T], R], chunks: t.Sequence[T]) -> list[R]:
+        executor = self._executor()  # raises once closed, whatever the input
         if len(chunks) <= 1 or self.workers == 1:
             return [kernel(chunk) for chunk in chunks]
         try:
-            return list(self._executor().map(kernel, chunks))
+            assert executor is not None
+            return list(executor.map(kernel, chunks))
         except BrokenProcessPool as exc:
             raise LianmoError(
                 "a compute worker process died (out of memory or killed); the job cannot "

@@ -37,8 +37,8 @@ class Packing:
     Parameters
     ----------
     slot_bits : tuple of int
-        Width of each slot in bits (2 to 64); slot ``k`` holds a signed value
-        ``|v| < 2**(slot_bits[k] - 1)``.
+        Width of each slot in bits (2 to 64); slot ``k`` holds a signed value in
+        ``[-2**(slot_bits[k] - 1), 2**(slot_bits[k] - 1))``.
     value_bits : tuple of int, optional
         For layouts from :meth:`for_sums`: the bound ``|v| < 2**value_bits[k]`` on the
         values :meth:`pack` accepts. Defaults to ``slot_bits[k] - 1``.
@@ -153,7 +153,7 @@ class Packing:
                 f"pack expects an integer array of shape (count, {self.slots}), got "
                 f"{arr.dtype} {arr.shape}"
             )
-        columns = [arr[:, k].astype(np.int64).tolist() for k in range(self.slots)]
+        columns = [arr[:, k].tolist() for k in range(self.slots)]  # Python ints: no wrap
         for k, (column, bits) in enumerate(zip(columns, self.value_bits, strict=True)):
             limit = 1 << bits
             bad = next((i for i, v in enumerate(column) if not -limit < v < limit), None)
@@ -191,7 +191,8 @@ class Packing:
         Raises
         ------
         CryptoError
-            If a value does not decompose into in-range slots (a slot overflowed).
+            If a value is beyond the whole layout. Overflow of a lower slot cannot be
+            seen (it carries into the next); :meth:`for_sums` sizing rules it out.
         """
         out = np.empty((len(packed), self.slots), dtype=np.int64)
         for row, value in enumerate(packed):
