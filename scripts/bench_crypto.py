@@ -209,7 +209,7 @@ def bench_histogram(
 ) -> tuple[list[Record], CipherVector, Packing, np.ndarray]:
     g, h, bins = gh_data()
     gq, hq = quantise(g, -GH_BITS // 4), quantise(h, -GH_BITS // 4)
-    packing = Packing.for_sums([GH_BITS, GH_BITS - 2], HIST_ROWS)
+    packing = Packing.for_sums([GH_BITS, GH_BITS - 1], HIST_ROWS)  # |g| <= 1, h <= 1/4
     packed = sk.encrypt_ints(packing.pack(np.stack([gq, hq], 1)), 0, Drbg(b"h" * 32), pool)
     expected = np.zeros((HIST_FEATURES * HIST_BINS, 2), dtype=np.int64)
     for f in range(HIST_FEATURES):

@@ -112,6 +112,7 @@ def test_party_config_resolves_paths_relative_to_the_file(tmp_path: Path) -> Non
     assert config.state_dir == tmp_path / "state"
     assert config.dataset("credit").path == tmp_path / "data/credit.csv"
     assert config.coordinators == ("coordinator",)
+    assert (config.compute_backend, config.compute_workers) == ("local", None)  # all cores
     with pytest.raises(ConfigError, match=r"no data set named 'credt'.*\['credit'\]"):
         config.dataset("credt")
 
@@ -123,6 +124,10 @@ def test_party_config_resolves_paths_relative_to_the_file(tmp_path: Path) -> Non
         (lambda s: s.replace('ca = "ca.pem"\n', ""), r"\[tls\]: missing required field"),
         (lambda s: s.replace('name = "broker"', 'name = "bro ker"'), "not a valid name"),
         (lambda s: s.replace("[tls]", "[tls"), "cannot be read"),
+        (lambda s: s + '\n[compute]\nbackend = "ray"\n', r"backend must be one of"),
+        (lambda s: s + '\n[compute]\nbackend = "serial"\nworkers = 2\n', "applies only to"),
+        (lambda s: s + "\n[compute]\nworkers = 0\n", r"workers"),
+        (lambda s: s + "\n[compute]\nthreads = 2\n", r"unknown field\(s\) \['threads'\]"),
     ],
 )
 def test_bad_party_configs_are_refused(
@@ -131,3 +136,11 @@ def test_bad_party_configs_are_refused(
     (tmp_path / "party.toml").write_text(edit(PARTY_TOML))
     with pytest.raises(ConfigError, match=message):
         PartyConfig.load(tmp_path / "party.toml")
+
+
+def test_party_config_names_its_compute_backend(tmp_path: Path) -> None:
+    (tmp_path / "party.toml").write_text(
+        PARTY_TOML + '\n[compute]\nbackend = "local"\nworkers = 3\n'
+    )
+    config = PartyConfig.load(tmp_path / "party.toml")
+    assert (config.compute_backend, config.compute_workers) == ("local", 3)

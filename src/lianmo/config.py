@@ -160,6 +160,11 @@ class PartyConfig:
         workers = compute.get("workers")
         if workers is not None:
             workers = _number(f"{source}: [compute] workers", workers, low=1, integer=True)
+            if backend != "local":
+                raise ConfigError(
+                    f"{source}: [compute] workers applies only to backend = 'local'; "
+                    f"remove it or switch the backend (got backend = {backend!r})"
+                )
         name = check_name(f"{source}: name", data["name"])
         tls = data["tls"]
         _check_keys(f"{source}: [tls]", tls, ["cert", "key", "ca"], ["cert", "key", "ca"])

@@ -1,7 +1,7 @@
 """Compute backends: where the crypto layer's chunked kernels run.
 
 A kernel is a module-level function applied to independent chunks of work (a slice of
-plaintexts to encrypt, a group of matrix columns, a group of histogram features).
+plaintexts to encrypt, a group of matrix columns, a slice of rows to histogram).
 :meth:`ComputeBackend.map` runs it over all chunks and returns the results in order, so
 a kernel's output never depends on the backend or the number of workers: callers draw
 all randomness before splitting. Two backends ship here:
@@ -12,8 +12,10 @@ all randomness before splitting. Two backends ship here:
   a party node has gRPC threads that a forked child must not inherit) and live as long
   as the backend, so per-key tables they cache are built once per worker.
 
-A cluster backend (Ray) implements the same two methods; chunks and kernels are plain
-picklable values and functions, so nothing above this layer changes.
+A cluster backend (Ray, planned) would implement the same two methods; chunks and
+kernels are plain picklable values and functions, so nothing above this layer changes.
+Decryption and CRT-encryption chunks carry the private key's factors: a backend that
+ships chunks to other machines ships the key with them.
 """
 
 from __future__ import annotations

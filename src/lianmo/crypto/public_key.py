@@ -21,7 +21,9 @@ they need ``allow_short_obfuscation=True``. ``h`` need not be secret; ``a`` must
 comes from the party's private :class:`~lianmo.crypto.drbg.Drbg`). With 10-bit windows
 over precomputed powers of ``h``, an obfuscator costs one modmul per 10 bits of ``a``
 instead of a 2048-bit powmod; the table takes 54 MB per 2048-bit key and process.
-``docs/crypto.md`` gives the full argument and references.
+Unlike DJN and HEU, keys come from phe (no admissible-modulus conditions) and ``h`` is
+``x**n`` rather than ``(-x**2)**n``; ``docs/crypto.md`` gives the full argument, this
+difference and references.
 
 The base ``h`` is fixed once per key object, lazily and under a lock, from the first
 Drbg used with the key: ``x`` comes from ``rng.child("lianmo/paillier-obfuscation/<fp>")``

@@ -326,7 +326,10 @@ def _receive_key(ctx: RoleContext, params: LrParams) -> PublicKey:
     if not isinstance(msg, PublicKeyMsg):
         raise ProtocolError(f"arbiter sent {type(msg).__name__}, expected a public key")
     min_bits = 0 if params.insecure_test_key else max(MIN_KEY_BITS, params.key_bits)
-    return PublicKey.from_n(int.from_bytes(msg.n, "big"), min_bits=min_bits)
+    key = PublicKey.from_n(int.from_bytes(msg.n, "big"), min_bits=min_bits)
+    # pin the obfuscation base to this party's job DRBG (replayable) and build its table now
+    key.prepare_obfuscation(ctx.rng)
+    return key
 
 
 def _check_exponent(cv: CipherVector, expected: int, sender: str, tag: str) -> None:
