@@ -57,6 +57,10 @@ class ComputeBackend(abc.ABC):
             One result per chunk, in the order of ``chunks``.
         """
 
+    def map_concat(self, kernel: t.Callable[[T], t.Sequence[R]], chunks: t.Sequence[T]) -> list[R]:
+        """Return the concatenation of ``kernel(chunk)`` over ``chunks`` (see :meth:`map`)."""
+        return [item for part in self.map(kernel, chunks) for item in part]
+
     def close(self) -> None:  # noqa: B027 - optional hook; the serial backend holds nothing
         """Release workers; the backend must not be used afterwards."""
 

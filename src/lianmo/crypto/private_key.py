@@ -19,7 +19,7 @@ from lianmo.crypto import _kernels
 from lianmo.crypto.drbg import Drbg
 from lianmo.crypto.fixedpoint import decode, decode_ints, encode, encode_ints
 from lianmo.crypto.packing import Packing
-from lianmo.crypto.public_key import MIN_CHUNK, MIN_KEY_BITS, SERIAL, PublicKey, as_mpz
+from lianmo.crypto.public_key import MIN_KEY_BITS, SERIAL, PublicKey, as_mpz
 from lianmo.crypto.vector import CipherVector
 from lianmo.errors import CryptoError
 
@@ -100,7 +100,7 @@ class PrivateKey:
             _kernels.DecryptTask(self._p, self._q, cv.values[a:b])
             for a, b in chunk_bounds(len(cv), backend.workers, 8)
         ]
-        return [m for part in backend.map(_kernels.decrypt, tasks) for m in part]
+        return backend.map_concat(_kernels.decrypt, tasks)
 
     def decrypt_packed(
         self,
@@ -203,17 +203,12 @@ class PrivateKey:
         backend: ComputeBackend | None,
     ) -> CipherVector:
         key = self.public_key
-        base, exponents = key.draw_exponents(len(plaintexts), rng)
-        width = key.obfuscation_bits // 8
         backend = backend or SERIAL
         tasks = [
-            _kernels.CrtEncryptTask(
-                self._p, self._q, base, width, plaintexts[a:b], exponents[a * width : b * width]
-            )
-            for a, b in chunk_bounds(len(plaintexts), backend.workers, MIN_CHUNK)
+            _kernels.CrtEncryptTask(self._p, self._q, base, width, chunk, exponents)
+            for chunk, base, width, exponents in key.obfuscation_chunks(plaintexts, rng, backend)
         ]
-        values = [c for part in backend.map(_kernels.crt_encrypt, tasks) for c in part]
-        return CipherVector(key, exponent, values)
+        return CipherVector(key, exponent, backend.map_concat(_kernels.crt_encrypt, tasks))
 
     def decrypt_ints(self, cv: CipherVector, backend: ComputeBackend | None = None) -> list[int]:
         """Decrypt to signed integer mantissas.

@@ -295,6 +295,33 @@ class PublicKey:
         base = self.obfuscation_base(rng)
         return base, rng.random_bytes(count * (self.obfuscation_bits // 8))
 
+    def obfuscation_chunks(
+        self, values: list[Mpz], rng: Drbg | None, backend: ComputeBackend
+    ) -> list[tuple[list[Mpz], Mpz, int, bytes]]:
+        """Draw exponents for ``values`` and split both into chunks for ``backend``.
+
+        Parameters
+        ----------
+        values : list of gmpy2.mpz
+            Plaintexts or ciphertexts, one obfuscator each.
+        rng : Drbg, optional
+            Source of the exponents; fresh entropy if omitted.
+        backend : ComputeBackend
+            The backend whose workers the chunks are for.
+
+        Returns
+        -------
+        list of tuple
+            ``(values chunk, h, exponent bytes each, exponents chunk)`` in order; the
+            exponents are drawn before splitting, so results do not depend on chunking.
+        """
+        base, exponents = self.draw_exponents(len(values), rng)
+        width = self.obfuscation_bits // 8
+        return [
+            (values[a:b], base, width, exponents[a * width : b * width])
+            for a, b in chunk_bounds(len(values), backend.workers, MIN_CHUNK)
+        ]
+
     def _obfuscate_values(
         self,
         values: list[Mpz],
@@ -303,16 +330,12 @@ class PublicKey:
         *,
         plain: bool,
     ) -> list[Mpz]:
-        base, exponents = self.draw_exponents(len(values), rng)
-        width = self.obfuscation_bits // 8
         backend = backend or SERIAL
         tasks = [
-            _kernels.ObfuscateTask(
-                self.n, base, width, values[a:b], exponents[a * width : b * width], plain
-            )
-            for a, b in chunk_bounds(len(values), backend.workers, MIN_CHUNK)
+            _kernels.ObfuscateTask(self.n, base, width, chunk, exponents, plain)
+            for chunk, base, width, exponents in self.obfuscation_chunks(values, rng, backend)
         ]
-        return [c for part in backend.map(_kernels.obfuscate, tasks) for c in part]
+        return backend.map_concat(_kernels.obfuscate, tasks)
 
     def prepare_obfuscation(self, rng: Drbg | None = None) -> None:
         """Fix the base ``h`` (from ``rng``'s seed) unless fixed, and build its table here.

@@ -87,7 +87,9 @@ class CipherVector:
     def _with(self, values: list[Mpz], exponent: int | None = None) -> CipherVector:
         return CipherVector(self.key, self.exponent if exponent is None else exponent, values)
 
-    def _check_same(self, other: object, operation: str) -> CipherVector:
+    def _check_same(
+        self, other: object, operation: str, *, same_length: bool = False
+    ) -> CipherVector:
         self.key.check_vector(other, operation)
         other = t.cast(CipherVector, other)
         if other.exponent != self.exponent:
@@ -95,6 +97,8 @@ class CipherVector:
                 f"{operation}: exponents differ ({self.exponent} vs {other.exponent}); "
                 "bring both to the smaller one with decrease_exponent_to"
             )
+        if same_length and len(other) != len(self):
+            raise CryptoError(f"{operation}: lengths differ ({len(self)} vs {len(other)})")
         return other
 
     def select(self, indices: t.Sequence[int] | npt.NDArray[np.integer[t.Any]]) -> CipherVector:
@@ -162,9 +166,7 @@ class CipherVector:
         CipherVector
             The sums.
         """
-        other = self._check_same(other, "add")
-        if len(other) != len(self):
-            raise CryptoError(f"add: lengths differ ({len(self)} vs {len(other)})")
+        other = self._check_same(other, "add", same_length=True)
         nsquare = self.key.nsquare
         return self._with([a * b % nsquare for a, b in zip(self.values, other.values, strict=True)])
 
@@ -271,7 +273,7 @@ class CipherVector:
                 _kernels.MatvecTask(nsquare, self.values, columns[a:b])
                 for a, b in chunk_bounds(k, backend.workers)
             ]
-            values = [c for part in backend.map(_kernels.matvec, tasks) for c in part]
+            values = backend.map_concat(_kernels.matvec, tasks)
         else:  # few columns, many rows: split rows and multiply the partial products
             tasks = [
                 _kernels.MatvecTask(nsquare, self.values[a:b], columns[:, a:b])
@@ -383,9 +385,7 @@ class CipherVector:
         CipherVector
             The differences.
         """
-        other = self._check_same(other, "sub")
-        if len(other) != len(self):
-            raise CryptoError(f"sub: lengths differ ({len(self)} vs {len(other)})")
+        other = self._check_same(other, "sub", same_length=True)
         nsquare = self.key.nsquare
         inverses = _fastexp.batch_invert(other.values, nsquare)
         return self._with([a * b % nsquare for a, b in zip(self.values, inverses, strict=True)])
@@ -423,7 +423,7 @@ class CipherVector:
             )
             for a, b in chunk_bounds(groups, backend.workers, 4)
         ]
-        return self._with([c for part in backend.map(_kernels.shift_pack, tasks) for c in part])
+        return self._with(backend.map_concat(_kernels.shift_pack, tasks))
 
     def dot_ints(
         self,
