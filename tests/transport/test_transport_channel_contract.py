@@ -15,6 +15,7 @@ from lianmo.transport.memory import MemoryHub
 from lianmo.transport.messages import (
     EncryptedVector,
     FloatVector,
+    BitMatrix,
     IndexList,
     IntVector,
     Payload,
@@ -63,6 +64,7 @@ PAYLOADS: list[Payload] = [
     FloatVector(data=b"\x00" * 16),
     PointList(count=1, width=32, data=b"p" * 32),
     IndexList(data=b"\x01\x00\x00\x00"),
+    BitMatrix(rows=2, cols=9, data=b"\x01\x00\xff\x01"),
     Signal("stop", "converged"),
 ]
 

@@ -239,6 +239,36 @@ class CipherVector:
             total = total * c % nsquare
         return self._with([total])
 
+    def prefix_sums(self, block: int) -> CipherVector:
+        """Return running sums restarting every ``block`` elements (cumulative histograms).
+
+        Element ``i`` encrypts the sum of elements ``block * (i // block)`` to ``i``; one
+        modular multiplication per element.
+
+        Parameters
+        ----------
+        block : int
+            Block length, ``>= 1``, dividing ``len(self)``.
+
+        Returns
+        -------
+        CipherVector
+            Same length, key and exponent. Not re-randomised: obfuscate before sending.
+        """
+        block = _as_int(block, "block")
+        if block < 1 or len(self) % block:
+            raise CryptoError(
+                f"prefix_sums: block {block} must be >= 1 and divide the length {len(self)}"
+            )
+        nsquare = self.key.nsquare
+        out: list[Mpz] = []
+        for start in range(0, len(self), block):
+            running = gmpy2.mpz(1)
+            for c in self.values[start : start + block]:
+                running = running * c % nsquare
+                out.append(running)
+        return self._with(out)
+
     def matvec_t(
         self,
         Xq: npt.NDArray[np.integer[t.Any]],

@@ -185,6 +185,7 @@ class NodeService:
                     job, phase, step, total, detail
                 ),
                 compute=self.compute,
+                record=audit.record,
             )
             me = spec.party(name)
             dataset = None if me.dataset is None else self.config.dataset(me.dataset)

@@ -20,6 +20,16 @@ def no_progress(phase: str, step: int, total: int, detail: str = "") -> None:
     """A progress sink that ignores everything."""
 
 
+class Recorder(t.Protocol):
+    """Appends one of this party's own decisions (``kind`` plus scalar fields) to its audit log."""
+
+    def __call__(self, kind: str, **fields: str | int | float | bool | None) -> None: ...
+
+
+def no_record(kind: str, **fields: str | int | float | bool | None) -> None:
+    """A decision sink that keeps nothing."""
+
+
 @dataclass(frozen=True)
 class RoleContext:
     """One party's view of a job while it runs a protocol role.
@@ -28,6 +38,8 @@ class RoleContext:
     (masks, obfuscation, PSI scalars, shuffles) is drawn from it, never from an unseeded
     source, so that a party's side can be replayed from its seed. ``compute`` runs the
     chunked crypto kernels (a process pool on a party node); results never depend on it.
+    ``record`` appends the party's own decisions (e.g. the splits chosen per tree level)
+    to its audit log.
     """
 
     job_id: str
@@ -39,3 +51,4 @@ class RoleContext:
     arbiter: str | None = None
     progress: Progress = no_progress
     compute: ComputeBackend = field(default_factory=SerialBackend)
+    record: Recorder = no_record

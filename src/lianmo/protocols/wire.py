@@ -13,7 +13,15 @@ from lianmo.crypto.paillier import (
     int_to_fixed_bytes,
 )
 from lianmo.errors import CryptoError, ProtocolError
-from lianmo.transport.messages import EncryptedVector, FloatVector, IntVector, Payload, Signal
+from lianmo.transport.messages import (
+    BitMatrix,
+    EncryptedVector,
+    FloatVector,
+    IndexList,
+    IntVector,
+    Payload,
+    Signal,
+)
 
 
 def cipher_to_msg(cv: CipherVector) -> EncryptedVector:
@@ -80,3 +88,62 @@ def count_from_msg(msg: Payload, sender: str, tag: str) -> int:
     if not isinstance(msg, Signal) or not (msg.value.isascii() and msg.value.isdigit()):
         raise ProtocolError(f"'{sender}' sent a malformed '{tag}': expected a count")
     return int(msg.value)
+
+
+#: "no index" in an :class:`IndexList`
+NO_INDEX = 0xFFFFFFFF
+
+
+def indices_to_msg(values: np.ndarray | Sequence[int]) -> IndexList:
+    """Non-negative integers below 2**32 as a packed uint32 list."""
+    return IndexList(data=np.asarray(values, dtype="<u4").tobytes())
+
+
+def indices_from_msg(
+    msg: Payload,
+    sender: str,
+    tag: str,
+    *,
+    count: int | None = None,
+    below: int | None = None,
+    allow_none: bool = False,
+) -> np.ndarray:
+    """Parse an :class:`IndexList` as int64; optionally check its length and range.
+
+    ``below`` bounds every entry; with ``allow_none`` the entry :data:`NO_INDEX` is
+    accepted too and returned as ``-1``.
+    """
+    if not isinstance(msg, IndexList) or len(msg.data) % 4:
+        raise ProtocolError(f"'{sender}' sent a malformed '{tag}': expected a list of indices")
+    values = np.frombuffer(msg.data, dtype="<u4").astype(np.int64)
+    if count is not None and len(values) != count:
+        raise ProtocolError(f"'{sender}' sent {len(values)} indices as '{tag}', expected {count}")
+    if allow_none:
+        values[values == NO_INDEX] = -1
+    if below is not None and len(values) and (values.max() >= below or values.min() < -1):
+        raise ProtocolError(f"'{sender}' sent an index out of range [0, {below}) as '{tag}'")
+    return values
+
+
+def bits_to_msg(matrix: np.ndarray) -> BitMatrix:
+    """A boolean matrix as a :class:`BitMatrix` (rows padded to whole bytes)."""
+    matrix = np.asarray(matrix, dtype=bool)
+    rows, cols = matrix.shape
+    packed = np.packbits(matrix, axis=1, bitorder="little") if cols else np.zeros((rows, 0))
+    return BitMatrix(rows=rows, cols=cols, data=np.asarray(packed, dtype=np.uint8).tobytes())
+
+
+def bits_from_msg(msg: Payload, sender: str, tag: str, rows: int, cols: int) -> np.ndarray:
+    """Parse a :class:`BitMatrix` of exactly ``rows`` x ``cols`` bits; padding must be 0."""
+    if not isinstance(msg, BitMatrix) or (msg.rows, msg.cols) != (rows, cols):
+        raise ProtocolError(
+            f"'{sender}' sent a malformed '{tag}': expected a {rows} x {cols} bit matrix"
+        )
+    width = (cols + 7) // 8
+    if len(msg.data) != rows * width:
+        raise ProtocolError(f"'{sender}' sent a truncated '{tag}'")
+    packed = np.frombuffer(msg.data, dtype=np.uint8).reshape(rows, width)
+    full = np.unpackbits(packed, axis=1, bitorder="little")
+    if full[:, cols:].any():
+        raise ProtocolError(f"'{sender}' sent '{tag}' with bits set beyond column {cols}")
+    return np.asarray(full[:, :cols], dtype=bool)

@@ -66,6 +66,19 @@ class IndexList:
 
 
 @dataclass(frozen=True, slots=True)
+class BitMatrix:
+    """A ``rows`` x ``cols`` matrix of bits (e.g. which rows go left at each split).
+
+    Row-major; each row is padded to whole bytes, least significant bit first
+    (``numpy.packbits(..., bitorder="little")`` per row).
+    """
+
+    rows: int
+    cols: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Signal:
     """A small control decision inside a protocol (continue or stop, with a reason)."""
 
@@ -73,4 +86,13 @@ class Signal:
     value: str = ""
 
 
-Payload = PublicKeyMsg | EncryptedVector | IntVector | FloatVector | PointList | IndexList | Signal
+Payload = (
+    PublicKeyMsg
+    | EncryptedVector
+    | IntVector
+    | FloatVector
+    | PointList
+    | IndexList
+    | BitMatrix
+    | Signal
+)

@@ -18,6 +18,7 @@ from lianmo.transport._pb import federation_pb2 as pb
 from lianmo.transport.control import JobStatusInfo
 from lianmo.transport.envelope import Envelope
 from lianmo.transport.messages import (
+    BitMatrix,
     EncryptedVector,
     FloatVector,
     IndexList,
@@ -86,6 +87,20 @@ def _indices_from_proto(m: pb.IndexList) -> IndexList:
     return IndexList(data=m.data)
 
 
+def _bits_to_proto(p: BitMatrix) -> pb.BitMatrix:
+    return pb.BitMatrix(rows=p.rows, cols=p.cols, data=p.data)
+
+
+def _bits_from_proto(m: pb.BitMatrix) -> BitMatrix:
+    if m.rows * ((m.cols + 7) // 8) != len(m.data):
+        raise ProtocolError(
+            f"malformed BitMatrix: {m.rows} rows of {m.cols} bits need "
+            f"{m.rows * ((m.cols + 7) // 8)} bytes, got {len(m.data)}; the sender's software "
+            "is incompatible or the payload was corrupted"
+        )
+    return BitMatrix(rows=m.rows, cols=m.cols, data=m.data)
+
+
 def _signal_to_proto(p: Signal) -> pb.Signal:
     return pb.Signal(name=p.name, value=p.value)
 
@@ -109,6 +124,7 @@ _ENCODERS: dict[type, tuple[str, Callable[[object], object]]] = {
     FloatVector: ("lianmo.v1.FloatVector", _floats_to_proto),  # type: ignore[dict-item]
     PointList: ("lianmo.v1.PointList", _points_to_proto),  # type: ignore[dict-item]
     IndexList: ("lianmo.v1.IndexList", _indices_to_proto),  # type: ignore[dict-item]
+    BitMatrix: ("lianmo.v1.BitMatrix", _bits_to_proto),  # type: ignore[dict-item]
     Signal: ("lianmo.v1.Signal", _signal_to_proto),  # type: ignore[dict-item]
 }
 
@@ -119,6 +135,7 @@ _DECODERS: dict[str, tuple[type, Callable[[object], Payload]]] = {
     "lianmo.v1.FloatVector": (pb.FloatVector, _floats_from_proto),  # type: ignore[dict-item]
     "lianmo.v1.PointList": (pb.PointList, _points_from_proto),  # type: ignore[dict-item]
     "lianmo.v1.IndexList": (pb.IndexList, _indices_from_proto),  # type: ignore[dict-item]
+    "lianmo.v1.BitMatrix": (pb.BitMatrix, _bits_from_proto),  # type: ignore[dict-item]
     "lianmo.v1.Signal": (pb.Signal, _signal_from_proto),  # type: ignore[dict-item]
 }
 

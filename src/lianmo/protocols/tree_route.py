@@ -1,0 +1,126 @@
+"""Routing rows through federated trees: every party answers only for its own splits.
+
+The label holder (guest) holds the tree structures; a split is known to it only as
+(owner, split id). Rows move down one level per step; ``depth`` steps bring every row to
+a leaf. Per step and per host:
+
+1. guest  -> host : the host's split ids that currently hold rows, and which rows
+                    (a bit matrix: split x row)
+2. host   -> guest: for each of those splits, which of those rows go left
+
+The guest answers its own splits from its own columns. What each side learns: the host
+learns which scored rows reach each of its split nodes (the same instance-space
+information SecureBoost training reveals); the guest learns the side each row takes at a
+host split on its path, never the host's feature or threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lianmo.errors import ProtocolError
+from lianmo.models.tree import Tree
+from lianmo.protocols.context import RoleContext
+from lianmo.protocols.wire import bits_from_msg, bits_to_msg, indices_from_msg, indices_to_msg
+
+
+@dataclass(frozen=True, slots=True)
+class SplitRule:
+    """A party's own split: rows with ``X[:, feature] <= threshold`` go left."""
+
+    feature: int
+    threshold: float
+    tree: int
+
+    def goes_left(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(X[rows, self.feature] <= self.threshold, dtype=bool)
+
+
+def route_guest(
+    ctx: RoleContext,
+    trees: Sequence[Tree],
+    rules: Sequence[SplitRule],
+    X: np.ndarray,
+    *,
+    depth: int,
+    round: int = 0,
+    tag: str = "sb.route",
+) -> np.ndarray:
+    """Guest side: the leaf index of every row in every tree, shape (len(trees), rows)."""
+    n = X.shape[0]
+    at = np.zeros((len(trees), n), dtype=np.int64)
+    for _ in range(depth):
+        asks: dict[str, list[tuple[int, int, np.ndarray]]] = {h: [] for h in ctx.hosts}
+        for t, tree in enumerate(trees):
+            for node_id in np.unique(at[t]):
+                node = tree.nodes[node_id]
+                if node.split is None:
+                    continue
+                rows = np.flatnonzero(at[t] == node_id)
+                if node.split.owner == ctx.party:
+                    left = rules[node.split.split_id].goes_left(X, rows)
+                    _move(at[t], rows, left, node.left, node.right)
+                elif node.split.owner in asks:
+                    asks[node.split.owner].append((t, int(node_id), rows))
+                else:
+                    raise ProtocolError(
+                        f"tree {t} has a split owned by '{node.split.owner}', which is not a "
+                        "host of this job"
+                    )
+        for host, items in asks.items():  # 1.
+            ids = [trees[t].nodes[i].split.split_id for t, i, _ in items]  # type: ignore[union-attr]
+            mask = np.zeros((len(items), n), dtype=bool)
+            for j, (_, _, rows) in enumerate(items):
+                mask[j, rows] = True
+            ctx.channel.send(host, f"{tag}.splits", indices_to_msg(ids), round=round)
+            ctx.channel.send(host, f"{tag}.rows", bits_to_msg(mask), round=round)
+        for host, items in asks.items():  # 2.
+            msg = ctx.channel.recv(host, f"{tag}.left", round=round)
+            left_bits = bits_from_msg(msg, host, f"{tag}.left", len(items), n)
+            for j, (t, node_id, rows) in enumerate(items):
+                left = left_bits[j]
+                if left.sum() != left[rows].sum():
+                    raise ProtocolError(f"host '{host}' answered '{tag}.left' for rows not asked")
+                node = trees[t].nodes[node_id]
+                _move(at[t], rows, left[rows], node.left, node.right)
+    return at
+
+
+def route_host(
+    ctx: RoleContext,
+    rules: Sequence[SplitRule],
+    X: np.ndarray,
+    *,
+    depth: int,
+    round: int = 0,
+    tag: str = "sb.route",
+) -> None:
+    """Host side: answer ``depth`` steps of routing questions about this host's splits."""
+    n = X.shape[0]
+    for _ in range(depth):
+        ids = indices_from_msg(
+            ctx.channel.recv(ctx.guest, f"{tag}.splits", round=round),
+            ctx.guest,
+            f"{tag}.splits",
+            below=len(rules),
+        )
+        mask = bits_from_msg(
+            ctx.channel.recv(ctx.guest, f"{tag}.rows", round=round),
+            ctx.guest,
+            f"{tag}.rows",
+            len(ids),
+            n,
+        )
+        left = np.zeros_like(mask)
+        for j, split_id in enumerate(ids):
+            rows = np.flatnonzero(mask[j])
+            left[j, rows] = rules[int(split_id)].goes_left(X, rows)
+        ctx.channel.send(ctx.guest, f"{tag}.left", bits_to_msg(left), round=round)
+
+
+def _move(at: np.ndarray, rows: np.ndarray, left: np.ndarray, to_left: int, to_right: int) -> None:
+    at[rows[left]] = to_left
+    at[rows[~left]] = to_right
