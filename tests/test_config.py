@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lianmo.config import JobSpec, PartyConfig
+from lianmo.config import BoostSpec, JobSpec, PartyConfig
 from lianmo.errors import ConfigError
 
 
@@ -32,13 +32,33 @@ def test_defaults_and_canonical_json_round_trip() -> None:
     assert len(spec.digest()) == 64
 
 
+def test_secureboost_spec_round_trips_and_needs_no_arbiter() -> None:
+    raw = _spec(
+        model={"type": "secureboost", "trees": 5, "class_weights": [1, 3.5]},
+        validation={"share": 0.2, "stratify": True},
+    )
+    raw["parties"] = [p for p in raw["parties"] if p["role"] != "arbiter"]
+    spec = JobSpec.from_dict(raw)
+    assert isinstance(spec.model, BoostSpec) and spec.arbiter is None
+    assert spec.model.class_weights == (1.0, 3.5) and spec.model.trees == 5
+    assert JobSpec.from_json(spec.to_json()) == spec
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"learning_rte": 0.1}, r"unknown field\(s\) \['learning_rte'\]"),
         ({"model": {"epochs": 0}}, "epochs must be >= 1"),
         ({"model": {"key_bits": 1024}}, "1024-bit Paillier keys are refused"),
-        ({"model": {"type": "secureboost"}}, "only 'hetero_lr'"),
+        ({"model": {"type": "xgboost"}}, "'hetero_lr' or 'secureboost'"),
+        ({"model": {"type": "secureboost", "epochs": 3}}, r"unknown field\(s\) \['epochs'\]"),
+        ({"model": {"type": "secureboost", "objective": "poisson"}}, "objective must be one of"),
+        ({"model": {"type": "secureboost", "depth": 0}}, "depth must be >= 1"),
+        ({"model": {"type": "secureboost", "subsample": 0}}, "subsample must be > 0"),
+        ({"model": {"type": "secureboost", "class_weights": [1]}}, "needs 2 weights"),
+        ({"model": {"type": "secureboost", "class_weights": "auto"}}, "'balanced' or a list"),
+        ({"model": {"type": "secureboost", "key_bits": 1024}}, "1024-bit Paillier keys"),
+        ({"validation": {"stratify": "yes"}}, "stratify must be true or false"),
         ({"validation": {"share": 0}}, "validation.share must be above 0"),
         ({"validation": {"share": 0.95}}, "share must be >= 0 and <= 0.9"),
         ({"job_id": "../etc"}, "is not a valid name"),

@@ -12,7 +12,7 @@ import json
 import re
 import tomllib
 import typing as t
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import yaml
@@ -239,9 +239,14 @@ class AlignmentSpec:
 
 @dataclass(frozen=True, slots=True)
 class ValidationSpec:
-    """How the aligned rows are split for validation."""
+    """How the aligned rows are split for validation.
+
+    With ``stratify`` the guest draws the split per class from the labels and tells the
+    hosts which rows are validation rows; otherwise every party derives it from the ids.
+    """
 
     share: float = 0.2
+    stratify: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +262,33 @@ class LrSpec:
     key_bits: int = 2048
 
 
+#: objectives SecureBoost trains
+BOOST_OBJECTIVES = ("binary", "multiclass", "regression")
+
+
+@dataclass(frozen=True, slots=True)
+class BoostSpec:
+    """Hyperparameters of SecureBoost (XGBoost's names where they differ in brackets)."""
+
+    type: str = "secureboost"
+    trees: int = 30  # boosting rounds [n_estimators]; multi-class grows one per class per round
+    depth: int = 3  # [max_depth]
+    learning_rate: float = 0.3  # [eta]
+    max_bins: int = 32
+    min_child_weight: float = 1.0
+    l2: float = 1.0  # [lambda]
+    gamma: float = 0.0
+    subsample: float = 1.0
+    colsample: float = 1.0  # per party, per tree [colsample_bytree]
+    early_stopping_rounds: int | None = None
+    objective: str = "binary"
+    class_weights: tuple[float, ...] | str | None = None
+    key_bits: int = 2048
+
+
+ModelSpec = LrSpec | BoostSpec
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """A validated job: who takes part, with which data set, which model."""
@@ -267,7 +299,7 @@ class JobSpec:
     parties: tuple[PartySpec, ...]
     alignment: AlignmentSpec = field(default_factory=AlignmentSpec)
     validation: ValidationSpec = field(default_factory=ValidationSpec)
-    model: LrSpec = field(default_factory=LrSpec)
+    model: ModelSpec = field(default_factory=LrSpec)
     model_job: str | None = None
 
     @property
@@ -279,8 +311,9 @@ class JobSpec:
         return tuple(p.name for p in self.parties if p.role == "host")
 
     @property
-    def arbiter(self) -> str:
-        return next(p.name for p in self.parties if p.role == "arbiter")
+    def arbiter(self) -> str | None:
+        """The arbiter's name; None when the job has none (SecureBoost, prediction)."""
+        return next((p.name for p in self.parties if p.role == "arbiter"), None)
 
     @property
     def party_names(self) -> tuple[str, ...]:
@@ -334,7 +367,8 @@ class JobSpec:
         task = data.get("task", "train")
         if task not in ("train", "predict"):
             raise ConfigError(f"{source}: task must be 'train' or 'predict', got {task!r}")
-        parties = _parse_parties(source, data["parties"], task)
+        model = _parse_model(source, data.get("model", {}))
+        parties = _parse_parties(source, data["parties"], task, model)
         model_job = data.get("model_job")
         if task == "predict" and model_job is None:
             raise ConfigError(
@@ -353,12 +387,12 @@ class JobSpec:
             parties=parties,
             alignment=_parse_alignment(source, data.get("alignment", {})),
             validation=validation,
-            model=_parse_lr(source, data.get("model", {})),
+            model=model,
             model_job=None if model_job is None else check_name(f"{source}: model_job", model_job),
         )
 
 
-def _parse_parties(source: str, raw: t.Any, task: str) -> tuple[PartySpec, ...]:
+def _parse_parties(source: str, raw: t.Any, task: str, model: ModelSpec) -> tuple[PartySpec, ...]:
     _typed(f"{source}: parties", raw, list, "a list of parties")
     parties = []
     for i, entry in enumerate(raw):
@@ -390,11 +424,13 @@ def _parse_parties(source: str, raw: t.Any, task: str) -> tuple[PartySpec, ...]:
         raise ConfigError(f"{source}: exactly one party must be the guest (label holder)")
     if roles.count("host") < 1:
         raise ConfigError(f"{source}: at least one host is needed")
-    if task == "train" and roles.count("arbiter") != 1:
+    if task == "train" and isinstance(model, LrSpec) and roles.count("arbiter") != 1:
         raise ConfigError(
             f"{source}: coordinated logistic regression needs exactly one arbiter to hold "
             "the Paillier key"
         )
+    if roles.count("arbiter") > 1:
+        raise ConfigError(f"{source}: a job has at most one arbiter")
     return tuple(parties)
 
 
@@ -411,9 +447,84 @@ def _parse_alignment(source: str, raw: t.Any) -> AlignmentSpec:
 
 
 def _parse_validation(source: str, raw: t.Any) -> ValidationSpec:
-    _check_keys(f"{source}: validation", raw, ["share"])
+    _check_keys(f"{source}: validation", raw, ["share", "stratify"])
     return ValidationSpec(
         share=_number(f"{source}: validation.share", raw.get("share", 0.2), low=0, high=0.9),
+        stratify=_typed(
+            f"{source}: validation.stratify", raw.get("stratify", False), bool, "true or false"
+        ),
+    )
+
+
+def _parse_model(source: str, raw: t.Any) -> ModelSpec:
+    _typed(f"{source}: model", raw, dict, "a mapping")
+    kind = raw.get("type", "hetero_lr")
+    if kind == "secureboost":
+        return _parse_boost(source, raw)
+    if kind != "hetero_lr":
+        raise ConfigError(
+            f"{source}: model.type must be 'hetero_lr' or 'secureboost', got {kind!r}"
+        )
+    return _parse_lr(source, raw)
+
+
+def _key_bits(where: str, value: t.Any) -> int:
+    key_bits = _number(f"{where}.key_bits", value, low=1, integer=True)
+    if key_bits < MIN_KEY_BITS:
+        raise ConfigError(
+            f"{where}.key_bits: {key_bits}-bit Paillier keys are refused; use at least "
+            f"{MIN_KEY_BITS} (3072 for data that must stay confidential past 2030)"
+        )
+    return int(key_bits)
+
+
+def _parse_boost(source: str, raw: Mapping) -> BoostSpec:
+    where = f"{source}: model"
+    d = BoostSpec()
+    _check_keys(where, raw, [f.name for f in fields(BoostSpec)])
+
+    def num(name: str, **kw: t.Any) -> t.Any:
+        return _number(f"{where}.{name}", raw.get(name, getattr(d, name)), **kw)
+
+    objective = raw.get("objective", d.objective)
+    if objective not in BOOST_OBJECTIVES:
+        raise ConfigError(
+            f"{where}.objective must be one of {list(BOOST_OBJECTIVES)}, got {objective!r}"
+        )
+    early = raw.get("early_stopping_rounds")
+    if early is not None:
+        early = _number(f"{where}.early_stopping_rounds", early, low=1, integer=True)
+    weights = raw.get("class_weights")
+    if isinstance(weights, list):
+        weights = tuple(
+            float(_number(f"{where}.class_weights[{i}]", w, low=0, low_open=True))
+            for i, w in enumerate(weights)
+        )
+        if objective == "binary" and len(weights) != 2:
+            raise ConfigError(
+                f"{where}.class_weights: a binary model needs 2 weights (label 0, label 1)"
+            )
+    elif weights not in (None, "balanced"):
+        raise ConfigError(
+            f"{where}.class_weights must be 'balanced' or a list of weights, one per class "
+            f"(lowest label first), got {weights!r}"
+        )
+    if weights is not None and objective == "regression":
+        raise ConfigError(f"{where}.class_weights apply to classification objectives only")
+    return BoostSpec(
+        trees=num("trees", low=1, integer=True),
+        depth=num("depth", low=1, high=16, integer=True),
+        learning_rate=num("learning_rate", low=0, low_open=True),
+        max_bins=num("max_bins", low=2, high=256, integer=True),
+        min_child_weight=num("min_child_weight", low=0),
+        l2=num("l2", low=0),
+        gamma=num("gamma", low=0),
+        subsample=num("subsample", low=0, high=1, low_open=True),
+        colsample=num("colsample", low=0, high=1, low_open=True),
+        early_stopping_rounds=early,
+        objective=objective,
+        class_weights=weights,
+        key_bits=_key_bits(where, raw.get("key_bits", d.key_bits)),
     )
 
 
@@ -424,15 +535,8 @@ def _parse_lr(source: str, raw: t.Any) -> LrSpec:
         raw,
         ["type", "epochs", "batch_size", "learning_rate", "lr_decay", "l2", "tol", "key_bits"],
     )
-    if raw.get("type", "hetero_lr") != "hetero_lr":
-        raise ConfigError(f"{where}.type: only 'hetero_lr' is available, got {raw['type']!r}")
     d = LrSpec()
-    key_bits = _number(f"{where}.key_bits", raw.get("key_bits", d.key_bits), low=1, integer=True)
-    if key_bits < MIN_KEY_BITS:
-        raise ConfigError(
-            f"{where}.key_bits: {key_bits}-bit Paillier keys are refused; use at least "
-            f"{MIN_KEY_BITS} (3072 for data that must stay confidential past 2030)"
-        )
+    key_bits = _key_bits(where, raw.get("key_bits", d.key_bits))
     return LrSpec(
         epochs=_number(f"{where}.epochs", raw.get("epochs", d.epochs), low=1, integer=True),
         batch_size=_number(

@@ -13,7 +13,7 @@ import typing as t
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from lianmo.config import JobSpec
+from lianmo.config import JobSpec, LrSpec
 from lianmo.errors import JobFailedError, LianmoError
 from lianmo.transport.control import JobStatusInfo
 
@@ -56,15 +56,21 @@ class JobReport:
         for key in ("validation", "metrics", "scored", "aligned", "train_rows", "validation_rows"):
             if key in guest:
                 out[key] = guest[key]
-        if self.spec.task == "train":
-            arbiter = self.results[self.spec.arbiter]
+        if self.spec.task == "train" and isinstance(self.spec.model, LrSpec):
+            arbiter = self.results[str(self.spec.arbiter)]
             out["loss"] = arbiter.get("losses", [])
             out["loss_per_round"] = arbiter.get("round_losses", [])
             out["epoch_seconds"] = arbiter.get("epoch_seconds", [])
+        elif self.spec.task == "train":
+            out["loss"] = guest.get("losses", [])
+            for key in ("validation_loss", "trees", "best_rounds", "importance"):
+                if key in guest:
+                    out[key] = guest[key]
         out["parties"] = {
             name: {
                 "role": r.get("role"),
                 "phase_seconds": r.get("phase_seconds", {}),
+                "protocol_seconds": r.get("protocol_seconds", {}),
                 "messages_sent": r.get("messages_sent"),
                 "bytes_sent": r.get("bytes_sent"),
                 "messages_received": r.get("messages_received"),

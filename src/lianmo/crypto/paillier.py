@@ -19,6 +19,7 @@ from __future__ import annotations
 import phe
 
 from lianmo.crypto.bytes_codec import fixed_bytes_to_ints, int_to_fixed_bytes
+from lianmo.crypto.packing import Packing
 from lianmo.crypto.private_key import PrivateKey
 from lianmo.crypto.public_key import DEFAULT_KEY_BITS, MIN_KEY_BITS, PublicKey
 from lianmo.crypto.vector import CipherVector
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_KEY_BITS",
     "MIN_KEY_BITS",
     "CipherVector",
+    "Packing",
     "PrivateKey",
     "PublicKey",
     "fixed_bytes_to_ints",

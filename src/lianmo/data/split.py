@@ -10,7 +10,7 @@ import numpy as np
 
 from lianmo.errors import ConfigError
 
-__all__ = ["batch_schedule", "validation_mask"]
+__all__ = ["batch_schedule", "stratified_validation_mask", "validation_mask"]
 
 _SPLIT_DOMAIN = "lianmo-split-v1"
 
@@ -96,3 +96,48 @@ def batch_schedule(n_rows: int, batch_size: int, epoch: int, seed: int) -> list[
     rng = np.random.default_rng(np.random.SeedSequence([seed, epoch]))
     order = rng.permutation(n_rows)
     return [order[start : start + batch_size] for start in range(0, n_rows, batch_size)]
+
+
+def stratified_validation_mask(
+    ids: Sequence[str], labels: np.ndarray, share: float, seed: int
+) -> np.ndarray:
+    """Mark ``round(share * n_c)`` rows of every label value ``c`` for validation.
+
+    Within each class the rows whose ids hash lowest (the same hash as
+    :func:`validation_mask`) are chosen, so the split is deterministic in (ids, labels,
+    share, seed) and every class keeps its share. Only the label holder can compute it;
+    it tells the other parties which rows are validation rows.
+
+    Parameters
+    ----------
+    ids : sequence of str
+        Row ids.
+    labels : numpy.ndarray
+        Label per row; each distinct value is one stratum.
+    share : float
+        Fraction of each class put in validation, ``0 <= share < 1``.
+    seed : int
+        Split seed agreed in the job spec.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean array of ``len(ids)``; True marks a validation row.
+    """
+    validation_mask(ids[:0], share, seed)  # the same checks on share
+    if len(labels) != len(ids):
+        raise ConfigError(f"{len(ids)} ids but {len(labels)} labels")
+    prefix = f"{_SPLIT_DOMAIN}|{seed}|"
+    keys = np.array(
+        [
+            int.from_bytes(hashlib.sha256((prefix + i).encode("utf-8")).digest()[:8], "big")
+            for i in ids
+        ],
+        dtype=np.uint64,
+    )
+    mask = np.zeros(len(ids), dtype=np.bool_)
+    for value in np.unique(labels):
+        rows = np.flatnonzero(labels == value)
+        take = int(round(share * len(rows)))
+        mask[rows[np.argsort(keys[rows], kind="stable")[:take]]] = True
+    return mask

@@ -9,43 +9,29 @@ half-written ever looks complete.
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+import json
 from pathlib import Path
 
 import numpy as np
 
-from lianmo.config import DatasetEntry, JobSpec
-from lianmo.data.split import validation_mask
-from lianmo.data.table import Table, check_binary_labels, load_table
-from lianmo.errors import ConfigError, DataError
+from lianmo.config import BoostSpec, DatasetEntry, JobSpec, LrSpec
+from lianmo.errors import ConfigError
 from lianmo.fileio import write_atomic
-from lianmo.models.metrics import auc, ks
 from lianmo.models.scaler import Standardizer
+from lianmo.node import boost_job
+from lianmo.node.job_data import (
+    JobOutcome,
+    align,
+    binary_metrics,
+    check_split,
+    labels,
+    load,
+    split_rows,
+    write_scores,
+)
 from lianmo.node.model_share import LrShare
-from lianmo.protocols import commit, hetero_lr, predict, psi
+from lianmo.protocols import commit, hetero_lr, predict
 from lianmo.protocols.context import RoleContext
-
-
-@dataclass
-class JobOutcome:
-    """A party's result summary, reported to the coordinator (no rows, no weights)."""
-
-    role: str
-    values: dict[str, object] = field(default_factory=dict)
-    phase_seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def timed(self, phase: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.phase_seconds[phase] = round(
-                self.phase_seconds.get(phase, 0.0) + time.perf_counter() - start, 3
-            )
 
 
 def run_party_job(
@@ -57,31 +43,49 @@ def run_party_job(
     """Run this party's role of ``spec``; returns the summary for the coordinator."""
     role = spec.party(ctx.party).role
     outcome = JobOutcome(role=role)
-    params = _lr_params(spec)
-    if role == "arbiter" and spec.task == "predict":
-        return outcome  # scoring needs no key holder; the arbiter only acknowledges
     if role == "arbiter":
-        with outcome.timed("train"):
-            result = hetero_lr.train_arbiter(ctx, params)
-            commit.await_commit(ctx)
-        outcome.values.update(
-            losses=list(result.losses),
-            rounds=result.rounds,
-            round_losses=[round(v, 6) for v in result.round_losses],
-            epoch_seconds=list(result.epoch_seconds),
-        )
-        return outcome
+        if spec.task == "train" and isinstance(spec.model, LrSpec):
+            _arbiter_job(ctx, spec.model, spec.seed, outcome)
+        elif spec.task == "train":
+            commit.await_commit(ctx)  # SecureBoost needs no third party; it only witnesses
+        return outcome  # scoring needs no key holder; the arbiter only acknowledges
     if dataset is None:
         raise ConfigError(f"party '{ctx.party}' is a {role} but has no data set for this job")
     if spec.task == "predict":
-        _predict_job(ctx, spec, dataset, job_dir, outcome)
+        if _model_format(job_dir.parent / str(spec.model_job) / "model.json") == "secureboost":
+            boost_job.predict(ctx, spec, dataset, job_dir, outcome)
+        else:
+            _predict_job(ctx, spec, dataset, job_dir, outcome)
+    elif isinstance(spec.model, BoostSpec):
+        boost_job.train(ctx, spec, spec.model, dataset, job_dir, outcome)
     else:
-        _train_job(ctx, spec, dataset, job_dir, outcome, params)
+        _train_job(ctx, spec, dataset, job_dir, outcome, _lr_params(spec.model, spec.seed))
     return outcome
 
 
-def _lr_params(spec: JobSpec) -> hetero_lr.LrParams:
-    m = spec.model
+def _arbiter_job(ctx: RoleContext, model: LrSpec, seed: int, outcome: JobOutcome) -> None:
+    with outcome.timed("train"):
+        result = hetero_lr.train_arbiter(ctx, _lr_params(model, seed))
+        commit.await_commit(ctx)
+    outcome.values.update(
+        losses=list(result.losses),
+        rounds=result.rounds,
+        round_losses=[round(v, 6) for v in result.round_losses],
+        epoch_seconds=list(result.epoch_seconds),
+    )
+
+
+def _model_format(path: Path) -> str:
+    """'secureboost' or 'hetero_lr', from a stored model share (missing: hetero_lr's error)."""
+    try:
+        raw = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return "hetero_lr"  # LrShare.load names the problem
+    fmt = raw.get("format", "") if isinstance(raw, dict) else ""
+    return "secureboost" if str(fmt).startswith("lianmo.secureboost") else "hetero_lr"
+
+
+def _lr_params(m: LrSpec, seed: int) -> hetero_lr.LrParams:
     return hetero_lr.LrParams(
         epochs=m.epochs,
         batch_size=m.batch_size,
@@ -90,44 +94,8 @@ def _lr_params(spec: JobSpec) -> hetero_lr.LrParams:
         l2=m.l2,
         tol=m.tol,
         key_bits=m.key_bits,
-        seed=spec.seed,
+        seed=seed,
     )
-
-
-def _load(
-    ctx: RoleContext,
-    role: str,
-    dataset: DatasetEntry,
-    *,
-    training: bool,
-    feature_columns: list[str] | None = None,
-) -> Table:
-    """Load this party's table; the guest's labels are required for training only."""
-    label = dataset.label_column if role == "guest" else None
-    if training and role == "guest" and label is None:
-        raise ConfigError(
-            f"party '{ctx.party}': data set '{dataset.name}' has no label_column in the "
-            "catalogue, but the guest must hold the labels"
-        )
-    table = load_table(
-        dataset.path,
-        id_column=dataset.id_column,
-        label_column=label,
-        party=ctx.party,
-        feature_columns=feature_columns,
-    )
-    if training and table.y is not None:
-        check_binary_labels(table, party=ctx.party)
-    return table
-
-
-def _align(ctx: RoleContext, role: str, spec: JobSpec, table: Table) -> Table:
-    minimum = spec.alignment.min_intersection
-    if role == "guest":
-        rows = psi.align_guest(ctx, table.ids, min_intersection=minimum)
-    else:
-        rows = psi.align_host(ctx, table.ids, min_intersection=minimum)
-    return table.select(rows)
 
 
 def _train_job(
@@ -140,26 +108,25 @@ def _train_job(
 ) -> None:
     role = outcome.role
     with outcome.timed("load"):
-        table = _load(ctx, role, dataset, training=True)
+        table = load(ctx, role, dataset, training=True)
     with outcome.timed("align"):
-        aligned = _align(ctx, role, spec, table)
-    is_val = validation_mask(aligned.ids, spec.validation.share, spec.seed)
-    train, val = aligned.select(np.flatnonzero(~is_val)), aligned.select(np.flatnonzero(is_val))
+        aligned = align(ctx, role, spec, table)
+    train, val = split_rows(ctx, role, spec, aligned)
     if role == "guest":
-        _check_split(ctx.party, _labels(train), _labels(val))
+        check_split(ctx.party, labels(train), labels(val))
     scaler = Standardizer.fit(train.X)
     X_train, X_val = scaler.transform(train.X), scaler.transform(val.X)
     outcome.values.update(aligned=len(aligned), train_rows=len(train), validation_rows=len(val))
     with outcome.timed("train"):
         if role == "guest":
-            w = hetero_lr.train_guest(ctx, _with_bias(X_train), _labels(train), params)
+            w = hetero_lr.train_guest(ctx, _with_bias(X_train), labels(train), params)
         else:
             w = hetero_lr.train_host(ctx, X_train, params)
     with outcome.timed("evaluate"):
         if role == "guest":
             scores = predict.score_guest(ctx, _with_bias(X_val) @ w, tag="predict.validation")
-            outcome.values["validation"] = _metrics(_labels(val), scores)
-            _write_scores(job_dir / "validation_scores.csv", val.ids, scores)
+            outcome.values["validation"] = binary_metrics(labels(val), scores)
+            write_scores(job_dir / "validation_scores.csv", val.ids, scores)
             commit.announce_commit(ctx)
         else:
             predict.score_host(ctx, X_val @ w, tag="predict.validation")
@@ -180,16 +147,6 @@ def _train_job(
     outcome.values["model_digest"] = hashlib.sha256(data).hexdigest()
 
 
-def _check_split(party: str, y_train: np.ndarray, y_val: np.ndarray) -> None:
-    """Refuse before training what would fail at evaluation: no rows or one class."""
-    for name, y in (("training", y_train), ("validation", y_val)):
-        if len(np.unique(y)) < 2:
-            raise DataError(
-                f"party '{party}': the {name} split has {len(y)} rows and not both classes; "
-                "change validation.share or the seed, or use a larger intersection"
-            )
-
-
 def _predict_job(
     ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
 ) -> None:
@@ -197,39 +154,22 @@ def _predict_job(
     share_path = job_dir.parent / str(spec.model_job) / "model.json"
     share = LrShare.load(share_path, party=ctx.party, role=role)
     with outcome.timed("load"):
-        table = _load(ctx, role, dataset, training=False, feature_columns=list(share.feature_names))
+        table = load(ctx, role, dataset, training=False, feature_columns=list(share.feature_names))
     with outcome.timed("align"):
-        aligned = _align(ctx, role, spec, table)
+        aligned = align(ctx, role, spec, table)
     u = share.partial_scores(aligned.X)
     with outcome.timed("predict"):
         if role == "guest":
             scores = predict.score_guest(ctx, u)
-            _write_scores(job_dir / "scores.csv", aligned.ids, scores)
+            write_scores(job_dir / "scores.csv", aligned.ids, scores)
             outcome.values["scored"] = len(scores)
             y = aligned.y
             if y is not None and set(np.unique(y)) == {0.0, 1.0}:
-                outcome.values["metrics"] = _metrics(y, scores)
+                outcome.values["metrics"] = binary_metrics(y, scores)
         else:
             predict.score_host(ctx, u)
     outcome.values.update(aligned=len(aligned))
 
 
-def _labels(table: Table) -> np.ndarray:
-    if table.y is None:
-        raise DataError(f"{table.source}: the guest's table has no labels")
-    return table.y
-
-
 def _with_bias(X: np.ndarray) -> np.ndarray:
     return np.hstack([X, np.ones((X.shape[0], 1))])
-
-
-def _metrics(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    if len(np.unique(y)) < 2:
-        raise DataError("the validation split holds only one class; use a larger validation share")
-    return {"auc": round(auc(y, scores), 6), "ks": round(ks(y, scores), 6), "rows": len(y)}
-
-
-def _write_scores(path: Path, ids: tuple[str, ...], scores: np.ndarray) -> None:
-    lines = ["id,score"] + [f"{i},{s:.8f}" for i, s in zip(ids, scores, strict=True)]
-    write_atomic(path, ("\n".join(lines) + "\n").encode())

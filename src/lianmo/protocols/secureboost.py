@@ -45,10 +45,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lianmo.crypto.packing import Packing
 from lianmo.crypto.paillier import (
     MIN_KEY_BITS,
     CipherVector,
+    Packing,
     PrivateKey,
     PublicKey,
     generate_keypair,

@@ -1,0 +1,227 @@
+"""A data party's SecureBoost job: train (with per-round checkpoints) or score.
+
+Same phases as logistic regression (load, align, split, train, evaluate, commit, export);
+trees need no scaling, so raw columns go straight to binning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from lianmo.config import BoostSpec, DatasetEntry, JobSpec
+from lianmo.errors import DataError
+from lianmo.fileio import write_atomic
+from lianmo.models.metrics import auc, ks
+from lianmo.models.objectives import Objective
+from lianmo.models.tree import TreeParams
+from lianmo.node.boost_share import BoostShare
+from lianmo.node.job_data import JobOutcome, align, check_split, labels, load, split_rows
+from lianmo.protocols import commit, secureboost
+from lianmo.protocols.context import RoleContext
+from lianmo.protocols.tree_route import SplitRule, route_guest, route_host
+
+PREDICT_TAG = "predict.sb"
+
+
+def boost_params(model: BoostSpec, seed: int) -> secureboost.BoostParams:
+    """The protocol's parameters from the job spec's model section."""
+    return secureboost.BoostParams(
+        rounds=model.trees,
+        tree=TreeParams(
+            depth=model.depth,
+            learning_rate=model.learning_rate,
+            l2=model.l2,
+            gamma=model.gamma,
+            min_child_weight=model.min_child_weight,
+        ),
+        max_bins=model.max_bins,
+        subsample=model.subsample,
+        colsample=model.colsample,
+        early_stopping_rounds=model.early_stopping_rounds,
+        objective=model.objective,
+        class_weights=model.class_weights,
+        key_bits=model.key_bits,
+        seed=seed,
+    )
+
+
+def train(
+    ctx: RoleContext,
+    spec: JobSpec,
+    model: BoostSpec,
+    dataset: DatasetEntry,
+    job_dir: Path,
+    outcome: JobOutcome,
+) -> None:
+    """Train this party's side of a SecureBoost model and keep its share."""
+    role = outcome.role
+    with outcome.timed("load"):
+        table = load(ctx, role, dataset, training=True, binary=model.objective == "binary")
+    with outcome.timed("align"):
+        aligned = align(ctx, role, spec, table)
+    train_rows, val = split_rows(ctx, role, spec, aligned)
+    if role == "guest" and model.objective != "regression":
+        check_split(ctx.party, labels(train_rows), labels(val))
+    elif len(train_rows) == 0 or len(val) == 0:
+        raise DataError(
+            f"party '{ctx.party}': {len(train_rows)} training and {len(val)} validation rows; "
+            "change validation.share or use a larger intersection"
+        )
+    params = boost_params(model, spec.seed)
+    outcome.values.update(
+        aligned=len(aligned), train_rows=len(train_rows), validation_rows=len(val)
+    )
+
+    def share(rules: list[SplitRule], rounds: int | None, **guest: object) -> BoostShare:
+        return BoostShare(
+            job_id=spec.job_id,
+            party=ctx.party,
+            role=role,
+            dataset=dataset.name,
+            feature_names=table.feature_names,
+            depth=model.depth,
+            rules=tuple(rules),
+            rounds_done=rounds,
+            **guest,  # type: ignore[arg-type]
+        )
+
+    def checkpoint(data: BoostShare) -> None:
+        write_atomic(job_dir / "checkpoint.json", data.to_json())
+
+    with outcome.timed("train"):
+        if role == "guest":
+            result = secureboost.train_guest(
+                ctx,
+                train_rows.X,
+                labels(train_rows),
+                val.X,
+                labels(val),
+                params,
+                feature_names=table.feature_names,
+                on_round=lambda m, r: checkpoint(share(m.rules, r, **_guest_fields(m))),
+            )
+            final = share(
+                result.model.rules,
+                None,
+                importance=result.importance,
+                **_guest_fields(result.model),
+            )
+            timings = result.timings
+        else:
+            host = secureboost.train_host(
+                ctx,
+                train_rows.X,
+                val.X,
+                params,
+                on_round=lambda rules, r: checkpoint(share(rules, r)),
+            )
+            names = {str(i): name for i, name in enumerate(table.feature_names)}
+            importance = {names[k]: v for k, v in host.importance.items()}
+            final = share(host.rules, None, importance=importance)
+            timings = host.timings
+    outcome.values["protocol_seconds"] = {k: round(v, 3) for k, v in timings.seconds.items()}
+    with outcome.timed("evaluate"):
+        if role == "guest":
+            objective = result.model.objective
+            outcome.values["validation"] = metrics(objective, labels(val), result.validation_scores)
+            outcome.values.update(
+                losses=[round(v, 6) for v in result.train_loss],
+                validation_loss=[round(v, 6) for v in result.validation_loss],
+                trees=len(result.model.trees),
+                best_rounds=result.best_rounds,
+            )
+            write_predictions(
+                job_dir / "validation_scores.csv", val.ids, objective, result.validation_scores
+            )
+            commit.announce_commit(ctx)
+        else:
+            commit.await_commit(ctx)
+    outcome.values["importance"] = final.importance
+    data = final.to_json()
+    write_atomic(job_dir / "model.json", data)
+    (job_dir / "checkpoint.json").unlink(missing_ok=True)  # the model supersedes it
+    outcome.values["model_digest"] = hashlib.sha256(data).hexdigest()
+
+
+def predict(
+    ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
+) -> None:
+    """Score aligned rows with a stored SecureBoost share; the guest writes the scores."""
+    role = outcome.role
+    path = job_dir.parent / str(spec.model_job) / "model.json"
+    share = BoostShare.load(path, party=ctx.party, role=role)
+    with outcome.timed("load"):
+        table = load(ctx, role, dataset, training=False, feature_columns=list(share.feature_names))
+    with outcome.timed("align"):
+        aligned = align(ctx, role, spec, table)
+    with outcome.timed("predict"):
+        if role == "guest":
+            model = share.guest_model()
+            leaves = route_guest(
+                ctx, model.trees, model.rules, aligned.X, depth=share.depth, tag=PREDICT_TAG
+            )
+            scores = model.objective.predict_proba(model.raw_scores(leaves))
+            write_predictions(job_dir / "scores.csv", aligned.ids, model.objective, scores)
+            outcome.values["scored"] = len(aligned)
+            if aligned.y is not None:
+                try:
+                    outcome.values["metrics"] = metrics(model.objective, aligned.y, scores)
+                except DataError:
+                    pass  # labels that do not suit the objective: scores only
+        else:
+            route_host(ctx, share.rules, aligned.X, depth=share.depth, tag=PREDICT_TAG)
+    outcome.values.update(aligned=len(aligned))
+
+
+def _guest_fields(model: secureboost.GuestModel) -> dict[str, object]:
+    return {
+        "objective": model.objective.name,
+        "n_classes": model.objective.n_classes,
+        "init_score": tuple(float(v) for v in model.init_score),
+        "trees": tuple(model.trees),
+    }
+
+
+def metrics(objective: Objective, y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Validation metrics suited to the objective."""
+    rows = len(y)
+    if objective.name == "binary":
+        if len(np.unique(y)) < 2:
+            raise DataError("the validation split holds only one class; use a larger share")
+        return {"auc": round(auc(y, scores), 6), "ks": round(ks(y, scores), 6), "rows": rows}
+    if objective.name == "multiclass":
+        if not np.isin(y, np.arange(objective.n_classes)).all():
+            raise DataError("labels outside the model's classes")
+        picked = scores[np.arange(rows), y.astype(np.int64)]
+        return {
+            "accuracy": round(float(np.mean(scores.argmax(axis=1) == y)), 6),
+            "log_loss": round(float(-np.mean(np.log(np.clip(picked, 1e-15, None)))), 6),
+            "rows": rows,
+        }
+    residual = scores - y
+    total = float(np.sum((y - y.mean()) ** 2))
+    return {
+        "rmse": round(float(np.sqrt(np.mean(residual**2))), 6),
+        "mae": round(float(np.mean(np.abs(residual))), 6),
+        "r2": round(1.0 - float(np.sum(residual**2)) / total, 6) if total > 0 else 0.0,
+        "rows": rows,
+    }
+
+
+def write_predictions(
+    path: Path, ids: tuple[str, ...], objective: Objective, scores: np.ndarray
+) -> None:
+    """id plus score (binary), prediction (regression) or class probabilities and class."""
+    if objective.name == "multiclass":
+        header = ["id", *(f"p_{k}" for k in range(objective.n_classes)), "class"]
+        lines = [
+            ",".join([i, *(f"{p:.8f}" for p in row), str(int(row.argmax()))])
+            for i, row in zip(ids, scores, strict=True)
+        ]
+    else:
+        header = ["id", "score" if objective.name == "binary" else "prediction"]
+        lines = [f"{i},{s:.8f}" for i, s in zip(ids, scores, strict=True)]
+    write_atomic(path, ("\n".join([",".join(header), *lines]) + "\n").encode())

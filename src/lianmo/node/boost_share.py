@@ -1,0 +1,167 @@
+"""One party's share of a SecureBoost model: what it must keep to score, nothing more.
+
+The guest's share holds the trees (structure, split owners, leaf weights), the start
+scores and the guest's own split rules; a host's share holds only its own split rules
+(feature name and threshold per opaque split id). Neither holds the other's features or
+thresholds. The same format serves per-round checkpoints (``checkpoint.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lianmo.errors import ConfigError
+from lianmo.models.objectives import Objective
+from lianmo.models.tree import Split, Tree, TreeNode
+from lianmo.protocols.secureboost import GuestModel
+from lianmo.protocols.tree_route import SplitRule
+
+MODEL_FORMAT = "lianmo.secureboost.share/v1"
+
+
+@dataclass(frozen=True)
+class BoostShare:
+    """A party's share; ``trees``, ``objective`` and ``init_score`` are the guest's only."""
+
+    job_id: str
+    party: str
+    role: str
+    dataset: str
+    feature_names: tuple[str, ...]
+    depth: int
+    rules: tuple[SplitRule, ...]
+    importance: dict[str, dict[str, float]] = field(default_factory=dict)
+    objective: str | None = None
+    n_classes: int | None = None
+    init_score: tuple[float, ...] | None = None
+    trees: tuple[Tree, ...] = ()
+    rounds_done: int | None = None
+    format: str = MODEL_FORMAT
+
+    def guest_model(self) -> GuestModel:
+        if self.objective is None or self.init_score is None or self.n_classes is None:
+            raise ConfigError(f"party '{self.party}': this share holds no trees (not the guest's)")
+        return GuestModel(
+            Objective(self.objective, self.n_classes),
+            np.asarray(self.init_score, dtype=np.float64),
+            list(self.trees),
+            list(self.rules),
+            self.depth,
+        )
+
+    def to_json(self) -> bytes:
+        data: dict[str, t.Any] = {
+            "format": self.format,
+            "job_id": self.job_id,
+            "party": self.party,
+            "role": self.role,
+            "dataset": self.dataset,
+            "feature_names": list(self.feature_names),
+            "depth": self.depth,
+            "rules": [
+                {"feature": self.feature_names[r.feature], "threshold": r.threshold, "tree": r.tree}
+                for r in self.rules
+            ],
+            "importance": self.importance,
+            "objective": self.objective,
+            "n_classes": self.n_classes,
+            "init_score": None if self.init_score is None else list(self.init_score),
+            "trees": [_tree_to_dict(tree) for tree in self.trees],
+        }
+        if self.rounds_done is not None:
+            data["rounds_done"] = self.rounds_done
+        return json.dumps(data, indent=2, sort_keys=True).encode()
+
+    @classmethod
+    def load(cls, path: Path, *, party: str, role: str) -> BoostShare:
+        """Read and check a share: right format, party and role, consistent references."""
+        try:
+            raw = json.loads(path.read_bytes())
+            names = tuple(str(v) for v in raw["feature_names"])
+            index = {name: i for i, name in enumerate(names)}
+            share = cls(
+                job_id=str(raw["job_id"]),
+                party=str(raw["party"]),
+                role=str(raw["role"]),
+                dataset=str(raw["dataset"]),
+                feature_names=names,
+                depth=int(raw["depth"]),
+                rules=tuple(
+                    SplitRule(index[str(r["feature"])], float(r["threshold"]), int(r["tree"]))
+                    for r in raw["rules"]
+                ),
+                importance={str(k): dict(v) for k, v in raw.get("importance", {}).items()},
+                objective=None if raw["objective"] is None else str(raw["objective"]),
+                n_classes=None if raw["n_classes"] is None else int(raw["n_classes"]),
+                init_score=None
+                if raw["init_score"] is None
+                else tuple(float(v) for v in raw["init_score"]),
+                trees=tuple(_tree_from_dict(tree) for tree in raw["trees"]),
+                format=str(raw["format"]),
+            )
+        except FileNotFoundError:
+            raise ConfigError(
+                f"party '{party}' has no model share at {path}: was model_job trained with "
+                "this party, and did it succeed?"
+            ) from None
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ConfigError(f"party '{party}': model share {path} is malformed: {exc}") from exc
+        problem = share._problem(party, role)
+        if problem:
+            raise ConfigError(
+                f"party '{party}': {path} is not a consistent {role} share of a SecureBoost "
+                f"model: {problem}"
+            )
+        return share
+
+    def _problem(self, party: str, role: str) -> str:
+        if self.format != MODEL_FORMAT:
+            return f"format {self.format!r}, expected {MODEL_FORMAT!r}"
+        if (self.party, self.role) != (party, role):
+            return f"it belongs to {self.role} '{self.party}'"
+        if (role == "guest") != (self.objective is not None and self.init_score is not None):
+            return "trees and start scores must be present exactly in the guest's share"
+        for tree in self.trees:
+            for i, node in enumerate(tree.nodes):
+                if node.split is None:
+                    continue
+                if not (i < node.left < len(tree.nodes) and i < node.right < len(tree.nodes)):
+                    return f"a node's children are out of order at node {i}"
+                if node.split.owner == party and not 0 <= node.split.split_id < len(self.rules):
+                    return f"node {i} names split {node.split.split_id}, which does not exist"
+        return ""
+
+
+def _tree_to_dict(tree: Tree) -> dict[str, t.Any]:
+    nodes: list[dict[str, t.Any]] = []
+    for node in tree.nodes:
+        if node.split is None:
+            nodes.append({"value": node.value})
+        else:
+            s = node.split
+            nodes.append(
+                {
+                    "owner": s.owner,
+                    "split": s.split_id,
+                    "gain": s.gain,
+                    "left": node.left,
+                    "right": node.right,
+                }
+            )
+    return {"output": tree.output, "nodes": nodes}
+
+
+def _tree_from_dict(raw: dict[str, t.Any]) -> Tree:
+    nodes = []
+    for n in raw["nodes"]:
+        if "value" in n:
+            nodes.append(TreeNode(value=float(n["value"])))
+        else:
+            split = Split(str(n["owner"]), int(n["split"]), float(n["gain"]))
+            nodes.append(TreeNode(split, int(n["left"]), int(n["right"])))
+    return Tree(int(raw["output"]), tuple(nodes))

@@ -1,0 +1,119 @@
+"""What every model's job shares: outcome, loading, alignment, the validation split, scores.
+
+Each function is one step of a party's job, independent of the model being trained.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lianmo.config import DatasetEntry, JobSpec
+from lianmo.data.split import stratified_validation_mask, validation_mask
+from lianmo.data.table import Table, check_binary_labels, load_table
+from lianmo.errors import ConfigError, DataError
+from lianmo.fileio import write_atomic
+from lianmo.models.metrics import auc, ks
+from lianmo.protocols import psi, split
+from lianmo.protocols.context import RoleContext
+
+
+@dataclass
+class JobOutcome:
+    """A party's result summary, reported to the coordinator (no rows, no weights)."""
+
+    role: str
+    values: dict[str, object] = field(default_factory=dict)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phase_seconds[phase] = round(
+                self.phase_seconds.get(phase, 0.0) + time.perf_counter() - start, 3
+            )
+
+
+def load(
+    ctx: RoleContext,
+    role: str,
+    dataset: DatasetEntry,
+    *,
+    training: bool,
+    feature_columns: list[str] | None = None,
+    binary: bool = True,
+) -> Table:
+    """Load this party's table; the guest's labels are required for training only."""
+    label = dataset.label_column if role == "guest" else None
+    if training and role == "guest" and label is None:
+        raise ConfigError(
+            f"party '{ctx.party}': data set '{dataset.name}' has no label_column in the "
+            "catalogue, but the guest must hold the labels"
+        )
+    table = load_table(
+        dataset.path,
+        id_column=dataset.id_column,
+        label_column=label,
+        party=ctx.party,
+        feature_columns=feature_columns,
+    )
+    if training and binary and table.y is not None:
+        check_binary_labels(table, party=ctx.party)
+    return table
+
+
+def align(ctx: RoleContext, role: str, spec: JobSpec, table: Table) -> Table:
+    minimum = spec.alignment.min_intersection
+    if role == "guest":
+        rows = psi.align_guest(ctx, table.ids, min_intersection=minimum)
+    else:
+        rows = psi.align_host(ctx, table.ids, min_intersection=minimum)
+    return table.select(rows)
+
+
+def split_rows(ctx: RoleContext, role: str, spec: JobSpec, aligned: Table) -> tuple[Table, Table]:
+    """Training and validation rows; a stratified split is drawn by the guest and shared."""
+    share, seed = spec.validation.share, spec.seed
+    if not spec.validation.stratify:
+        is_val = validation_mask(aligned.ids, share, seed)
+    elif role == "guest":
+        is_val = stratified_validation_mask(aligned.ids, labels(aligned), share, seed)
+        split.send_validation_rows(ctx, is_val)
+    else:
+        is_val = split.receive_validation_rows(ctx, len(aligned))
+    return aligned.select(np.flatnonzero(~is_val)), aligned.select(np.flatnonzero(is_val))
+
+
+def check_split(party: str, y_train: np.ndarray, y_val: np.ndarray) -> None:
+    """Refuse before training what would fail at evaluation: no rows or one class."""
+    for name, y in (("training", y_train), ("validation", y_val)):
+        if len(np.unique(y)) < 2:
+            raise DataError(
+                f"party '{party}': the {name} split has {len(y)} rows and not both classes; "
+                "change validation.share or the seed, or use a larger intersection"
+            )
+
+
+def labels(table: Table) -> np.ndarray:
+    if table.y is None:
+        raise DataError(f"{table.source}: the guest's table has no labels")
+    return table.y
+
+
+def binary_metrics(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    if len(np.unique(y)) < 2:
+        raise DataError("the validation split holds only one class; use a larger validation share")
+    return {"auc": round(auc(y, scores), 6), "ks": round(ks(y, scores), 6), "rows": len(y)}
+
+
+def write_scores(path: Path, ids: tuple[str, ...], scores: np.ndarray) -> None:
+    lines = ["id,score"] + [f"{i},{s:.8f}" for i, s in zip(ids, scores, strict=True)]
+    write_atomic(path, ("\n".join(lines) + "\n").encode())
