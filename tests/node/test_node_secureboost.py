@@ -1,0 +1,93 @@
+"""SecureBoost through party nodes in one process: train, checkpoints, shares, predict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lianmo.audit.log import read_records
+from lianmo.config import JobSpec
+from lianmo.node.service import NodeService
+
+from .inprocess_nodes import ARBITER, GUEST, HOST, make_nodes, run_in_process
+
+
+def _boost_spec(job_id: str, *, arbiter: bool, **model: object) -> JobSpec:
+    parties = [
+        {"name": GUEST, "role": "guest", "address": "-", "dataset": "breast_guest"},
+        {"name": HOST, "role": "host", "address": "-", "dataset": "breast_host"},
+    ]
+    if arbiter:
+        parties.append({"name": ARBITER, "role": "arbiter", "address": "-"})
+    return JobSpec.from_dict(
+        {
+            "job_id": job_id,
+            "seed": 42,
+            "parties": parties,
+            "validation": {"share": 0.2, "stratify": True},
+            "model": {"type": "secureboost", "trees": 3, "depth": 3, **model},
+        }
+    )
+
+
+def _scores(path: Path) -> dict[str, float]:
+    lines = path.read_text().splitlines()
+    return {i: float(s) for i, s in (line.split(",") for line in lines[1:])}
+
+
+def test_secureboost_job_trains_keeps_private_shares_and_predicts(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    nodes: dict[str, NodeService] = make_nodes(tmp_path, shared_data)
+    report = run_in_process(nodes, _boost_spec("sb-1", arbiter=True))
+    guest = report.guest_result
+    assert guest["validation"]["auc"] > 0.95
+    # stratified: round(0.2 * n_class) validation rows of each class of the 569
+    assert guest["validation_rows"] == round(0.2 * 212) + round(0.2 * 357)
+    metrics = report.metrics()
+    assert len(metrics["loss"]) == 3 and metrics["trees"] == 3
+    assert metrics["loss"][0] > metrics["loss"][-1]
+
+    g_share = json.loads((tmp_path / GUEST / "jobs/sb-1/model.json").read_text())
+    h_share = json.loads((tmp_path / HOST / "jobs/sb-1/model.json").read_text())
+    assert len(g_share["trees"]) == 3 and h_share["trees"] == [] and h_share["init_score"] is None
+    host_columns = set(h_share["feature_names"])
+    assert {r["feature"] for r in h_share["rules"]} <= host_columns
+    # the guest's share never names a host column or holds a host threshold
+    guest_text = (tmp_path / GUEST / "jobs/sb-1/model.json").read_text()
+    assert not any(f'"{c}"' in guest_text for c in host_columns - set(g_share["feature_names"]))
+    host_thresholds = {r["threshold"] for r in h_share["rules"]}
+    assert not host_thresholds & {r["threshold"] for r in g_share["rules"]}
+    owners = {n["owner"] for t in g_share["trees"] for n in t["nodes"] if "owner" in n}
+    assert owners == {GUEST, HOST}
+    assert all(
+        k in g_share["feature_names"] or k.startswith(f"{HOST}#") for k in guest["importance"]
+    )
+    assert not (tmp_path / GUEST / "jobs/sb-1/checkpoint.json").exists()
+    levels = [
+        r for r in read_records(tmp_path / GUEST / "jobs/sb-1/audit.jsonl") if r["kind"] == "level"
+    ]
+    assert len(levels) >= 3 and {r["tree"] for r in levels} == {0, 1, 2}
+
+    predict = JobSpec.from_dict(
+        {
+            **json.loads(_boost_spec("sb-scores", arbiter=True).to_json()),
+            "task": "predict",
+            "model_job": "sb-1",
+        }
+    )
+    report = run_in_process(nodes, predict)
+    assert report.guest_result["scored"] == 569
+    scored = _scores(tmp_path / GUEST / "jobs/sb-scores/scores.csv")
+    validation = _scores(tmp_path / GUEST / "jobs/sb-1/validation_scores.csv")
+    assert np.allclose([scored[i] for i in validation], list(validation.values()), atol=1e-8)
+
+
+def test_secureboost_needs_no_arbiter(tmp_path: Path, shared_data: Path) -> None:
+    nodes = make_nodes(tmp_path, shared_data)
+    nodes.pop(ARBITER)
+    report = run_in_process(nodes, _boost_spec("sb-two", arbiter=False, trees=1, depth=2))
+    assert report.guest_result["validation"]["auc"] > 0.9
+    assert set(report.results) == {GUEST, HOST}
