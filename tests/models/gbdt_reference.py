@@ -36,6 +36,7 @@ class RefNode:
     left: int = -1
     right: int = -1
     value: float = 0.0
+    gain: float = 0.0
 
     @property
     def is_leaf(self) -> bool:
@@ -54,6 +55,15 @@ class RefTree:
     nodes: tuple[RefNode, ...]
     g: np.ndarray
     h: np.ndarray
+
+    @property
+    def depth_reached(self) -> int:
+        """Levels of splits from the root to the deepest leaf."""
+        level = [0] * len(self.nodes)
+        for i, node in enumerate(self.nodes):
+            if not node.is_leaf:
+                level[node.left] = level[node.right] = level[i] + 1
+        return max(level)
 
     def leaves(self, parties: Sequence[np.ndarray]) -> np.ndarray:
         """Leaf node index of every row (rows given as per-party feature matrices)."""
@@ -122,11 +132,11 @@ class _Grower:
 
     def best_split(
         self, rows: np.ndarray, gq: np.ndarray, hq: np.ndarray, scale: float
-    ) -> tuple[int, int, int] | None:
-        """(party, feature, bin) of the first largest positive gain at a node, or None."""
+    ) -> tuple[int, int, int, float] | None:
+        """(party, feature, bin, gain) of the first largest positive gain, or None."""
         G = float(gq[rows].sum(dtype=np.int64)) * scale
         H = float(hq[rows].sum(dtype=np.int64)) * scale
-        best: tuple[int, int, int] | None = None
+        best: tuple[int, int, int, float] | None = None
         best_gain = 0.0
         for p, party_bins in enumerate(self.bins):
             for f, column in enumerate(party_bins):
@@ -141,7 +151,7 @@ class _Grower:
                         float(left_g[b]) * scale, float(left_h[b]) * scale, G, H, self.params
                     )
                     if gain > best_gain:
-                        best, best_gain = (p, f, b), gain
+                        best, best_gain = (p, f, b, gain), gain
         return best
 
     def leaf(self, rows: np.ndarray, gq: np.ndarray, hq: np.ndarray, scale: float) -> RefNode:
@@ -165,10 +175,10 @@ class _Grower:
                 if split is None:
                     nodes[node_id] = self.leaf(rows, gq, hq, scale)
                     continue
-                p, f, b = split
+                p, f, b, gain = split
                 threshold = float(self.edges[p][f][b])
                 left_id, right_id = len(nodes), len(nodes) + 1
-                nodes[node_id] = RefNode(p, f, threshold, left_id, right_id)
+                nodes[node_id] = RefNode(p, f, threshold, left_id, right_id, gain=gain)
                 nodes.extend([None, None])
                 goes_left = self.parties[p][rows, f] <= threshold
                 at[rows[goes_left]] = left_id

@@ -71,6 +71,7 @@ class JobReport:
                 "role": r.get("role"),
                 "phase_seconds": r.get("phase_seconds", {}),
                 "protocol_seconds": r.get("protocol_seconds", {}),
+                "protocol_counts": r.get("protocol_counts", {}),
                 "messages_sent": r.get("messages_sent"),
                 "bytes_sent": r.get("bytes_sent"),
                 "messages_received": r.get("messages_received"),

@@ -123,6 +123,7 @@ def train(
             final = share(host.rules, None, importance=importance)
             timings = host.timings
     outcome.values["protocol_seconds"] = {k: round(v, 3) for k, v in timings.seconds.items()}
+    outcome.values["protocol_counts"] = dict(timings.counts)
     with outcome.timed("evaluate"):
         if role == "guest":
             objective = result.model.objective

@@ -104,12 +104,16 @@ class BoostParams:
 
 @dataclass
 class Timings:
-    """Seconds per phase on one party (for the benchmark's breakdown)."""
+    """Seconds per phase and operation counts on one party (for the benchmark)."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, phase: str, started: float) -> None:
         self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
+
+    def count(self, what: str, k: int) -> None:
+        self.counts[what] = self.counts.get(what, 0) + int(k)
 
 
 @dataclass
@@ -279,6 +283,7 @@ class _GuestGrower:
         packed = packing.pack(np.stack([gh.g, gh.h], axis=1))
         encrypted = self.private.encrypt_ints(packed, 0, ctx.rng, ctx.compute)
         self.timings.add("encrypt", started)
+        self.timings.count("encryptions", len(sample))
         ctx.channel.broadcast(
             ctx.hosts, "sb.gh_layout", Signal("value_bits", str(gh.value_bits)), round=t
         )
@@ -412,6 +417,8 @@ class _GuestGrower:
         except Exception as exc:  # a wrong count or overflowing slot
             raise ProtocolError(f"host '{host}' sent histograms that do not unpack: {exc}") from exc
         self.timings.add("decrypt", started)
+        self.timings.count("decryptions", len(cv))
+        self.timings.count("candidates", total)
         out = []
         start = 0
         for c in counts:
@@ -615,6 +622,8 @@ class _HostTree:
             B[rows], nb, nodes=nodes[rows], n_nodes=max(len(build), 1), backend=self.ctx.compute
         )
         width = B.shape[1] * nb
+        self.timings.count("placements", len(rows) * B.shape[1])
+        self.timings.count("subtractions", len(derive) * width)
         out: list[CipherVector | None] = [None] * m
         for i, j in enumerate(build):
             out[j] = built.select(range(i * width, (i + 1) * width))
