@@ -62,9 +62,9 @@ def test_secureboost_job_trains_keeps_private_shares_and_predicts(
     assert not host_thresholds & {r["threshold"] for r in g_share["rules"]}
     owners = {n["owner"] for t in g_share["trees"] for n in t["nodes"] if "owner" in n}
     assert owners == {GUEST, HOST}
-    assert all(
-        k in g_share["feature_names"] or k.startswith(f"{HOST}#") for k in guest["importance"]
-    )
+    importance = g_share["importance"]
+    assert all(k in g_share["feature_names"] or k.startswith(f"{HOST}#") for k in importance)
+    assert set(h_share["importance"]) <= host_columns and "importance" not in guest
     assert not (tmp_path / GUEST / "jobs/sb-1/checkpoint.json").exists()
     levels = [
         r for r in read_records(tmp_path / GUEST / "jobs/sb-1/audit.jsonl") if r["kind"] == "level"

@@ -258,7 +258,8 @@ def assert_lossless(trained: Trained, ref: RefModel, job: Job) -> None:
     )
     objective = trained.model.objective
     want_loss = objective.loss(job.y, ref.raw_scores(job.train))
-    assert trained.guest.train_loss[-1] == pytest.approx(want_loss, abs=1e-9)
+    kept_rounds = len(trained.model.trees) // objective.outputs
+    assert trained.guest.train_loss[kept_rounds - 1] == pytest.approx(want_loss, abs=1e-9)
     # every host rule is a split of exactly one tree
     used = {
         (node.split.owner, node.split.split_id)
@@ -318,8 +319,11 @@ def test_regression_beats_the_mean_and_is_lossless(student: Job) -> None:
     pred = trained.guest.validation_scores
     assert pred.shape == (len(student.y_val),)
     mse = float(np.mean((pred - student.y_val) ** 2))
-    assert mse < 0.7 * float(np.var(student.y_val))
+    # Without the earlier grades this data set is hard: even the pooled reference only
+    # gets about 15% below the variance on validation rows, but far below on training rows.
+    assert mse < 0.9 * float(np.var(student.y_val))
     assert trained.guest.validation_loss[-1] == pytest.approx(mse)
+    assert trained.guest.train_loss[-1] < 0.7 * float(np.var(student.y))
     assert_lossless(trained, _reference(student, params), student)
 
 
@@ -401,12 +405,12 @@ def test_no_label_gradient_or_host_threshold_crosses_the_wire(
     for t_, tree in enumerate(trained.model.trees):
         g, h = objective.grad_hess(job.y, F[t_])
         g, h = g[:, tree.output], h[:, tree.output]
-        q = quantise_gh(g, h, len(g))
+        scale = 2.0 ** quantise_gh(g, h, len(g)).frac_bits
         gh_floats += [_informative(g), _informative(h)]
-        gh_ints += [v[np.abs(v) >= 2**20] for v in (q.g, q.h)]
+        gh_ints += [np.rint(_informative(v) * scale).astype(np.int64) for v in (g, h)]
     float_needles = _as_u64(np.concatenate(gh_floats), "<f8")
     int_needles = _as_u64(np.concatenate(gh_ints), "<i8")
-    assert len(float_needles) > 100 and len(int_needles) > 100
+    assert len(float_needles) > 10 and len(int_needles) > 10
     assert not _hits(payloads, float_needles)
     assert not _hits(payloads, int_needles)
 
@@ -480,5 +484,5 @@ def test_row_and_column_sampling_trains_and_is_replayable(breast: Job) -> None:
 
 def test_non_integer_multiclass_labels_are_refused_naming_the_party(vehicle: Job) -> None:
     job = dataclasses.replace(vehicle, y=np.where(vehicle.y == 3.0, 0.5, vehicle.y))
-    with pytest.raises(DataError, match=r"party 'guest'.*label 0\.5"):
+    with pytest.raises(DataError, match=r"party 'guest'.*0\.5.*multiclass"):
         _train(job, _params(job, rounds=1))

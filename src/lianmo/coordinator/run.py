@@ -63,7 +63,7 @@ class JobReport:
             out["epoch_seconds"] = arbiter.get("epoch_seconds", [])
         elif self.spec.task == "train":
             out["loss"] = guest.get("losses", [])
-            for key in ("validation_loss", "trees", "best_rounds", "importance"):
+            for key in ("validation_loss", "trees", "best_rounds"):
                 if key in guest:
                     out[key] = guest[key]
         out["parties"] = {

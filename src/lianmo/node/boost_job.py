@@ -140,7 +140,6 @@ def train(
             commit.announce_commit(ctx)
         else:
             commit.await_commit(ctx)
-    outcome.values["importance"] = final.importance
     data = final.to_json()
     write_atomic(job_dir / "model.json", data)
     (job_dir / "checkpoint.json").unlink(missing_ok=True)  # the model supersedes it
