@@ -49,3 +49,41 @@ def test_bench_crypto_smoke_writes_the_documented_records(
     assert variants == {"default", "crt", "short400_opt_in"}
     packed = [r for r in records if r["kernel"] == "decrypt_packed"]
     assert all(r["decryptions"] * 8 <= r["baseline_decryptions"] for r in packed)
+
+
+def test_bench_secureboost_smoke_writes_the_documented_fields(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sb.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_secureboost.py"),
+            "--smoke",
+            "--data",
+            str(shared_data),
+            "--output",
+            str(tmp_path / "run"),
+            "--json",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    result = json.loads(out.read_text())
+    assert {"data", "auc", "ks", "pooled_auc", "wall_s", "phases", "phe"} <= result.keys()
+    assert result["auc"] > 0.9 and result["pooled_auc"] > 0.9
+    phases = result["phases"]
+    assert set(phases) == {
+        "encrypt_gradients_s",
+        "build_histograms_s",
+        "decrypt_s",
+        "everything_else_s",
+    }
+    assert abs(sum(phases.values()) - result["wall_s"]) < 0.01
+    assert all(v > 0 for k, v in phases.items() if k != "everything_else_s")
+    counts = result["counts"]
+    assert counts["encryptions"] == 2 * result["train_rows"]  # one per row per tree
+    assert counts["decryptions"] * 10 < counts["candidates"]  # packed before decryption
+    assert result["phe"]["speedup_crypto_phases"] > 0

@@ -411,6 +411,9 @@ def test_no_label_gradient_or_host_threshold_crosses_the_wire(
     float_needles = _as_u64(np.concatenate(gh_floats), "<f8")
     int_needles = _as_u64(np.concatenate(gh_ints), "<i8")
     assert len(float_needles) > 10 and len(int_needles) > 10
+    assert _hits([b"pad" + float_needles[:1].tobytes()], float_needles) == [
+        (0, 3)
+    ]  # the search works
     assert not _hits(payloads, float_needles)
     assert not _hits(payloads, int_needles)
 
@@ -474,12 +477,9 @@ def test_row_and_column_sampling_trains_and_is_replayable(breast: Job) -> None:
     np.testing.assert_allclose(
         first.guest.validation_scores, _predict(first, breast, breast.val), rtol=0, atol=1e-12
     )
+    # the samples changed the model: it is not the full-data reference
     full = _reference(breast, params)
-    assert [len(tree.nodes) for tree in first.model.trees] != [] and any(
-        a.value != b.value
-        for x, y in zip(first.model.trees, full.trees, strict=True)
-        for a, b in zip(x.nodes, y.nodes, strict=False)
-    ), "sampling had no effect"
+    assert np.abs(first.guest.validation_scores - full.predict(breast.val)).max() > 1e-3
 
 
 def test_non_integer_multiclass_labels_are_refused_naming_the_party(vehicle: Job) -> None:
