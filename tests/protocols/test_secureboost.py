@@ -21,7 +21,6 @@ from lianmo.crypto.paillier import PublicKey
 from lianmo.data.table import load_table
 from lianmo.errors import DataError
 from lianmo.models.metrics import auc
-from lianmo.models.objectives import Objective
 from lianmo.models.tree import TreeParams, quantise_gh
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.secureboost import (
@@ -296,7 +295,7 @@ def test_two_hosts_grow_the_trees_of_the_pooled_reference(breast: Job) -> None:
     trained = _train(job, params)
     assert_lossless(trained, _reference(job, params), job)
     owners = {n.split.owner for tree in trained.model.trees for n in tree.nodes if n.split}
-    assert {"host_a", "host_b"} & owners
+    assert owners == {GUEST, "host_a", "host_b"}  # every party wins some splits
 
 
 def test_multiclass_grows_one_tree_per_class_and_is_lossless(vehicle: Job) -> None:
@@ -411,9 +410,8 @@ def test_no_label_gradient_or_host_threshold_crosses_the_wire(
     float_needles = _as_u64(np.concatenate(gh_floats), "<f8")
     int_needles = _as_u64(np.concatenate(gh_ints), "<i8")
     assert len(float_needles) > 10 and len(int_needles) > 10
-    assert _hits([b"pad" + float_needles[:1].tobytes()], float_needles) == [
-        (0, 3)
-    ]  # the search works
+    # the search itself finds a needle at any offset
+    assert _hits([b"pad" + float_needles[:1].tobytes()], float_needles) == [(0, 3)]
     assert not _hits(payloads, float_needles)
     assert not _hits(payloads, int_needles)
 
@@ -424,14 +422,10 @@ def test_no_label_gradient_or_host_threshold_crosses_the_wire(
     assert not _hits(payloads, needles)
 
     # every ciphertext a host sends is under the guest's key
-    keys = [
-        serde.decode_payload(e.payload_type, e.payload)
-        for e in sent
-        if e.payload_type == "lianmo.v1.PublicKey"
-    ]
-    assert keys and all(isinstance(k, PublicKeyMsg) and k.n == keys[0].n for k in keys)
-    assert isinstance(keys[0], PublicKeyMsg)
-    fingerprint = PublicKey.from_n(int.from_bytes(keys[0].n, "big"), min_bits=0).fingerprint
+    keys = [serde.decode_payload(e.payload_type, e.payload) for e in sent if e.sender == GUEST]
+    moduli = {k.n for k in keys if isinstance(k, PublicKeyMsg)}
+    assert len(moduli) == 1
+    fingerprint = PublicKey.from_n(int.from_bytes(moduli.pop(), "big"), min_bits=0).fingerprint
     from_hosts = [
         serde.decode_payload(e.payload_type, e.payload)
         for e in sent

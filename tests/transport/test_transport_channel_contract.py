@@ -13,9 +13,9 @@ from lianmo.transport.channel import Channel
 from lianmo.transport.grpc_channel import GrpcChannel
 from lianmo.transport.memory import MemoryHub
 from lianmo.transport.messages import (
+    BitMatrix,
     EncryptedVector,
     FloatVector,
-    BitMatrix,
     IndexList,
     IntVector,
     Payload,

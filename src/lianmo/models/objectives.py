@@ -57,7 +57,7 @@ class Objective:
             row = int(np.flatnonzero(bad)[0])
             allowed = "integers 0, 1, ..., K-1" if name == "multiclass" else "0 or 1"
             raise DataError(
-                f"{where}: label {y[row]!r} in aligned row {row} does not suit a {name} "
+                f"{where}: label {float(y[row]):g} in aligned row {row} does not suit a {name} "
                 f"objective; labels must be {allowed}"
             )
         classes = np.unique(y)

@@ -26,7 +26,7 @@ from lianmo.protocols.tree_route import SplitRule, route_guest, route_host
 PREDICT_TAG = "predict.sb"
 
 
-def boost_params(model: BoostSpec, seed: int) -> secureboost.BoostParams:
+def boost_params(model: BoostSpec) -> secureboost.BoostParams:
     """The protocol's parameters from the job spec's model section."""
     return secureboost.BoostParams(
         rounds=model.trees,
@@ -44,7 +44,6 @@ def boost_params(model: BoostSpec, seed: int) -> secureboost.BoostParams:
         objective=model.objective,
         class_weights=model.class_weights,
         key_bits=model.key_bits,
-        seed=seed,
     )
 
 
@@ -70,7 +69,7 @@ def train(
             f"party '{ctx.party}': {len(train_rows)} training and {len(val)} validation rows; "
             "change validation.share or use a larger intersection"
         )
-    params = boost_params(model, spec.seed)
+    params = boost_params(model)
     outcome.values.update(
         aligned=len(aligned), train_rows=len(train_rows), validation_rows=len(val)
     )

@@ -98,7 +98,6 @@ class BoostParams:
     objective: str = "binary"
     class_weights: tuple[float, ...] | str | None = None
     key_bits: int = 2048
-    seed: int = 42
     insecure_test_key: bool = False  # unit tests only: allows keys below 2048 bits
 
 
@@ -232,6 +231,7 @@ def train_guest(
     kept = best * objective.outputs
     ctx.channel.broadcast(ctx.hosts, "sb.final", Signal("trees", str(kept)))
     model.trees = model.trees[:kept]
+    model.rules = [rule for rule in model.rules if rule.tree < kept]  # a suffix: ids hold
     return GuestResult(
         model=model,
         train_loss=train_loss,
@@ -299,7 +299,8 @@ class _GuestGrower:
         at = np.zeros(n, dtype=np.int64)  # tree node of every training row
         open_nodes = [0]
         for depth in range(p.tree.depth):
-            if not open_nodes:
+            if not open_nodes:  # the tree stopped early: tell the hosts
+                ctx.channel.broadcast(ctx.hosts, "sb.nodes", indices_to_msg([]), round=t)
                 break
             local = np.full(n, -1, dtype=np.int64)
             for j, node_id in enumerate(open_nodes):
@@ -317,11 +318,11 @@ class _GuestGrower:
                 local, len(open_nodes), in_sample, g_rows, h_rows, features
             )
             host_sums = [self._host_candidates(host, t, packing, gh) for host in ctx.hosts]  # 3.
-            chosen: dict[str, list[tuple[int, int]]] = {host: [] for host in ctx.hosts}
-            decisions: list[tuple[str, int, float] | None] = []
+            chosen: dict[str, list[tuple[int, tuple[int, ...]]]] = {h: [] for h in ctx.hosts}
+            decisions: list[tuple[str, tuple[int, ...], float] | None] = []
             for j in range(len(open_nodes)):  # 4.
                 G, H = gh.scale(np.array(totals[j]))
-                options: list[tuple[str, int, float]] = []
+                options: list[tuple[str, tuple[int, ...], float]] = []
                 own_sums, own_keys = candidates[j]
                 for owner, (GL, HL), keys in [(ctx.party, own_sums, own_keys)] + [
                     (host, sums[j], list(range(len(sums[j][0]))))
@@ -329,14 +330,19 @@ class _GuestGrower:
                 ]:
                     gains = split_gains(gh.scale(GL), gh.scale(HL), float(G), float(H), p.tree)
                     best = best_candidate(gains)
-                    if best is not None:
-                        options.append((owner, keys[best], float(gains[best])))
+                    if best is None:
+                        continue
+                    if owner == ctx.party:  # own candidates are in (feature, bin) order
+                        options.append((owner, (keys[best],), float(gains[best])))
+                    else:  # shuffled: every tie goes to the host, which takes its lowest
+                        tied = tuple(int(c) for c in np.flatnonzero(gains == gains[best]))
+                        options.append((owner, tied, float(gains[best])))
                 winner = max(options, key=lambda o: o[2], default=None)  # first max: party order
                 decisions.append(winner)
                 if winner is not None and winner[0] != ctx.party:
                     chosen[winner[0]].append((j, winner[1]))
             for host in ctx.hosts:
-                flat = [v for pair in chosen[host] for v in pair]
+                flat = [v for j, tied in chosen[host] for v in (j, len(tied), *tied)]
                 ctx.channel.send(host, "sb.splits", indices_to_msg(flat), round=t)
             goes_left = self._host_partitions(t, chosen, local)
             next_open = []
@@ -347,9 +353,9 @@ class _GuestGrower:
                 if winner is None:
                     nodes[node_id] = TreeNode(value=leaf_weight(float(G), float(H), p.tree))
                     continue
-                owner, key, gain = winner
+                owner, tied, gain = winner
                 if owner == ctx.party:
-                    f, b = divmod(key, self.n_bins)
+                    f, b = divmod(tied[0], self.n_bins)
                     split_id = len(rules)
                     rules.append(SplitRule(f, self.bins.threshold(f, b), t))
                     left = self.binned[rows, f] <= b
@@ -429,7 +435,7 @@ class _GuestGrower:
     def _host_partitions(
         self,
         t: int,
-        chosen: dict[str, list[tuple[int, int]]],
+        chosen: dict[str, list[tuple[int, tuple[int, ...]]]],
         local: np.ndarray,
     ) -> dict[tuple[str, int], tuple[int, np.ndarray]]:
         ctx = self.ctx
@@ -567,15 +573,11 @@ class _HostTree:
             chosen = indices_from_msg(
                 ctx.channel.recv(guest, "sb.splits", round=t), guest, "sb.splits"
             )
-            if len(chosen) % 2:
-                raise ProtocolError(f"guest '{guest}' sent a malformed 'sb.splits'")
             ids, lefts = [], []
-            for j, c in zip(chosen[0::2], chosen[1::2], strict=True):
-                if not (0 <= j < m and 0 <= c < len(offered[j])):
-                    raise ProtocolError(
-                        f"guest '{guest}' chose a split candidate that does not exist"
-                    )
-                f_local, b = self._canonical(B, at, int(j), *offered[j][c])
+            for j, tied in _parse_choices(chosen, guest, offered):
+                # ties in gain: the lowest (feature, bin), as if candidates were unshuffled
+                f_local, b = min(offered[j][c] for c in tied)
+                f_local, b = self._canonical(B, at, j, f_local, b)
                 f = int(features[f_local])
                 ids.extend([len(rules), int(self.opaque[f])])
                 rules.append(SplitRule(f, self.bins.threshold(f, b), t))
@@ -680,6 +682,28 @@ class _HostTree:
 
 
 # ---- helpers ---------------------------------------------------------------------------
+
+
+def _parse_choices(
+    flat: np.ndarray, guest: str, offered: list[list[tuple[int, int]]]
+) -> list[tuple[int, list[int]]]:
+    """``sb.splits``: per node won, ``node, k, c_1 .. c_k`` (the candidates tied at the top)."""
+    out: list[tuple[int, list[int]]] = []
+    i = 0
+    while i < len(flat):
+        if i + 2 > len(flat):
+            raise ProtocolError(f"guest '{guest}' sent a malformed 'sb.splits'")
+        j, k = int(flat[i]), int(flat[i + 1])
+        tied = [int(c) for c in flat[i + 2 : i + 2 + k]]
+        if not 0 <= j < len(offered) or k < 1 or len(tied) != k:
+            raise ProtocolError(f"guest '{guest}' sent a malformed 'sb.splits'")
+        if any(j == seen for seen, _ in out):
+            raise ProtocolError(f"guest '{guest}' chose two splits for one node in 'sb.splits'")
+        if any(not 0 <= c < len(offered[j]) for c in tied):
+            raise ProtocolError(f"guest '{guest}' chose a split candidate that does not exist")
+        out.append((j, tied))
+        i += 2 + k
+    return out
 
 
 def _receive_key(ctx: RoleContext, params: BoostParams) -> PublicKey:
