@@ -18,7 +18,15 @@ from lianmo.models.metrics import auc, ks
 from lianmo.models.objectives import Objective
 from lianmo.models.tree import TreeParams
 from lianmo.node.boost_share import BoostShare
-from lianmo.node.job_data import JobOutcome, align, check_split, labels, load, split_rows
+from lianmo.node.job_data import (
+    JobOutcome,
+    align,
+    check_split,
+    labels,
+    load,
+    model_path,
+    split_rows,
+)
 from lianmo.protocols import commit, secureboost
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.tree_route import SplitRule, route_guest, route_host
@@ -150,7 +158,7 @@ def predict(
 ) -> None:
     """Score aligned rows with a stored SecureBoost share; the guest writes the scores."""
     role = outcome.role
-    path = job_dir.parent / str(spec.model_job) / "model.json"
+    path = model_path(job_dir, spec)
     share = BoostShare.load(path, party=ctx.party, role=role)
     with outcome.timed("load"):
         table = load(ctx, role, dataset, training=False, feature_columns=list(share.feature_names))

@@ -26,6 +26,7 @@ from lianmo.node.job_data import (
     check_split,
     labels,
     load,
+    model_path,
     split_rows,
     write_scores,
 )
@@ -52,7 +53,7 @@ def run_party_job(
     if dataset is None:
         raise ConfigError(f"party '{ctx.party}' is a {role} but has no data set for this job")
     if spec.task == "predict":
-        if _model_format(job_dir.parent / str(spec.model_job) / "model.json") == "secureboost":
+        if _model_format(model_path(job_dir, spec)) == "secureboost":
             boost_job.predict(ctx, spec, dataset, job_dir, outcome)
         else:
             _predict_job(ctx, spec, dataset, job_dir, outcome)
@@ -151,7 +152,7 @@ def _predict_job(
     ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
 ) -> None:
     role = outcome.role
-    share_path = job_dir.parent / str(spec.model_job) / "model.json"
+    share_path = model_path(job_dir, spec)
     share = LrShare.load(share_path, party=ctx.party, role=role)
     with outcome.timed("load"):
         table = load(ctx, role, dataset, training=False, feature_columns=list(share.feature_names))

@@ -79,6 +79,11 @@ def align(ctx: RoleContext, role: str, spec: JobSpec, table: Table) -> Table:
     return table.select(rows)
 
 
+def model_path(job_dir: Path, spec: JobSpec) -> Path:
+    """Where this party keeps the share of the model a predict job's ``model_job`` trained."""
+    return job_dir.parent / str(spec.model_job) / "model.json"
+
+
 def split_rows(ctx: RoleContext, role: str, spec: JobSpec, aligned: Table) -> tuple[Table, Table]:
     """Training and validation rows; a stratified split is drawn by the guest and shared."""
     share, seed = spec.validation.share, spec.seed

@@ -37,7 +37,6 @@ import numpy as np
 
 from lianmo.crypto.fixedpoint import choose_exponent, decode_ints, quantise
 from lianmo.crypto.paillier import (
-    MIN_KEY_BITS,
     CipherVector,
     PrivateKey,
     PublicKey,
@@ -53,6 +52,7 @@ from lianmo.protocols.wire import (
     count_from_msg,
     ints_from_msg,
     ints_to_msg,
+    public_key_from_msg,
 )
 from lianmo.transport.messages import PublicKeyMsg, Signal
 
@@ -322,11 +322,13 @@ def _masked_update(
 
 
 def _receive_key(ctx: RoleContext, params: LrParams) -> PublicKey:
-    msg = ctx.channel.recv(_arbiter(ctx), "lr.public_key")
-    if not isinstance(msg, PublicKeyMsg):
-        raise ProtocolError(f"arbiter sent {type(msg).__name__}, expected a public key")
-    min_bits = 0 if params.insecure_test_key else max(MIN_KEY_BITS, params.key_bits)
-    key = PublicKey.from_n(int.from_bytes(msg.n, "big"), min_bits=min_bits)
+    arbiter = _arbiter(ctx)
+    key = public_key_from_msg(
+        ctx.channel.recv(arbiter, "lr.public_key"),
+        arbiter,
+        key_bits=params.key_bits,
+        insecure_test_key=params.insecure_test_key,
+    )
     # pin the obfuscation base to this party's job DRBG (replayable) and build its table now
     key.prepare_obfuscation(ctx.rng)
     return key

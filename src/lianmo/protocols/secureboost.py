@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lianmo.crypto.paillier import (
-    MIN_KEY_BITS,
     CipherVector,
     Packing,
     PrivateKey,
@@ -78,6 +77,7 @@ from lianmo.protocols.wire import (
     count_from_msg,
     indices_from_msg,
     indices_to_msg,
+    public_key_from_msg,
 )
 from lianmo.transport.messages import PublicKeyMsg, Signal
 
@@ -707,12 +707,13 @@ def _parse_choices(
 
 
 def _receive_key(ctx: RoleContext, params: BoostParams) -> PublicKey:
-    msg = ctx.channel.recv(ctx.guest, "sb.public_key")
-    if not isinstance(msg, PublicKeyMsg):
-        raise ProtocolError(f"guest '{ctx.guest}' sent {type(msg).__name__}, expected a public key")
-    min_bits = 0 if params.insecure_test_key else max(MIN_KEY_BITS, params.key_bits)
-    key = PublicKey.from_n(int.from_bytes(msg.n, "big"), min_bits=min_bits)
-    key.prepare_obfuscation(ctx.rng)
+    key = public_key_from_msg(
+        ctx.channel.recv(ctx.guest, "sb.public_key"),
+        ctx.guest,
+        key_bits=params.key_bits,
+        insecure_test_key=params.insecure_test_key,
+    )
+    key.prepare_obfuscation(ctx.rng)  # pinned to this party's job DRBG (replayable)
     return key
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from lianmo.crypto.paillier import (
+    MIN_KEY_BITS,
     CipherVector,
     PublicKey,
     fixed_bytes_to_ints,
@@ -20,8 +21,19 @@ from lianmo.transport.messages import (
     IndexList,
     IntVector,
     Payload,
+    PublicKeyMsg,
     Signal,
 )
+
+
+def public_key_from_msg(
+    msg: Payload, sender: str, *, key_bits: int, insecure_test_key: bool = False
+) -> PublicKey:
+    """Check a received public key (at least ``key_bits``, never below 2048 in production)."""
+    if not isinstance(msg, PublicKeyMsg):
+        raise ProtocolError(f"'{sender}' sent {type(msg).__name__}, expected a public key")
+    min_bits = 0 if insecure_test_key else max(MIN_KEY_BITS, key_bits)
+    return PublicKey.from_n(int.from_bytes(msg.n, "big"), min_bits=min_bits)
 
 
 def cipher_to_msg(cv: CipherVector) -> EncryptedVector:
