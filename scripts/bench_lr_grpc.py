@@ -24,7 +24,7 @@ from pathlib import Path
 from lianmo.cli.demo import party_processes, write_party_config
 from lianmo.cli.main import run_and_report
 from lianmo.config import JobSpec
-from lianmo.transport.certs import write_identity_dir
+from lianmo.cli.wiring import write_identities
 
 
 def main() -> int:
@@ -53,7 +53,7 @@ def main() -> int:
         "host": ("default_credit_hetero_host.csv", None),
         "arbiter": (None, None),
     }
-    write_identity_dir(certs, [*parties, "coordinator"], force=True)
+    write_identities(certs, [*parties, "coordinator"], force=True)
     configs = {}
     for name, (file, label) in parties.items():
         datasets = {} if file is None else {"credit": (args.data / file, "id", label)}

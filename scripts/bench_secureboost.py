@@ -45,7 +45,7 @@ from lianmo.config import JobSpec
 from lianmo.data.split import stratified_validation_mask
 from lianmo.data.table import load_table
 from lianmo.models.metrics import auc
-from lianmo.transport.certs import write_identity_dir
+from lianmo.cli.wiring import write_identities
 
 DATA_SETS = {
     # name: (guest file, host file, id column, label column)
@@ -82,7 +82,7 @@ def main() -> int:
     out = args.output.resolve()
     out.mkdir(parents=True, exist_ok=True)
     certs = out / "certs"
-    write_identity_dir(certs, ["guest", "host", "coordinator"], force=True)
+    write_identities(certs, ["guest", "host", "coordinator"], force=True)
     configs = {
         "guest": write_party_config(
             out / "parties" / "guest",

@@ -97,6 +97,10 @@ class DatasetEntry:
 
 
 #: ``[compute] backend`` values: a process pool on this machine, or no worker processes.
+AUDIT_LEVELS = ("full", "chain")
+"""full: signed records plus a payload store (verify and replay work); chain: the hash
+chain only, without signatures or payloads (smaller, but neither verifiable nor
+replayable)."""
 COMPUTE_BACKENDS = ("local", "serial")
 
 
@@ -116,6 +120,13 @@ class PartyConfig:
     recv_timeout_s: float = 1800.0
     compute_backend: str = "local"
     compute_workers: int | None = None
+    signing_key: Path | None = None
+    audit_level: str = "full"
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The audit signing key: ``[audit] signing_key``, else NAME.signing.key by tls.key."""
+        return self.signing_key or self.key.parent / f"{self.name}.signing.key"
 
     @classmethod
     def load(cls, path: str | Path) -> PartyConfig:
@@ -145,9 +156,22 @@ class PartyConfig:
                 "max_message_mb",
                 "recv_timeout_s",
                 "compute",
+                "audit",
             ],
             ["name", "listen", "state_dir", "tls"],
         )
+        audit = data.get("audit", {})
+        _typed(f"{source}: [audit]", audit, dict, "a table with signing_key and level")
+        _check_keys(f"{source}: [audit]", audit, ["signing_key", "level"])
+        audit_level = audit.get("level", "full")
+        if audit_level not in AUDIT_LEVELS:
+            raise ConfigError(
+                f"{source}: [audit] level must be one of {list(AUDIT_LEVELS)}, got {audit_level!r}"
+            )
+        signing_key = audit.get("signing_key")
+        if signing_key is not None:
+            where = f"{source}: [audit] signing_key"
+            signing_key = base / _typed(where, signing_key, str, "a path")
         compute = data.get("compute", {})
         _typed(f"{source}: [compute]", compute, dict, "a table with backend and workers")
         _check_keys(f"{source}: [compute]", compute, ["backend", "workers"])
@@ -203,6 +227,8 @@ class PartyConfig:
             ),
             compute_backend=backend,
             compute_workers=workers,
+            signing_key=signing_key,
+            audit_level=audit_level,
         )
 
     def dataset(self, name: str) -> DatasetEntry:

@@ -140,7 +140,10 @@ def certs(workdir: Path) -> Path:
     names = [*PARTIES, "coordinator"]
     proc = lianmo("certs", "init", directory, *(f"--name={n}" for n in names), cwd=workdir)
     assert proc.returncode == 0, _explain(proc)
-    assert "wrote a CA and certificates for broker, platform, arbiter, coordinator" in proc.stdout
+    assert (
+        "wrote a CA, certificates and audit signing keys for broker, platform, arbiter, "
+        "coordinator" in proc.stdout
+    )
     return directory
 
 

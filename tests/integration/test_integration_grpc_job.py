@@ -26,7 +26,8 @@ from lianmo.config import JobSpec, PartyConfig
 from lianmo.coordinator.run import JobReport, run_job
 from lianmo.errors import AuthenticationError, JobFailedError, TransportError, UnknownJobError
 from lianmo.node.service import NodeService
-from lianmo.transport.certs import make_ca, make_party_cert, write_identity_dir
+from lianmo.cli.wiring import write_identities
+from lianmo.transport.certs import make_ca, make_party_cert
 from lianmo.transport.grpc_channel import ControlClient
 from lianmo.transport.tls import TlsIdentity
 
@@ -81,7 +82,7 @@ class _NoClientCert(TlsIdentity):
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     directory = tmp_path_factory.mktemp("pki")
     names = [*PARTIES, "intruder", "coordinator"]
-    write_identity_dir(directory, names)
+    write_identities(directory, names)
     ids = {
         n: TlsIdentity.load(directory / f"{n}.pem", directory / f"{n}.key", directory / "ca.pem")
         for n in names

@@ -9,11 +9,13 @@ gRPC channel uses, so what they hold is exactly what would cross the wire.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import typing as t
 from collections.abc import Sequence
 from pathlib import Path
 
+from lianmo.audit.signing import write_signing_key
 from lianmo.compute.backend import SerialBackend
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.coordinator.run import JobReport, run_job
@@ -76,8 +78,13 @@ def make_nodes(
     shared_data: Path,
     observers: Sequence[MessageObserver] = (),
     configs: dict[str, PartyConfig] | None = None,
+    seed_for: t.Callable[[JobSpec], bytes] | None = None,
 ) -> dict[str, NodeService]:
-    """Nodes delivering to each other in-process; ``observers`` see every channel."""
+    """Nodes delivering to each other in-process; ``observers`` see every channel.
+
+    Each party gets a signing key at its config's default path (made if missing);
+    ``seed_for`` pins the job DRBG seeds (fresh ones otherwise).
+    """
     configs = configs or breast_configs(tmp_path, shared_data)
     nodes: dict[str, NodeService] = {}
 
@@ -101,8 +108,22 @@ def make_nodes(
         return factory
 
     for name, cfg in configs.items():
-        nodes[name] = NodeService(cfg, factory_for(name), SerialBackend())
+        if not cfg.signing_key_path.exists():
+            write_signing_key(cfg.signing_key_path)
+        seeds = None if seed_for is None else _party_seeds(seed_for, name)
+        nodes[name] = NodeService(cfg, factory_for(name), SerialBackend(), seed_for=seeds)
     return nodes
+
+
+def _party_seeds(
+    seed_for: t.Callable[[JobSpec], bytes], party: str
+) -> t.Callable[[JobSpec], bytes]:
+    return lambda spec: hashlib.sha256(seed_for(spec) + party.encode()).digest()
+
+
+def fixed_seeds(spec: JobSpec) -> bytes:
+    """Seeds that depend only on the job id (each party hashes in its own name)."""
+    return hashlib.sha256(b"test-seed:" + spec.job_id.encode()).digest()
 
 
 class DirectControl:

@@ -74,7 +74,7 @@ from lianmo.models.scaler import Standardizer
 from lianmo.protocols.hetero_lr import G_EXP, MASK_BITS, U_EXP, X_EXP
 from lianmo.transport import serde
 from lianmo.transport.envelope import Envelope
-from lianmo.transport.messages import FloatVector, IntVector, PublicKeyMsg
+from lianmo.transport.messages import FloatVector, IntVector, PublicKeyMsg, Signal
 from tests.node.inprocess_nodes import (
     ARBITER,
     GUEST,
@@ -472,7 +472,13 @@ def test_recording_holds_every_message_as_serialised_for_the_wire(recorded: Reco
 def test_payload_types_between_each_pair_of_parties(recorded: Recorded) -> None:
     used: dict[tuple[str, str], set[str]] = defaultdict(set)
     float_tags: set[str] = set()
+    key_pairs = set()
     for env in recorded.sent:
+        if env.tag == "audit.signing_key":  # every pair: a public signing key, nothing else
+            signal = serde.decode_payload(env.payload_type, env.payload)
+            assert isinstance(signal, Signal) and len(bytes.fromhex(signal.value)) == 32
+            key_pairs.add((env.sender, env.receiver))
+            continue
         used[(env.sender, env.receiver)].add(env.payload_type.removeprefix("lianmo.v1."))
         if env.payload_type == _t("FloatVector"):
             float_tags.add(f"{env.sender}->{env.receiver}:{env.tag}")
@@ -486,6 +492,7 @@ def test_payload_types_between_each_pair_of_parties(recorded: Recorded) -> None:
         (HOST, GUEST): {"PointList", "EncryptedVector", "FloatVector"},
     }
     assert set(used) == set(allowed), f"unexpected party pairs:\n{table}"
+    assert key_pairs == set(allowed)
     for pair, types in used.items():
         assert types <= allowed[pair], (
             f"{pair[0]}->{pair[1]} used {types - allowed[pair]}:\n{table}"

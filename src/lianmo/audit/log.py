@@ -1,10 +1,22 @@
-"""Append-only, hash-chained audit log of one party in one job (JSON lines).
+"""Append-only, hash-chained, signed audit log of one party in one job (JSON lines).
 
-Each record carries ``prev`` (the previous record's hash) and ``hash`` = sha256 of the
-record's canonical JSON without ``hash``. Message records hold what crossed the wire
-(peer, round, tag, sequence number, payload type, size, sha256), never payload bytes
-or plaintexts. The format leaves room for a per-record signature field, which the
-verify-and-replay work adds; ``verify_chain`` already checks the chain.
+A record is one JSON object per line::
+
+    {"format": "lianmo.audit/v2", "seq": 7, "party": "broker", "job_id": "credit-demo",
+     "kind": "message", ...fields..., "prev": "<hash of record 6>", "hash": "<sha256>",
+     "time": 1763800000.123456, "sig": "<Ed25519 signature>"}
+
+``hash`` is the sha256 of the record's canonical JSON (sorted keys, no spaces) without
+``hash``, ``time`` and ``sig``; ``prev`` chains it to the record before (the first links
+to 64 zeros). ``sig`` signs ``[hash, time]`` (canonical JSON) with the party's Ed25519
+key. The wall-clock ``time`` stays outside the chained content but inside the signature:
+two runs of the same job with the same seeds give the same chain of hashes, and nobody
+can alter a timestamp unnoticed.
+
+Message records hold what crossed the wire (peer, round, tag, sequence number, payload
+type, size, sha256); the payload bytes themselves go to a content-addressed
+:class:`~lianmo.audit.store.PayloadStore` beside the log. See ``docs/audit.md`` for
+every record kind.
 """
 
 from __future__ import annotations
@@ -16,34 +28,62 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from lianmo.audit.signing import SigningKey
+from lianmo.audit.store import PayloadStore
 from lianmo.errors import LianmoError
 from lianmo.transport.envelope import Direction, Envelope
 
-FORMAT = "lianmo.audit/v1"
+FORMAT = "lianmo.audit/v2"
 GENESIS = "0" * 64
+UNHASHED = frozenset({"hash", "time", "sig"})
 
 Scalar = str | int | float | bool | None
-RESERVED = frozenset({"format", "seq", "time", "party", "job_id", "kind", "prev", "hash"})
+RESERVED = frozenset({"format", "seq", "party", "job_id", "kind", "prev"} | UNHASHED)
 
 
-def _digest(record: dict[str, object]) -> str:
-    body = {k: v for k, v in record.items() if k != "hash"}
+def canonical(value: object) -> bytes:
+    """The canonical JSON bytes records are hashed and signed as."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def record_digest(record: dict[str, object]) -> str:
+    """sha256 hex of a record's chained content (everything but hash, time and sig)."""
     return hashlib.sha256(
-        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        canonical({k: v for k, v in record.items() if k not in UNHASHED})
     ).hexdigest()
 
 
-class AuditLog:
-    """Appends records to ``path``, chaining each to the one before; thread-safe."""
+def signed_bytes(record: dict[str, object]) -> bytes:
+    """What a record's ``sig`` signs: its hash and its timestamp."""
+    return canonical([record.get("hash"), record.get("time")])
 
-    def __init__(self, path: Path, *, party: str, job_id: str) -> None:
+
+class AuditLog:
+    """Appends records to ``path``, chaining and signing each one; thread-safe.
+
+    Without ``signer`` the records are chained but unsigned and without ``store`` no
+    payloads are kept: that is audit level ``chain``, which ``lianmo audit verify``
+    reports as unverifiable and replay cannot use.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        party: str,
+        job_id: str,
+        signer: SigningKey | None = None,
+        store: PayloadStore | None = None,
+    ) -> None:
         self.path = path
         self.party = party
         self.job_id = job_id
+        self.signer = signer
+        self.store = store
         self._lock = threading.Lock()
         self._seq = 0
         self._prev = GENESIS
-        if path.exists():  # continue only a chain that verifies: never extend a tampered log
+        if path.exists():  # continue only a chain that holds: never extend a tampered log
             self._seq = verify_chain(path)
             for record in read_records(path):
                 self._prev = str(record["hash"])
@@ -66,21 +106,30 @@ class AuditLog:
             entry: dict[str, object] = {
                 "format": FORMAT,
                 "seq": self._seq,
-                "time": round(time.time(), 6),
                 "party": self.party,
                 "job_id": self.job_id,
                 "kind": kind,
                 **fields,
                 "prev": self._prev,
             }
-            entry["hash"] = _digest(entry)
+            entry["hash"] = record_digest(entry)
+            entry["time"] = round(time.time(), 6)
+            if self.signer is not None:
+                entry["sig"] = self.signer.sign(signed_bytes(entry))
             with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
+                fh.write(canonical(entry).decode() + "\n")
             self._seq += 1
             self._prev = str(entry["hash"])
 
+    def keep(self, data: bytes) -> str | None:
+        """Put ``data`` in the payload store (if this log keeps payloads); its sha256 hex."""
+        return None if self.store is None else self.store.put(data)
+
     def on_message(self, direction: Direction, envelope: Envelope) -> None:
-        """Channel observer: log every message sent or received."""
+        """Channel observer: keep the payload, then log the message."""
+        digest = envelope.sha256.hex()
+        if self.store is not None:
+            self.store.put(envelope.payload, digest)
         self.record(
             "message",
             direction=direction,
@@ -90,34 +139,50 @@ class AuditLog:
             msg_seq=envelope.seq,
             payload_type=envelope.payload_type,
             size=len(envelope.payload),
-            sha256=envelope.sha256.hex(),
+            sha256=digest,
         )
 
 
 def read_records(path: Path) -> Iterator[dict[str, object]]:
-    """Yield the records of a log file in order."""
+    """Yield the records of a log file in order; LianmoError naming a line that is not JSON."""
     with path.open(encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, start=1):
             try:
-                yield json.loads(line)
+                record = json.loads(line)
             except ValueError as exc:
-                raise LianmoError(f"audit log {path} line {line_no} is not JSON: {exc}") from exc
+                raise LianmoError(
+                    f"audit log {path} line {line_no} is not a JSON record ({exc}); the "
+                    "file was cut short or edited"
+                ) from exc
+            if not isinstance(record, dict):
+                raise LianmoError(f"audit log {path} line {line_no} is not a JSON object")
+            yield record
+
+
+def chain_problem(record: dict[str, object], seq: int, prev: str) -> str | None:
+    """What is wrong with ``record`` as record number ``seq`` after hash ``prev``, or None."""
+    if record.get("format") != FORMAT:
+        return f"has format {record.get('format')!r}, not {FORMAT!r}"
+    if record.get("seq") != seq:
+        return (
+            f"carries seq {record.get('seq')!r} where {seq} belongs: records were "
+            "deleted, inserted or reordered"
+        )
+    if record.get("prev") != prev:
+        return "does not link to the record before it: a record was deleted, inserted or reordered"
+    if record.get("hash") != record_digest(record):
+        return "was altered: its content does not match its hash"
+    return None
 
 
 def verify_chain(path: Path) -> int:
-    """Check every record's hash and link; return the record count or name the first bad one."""
-    prev = GENESIS
-    count = 0
-    for count, record in enumerate(read_records(path), start=1):
-        if record.get("seq") != count - 1:
-            raise LianmoError(f"audit log {path}: record {count - 1} has seq {record.get('seq')}")
-        if record.get("prev") != prev:
-            raise LianmoError(
-                f"audit log {path}: record {count - 1} does not link to the one before"
-            )
-        if record.get("hash") != _digest(record):
-            raise LianmoError(f"audit log {path}: record {count - 1} was altered (hash mismatch)")
-        prev = str(record["hash"])
+    """Check every record's hash and link (not signatures); return the record count."""
+    prev, count = GENESIS, 0
+    for record in read_records(path):
+        problem = chain_problem(record, count, prev)
+        if problem:
+            raise LianmoError(f"audit log {path}: record {count} {problem}")
+        prev, count = str(record["hash"]), count + 1
     return count
 
 

@@ -148,14 +148,14 @@ def _reset_output(output: Path) -> None:
 def demo(output: Path, epochs: int, key_bits: int) -> None:
     """Train a joint credit model: broker (labels) + platform (behaviour) + arbiter."""
     from lianmo.cli.main import run_and_report, stop_on_signals
+    from lianmo.cli.wiring import write_identities
     from lianmo.demo_data import demo_file
-    from lianmo.transport.certs import write_identity_dir
 
     stop_on_signals()  # Ctrl-C or SIGTERM: cancel the job, then stop the nodes we started
     started = time.perf_counter()
     _reset_output(output)
     certs = output / "certs"
-    write_identity_dir(certs, [*DEMO_PARTIES, "coordinator"], force=True)
+    write_identities(certs, [*DEMO_PARTIES, "coordinator"], force=True)
     configs = {}
     for name, (_role, ds, file, label) in DEMO_PARTIES.items():
         datasets = {} if ds is None else {ds: (demo_file(str(file)), "client_id", label)}

@@ -61,15 +61,33 @@ def certs() -> None:
 )
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def certs_init(directory: Path, names: tuple[str, ...], force: bool) -> None:
-    """Write ca.pem/ca.key and NAME.pem/NAME.key for every --name into DIRECTORY.
+    """Write ca.pem/ca.key, NAME.pem/NAME.key and NAME.signing.key for every --name.
 
     For a throwaway setup only: in production each institution's certificates come
-    from a CA both sides agreed on (see README.md, "Certificates").
+    from a CA both sides agreed on (see README.md, "Certificates"). NAME.signing.key is
+    the Ed25519 key a party signs its audit logs with.
     """
-    from lianmo.transport.certs import write_identity_dir
+    from lianmo.cli.wiring import write_identities
 
-    write_identity_dir(directory, list(names), force=force)
-    click.echo(f"wrote a CA and certificates for {', '.join(names)} to {directory}")
+    write_identities(directory, names, force=force)
+    click.echo(
+        f"wrote a CA, certificates and audit signing keys for {', '.join(names)} to {directory}"
+    )
+
+
+@certs.command("signing-key")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace an existing key (rotation).")
+def certs_signing_key(path: Path, force: bool) -> None:
+    """Make a party's Ed25519 audit signing key at PATH (or rotate it with --force).
+
+    Rotation does not affect old jobs: each log carries the public key it was signed
+    with, and the party's peers logged that key when the job started.
+    """
+    from lianmo.audit.signing import key_id, write_signing_key
+
+    key = write_signing_key(path, force=force)
+    click.echo(f"wrote signing key {path} (key id {key_id(key.public_hex)})")
 
 
 # ---- party ---------------------------------------------------------------------------

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import typing as t
+from pathlib import Path
 
+from lianmo.audit.signing import signing_key_file, write_signing_key
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.errors import ConfigError
 from lianmo.node.service import NodeService
 from lianmo.transport.envelope import MessageObserver
 from lianmo.transport.grpc_channel import GrpcChannel
+from lianmo.transport.certs import write_identity_dir
 from lianmo.transport.grpc_server import GrpcServer, serve
 from lianmo.transport.inbox import Inbox
 from lianmo.transport.tls import TlsIdentity
+
+
+def write_identities(directory: Path, names: t.Sequence[str], *, force: bool = False) -> None:
+    """A throwaway CA, and per name a TLS certificate and key plus an audit signing key."""
+    write_identity_dir(directory, list(names), force=force)
+    for name in names:
+        write_signing_key(signing_key_file(directory, name), force=force)
 
 
 def load_identity(config: PartyConfig) -> TlsIdentity:

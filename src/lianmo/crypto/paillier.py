@@ -8,17 +8,17 @@ A faster engine replaces the implementation behind these names without touching
 protocol code; ``tests/test_layering.py`` keeps everything above crypto importing
 Paillier only from here.
 
-Keys come from phe; arithmetic runs on raw ``gmpy2.mpz`` integers
-(:class:`~lianmo.crypto.vector.CipherVector`). Encryption with fast obfuscation is in
-:mod:`lianmo.crypto.public_key` (with the security note), CRT decryption in
-:mod:`lianmo.crypto.private_key`.
+Keys come from :mod:`lianmo.crypto.keygen` (primes drawn from a DRBG); arithmetic runs
+on raw ``gmpy2.mpz`` integers (:class:`~lianmo.crypto.vector.CipherVector`). Encryption
+with fast obfuscation is in :mod:`lianmo.crypto.public_key` (with the security note), CRT
+decryption in :mod:`lianmo.crypto.private_key`.
 """
 
 from __future__ import annotations
 
-import phe
-
 from lianmo.crypto.bytes_codec import fixed_bytes_to_ints, int_to_fixed_bytes
+from lianmo.crypto.drbg import Drbg
+from lianmo.crypto.keygen import paillier_primes
 from lianmo.crypto.packing import Packing
 from lianmo.crypto.private_key import PrivateKey
 from lianmo.crypto.public_key import DEFAULT_KEY_BITS, MIN_KEY_BITS, PublicKey
@@ -41,14 +41,17 @@ _TEST_FLOOR_BITS = 256
 
 
 def generate_keypair(
-    bits: int = DEFAULT_KEY_BITS, *, insecure_test_size: bool = False
+    bits: int = DEFAULT_KEY_BITS, rng: Drbg | None = None, *, insecure_test_size: bool = False
 ) -> tuple[PublicKey, PrivateKey]:
-    """Generate a Paillier keypair with phe.
+    """Generate a Paillier keypair whose primes come from ``rng``.
 
     Parameters
     ----------
     bits : int, optional
         Modulus size; at least :data:`MIN_KEY_BITS`.
+    rng : Drbg, optional
+        Source of the primes. Protocols pass the party's job DRBG, so that replaying
+        the job regenerates the same key; fresh entropy if omitted.
     insecure_test_size : bool, optional
         Allow smaller keys (down to 256 bits). Only unit tests may set this.
 
@@ -66,6 +69,7 @@ def generate_keypair(
         )
     if bits < _TEST_FLOOR_BITS:
         raise CryptoError(f"Paillier key of {bits} bits is too small even for tests; use 512+")
-    pk, sk = phe.generate_paillier_keypair(n_length=bits)
-    private = PrivateKey.from_phe(sk, min_bits=min(bits, MIN_KEY_BITS))
-    return private.public_key, private
+    p, q = paillier_primes(rng or Drbg.from_entropy(), bits)
+    public = PublicKey.from_n(p * q, min_bits=min(bits, MIN_KEY_BITS))
+    private = PrivateKey(public, p, q)
+    return public, private

@@ -96,7 +96,14 @@ def train(
         )
 
     def checkpoint(data: BoostShare) -> None:
-        write_atomic(job_dir / "checkpoint.json", data.to_json())
+        raw = data.to_json()
+        write_atomic(job_dir / "checkpoint.json", raw)
+        ctx.record(
+            "checkpoint",
+            file="checkpoint.json",
+            rounds=data.rounds_done,
+            sha256=hashlib.sha256(raw).hexdigest(),
+        )
 
     with outcome.timed("train"):
         if role == "guest":

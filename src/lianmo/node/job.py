@@ -43,7 +43,7 @@ def run_party_job(
 ) -> JobOutcome:
     """Run this party's role of ``spec``; returns the summary for the coordinator."""
     role = spec.party(ctx.party).role
-    outcome = JobOutcome(role=role)
+    outcome = JobOutcome(role=role, record=ctx.record)
     if role == "arbiter":
         if spec.task == "train" and isinstance(spec.model, LrSpec):
             _arbiter_job(ctx, spec.model, spec.seed, outcome)

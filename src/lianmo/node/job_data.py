@@ -20,19 +20,25 @@ from lianmo.errors import ConfigError, DataError
 from lianmo.fileio import write_atomic
 from lianmo.models.metrics import auc, ks
 from lianmo.protocols import psi, split
-from lianmo.protocols.context import RoleContext
+from lianmo.protocols.context import Recorder, RoleContext, no_record
 
 
 @dataclass
 class JobOutcome:
-    """A party's result summary, reported to the coordinator (no rows, no weights)."""
+    """A party's result summary, reported to the coordinator (no rows, no weights).
+
+    Each :meth:`timed` phase also starts a ``phase`` record in the audit log; the
+    record's timestamp, not a duration field, tells when, so logs stay reproducible.
+    """
 
     role: str
     values: dict[str, object] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    record: Recorder = no_record
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
+        self.record("phase", name=phase)
         start = time.perf_counter()
         try:
             yield

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
 from lianmo.audit.log import AuditLog, MessageStats
+from lianmo.audit.signing import SigningKey
+from lianmo.audit.store import PayloadStore
 from lianmo.compute.backend import ComputeBackend, make_backend
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.crypto.drbg import Drbg
 from lianmo.errors import AuthenticationError, ConfigError, LianmoError, UnknownJobError
 from lianmo.fileio import write_atomic
-from lianmo.node.job import run_party_job
+from lianmo.node.audited_job import UNSIGNED_KEY, run_audited
 from lianmo.protocols.context import RoleContext
 from lianmo.transport.channel import Channel
 from lianmo.transport.control import JobStatusInfo
@@ -63,9 +69,17 @@ class NodeService:
         config: PartyConfig,
         channel_factory: ChannelFactory,
         compute: ComputeBackend | None = None,
+        *,
+        signer: SigningKey | None = None,
+        seed_for: t.Callable[[JobSpec], bytes] | None = None,
     ) -> None:
         self.config = config
         self._channel_factory = channel_factory
+        if signer is None and config.audit_level == "full":
+            signer = SigningKey.load(config.signing_key_path, party=config.name)
+        self.signer = signer if config.audit_level == "full" else None
+        # Tests pin seeds to check that reruns log the same bytes; nodes draw fresh ones.
+        self._seed_for = seed_for or (lambda spec: secrets.token_bytes(32))
         self.compute = compute or make_backend(config.compute_backend, config.compute_workers)
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
@@ -167,10 +181,16 @@ class NodeService:
         audit: AuditLog | None = None
         channel = None
         try:
-            audit = AuditLog(job.directory / "audit.jsonl", party=name, job_id=spec.job_id)
-            audit.record("job_start", spec_sha256=spec.digest(), role=spec.party(name).role)
+            full = self.signer is not None
+            audit = AuditLog(
+                job.directory / "audit.jsonl",
+                party=name,
+                job_id=spec.job_id,
+                signer=self.signer,
+                store=PayloadStore(job.directory / "payloads") if full else None,
+            )
             stats = MessageStats()
-            rng = Drbg.from_entropy()
+            rng = Drbg(self._seed_for(spec))
             write_atomic(job.directory / "drbg.seed", rng.seed, mode=0o600)
             channel = self._channel_factory(spec, job.inbox, [audit, stats])
             ctx = RoleContext(
@@ -189,7 +209,15 @@ class NodeService:
             )
             me = spec.party(name)
             dataset = None if me.dataset is None else self.config.dataset(me.dataset)
-            outcome = run_party_job(ctx, spec, dataset, job.directory)
+            outcome = run_audited(
+                ctx,
+                spec,
+                dataset,
+                job.directory,
+                audit,
+                signing_key=UNSIGNED_KEY if self.signer is None else self.signer.public_hex,
+                identity=certificate_fields(self.config.cert),
+            )
             result = {
                 "party": name,
                 "role": outcome.role,
@@ -197,9 +225,6 @@ class NodeService:
                 "phase_seconds": outcome.phase_seconds,
                 **stats.summary(),
             }
-            if "model_digest" in result:
-                audit.record("model", sha256=str(result["model_digest"]))
-            audit.record("job_end", state="succeeded")
             result["audit_head"] = audit.head
             data = json.dumps(result, indent=2, sort_keys=True).encode()
             write_atomic(job.directory / "result.json", data)
@@ -261,3 +286,16 @@ class NodeService:
                 f"{list(self.config.coordinators)}; "
                 f"'{caller}' is not one of them (add it to 'coordinators' in the party config)"
             )
+
+
+def certificate_fields(cert: Path) -> dict[str, str]:
+    """The party's TLS certificate as its audit log shows it (nothing if unreadable)."""
+    try:
+        parsed = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return {
+        "tls_subject": parsed.subject.rfc4514_string(),
+        "tls_sha256": parsed.fingerprint(hashes.SHA256()).hex(),
+        "tls_not_after": parsed.not_valid_after_utc.isoformat(),
+    }

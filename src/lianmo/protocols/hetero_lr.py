@@ -99,7 +99,9 @@ class ArbiterResult:
 
 def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
     """Arbiter side: make the key, decrypt masked gradients and losses, decide when to stop."""
-    public, private = generate_keypair(params.key_bits, insecure_test_size=params.insecure_test_key)
+    public, private = generate_keypair(
+        params.key_bits, ctx.rng, insecure_test_size=params.insecure_test_key
+    )
     key_msg = PublicKeyMsg(n=public.n_bytes())
     data_parties = (ctx.guest, *ctx.hosts)
     ctx.channel.broadcast(data_parties, "lr.public_key", key_msg)
@@ -122,6 +124,7 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
             round_losses.append(batch_loss / len(batch))
             for party in data_parties:  # 5. decrypt masked gradients
                 _decrypt_masked(ctx, private, party, step)
+            ctx.record("round", round=step, epoch=epoch, loss=round(round_losses[-1], 10))
             step += 1
             ctx.progress(PHASE, step, total, f"round loss {round_losses[-1]:.5f}")
         losses.append(loss_sum / n_rows)
@@ -130,6 +133,9 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
             len(losses) > 1 and abs(losses[-2] - losses[-1]) < params.tol
         )
         ctx.progress(PHASE, step, total, f"epoch {epoch + 1} loss {losses[-1]:.5f}")
+        ctx.record(
+            "epoch", epoch=epoch, loss=round(losses[-1], 10), decision="stop" if stop else "go on"
+        )
         decision = Signal("epoch_end", "stop" if stop else "continue")
         ctx.channel.broadcast(data_parties, "lr.epoch_end", decision, round=step - 1)  # 6.
         if stop:

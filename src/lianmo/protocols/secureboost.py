@@ -172,7 +172,9 @@ def train_guest(
     """Guest side: grow the trees; returns the model, losses and importance."""
     timings = Timings()
     objective = Objective.for_labels(params.objective, y, where=f"party '{ctx.party}'")
-    public, private = generate_keypair(params.key_bits, insecure_test_size=params.insecure_test_key)
+    public, private = generate_keypair(
+        params.key_bits, ctx.rng, insecure_test_size=params.insecure_test_key
+    )
     ctx.channel.broadcast(ctx.hosts, "sb.public_key", PublicKeyMsg(n=public.n_bytes()))
     ctx.channel.broadcast(ctx.hosts, "sb.plan", Signal("outputs", str(objective.outputs)))
     bins = QuantileBins.fit(X, params.max_bins)

@@ -1,0 +1,109 @@
+"""A party's job framed by its audit trail: what is recorded before, around and after it.
+
+The same sequence runs live (records go to the party's :class:`AuditLog`) and under
+``lianmo audit replay`` (records are compared with the logged ones), so that replay
+checks exactly what the node did:
+
+1. ``job_start``: role, spec digest (the spec itself goes to the payload store), lianmo
+   version, public signing key, a commitment to the DRBG seed and one to the data file;
+2. the signing-key exchange (:mod:`lianmo.protocols.signing_keys`) and one ``peer_key``
+   record per peer;
+3. the job itself, whose protocols add ``phase``, ``round``, ``level``, ``checkpoint``,
+   ``evaluation`` records and one ``message`` record per message;
+4. ``model`` (digest of the model share written, if any) and ``job_end``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import typing as t
+from importlib.metadata import version
+from pathlib import Path
+
+from lianmo.config import DatasetEntry, JobSpec
+from lianmo.crypto.drbg import Drbg
+from lianmo.node.job import run_party_job
+from lianmo.node.job_data import JobOutcome, model_path
+from lianmo.protocols.context import RoleContext
+from lianmo.protocols.signing_keys import exchange_signing_keys
+
+UNSIGNED_KEY = "0" * 64
+"""What a party at audit level ``chain`` announces instead of a public signing key."""
+_SEED_DOMAIN = b"lianmo.audit.seed-commitment\x00"
+_DATA_LABEL = "audit/data-commitment"
+_CHUNK = 1 << 20
+
+
+class JobAudit(t.Protocol):
+    """Where the framing records go: the live log, or replay's comparison."""
+
+    def record(self, kind: str, **fields: str | int | float | bool | None) -> None: ...
+
+    def keep(self, data: bytes) -> str | None: ...
+
+
+def software_version() -> str:
+    return version("lianmo")
+
+
+def seed_commitment(seed: bytes) -> str:
+    """A public commitment to a DRBG seed: replay checks it before using a seed file."""
+    return hashlib.sha256(_SEED_DOMAIN + seed).hexdigest()
+
+
+def file_commitment(rng: Drbg, path: Path) -> str:
+    """HMAC of a file's bytes under a key from the party's DRBG.
+
+    Only the seed holder can test a file against it, so the log says nothing about the
+    data to anyone else, while replay can tell "the data changed" from other causes.
+    """
+    mac = hmac.new(rng.child(_DATA_LABEL).random_bytes(32), digestmod="sha256")
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            mac.update(chunk)
+    return mac.hexdigest()
+
+
+def run_audited(
+    ctx: RoleContext,
+    spec: JobSpec,
+    dataset: DatasetEntry | None,
+    job_dir: Path,
+    audit: JobAudit,
+    *,
+    signing_key: str,
+    identity: t.Mapping[str, str] | None = None,
+) -> JobOutcome:
+    """Run this party's role of ``spec`` between its framing audit records."""
+    role = spec.party(ctx.party).role
+    spec_json = spec.to_json()
+    audit.record(
+        "job_start",
+        role=role,
+        task=spec.task,
+        spec_sha256=spec.digest(),
+        spec_payload=audit.keep(spec_json),
+        software=software_version(),
+        signing_key=signing_key,
+        seed_commitment=seed_commitment(ctx.rng.seed),
+        dataset=None if dataset is None else dataset.name,
+        data_commitment=None if dataset is None else file_commitment(ctx.rng, dataset.path),
+        **(identity or {}),
+    )
+    for peer, key in sorted(exchange_signing_keys(ctx, signing_key).items()):
+        audit.record("peer_key", peer=peer, signing_key=key)
+    if spec.task == "predict" and role != "arbiter":
+        share = model_path(job_dir, spec)
+        if share.exists():
+            audit.record("model_input", sha256=hashlib.sha256(share.read_bytes()).hexdigest())
+    outcome = run_party_job(ctx, spec, dataset, job_dir)
+    for name in ("validation", "metrics"):  # the guest's own evaluation, as it reports it
+        values = outcome.values.get(name)
+        if isinstance(values, dict):
+            scalars = {k: v for k, v in values.items() if isinstance(v, int | float | str)}
+            audit.record("evaluation", on=name, **scalars)
+    if "model_digest" in outcome.values:
+        audit.record("model", sha256=str(outcome.values["model_digest"]))
+    audit.record("job_end", state="succeeded")
+    return outcome
