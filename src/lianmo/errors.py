@@ -14,8 +14,10 @@
     │   │                                    deadline exceeded, payload corrupted)
     │   └── AuthenticationError     exit 7   TLS identity missing, untrusted or not the
     │                                        party the job expects
-    └── JobFailedError              exit 8   a job stopped; carries the failing party and its
-                                             own error text
+    ├── JobFailedError              exit 8   a job stopped; carries the failing party and its
+    │                                        own error text
+    └── AuditError                  exit 9   an audit log failed verification, or its replay
+                                             diverged from what was logged
 
 Every message names the party, the file or message concerned, what was expected and
 what to do about it: the reader is an operator at another institution who cannot
@@ -86,3 +88,9 @@ class JobFailedError(LianmoError):
         super().__init__(f"job failed at party '{party}': {reason}")
         self.party = party
         self.reason = reason
+
+
+class AuditError(LianmoError):
+    """An audit log failed verification, or replaying it diverged from what was logged."""
+
+    exit_code: t.ClassVar[int] = 9

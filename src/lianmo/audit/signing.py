@@ -19,6 +19,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from lianmo.errors import ConfigError
 from lianmo.fileio import write_atomic
 
+UNSIGNED_KEY = "0" * 64
+"""What a party at audit level ``chain`` announces and logs instead of a public key."""
+
 
 class SigningKey:
     """An Ed25519 private key; ``public_hex`` is what logs and peers record."""

@@ -247,8 +247,10 @@ def print_summary(metrics: dict[str, t.Any], path: Path) -> None:
 
 
 def _register_demo() -> None:
+    from lianmo.cli.audit import audit
     from lianmo.cli.demo import demo
 
+    cli.add_command(audit)
     cli.add_command(demo)
 
 

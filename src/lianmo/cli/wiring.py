@@ -9,9 +9,9 @@ from lianmo.audit.signing import signing_key_file, write_signing_key
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.errors import ConfigError
 from lianmo.node.service import NodeService
+from lianmo.transport.certs import write_identity_dir
 from lianmo.transport.envelope import MessageObserver
 from lianmo.transport.grpc_channel import GrpcChannel
-from lianmo.transport.certs import write_identity_dir
 from lianmo.transport.grpc_server import GrpcServer, serve
 from lianmo.transport.inbox import Inbox
 from lianmo.transport.tls import TlsIdentity

@@ -21,15 +21,15 @@ import typing as t
 from importlib.metadata import version
 from pathlib import Path
 
+from lianmo.compute.backend import ComputeBackend
 from lianmo.config import DatasetEntry, JobSpec
 from lianmo.crypto.drbg import Drbg
 from lianmo.node.job import run_party_job
 from lianmo.node.job_data import JobOutcome, model_path
-from lianmo.protocols.context import RoleContext
+from lianmo.protocols.context import Progress, Recorder, RoleContext, no_progress, no_record
 from lianmo.protocols.signing_keys import exchange_signing_keys
+from lianmo.transport.channel import Channel
 
-UNSIGNED_KEY = "0" * 64
-"""What a party at audit level ``chain`` announces instead of a public signing key."""
 _SEED_DOMAIN = b"lianmo.audit.seed-commitment\x00"
 _DATA_LABEL = "audit/data-commitment"
 _CHUNK = 1 << 20
@@ -63,6 +63,31 @@ def file_commitment(rng: Drbg, path: Path) -> str:
         while chunk := fh.read(_CHUNK):
             mac.update(chunk)
     return mac.hexdigest()
+
+
+def role_context(
+    spec: JobSpec,
+    party: str,
+    channel: Channel,
+    rng: Drbg,
+    *,
+    compute: ComputeBackend,
+    progress: Progress = no_progress,
+    record: Recorder = no_record,
+) -> RoleContext:
+    """The context a party runs its role of ``spec`` in, live and under replay alike."""
+    return RoleContext(
+        job_id=spec.job_id,
+        party=party,
+        channel=channel,
+        rng=rng,
+        guest=spec.guest,
+        hosts=spec.hosts,
+        arbiter=spec.arbiter if spec.task == "train" else None,
+        progress=progress,
+        compute=compute,
+        record=record,
+    )
 
 
 def run_audited(

@@ -19,15 +19,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from lianmo.audit.log import AuditLog, MessageStats
-from lianmo.audit.signing import SigningKey
+from lianmo.audit.signing import UNSIGNED_KEY, SigningKey
 from lianmo.audit.store import PayloadStore
 from lianmo.compute.backend import ComputeBackend, make_backend
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.crypto.drbg import Drbg
 from lianmo.errors import AuthenticationError, ConfigError, LianmoError, UnknownJobError
 from lianmo.fileio import write_atomic
-from lianmo.node.audited_job import UNSIGNED_KEY, run_audited
-from lianmo.protocols.context import RoleContext
+from lianmo.node.audited_job import role_context, run_audited
 from lianmo.transport.channel import Channel
 from lianmo.transport.control import JobStatusInfo
 from lianmo.transport.envelope import MessageObserver
@@ -193,18 +192,15 @@ class NodeService:
             rng = Drbg(self._seed_for(spec))
             write_atomic(job.directory / "drbg.seed", rng.seed, mode=0o600)
             channel = self._channel_factory(spec, job.inbox, [audit, stats])
-            ctx = RoleContext(
-                job_id=spec.job_id,
-                party=name,
-                channel=channel,
-                rng=rng,
-                guest=spec.guest,
-                hosts=spec.hosts,
-                arbiter=spec.arbiter if spec.task == "train" else None,
+            ctx = role_context(
+                spec,
+                name,
+                channel,
+                rng,
+                compute=self.compute,
                 progress=lambda phase, step, total, detail="": self._progress(
                     job, phase, step, total, detail
                 ),
-                compute=self.compute,
                 record=audit.record,
             )
             me = spec.party(name)

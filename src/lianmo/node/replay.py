@@ -1,0 +1,157 @@
+"""``lianmo audit replay``: re-run one party's side of a logged job and compare every output.
+
+Needs what only the party has: its data (through its party config's catalogue), the
+job's DRBG seed (``drbg.seed`` in the job folder) and the job folder's log and payload
+store. The party's role runs again exactly as on the node (:func:`run_audited`), with
+the logged inbound messages as input; every message it sends and every record it makes
+must equal the logged one. Outputs go to a scratch folder that is removed afterwards;
+the job folder is not touched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from lianmo.audit.replay import Divergence, ReplayChannel, ReplayRecorder
+from lianmo.audit.verify import LOG_NAME, PartyLog, read_log
+from lianmo.compute.backend import ComputeBackend, SerialBackend
+from lianmo.config import JobSpec, PartyConfig
+from lianmo.crypto.drbg import Drbg
+from lianmo.errors import AuditError, LianmoError
+from lianmo.node.audited_job import role_context, run_audited
+from lianmo.protocols.context import Progress, no_progress
+
+SEED_FILE = "drbg.seed"
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What a passing replay compared."""
+
+    party: str
+    job_id: str
+    messages: int
+    records: int
+    model_digest: str | None
+
+
+def job_folder(config: PartyConfig, job: str) -> Path:
+    """A job id of this party, or a path to a job folder."""
+    path = Path(job)
+    if (path / LOG_NAME).exists():
+        return path
+    folder = config.state_dir / "jobs" / job
+    if not (folder / LOG_NAME).exists():
+        raise AuditError(
+            f"party '{config.name}' has no logged job '{job}' ({folder / LOG_NAME} does not "
+            "exist); pass a job id from its state_dir/jobs or a job folder"
+        )
+    return folder
+
+
+def replay_job(
+    config: PartyConfig,
+    folder: Path,
+    *,
+    compute: ComputeBackend | None = None,
+    progress: Progress = no_progress,
+) -> ReplayResult:
+    """Replay the job logged in ``folder``; AuditError (a :class:`Divergence`) if it differs."""
+    log, problems = read_log(folder / LOG_NAME)
+    if problems:
+        raise AuditError(
+            f"the log does not verify, so there is nothing sound to replay: {problems[0]}"
+        )
+    if log.party != config.name:
+        raise AuditError(
+            f"{folder} holds party '{log.party}''s log, but the config is party "
+            f"'{config.name}'s; replay a party's job with its own config"
+        )
+    spec = JobSpec.from_json(log.store.get(str(log.start.get("spec_payload"))))
+    seed = _seed(folder, config.name)
+    me = spec.party(config.name)
+    dataset = None if me.dataset is None else config.dataset(me.dataset)
+    channel = ReplayChannel(log)
+    recorder = ReplayRecorder(log)
+    ctx = role_context(
+        spec,
+        config.name,
+        channel,
+        Drbg(seed),
+        compute=compute or SerialBackend(),
+        progress=progress,
+        record=recorder.record,
+    )
+    scratch = Path(tempfile.mkdtemp(prefix=f".replay-{spec.job_id}-", dir=folder.parent))
+    try:
+        outcome = run_audited(
+            ctx, spec, dataset, scratch, recorder, signing_key=str(log.start["signing_key"])
+        )
+    except Divergence as exc:
+        raise Divergence(
+            _explain(exc, recorder, log, dataset_path(config, spec)), round=exc.round, what=exc.what
+        ) from None
+    except LianmoError as exc:
+        raise Divergence(
+            _explain(
+                Divergence(f"the replay failed: {exc}", round=recorder.last_round),
+                recorder,
+                log,
+                dataset_path(config, spec),
+            )
+        ) from exc
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    rest = channel.leftovers() or recorder.leftovers()
+    if rest:
+        raise Divergence(_explain(Divergence(rest), recorder, log, dataset_path(config, spec)))
+    digest = outcome.values.get("model_digest")
+    return ReplayResult(
+        party=config.name,
+        job_id=spec.job_id,
+        messages=channel.compared,
+        records=recorder.compared,
+        model_digest=None if digest is None else str(digest),
+    )
+
+
+def dataset_path(config: PartyConfig, spec: JobSpec) -> Path | None:
+    name = spec.party(config.name).dataset
+    return None if name is None else config.dataset(name).path
+
+
+def _seed(folder: Path, party: str) -> bytes:
+    try:
+        return (folder / SEED_FILE).read_bytes()
+    except OSError as exc:
+        raise AuditError(
+            f"party '{party}': cannot read the job's seed {folder / SEED_FILE} ({exc}); "
+            "replay needs the seed the node drew for this job"
+        ) from exc
+
+
+def _explain(exc: Divergence, recorder: ReplayRecorder, log: PartyLog, data: Path | None) -> str:
+    """The divergence plus its likely cause, from what differs in job_start."""
+    causes = []
+    changed = recorder.changed
+    if "seed" in changed:
+        causes.append("seed wrong: drbg.seed does not match the seed commitment in the log")
+    if "software" in changed:
+        logged, now = changed["software"]
+        causes.append(f"code version changed: the job ran lianmo {logged}, this is {now}")
+    if "data" in changed:
+        causes.append(f"data changed: {data} is not the file the job used (its commitment differs)")
+    if "spec" in changed:
+        causes.append("the job spec in the store differs from the one logged")
+    where = f"round {exc.round}" if exc.round is not None else "the start of the job"
+    cause = "; ".join(causes) or (
+        "unknown: seed, data and lianmo version all match the log; the code is not "
+        "deterministic here or the log's payloads were altered"
+    )
+    return (
+        f"replay of party '{log.party}' in job '{log.job_id}' diverged at {where}: {exc}. "
+        f"Likely cause: {cause}"
+    )
