@@ -178,16 +178,14 @@ def _check_log(log: PartyLog) -> list[Problem]:
     store = log.store
     prev = GENESIS
     for seq, record in enumerate(log.records):
-        problem = chain_problem(record, seq, prev)
-        if problem is None and (record.get("party"), record.get("job_id")) != (
-            log.party,
-            log.job_id,
-        ):
+        problem = None
+        if (record.get("party"), record.get("job_id")) != (log.party, log.job_id):
             problem = (
                 f"belongs to party '{record.get('party')}' in job '{record.get('job_id')}', "
                 f"not to '{log.party}' in '{log.job_id}': a record from another log was "
                 "swapped in"
             )
+        problem = problem or chain_problem(record, seq, prev)
         if problem is None and key is not None:
             sig = record.get("sig")
             if not isinstance(sig, str) or not signature_ok(key, sig, signed_bytes(record)):

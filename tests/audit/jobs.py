@@ -1,0 +1,87 @@
+"""Real jobs for the audit tests, run once per session with in-process party nodes.
+
+``audited_jobs`` holds, under one state root (``<root>/<party>/jobs/<job_id>``):
+
+* ``lr-a``: logistic regression on the breast data (broker guest, platform host, arbiter);
+* ``lr-b``: the same job after every party rotated its signing key;
+* ``lr-p``: scoring with lr-a's model (PSI plus scoring, no training);
+* ``sb-a``: two SecureBoost trees on the same data (arbiter as witness only).
+
+Seeds are pinned (:func:`fixed_seeds`), so a rerun produces the same logs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from lianmo.audit.signing import write_signing_key
+from lianmo.config import JobSpec, PartyConfig
+from tests.node.inprocess_nodes import (
+    ARBITER,
+    GUEST,
+    HOST,
+    breast_configs,
+    fixed_seeds,
+    make_nodes,
+    run_in_process,
+    train_spec,
+)
+
+PARTIES = (GUEST, HOST, ARBITER)
+
+
+def boost_spec(job_id: str) -> JobSpec:
+    return JobSpec.from_dict(
+        {
+            "job_id": job_id,
+            "seed": 7,
+            "parties": [
+                {"name": GUEST, "role": "guest", "address": "-", "dataset": "breast_guest"},
+                {"name": HOST, "role": "host", "address": "-", "dataset": "breast_host"},
+                {"name": ARBITER, "role": "arbiter", "address": "-"},
+            ],
+            "validation": {"share": 0.2, "stratify": True},
+            "model": {"type": "secureboost", "trees": 2, "depth": 2, "subsample": 0.8},
+        }
+    )
+
+
+def predict_spec(job_id: str, model_job: str) -> JobSpec:
+    raw = json.loads(train_spec(job_id).to_json())
+    return JobSpec.from_dict({**raw, "task": "predict", "model_job": model_job})
+
+
+@dataclass(frozen=True)
+class AuditedJobs:
+    root: Path
+    configs: dict[str, PartyConfig]
+
+    def job_dir(self, party: str, job_id: str) -> Path:
+        return self.root / party / "jobs" / job_id
+
+    def copy(self, target: Path) -> AuditedJobs:
+        """A copy to tamper with (configs re-rooted there, data files shared)."""
+        shutil.copytree(self.root, target)
+        return AuditedJobs(target, breast_configs(target, _data_dir(self.configs)))
+
+
+def _data_dir(configs: dict[str, PartyConfig]) -> Path:
+    return configs[GUEST].datasets["breast_guest"].path.parent
+
+
+def run_audited_jobs(root: Path, shared_data: Path, *, rotate: bool = True) -> AuditedJobs:
+    root.mkdir(parents=True, exist_ok=True)
+    configs = breast_configs(root, shared_data)
+    nodes = make_nodes(root, shared_data, configs=configs, seed_for=fixed_seeds)
+    run_in_process(nodes, train_spec("lr-a"))
+    run_in_process(nodes, predict_spec("lr-p", "lr-a"))
+    run_in_process(nodes, boost_spec("sb-a"))
+    if rotate:
+        for config in configs.values():
+            write_signing_key(config.signing_key_path, force=True)
+        nodes = make_nodes(root, shared_data, configs=configs, seed_for=fixed_seeds)
+        run_in_process(nodes, train_spec("lr-b"))
+    return AuditedJobs(root, configs)
