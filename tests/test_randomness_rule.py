@@ -100,7 +100,8 @@ def violations(source: str, rel: str) -> list[str]:
                     what = f"calls {ast.unparse(func)}() without an rng (fresh entropy)"
                     fix = "pass the job DRBG: ctx.rng or ctx.rng.child(label)"
         if what:
-            found.append((node.lineno, f"src/lianmo/{rel}:{node.lineno}: {what}; {fix or FIX}"))
+            line = getattr(node, "lineno", 0)  # Import and Call nodes always have one
+            found.append((line, f"src/lianmo/{rel}:{line}: {what}; {fix or FIX}"))
     return [message for _, message in sorted(found)]
 
 

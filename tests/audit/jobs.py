@@ -72,15 +72,27 @@ def _data_dir(configs: dict[str, PartyConfig]) -> Path:
     return configs[GUEST].datasets["breast_guest"].path.parent
 
 
-def run_audited_jobs(root: Path, shared_data: Path, *, rotate: bool = True) -> AuditedJobs:
+def old_key_path(config: PartyConfig) -> Path:
+    """Where the fixture keeps a party's signing key from before the rotation."""
+    return config.signing_key_path.with_suffix(".old")
+
+
+def run_audited_jobs(
+    root: Path, shared_data: Path, *, rotate: bool = True, keys_from: AuditedJobs | None = None
+) -> AuditedJobs:
+    """Run the jobs; ``keys_from`` reuses another run's (pre-rotation) signing keys."""
     root.mkdir(parents=True, exist_ok=True)
     configs = breast_configs(root, shared_data)
+    if keys_from is not None:
+        for name, config in configs.items():
+            shutil.copy(old_key_path(keys_from.configs[name]), config.signing_key_path)
     nodes = make_nodes(root, shared_data, configs=configs, seed_for=fixed_seeds)
     run_in_process(nodes, train_spec("lr-a"))
     run_in_process(nodes, predict_spec("lr-p", "lr-a"))
     run_in_process(nodes, boost_spec("sb-a"))
     if rotate:
         for config in configs.values():
+            shutil.copy(config.signing_key_path, old_key_path(config))
             write_signing_key(config.signing_key_path, force=True)
         nodes = make_nodes(root, shared_data, configs=configs, seed_for=fixed_seeds)
         run_in_process(nodes, train_spec("lr-b"))

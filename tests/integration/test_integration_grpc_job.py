@@ -21,12 +21,11 @@ import grpc
 import pytest
 
 from lianmo.audit.log import read_records, verify_chain
-from lianmo.cli.wiring import load_identity, start_party_node
+from lianmo.cli.wiring import load_identity, start_party_node, write_identities
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.coordinator.run import JobReport, run_job
 from lianmo.errors import AuthenticationError, JobFailedError, TransportError, UnknownJobError
 from lianmo.node.service import NodeService
-from lianmo.cli.wiring import write_identities
 from lianmo.transport.certs import make_ca, make_party_cert
 from lianmo.transport.grpc_channel import ControlClient
 from lianmo.transport.tls import TlsIdentity

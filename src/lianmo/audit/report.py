@@ -261,7 +261,7 @@ def _messages(verdict: JobVerdict, suffix: str) -> list[Block]:
             if record.get("kind") == "message" and record.get("direction") == "sent":
                 count = traffic.setdefault((phase, name, str(record.get("peer"))), [0, 0])
                 count[0] += 1
-                count[1] += _int(record.get("size"))
+                count[1] += _size(record)
     if not traffic:
         return [Heading("Messages"), Text("No party logged sending a message.")]
     phases = [p for p in _phase_order(verdict) if any(k[0] == p for k in traffic)]
@@ -453,8 +453,9 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+def _size(record: Record) -> int:
+    size = record.get("size")
+    return size if isinstance(size, int) and not isinstance(size, bool) else 0
 
 
 def _time(record: Record) -> float | None:
@@ -489,7 +490,10 @@ def _key_cell(value: object) -> Cell:
 def _utc(when: float | None) -> str:
     if when is None:
         return _NONE
-    stamp = datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")
+    try:
+        stamp = datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, OSError, ValueError):  # a time no clock shows: say what is there
+        return f"{when!r} (not a time)"
     return stamp.replace("+00:00", "Z")
 
 

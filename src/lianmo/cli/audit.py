@@ -98,6 +98,8 @@ def replay_cmd(config_path: Path, job: str) -> None:
         + (f"; model digest {result.model_digest[:16]}..." if result.model_digest else "")
         + f" ({time.perf_counter() - started:.1f}s)"
     )
+    for note in result.notes:
+        click.echo(f"note: {note} (the outputs are identical all the same)")
 
 
 @audit.command("report")
@@ -119,6 +121,4 @@ def report_cmd(paths: tuple[Path, ...], out: Path) -> None:
     for path in written:
         click.echo(f"wrote {path}")
     if not all(v.ok for v in verdicts):
-        click.echo(
-            "note: verification failed; the report lists the problems", err=sys.stderr.isatty()
-        )
+        click.echo("note: verification failed; the report lists the problems", err=True)

@@ -36,6 +36,8 @@ class ReplayResult:
     messages: int
     records: int
     model_digest: str | None
+    notes: tuple[str, ...] = ()
+    """What differs from the logged job without changing any output (e.g. lianmo version)."""
 
 
 def job_folder(config: PartyConfig, job: str) -> Path:
@@ -115,6 +117,7 @@ def replay_job(
         messages=channel.compared,
         records=recorder.compared,
         model_digest=None if digest is None else str(digest),
+        notes=tuple(_causes(recorder, dataset_path(config, spec))),
     )
 
 
@@ -133,8 +136,8 @@ def _seed(folder: Path, party: str) -> bytes:
         ) from exc
 
 
-def _explain(exc: Divergence, recorder: ReplayRecorder, log: PartyLog, data: Path | None) -> str:
-    """The divergence plus its likely cause, from what differs in job_start."""
+def _causes(recorder: ReplayRecorder, data: Path | None) -> list[str]:
+    """What differs between the logged job_start and the replay's."""
     causes = []
     changed = recorder.changed
     if "seed" in changed:
@@ -146,6 +149,12 @@ def _explain(exc: Divergence, recorder: ReplayRecorder, log: PartyLog, data: Pat
         causes.append(f"data changed: {data} is not the file the job used (its commitment differs)")
     if "spec" in changed:
         causes.append("the job spec in the store differs from the one logged")
+    return causes
+
+
+def _explain(exc: Divergence, recorder: ReplayRecorder, log: PartyLog, data: Path | None) -> str:
+    """The divergence plus its likely cause, from what differs in job_start."""
+    causes = _causes(recorder, data)
     where = f"round {exc.round}" if exc.round is not None else "the start of the job"
     cause = "; ".join(causes) or (
         "unknown: seed, data and lianmo version all match the log; the code is not "
