@@ -153,7 +153,8 @@ def build(verdict: JobVerdict, *, suffix: str = "") -> JobReport:
         f"{len(verdict.logs)} log(s), {records} records: chains, signatures, payloads and "
         "the messages between parties all check out"
         if verdict.ok
-        else f"{len(verdict.problems)} problem(s) in {len(verdict.logs)} log(s)"
+        else f"{len(verdict.problems)} problem(s) in {len(verdict.logs)} log(s); what follows "
+        "is read from the logs as they are, unverified from each problem's record on"
     )
     blocks: list[Block] = [
         Verdict(verdict.ok, summary, tuple(str(p) for p in verdict.problems)),
@@ -551,6 +552,7 @@ def _md_block(block: Block, level: int) -> list[str]:
         word = "PASS" if block.ok else "FAIL"
         return [
             f"**Verification: {word}**: {_md(block.summary)}",
+            *([""] if block.problems else []),
             *(f"- {_md(p)}" for p in block.problems),
         ]
     rule = ["---:" if i in block.right else "---" for i in range(len(block.header))]

@@ -31,7 +31,12 @@ DEMO_PARTIES = {
 
 
 def write_party_config(
-    directory: Path, name: str, certs: Path, datasets: Mapping[str, tuple[Path, str, str | None]]
+    directory: Path,
+    name: str,
+    certs: Path,
+    datasets: Mapping[str, tuple[Path, str, str | None]],
+    *,
+    audit_level: str = "full",
 ) -> Path:
     """Write ``directory/party.toml`` for a node listening on a free loopback port."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -44,6 +49,10 @@ def write_party_config(
         f'cert = "{(certs / f"{name}.pem").resolve()}"',
         f'key = "{(certs / f"{name}.key").resolve()}"',
         f'ca = "{(certs / "ca.pem").resolve()}"',
+        "",
+        "[audit]",
+        f'signing_key = "{(certs / f"{name}.signing.key").resolve()}"',
+        f'level = "{audit_level}"',
     ]
     for ds_name, (path, id_col, label) in datasets.items():
         lines += [
@@ -145,7 +154,14 @@ def _reset_output(output: Path) -> None:
 )
 @click.option("--epochs", default=5, show_default=True, help="Training epochs.")
 @click.option("--key-bits", default=2048, show_default=True, help="Paillier key size (>= 2048).")
-def demo(output: Path, epochs: int, key_bits: int) -> None:
+@click.option(
+    "--audit-level",
+    type=click.Choice(["full", "chain"]),
+    default="full",
+    show_default=True,
+    help="full: signed logs plus payloads (verify and replay work); chain: hash chain only.",
+)
+def demo(output: Path, epochs: int, key_bits: int, audit_level: str) -> None:
     """Train a joint credit model: broker (labels) + platform (behaviour) + arbiter."""
     from lianmo.cli.main import run_and_report, stop_on_signals
     from lianmo.cli.wiring import write_identities
@@ -159,7 +175,9 @@ def demo(output: Path, epochs: int, key_bits: int) -> None:
     configs = {}
     for name, (_role, ds, file, label) in DEMO_PARTIES.items():
         datasets = {} if ds is None else {ds: (demo_file(str(file)), "client_id", label)}
-        configs[name] = write_party_config(output / "parties" / name, name, certs, datasets)
+        configs[name] = write_party_config(
+            output / "parties" / name, name, certs, datasets, audit_level=audit_level
+        )
     click.echo(
         f"starting party nodes {', '.join(configs)} (logs in {output}/parties/*/node.log)", err=True
     )
@@ -176,7 +194,9 @@ def demo(output: Path, epochs: int, key_bits: int) -> None:
         )
     click.echo(
         f"demo finished in {time.perf_counter() - started:.1f}s; party state, model "
-        f"shares and audit logs in {output}/parties/<party>/jobs/{spec.job_id}/"
+        f"shares and audit logs in {output}/parties/<party>/jobs/{spec.job_id}/\n"
+        f"audit it: lianmo audit verify {output}; lianmo audit replay --config "
+        f"{output}/parties/broker/party.toml {spec.job_id}; lianmo audit report {output}"
     )
 
 

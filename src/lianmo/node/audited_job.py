@@ -116,6 +116,7 @@ def run_audited(
         data_commitment=None if dataset is None else file_commitment(ctx.rng, dataset.path),
         **(identity or {}),
     )
+    audit.record("phase", name="keys")
     for peer, key in sorted(exchange_signing_keys(ctx, signing_key).items()):
         audit.record("peer_key", peer=peer, signing_key=key)
     if spec.task == "predict" and role != "arbiter":
