@@ -20,13 +20,26 @@ its records go rather than refused.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
+from lianmo.audit.report_blocks import (
+    Block,
+    Cell,
+    Chart,
+    Code,
+    Heading,
+    JobReport,
+    Table,
+    Text,
+    Verdict,
+    html_of,
+    html_page,
+    markdown_of,
+    md_escape,
+)
 from lianmo.audit.signing import UNSIGNED_KEY, key_id
 from lianmo.audit.svg import bar_chart, line_chart
 from lianmo.audit.verify import JobVerdict, PartyLog
@@ -44,76 +57,18 @@ _LEAD = ("tree", "level", "round", "epoch", "on")  # table columns that come fir
 _NONE = "—"
 
 
-# ---- blocks: what a report says, before it is Markdown or HTML -------------------------
-
-
-@dataclass(frozen=True)
-class Code:
-    """A table cell shown as code: digests and key ids."""
-
-    text: str
-
-
-Cell = str | Code
-
-
-@dataclass(frozen=True)
-class Heading:
-    text: str
-    level: int = 1  # below the job's title
-
-
-@dataclass(frozen=True)
-class Text:
-    text: str
-
-
-@dataclass(frozen=True)
-class Verdict:
-    ok: bool
-    summary: str
-    problems: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Table:
-    header: tuple[str, ...]
-    rows: list[tuple[Cell, ...]]
-    right: frozenset[int] = frozenset()  # right-aligned (numeric) columns
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Chart:
-    svg: str
-    alt: str  # what Markdown shows instead
-
-
-Block = Heading | Text | Verdict | Table | Chart
-
-
-@dataclass(frozen=True)
-class JobReport:
-    """One job's report, ready to render."""
-
-    job_id: str
-    title: str
-    ok: bool
-    blocks: list[Block] = field(default_factory=list)
-
-
 # ---- public API ------------------------------------------------------------------------
 
 
 def render_markdown(verdict: JobVerdict) -> str:
     """The report of one job as Markdown (charts are described; they are in the HTML)."""
-    return _markdown(build(verdict), level=1)
+    return markdown_of(build(verdict), level=1)
 
 
 def render_html(verdict: JobVerdict) -> str:
     """The report of one job as one self-contained HTML page."""
     job = build(verdict)
-    return _page(job.title, _html(job, level=1, anchor="job"))
+    return html_page(job.title, html_of(job, level=1, anchor="job"))
 
 
 def write_report(verdicts: Sequence[JobVerdict], out: Path) -> list[Path]:
@@ -123,7 +78,10 @@ def write_report(verdicts: Sequence[JobVerdict], out: Path) -> list[Path]:
     ]
     summary = ", ".join(f"{j.job_id} {'PASS' if j.ok else 'FAIL'}" for j in jobs) or "no jobs"
     markdown = "\n".join(
-        [f"# lianmo audit report\n\n{_md(summary)}\n", *(_markdown(j, level=2) for j in jobs)]
+        [
+            f"# lianmo audit report\n\n{md_escape(summary)}\n",
+            *(markdown_of(j, level=2) for j in jobs),
+        ]
     )
     contents = "".join(
         f'<li><a href="#job-{i}">{escape(j.title)}</a></li>' for i, j in enumerate(jobs, 1)
@@ -131,13 +89,13 @@ def write_report(verdicts: Sequence[JobVerdict], out: Path) -> list[Path]:
     body = "".join(
         [
             f"<h1>lianmo audit report</h1><nav><ul>{contents}</ul></nav>",
-            *(_html(j, level=2, anchor=f"job-{i}") for i, j in enumerate(jobs, 1)),
+            *(html_of(j, level=2, anchor=f"job-{i}") for i, j in enumerate(jobs, 1)),
         ]
     )
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "report.md", out / "report.html"]
     write_atomic(paths[0], markdown.encode())
-    write_atomic(paths[1], _page("lianmo audit report", body).encode())
+    write_atomic(paths[1], html_page("lianmo audit report", body).encode())
     return paths
 
 
@@ -514,116 +472,3 @@ def _bytes(value: float) -> str:
         if abs(value) >= size:
             return f"{value / size:.3g} {unit}"
     return f"{value:.0f} B"
-
-
-# ---- Markdown --------------------------------------------------------------------------
-
-_MD_SPECIAL = re.compile(r"([\\`*\[\]|])|(?<!\w)_|_(?!\w)")
-
-
-def _md(text: str) -> str:
-    """Log text as inert Markdown: one line, no emphasis, links, table breaks or HTML."""
-    one_line = " ".join(text.split())
-    escaped = escape(one_line, quote=False)
-    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), escaped)
-
-
-def _md_cell(cell: Cell) -> str:
-    if isinstance(cell, Code) and "`" not in cell.text and "\n" not in cell.text:
-        return f"`{cell.text}`" if cell.text else ""
-    return _md(cell.text if isinstance(cell, Code) else cell)
-
-
-def _markdown(job: JobReport, *, level: int) -> str:
-    lines = [f"{'#' * level} {_md(job.title)}", ""]
-    for block in job.blocks:
-        lines += [*_md_block(block, level), ""]
-    return "\n".join(lines)
-
-
-def _md_block(block: Block, level: int) -> list[str]:
-    if isinstance(block, Heading):
-        return [f"{'#' * min(level + block.level, 6)} {_md(block.text)}"]
-    if isinstance(block, Text):
-        return [_md(block.text)]
-    if isinstance(block, Chart):
-        return [f"_{_md(block.alt)} The chart is in the HTML report._"]
-    if isinstance(block, Verdict):
-        word = "PASS" if block.ok else "FAIL"
-        return [
-            f"**Verification: {word}**: {_md(block.summary)}",
-            *([""] if block.problems else []),
-            *(f"- {_md(p)}" for p in block.problems),
-        ]
-    rule = ["---:" if i in block.right else "---" for i in range(len(block.header))]
-    lines = [_md_row([_md(h) for h in block.header]), _md_row(rule)]
-    lines += [_md_row([_md_cell(c) for c in row]) for row in block.rows]
-    return lines + (["", f"_{_md(block.note)}_"] if block.note else [])
-
-
-def _md_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-# ---- HTML ------------------------------------------------------------------------------
-
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-th { background: #f3f3f3; }
-code { font-size: 0.95em; }
-.verdict { font-weight: bold; padding: 0.3em 0.6em; display: inline-block; }
-.pass { background: #d8f0d8; } .fail { background: #f8d7d7; }
-.note { color: #555; font-size: 0.85em; }
-svg { max-width: 100%; height: auto; }
-section.job { border-top: 2px solid #888; margin-top: 2em; }
-"""
-# Nothing in a report is fetched or run: the policy holds even if an escape were missed.
-_CSP = "default-src 'none'; style-src 'unsafe-inline'"
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head>"
-        f"<body>{body}</body></html>\n"
-    )
-
-
-def _html(job: JobReport, *, level: int, anchor: str) -> str:
-    parts = [f'<section class="job" id="{escape(anchor)}"><h{level}>{escape(job.title)}</h{level}>']
-    parts += [_html_block(block, level) for block in job.blocks]
-    return "".join([*parts, "</section>"])
-
-
-def _html_block(block: Block, level: int) -> str:
-    if isinstance(block, Heading):
-        h = min(level + block.level, 6)
-        return f"<h{h}>{escape(block.text)}</h{h}>"
-    if isinstance(block, Text):
-        return f"<p>{escape(block.text)}</p>"
-    if isinstance(block, Chart):
-        return f"<figure>{block.svg}</figure>"
-    if isinstance(block, Verdict):
-        word, css = ("PASS", "pass") if block.ok else ("FAIL", "fail")
-        items = "".join(f"<li>{escape(p)}</li>" for p in block.problems)
-        return (
-            f'<p><span class="verdict {css}">Verification: {word}</span> '
-            f"{escape(block.summary)}</p>" + (f'<ul class="problems">{items}</ul>' if items else "")
-        )
-    head = "".join(f"<th>{escape(h)}</th>" for h in block.header)
-    body = "".join(
-        "<tr>" + "".join(_html_cell(c, i in block.right) for i, c in enumerate(row)) + "</tr>"
-        for row in block.rows
-    )
-    note = f'<p class="note">{escape(block.note)}</p>' if block.note else ""
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
-
-
-def _html_cell(cell: Cell, numeric: bool) -> str:
-    attr = ' class="num"' if numeric else ""
-    text = f"<code>{escape(cell.text)}</code>" if isinstance(cell, Code) else escape(cell)
-    return f"<td{attr}>{text}</td>"
