@@ -4,7 +4,6 @@ hold, tampering turns PASS into FAIL with the problem named, and log text stays 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import shutil
@@ -19,7 +18,7 @@ from lianmo.audit.report import render_html, render_markdown, write_report
 from lianmo.audit.signing import key_id
 from lianmo.audit.svg import line_chart, nice_ticks
 from lianmo.audit.verify import JobVerdict, PartyLog, Problem, verify
-from lianmo.config import JobSpec
+from tests.audit.jobs import boost_spec, predict_spec
 from tests.node.inprocess_nodes import (
     ARBITER,
     GUEST,
@@ -35,32 +34,14 @@ PARTIES = (GUEST, HOST, ARBITER)
 Record = dict[str, object]
 
 
-def _boost_spec(job_id: str) -> JobSpec:
-    """Two small SecureBoost trees (as in tests/node/test_node_secureboost.py)."""
-    return JobSpec.from_dict(
-        {
-            "job_id": job_id,
-            "seed": 42,
-            "parties": [
-                {"name": GUEST, "role": "guest", "address": "-", "dataset": "breast_guest"},
-                {"name": HOST, "role": "host", "address": "-", "dataset": "breast_host"},
-                {"name": ARBITER, "role": "arbiter", "address": "-"},
-            ],
-            "validation": {"share": 0.2, "stratify": True},
-            "model": {"type": "secureboost", "trees": 2, "depth": 2},
-        }
-    )
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     """One state root holding an LR job, a predict job with its model, and a SecureBoost job."""
     path = tmp_path_factory.mktemp("report")
     nodes = make_nodes(path, shared_data, seed_for=fixed_seeds)
     run_in_process(nodes, train_spec(LR))
-    raw = json.loads(train_spec(PREDICT).to_json())
-    run_in_process(nodes, JobSpec.from_dict({**raw, "task": "predict", "model_job": LR}))
-    run_in_process(nodes, _boost_spec(SB))
+    run_in_process(nodes, predict_spec(PREDICT, LR))
+    run_in_process(nodes, boost_spec(SB))
     return path
 
 
