@@ -76,6 +76,7 @@ def replay_job(
     seed = _seed(folder, config.name)
     me = spec.party(config.name)
     dataset = None if me.dataset is None else config.dataset(me.dataset)
+    data = None if dataset is None else dataset.path
     channel = ReplayChannel(log)
     recorder = ReplayRecorder(log)
     ctx = role_context(
@@ -94,7 +95,7 @@ def replay_job(
         )
     except Divergence as exc:
         raise Divergence(
-            _explain(exc, recorder, log, dataset_path(config, spec)), round=exc.round, what=exc.what
+            _explain(exc, recorder, log, data), round=exc.round, what=exc.what
         ) from None
     except LianmoError as exc:
         raise Divergence(
@@ -102,14 +103,14 @@ def replay_job(
                 Divergence(f"the replay failed: {exc}", round=recorder.last_round),
                 recorder,
                 log,
-                dataset_path(config, spec),
+                data,
             )
         ) from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     rest = channel.leftovers() or recorder.leftovers()
     if rest:
-        raise Divergence(_explain(Divergence(rest), recorder, log, dataset_path(config, spec)))
+        raise Divergence(_explain(Divergence(rest), recorder, log, data))
     digest = outcome.values.get("model_digest")
     return ReplayResult(
         party=config.name,
@@ -117,13 +118,8 @@ def replay_job(
         messages=channel.compared,
         records=recorder.compared,
         model_digest=None if digest is None else str(digest),
-        notes=tuple(_causes(recorder, dataset_path(config, spec))),
+        notes=tuple(_causes(recorder, data)),
     )
-
-
-def dataset_path(config: PartyConfig, spec: JobSpec) -> Path | None:
-    name = spec.party(config.name).dataset
-    return None if name is None else config.dataset(name).path
 
 
 def _seed(folder: Path, party: str) -> bytes:
