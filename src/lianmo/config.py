@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import tomllib
 import typing as t
@@ -21,9 +22,23 @@ from lianmo.errors import ConfigError
 
 MIN_KEY_BITS = 2048
 ROLES = ("guest", "host", "arbiter")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # fullmatch: '$' allows "name\n"
+#: Largest integer a config field takes: seeds and counts stay int64 and print as JSON.
+MAX_INT = 2**63 - 1
 
 Mapping = dict[str, t.Any]
+
+
+def _shown(value: t.Any) -> str:
+    """``repr(value)``, cut to 200 characters, for an error message.
+
+    An int of over 4300 digits, even inside a list, has no repr: ValueError.
+    """
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"a {type(value).__name__} holding an integer too large to print"
+    return text if len(text) <= 200 else f"{text[:200]}..."
 
 
 def _check_keys(
@@ -31,7 +46,7 @@ def _check_keys(
 ) -> None:
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(allowed))
+    unknown = sorted(set(data) - set(allowed), key=_shown)  # YAML keys need not be str
     if unknown:
         raise ConfigError(
             f"{where}: unknown field(s) {unknown}; allowed fields are {sorted(allowed)}"
@@ -47,9 +62,9 @@ def _typed(where: str, value: t.Any, kind: type | tuple[type, ...], what: str) -
         and kind is not bool
         and bool not in (kind if isinstance(kind, tuple) else (kind,))
     ):
-        raise ConfigError(f"{where} must be {what}, got {value!r}")
+        raise ConfigError(f"{where} must be {what}, got {_shown(value)}")
     if not isinstance(value, kind):
-        raise ConfigError(f"{where} must be {what}, got {value!r}")
+        raise ConfigError(f"{where} must be {what}, got {_shown(value)}")
     return value
 
 
@@ -64,18 +79,22 @@ def _number(
 ) -> t.Any:
     kind: tuple[type, ...] = (int,) if integer else (int, float)
     _typed(where, value, kind, "an integer" if integer else "a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
+    if high is None and isinstance(value, int) and value > MAX_INT:
+        raise ConfigError(f"{where} must be at most {MAX_INT}, got {_shown(value)}")
     if value < low or (low_open and value == low) or (high is not None and value > high):
         bound = f"{'>' if low_open else '>='} {low}" + (
             f" and <= {high}" if high is not None else ""
         )
-        raise ConfigError(f"{where} must be {bound}, got {value!r}")
+        raise ConfigError(f"{where} must be {bound}, got {_shown(value)}")
     return value
 
 
 def check_name(where: str, name: t.Any) -> str:
     """A party or job name: letters, digits, '_', '.', '-', at most 63 characters."""
     _typed(where, name, str, "a string")
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise ConfigError(
             f"{where} {name!r} is not a valid name: use letters, digits, '_', '.', '-' "
             "(at most 63 characters, starting with a letter or digit)"
@@ -117,7 +136,11 @@ class PartyConfig:
     datasets: dict[str, DatasetEntry]
     coordinators: tuple[str, ...] = ("coordinator",)
     max_message_mb: int = 2048
+    max_job_mb: int = 65536
     recv_timeout_s: float = 1800.0
+    send_deadline_s: float = 600.0
+    peer_retries: int = 8
+    peer_backoff_s: float = 0.2
     compute_backend: str = "local"
     compute_workers: int | None = None
     signing_key: Path | None = None
@@ -136,7 +159,7 @@ class PartyConfig:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"party config {path} does not exist") from None
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # TOMLDecodeError, not UTF-8
             raise ConfigError(f"party config {path} cannot be read: {exc}") from exc
         return cls.from_dict(data, base=path.parent, source=str(path))
 
@@ -154,7 +177,11 @@ class PartyConfig:
                 "datasets",
                 "coordinators",
                 "max_message_mb",
+                "max_job_mb",
                 "recv_timeout_s",
+                "send_deadline_s",
+                "peer_retries",
+                "peer_backoff_s",
                 "compute",
                 "audit",
             ],
@@ -166,7 +193,8 @@ class PartyConfig:
         audit_level = audit.get("level", "full")
         if audit_level not in AUDIT_LEVELS:
             raise ConfigError(
-                f"{source}: [audit] level must be one of {list(AUDIT_LEVELS)}, got {audit_level!r}"
+                f"{source}: [audit] level must be one of {list(AUDIT_LEVELS)}, "
+                f"got {_shown(audit_level)}"
             )
         signing_key = audit.get("signing_key")
         if signing_key is not None:
@@ -179,7 +207,7 @@ class PartyConfig:
         if backend not in COMPUTE_BACKENDS:
             raise ConfigError(
                 f"{source}: [compute] backend must be one of {list(COMPUTE_BACKENDS)}, "
-                f"got {backend!r}"
+                f"got {_shown(backend)}"
             )
         workers = compute.get("workers")
         if workers is not None:
@@ -192,8 +220,10 @@ class PartyConfig:
         name = check_name(f"{source}: name", data["name"])
         tls = data["tls"]
         _check_keys(f"{source}: [tls]", tls, ["cert", "key", "ca"], ["cert", "key", "ca"])
+        catalogue = data.get("datasets", {})
+        _typed(f"{source}: [datasets]", catalogue, dict, "a table of [datasets.NAME] tables")
         datasets = {}
-        for ds_name, entry in dict(data.get("datasets", {})).items():
+        for ds_name, entry in catalogue.items():
             where = f"{source}: [datasets.{ds_name}]"
             check_name(where, ds_name)
             _check_keys(where, entry, ["path", "id_column", "label_column"], ["path", "id_column"])
@@ -222,8 +252,20 @@ class PartyConfig:
             max_message_mb=_number(
                 f"{source}: max_message_mb", data.get("max_message_mb", 2048), low=1, integer=True
             ),
+            max_job_mb=_number(
+                f"{source}: max_job_mb", data.get("max_job_mb", 65536), low=1, integer=True
+            ),
             recv_timeout_s=_number(
                 f"{source}: recv_timeout_s", data.get("recv_timeout_s", 1800.0), low=1
+            ),
+            send_deadline_s=_number(
+                f"{source}: send_deadline_s", data.get("send_deadline_s", 600.0), low=1
+            ),
+            peer_retries=_number(
+                f"{source}: peer_retries", data.get("peer_retries", 8), low=0, integer=True
+            ),
+            peer_backoff_s=_number(
+                f"{source}: peer_backoff_s", data.get("peer_backoff_s", 0.2), low=0.01
             ),
             compute_backend=backend,
             compute_workers=workers,
@@ -350,7 +392,9 @@ class JobSpec:
             if p.name == name:
                 return p
         raise ConfigError(
-            f"party '{name}' is not part of job '{self.job_id}' (parties: {list(self.party_names)})"
+            f"party '{name}' is not part of job '{self.job_id}' (parties: "
+            f"{list(self.party_names)}); list it under parties in the job spec, or send the "
+            "job only to the parties it lists"
         )
 
     def to_json(self) -> bytes:
@@ -365,7 +409,7 @@ class JobSpec:
     def from_json(cls, data: bytes) -> JobSpec:
         try:
             parsed = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # also not UTF-8, or nested too deep
             raise ConfigError(f"job spec is not valid JSON: {exc}") from exc
         return cls.from_dict(parsed, source="job spec")
 
@@ -377,7 +421,8 @@ class JobSpec:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"job spec {path} does not exist") from None
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, ValueError, RecursionError, yaml.YAMLError) as exc:
+            # ValueError: not UTF-8, or an int of over 4300 digits (PyYAML calls int())
             raise ConfigError(f"job spec {path} cannot be read: {exc}") from exc
         return cls.from_dict(data, source=str(path))
 
@@ -392,7 +437,7 @@ class JobSpec:
         )
         task = data.get("task", "train")
         if task not in ("train", "predict"):
-            raise ConfigError(f"{source}: task must be 'train' or 'predict', got {task!r}")
+            raise ConfigError(f"{source}: task must be 'train' or 'predict', got {_shown(task)}")
         model = _parse_model(source, data.get("model", {}))
         parties = _parse_parties(source, data["parties"], task, model)
         model_job = data.get("model_job")
@@ -428,7 +473,7 @@ def _parse_parties(source: str, raw: t.Any, task: str, model: ModelSpec) -> tupl
         )
         role = entry["role"]
         if role not in ROLES:
-            raise ConfigError(f"{where}: role must be one of {list(ROLES)}, got {role!r}")
+            raise ConfigError(f"{where}: role must be one of {list(ROLES)}, got {_shown(role)}")
         dataset = entry.get("dataset")
         if role != "arbiter" and dataset is None:
             raise ConfigError(f"{where}: a {role} must name the data set it contributes")
@@ -446,17 +491,25 @@ def _parse_parties(source: str, raw: t.Any, task: str, model: ModelSpec) -> tupl
     if len(set(names)) != len(names):
         raise ConfigError(f"{source}: party names must be unique, got {names}")
     roles = [p.role for p in parties]
+    listed = ", ".join(f"{p.name}={p.role}" for p in parties) or "no parties"
     if roles.count("guest") != 1:
-        raise ConfigError(f"{source}: exactly one party must be the guest (label holder)")
+        raise ConfigError(
+            f"{source}: exactly one party must be the guest (label holder), got "
+            f"{roles.count('guest')} ({listed}); give role 'guest' to the party with the labels"
+        )
     if roles.count("host") < 1:
-        raise ConfigError(f"{source}: at least one host is needed")
+        raise ConfigError(
+            f"{source}: at least one host is needed, got none ({listed}); give role "
+            "'host' to the party that holds the other features"
+        )
+    if roles.count("arbiter") > 1:
+        raise ConfigError(f"{source}: a job has at most one arbiter, got several ({listed})")
     if task == "train" and isinstance(model, LrSpec) and roles.count("arbiter") != 1:
         raise ConfigError(
             f"{source}: coordinated logistic regression needs exactly one arbiter to hold "
-            "the Paillier key"
+            f"the Paillier key, got none ({listed}); add a party with role 'arbiter' and no "
+            "dataset, or use model.type 'secureboost'"
         )
-    if roles.count("arbiter") > 1:
-        raise ConfigError(f"{source}: a job has at most one arbiter")
     return tuple(parties)
 
 
@@ -489,7 +542,7 @@ def _parse_model(source: str, raw: t.Any) -> ModelSpec:
         return _parse_boost(source, raw)
     if kind != "hetero_lr":
         raise ConfigError(
-            f"{source}: model.type must be 'hetero_lr' or 'secureboost', got {kind!r}"
+            f"{source}: model.type must be 'hetero_lr' or 'secureboost', got {_shown(kind)}"
         )
     return _parse_lr(source, raw)
 
@@ -515,7 +568,7 @@ def _parse_boost(source: str, raw: Mapping) -> BoostSpec:
     objective = raw.get("objective", d.objective)
     if objective not in BOOST_OBJECTIVES:
         raise ConfigError(
-            f"{where}.objective must be one of {list(BOOST_OBJECTIVES)}, got {objective!r}"
+            f"{where}.objective must be one of {list(BOOST_OBJECTIVES)}, got {_shown(objective)}"
         )
     early = raw.get("early_stopping_rounds")
     if early is not None:
@@ -533,7 +586,7 @@ def _parse_boost(source: str, raw: Mapping) -> BoostSpec:
     elif weights not in (None, "balanced"):
         raise ConfigError(
             f"{where}.class_weights must be 'balanced' or a list of weights, one per class "
-            f"(lowest label first), got {weights!r}"
+            f"(lowest label first), got {_shown(weights)}"
         )
     if weights is not None and objective == "regression":
         raise ConfigError(f"{where}.class_weights apply to classification objectives only")

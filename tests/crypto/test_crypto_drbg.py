@@ -89,3 +89,22 @@ def test_repr_hides_the_seed() -> None:
 def test_invalid_arguments_raise(call: Callable[[], object], match: str) -> None:
     with pytest.raises(CryptoError, match=match):
         call()
+
+
+@pytest.mark.parametrize("reads", [[0], [1], [31, 1], [32], [33, 200], [5000, 7], [8191, 2]])
+def test_seek_to_position_continues_the_same_stream(reads: list[int]) -> None:
+    original = Drbg(b"s" * 32, "ckpt")
+    for n in reads:
+        original.random_bytes(n)
+    position = original.position
+    assert position == sum(reads)
+    resumed = Drbg(b"s" * 32, "ckpt")
+    resumed.seek(position)
+    assert resumed.position == position
+    assert resumed.random_bytes(100) == original.random_bytes(100)
+    assert resumed.randbits(77) == original.randbits(77)
+
+
+def test_seek_refuses_a_negative_position() -> None:
+    with pytest.raises(CryptoError, match="non-negative"):
+        Drbg(b"s" * 32).seek(-1)

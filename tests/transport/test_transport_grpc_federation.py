@@ -110,7 +110,7 @@ def test_certificate_name_must_match_envelope_sender(
             AuthenticationError, match="certificate of 'coordinator' cannot send as 'broker'"
         ):
             impostor.send_envelope(make_env(0, sender="broker"), **SEND)
-    assert platform.inboxes[JOB]._next_seq["broker"] == 0
+    assert platform.inboxes[JOB].arrived("broker") == 0
 
 
 # ---- crafted chunk streams, driving the stub directly ----------------------------------
@@ -170,7 +170,7 @@ def test_malformed_streams_are_invalid_argument(
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert match in err.details()
     assert (ERROR_KIND_KEY, "ProtocolError") in err.trailing_metadata()
-    assert platform.inboxes[JOB]._next_seq["broker"] == 0
+    assert platform.inboxes[JOB].arrived("broker") == 0
 
 
 def test_oversize_header_is_refused_before_any_data(

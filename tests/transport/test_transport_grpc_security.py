@@ -60,7 +60,7 @@ def test_server_refuses_clients_without_a_valid_certificate(
     with channel:
         err = _raw_send(channel)
     assert err.code() == grpc.StatusCode.UNAVAILABLE
-    assert platform.inboxes["job-1"]._next_seq["broker"] == 0
+    assert platform.inboxes["job-1"].arrived("broker") == 0
 
 
 def test_client_refuses_a_server_with_another_name(

@@ -25,6 +25,7 @@ import hashlib
 import json
 import threading
 import time
+import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,6 +88,42 @@ class AuditLog:
             self._seq = verify_chain(path)
             for record in read_records(path):
                 self._prev = str(record["hash"])
+
+    @classmethod
+    def reopen(
+        cls,
+        path: Path,
+        position: t.Mapping[str, object],
+        *,
+        party: str,
+        job_id: str,
+        signer: SigningKey | None = None,
+        store: PayloadStore | None = None,
+    ) -> AuditLog:
+        """Continue a log from a checkpoint's :meth:`position`, cutting off what followed.
+
+        The records after the checkpoint belong to work the party redoes on resuming;
+        it appends them again, so the chain stays one line of history.
+        """
+        size = int(t.cast(int, position["bytes"]))
+        try:
+            with path.open("r+b") as fh:
+                fh.truncate(size)
+        except OSError as exc:
+            raise LianmoError(f"cannot resume the audit log {path}: {exc}") from exc
+        log = cls(path, party=party, job_id=job_id, signer=signer, store=store)
+        if log._seq != position["records"] or log._prev != position["head"]:
+            raise LianmoError(
+                f"audit log {path} does not end where the checkpoint says (record "
+                f"{position['records']}); the log or the checkpoint was changed"
+            )
+        return log
+
+    def position(self) -> dict[str, object]:
+        """Records so far, the head hash and the file size (for checkpoints)."""
+        with self._lock:
+            size = self.path.stat().st_size if self.path.exists() else 0
+            return {"records": self._seq, "head": self._prev, "bytes": size}
 
     @property
     def head(self) -> str:
@@ -198,6 +235,17 @@ class MessageStats:
         with self._lock:
             self.counts[direction] += 1
             self.bytes[direction] += len(envelope.payload)
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """The counts so far (for checkpoints)."""
+        with self._lock:
+            return {"counts": dict(self.counts), "bytes": dict(self.bytes)}
+
+    def restore(self, snapshot: t.Mapping[str, t.Mapping[str, int]]) -> None:
+        """Continue counting from a checkpoint's :meth:`snapshot`."""
+        with self._lock:
+            self.counts = {k: int(snapshot["counts"][k]) for k in ("sent", "received")}
+            self.bytes = {k: int(snapshot["bytes"][k]) for k in ("sent", "received")}
 
     def summary(self) -> dict[str, int]:
         with self._lock:

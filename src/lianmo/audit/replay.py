@@ -157,7 +157,9 @@ class ReplayRecorder:
     """
 
     def __init__(self, log: PartyLog) -> None:
-        self._logged = deque(r for r in log.records if r.get("kind") != "message")
+        # a resumed job notes where it resumed; the replay runs straight through
+        skipped = ("message", "resume")
+        self._logged = deque(r for r in log.records if r.get("kind") not in skipped)
         self.changed: dict[str, tuple[object, object]] = {}
         self.compared = 0
         self.last_round: int | None = None

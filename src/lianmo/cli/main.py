@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -248,14 +249,18 @@ def print_summary(metrics: dict[str, t.Any], path: Path) -> None:
 
 def _register_demo() -> None:
     from lianmo.cli.audit import audit
+    from lianmo.cli.data import data
     from lianmo.cli.demo import demo
 
     cli.add_command(audit)
+    cli.add_command(data)
     cli.add_command(demo)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors (no traceback) with a distinct exit code per class."""
+    # grpc's C core logs TLS handshake failures to stderr at INFO; our one-line error says it
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     _register_demo()
     try:
         cli.main(args=argv, standalone_mode=False)

@@ -55,6 +55,9 @@ def start_party_node(
             identity=identity,
             observers=observers,
             recv_timeout=config.recv_timeout_s,
+            send_deadline_s=config.send_deadline_s,
+            retries=config.peer_retries,
+            backoff_s=config.peer_backoff_s,
         )
 
     config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -46,7 +46,8 @@ def int_to_fixed_bytes(values: t.Sequence[int], width: int) -> bytes:
     """
     _check_width(width)
     mpz = gmpy2.mpz
-    if not any(isinstance(v, float) for v in values):
+    # mpz() also takes bools and numeric strings ("12"): only integers may reach it.
+    if all(hasattr(v, "__index__") and not isinstance(v, bool) for v in values):
         try:
             return b"".join(mpz(v).to_bytes(width, "big") for v in values)
         except (OverflowError, TypeError, ValueError):

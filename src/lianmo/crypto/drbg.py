@@ -100,6 +100,27 @@ class Drbg:
         """The domain-separation label of this generator."""
         return self._label
 
+    @property
+    def position(self) -> int:
+        """How many bytes of the stream have been read so far (for checkpoints)."""
+        with self._lock:
+            return self._counter * _BLOCK - (len(self._buffer) - self._pos)
+
+    def seek(self, position: int) -> None:
+        """Continue the stream at byte ``position``, as a checkpoint recorded it.
+
+        Parameters
+        ----------
+        position : int
+            A value :attr:`position` returned for a generator with the same seed and label.
+        """
+        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+            raise CryptoError(f"Drbg position must be a non-negative int, got {position!r}")
+        with self._lock:
+            block, offset = divmod(position, _BLOCK)
+            self._counter = block
+            self._buffer, self._pos = self._blocks(1), offset
+
     def __repr__(self) -> str:
         return f"Drbg(label={self._label!r}, seed=<hidden>)"
 

@@ -619,7 +619,8 @@ def _check_units(values: list[Mpz], key: PublicKey) -> None:
             )
         if gmpy2.gcd(c, n) != 1:
             raise CryptoError(
-                f"ciphertext at index {index} shares a factor with n (not in Z*_{{n^2}}); "
-                "reject this payload: it is malformed or malicious"
+                f"ciphertext at index {index} shares a factor with n (not in Z*_{{n^2}}) for "
+                f"key {key.fingerprint.hex()[:16]}; the payload is malformed or forged: ask the "
+                "sender's operator to check its lianmo version and key"
             )
     raise CryptoError("ciphertext batch failed the Z*_{n^2} check")  # pragma: no cover

@@ -12,9 +12,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lianmo.errors import DataError
+from lianmo.config import BOOST_OBJECTIVES
+from lianmo.errors import ConfigError, DataError
 
-__all__ = ["Table", "check_binary_labels", "load_table"]
+__all__ = [
+    "MAX_CLASSES",
+    "TASKS",
+    "Table",
+    "check_binary_labels",
+    "check_labels",
+    "load_checked",
+    "load_table",
+]
+
+#: what a label column is for: SecureBoost's objectives (logistic regression is binary)
+TASKS = BOOST_OBJECTIVES
+
+#: multi-class labels are the integers ``0 .. MAX_CLASSES - 1``; the same bound as
+#: ``lianmo.models.objectives.Objective.for_labels``, which checks the aligned rows again
+MAX_CLASSES = 256
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -33,6 +49,8 @@ class Table:
         Float64 labels of shape ``(n_rows,)`` (read-only), or None if the party has none.
     source : str
         Where the rows came from (the file path), used in error messages.
+    label_name : str or None, optional
+        Column name of ``y`` in the file, used in error messages.
 
     Notes
     -----
@@ -44,6 +62,7 @@ class Table:
     feature_names: tuple[str, ...]
     y: np.ndarray | None
     source: str
+    label_name: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ids", tuple(self.ids))
@@ -93,6 +112,7 @@ class Table:
             feature_names=self.feature_names,
             y=y,
             source=self.source,
+            label_name=self.label_name,
         )
 
     def index_of(self) -> dict[str, int]:
@@ -164,7 +184,96 @@ def load_table(
         feature_names=tuple(header[i] for i in feature_indices),
         y=None if label_index is None else values[:, n_features],
         source=source,
+        label_name=label_column,
     )
+
+
+def load_checked(
+    path: str | os.PathLike[str],
+    *,
+    id_column: str,
+    label_column: str | None = None,
+    task: str | None = None,
+    party: str = "",
+    feature_columns: Sequence[str] | None = None,
+) -> Table:
+    """Load a party's table and check its labels suit ``task``: the one validation.
+
+    A party node calls this when a job loads its data set and ``lianmo data check``
+    calls it on a file before any job, so both accept and refuse the same tables with
+    the same messages.
+
+    Parameters
+    ----------
+    path, id_column, label_column, party, feature_columns
+        As for :func:`load_table`.
+    task : str, optional
+        One of :data:`TASKS`. When given and the table has a label column, the labels
+        are checked with :func:`check_labels`; when None (prediction, or a party without
+        labels) only the cells are checked.
+
+    Returns
+    -------
+    Table
+        The parsed table, rows in file order.
+
+    Raises
+    ------
+    DataError
+        If a cell, column or id is unusable (see :func:`load_table`) or a label does not
+        suit ``task``; the message names the party, file, column and data row.
+    ConfigError
+        If ``task`` is not one of :data:`TASKS`.
+    """
+    table = load_table(
+        path,
+        id_column=id_column,
+        label_column=label_column,
+        party=party,
+        feature_columns=feature_columns,
+    )
+    if task is not None and table.y is not None:
+        check_labels(table, task, party=party)
+    return table
+
+
+def check_labels(table: Table, task: str, *, party: str = "") -> None:
+    """Check that the table's labels suit ``task``.
+
+    - ``binary``: exactly 0 or 1, both present (:func:`check_binary_labels`).
+    - ``multiclass``: the integers ``0 .. K-1`` with ``K <= MAX_CLASSES``, at least two
+      distinct classes present.
+    - ``regression``: any finite number (:func:`load_table` already refuses empty,
+      NaN and infinite cells).
+
+    Parameters
+    ----------
+    table : Table
+        A table loaded with a label column.
+    task : str
+        One of :data:`TASKS`.
+    party : str, optional
+        Party name, used in error messages.
+
+    Raises
+    ------
+    DataError
+        If the table has no labels, a label does not suit ``task`` (the first such row,
+        its id and value are named), or a classification task sees only one class.
+    ConfigError
+        If ``task`` is not one of :data:`TASKS`.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {list(TASKS)}, got {task!r}")
+    if task == "binary":
+        check_binary_labels(table, party=party)
+    elif table.y is None:
+        raise DataError(
+            f"{_where(party, table.source)}: no label column was loaded; load the label "
+            f"holder's file with label_column set"
+        )
+    elif task == "multiclass":
+        _check_multiclass_labels(table, table.y, party)
 
 
 def check_binary_labels(table: Table, party: str = "") -> None:
@@ -193,15 +302,36 @@ def check_binary_labels(table: Table, party: str = "") -> None:
     if bad.size:
         row = int(bad[0])
         raise DataError(
-            f"{_where(party, table.source, row=row + 1)} (id '{table.ids[row]}'): label is "
-            f"{table.y[row]:g} but binary classification expects 0 or 1; recode the labels"
+            f"{_where(party, table.source, column=table.label_name, row=row + 1)} "
+            f"(id '{table.ids[row]}'): label is {table.y[row]:g} but binary classification "
+            f"expects 0 or 1; recode the labels"
         )
     n_positive = int(table.y.sum())
     if n_positive in (0, len(table)):
         only = 1 if n_positive else 0
         raise DataError(
-            f"{where}: every one of the {len(table)} labels is {only}; a binary model needs "
-            f"rows of both classes 0 and 1"
+            f"{_where(party, table.source, column=table.label_name)}: every one of the "
+            f"{len(table)} labels is {only}; a binary model needs rows of both classes 0 and 1"
+        )
+
+
+def _check_multiclass_labels(table: Table, y: np.ndarray, party: str) -> None:
+    """Refuse a label that is not an integer ``0 .. MAX_CLASSES - 1``, or a single class."""
+    bad = np.flatnonzero(~np.isin(y, np.arange(MAX_CLASSES)))
+    if bad.size:
+        row = int(bad[0])
+        raise DataError(
+            f"{_where(party, table.source, column=table.label_name, row=row + 1)} "
+            f"(id '{table.ids[row]}'): label is {y[row]:g} but multiclass classification "
+            f"expects a class number 0, 1, ..., K-1 (at most {MAX_CLASSES - 1}); recode "
+            f"the labels"
+        )
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise DataError(
+            f"{_where(party, table.source, column=table.label_name)}: every one of the "
+            f"{len(table)} labels is {classes[0]:g}; a multiclass model needs rows of at "
+            f"least two classes"
         )
 
 

@@ -26,7 +26,15 @@ from lianmo.config import DatasetEntry, JobSpec
 from lianmo.crypto.drbg import Drbg
 from lianmo.node.job import run_party_job
 from lianmo.node.job_data import JobOutcome, model_path
-from lianmo.protocols.context import Progress, Recorder, RoleContext, no_progress, no_record
+from lianmo.protocols.context import (
+    Checkpoints,
+    NoCheckpoints,
+    Progress,
+    Recorder,
+    RoleContext,
+    no_progress,
+    no_record,
+)
 from lianmo.protocols.signing_keys import exchange_signing_keys
 from lianmo.transport.channel import Channel
 
@@ -74,6 +82,7 @@ def role_context(
     compute: ComputeBackend,
     progress: Progress = no_progress,
     record: Recorder = no_record,
+    checkpoints: Checkpoints | None = None,
 ) -> RoleContext:
     """The context a party runs its role of ``spec`` in, live and under replay alike."""
     return RoleContext(
@@ -87,6 +96,7 @@ def role_context(
         progress=progress,
         compute=compute,
         record=record,
+        checkpoints=checkpoints or NoCheckpoints(),
     )
 
 
@@ -117,8 +127,11 @@ def run_audited(
         **(identity or {}),
     )
     audit.record("phase", name="keys")
-    for peer, key in sorted(exchange_signing_keys(ctx, signing_key).items()):
-        audit.record("peer_key", peer=peer, signing_key=key)
+    if ctx.checkpoints.restore("keys") is None:
+        peer_keys = exchange_signing_keys(ctx, signing_key)
+        for peer, key in sorted(peer_keys.items()):
+            audit.record("peer_key", peer=peer, signing_key=key)
+        ctx.checkpoints.save("keys", {"peers": peer_keys})
     if spec.task == "predict" and role != "arbiter":
         share = model_path(job_dir, spec)
         if share.exists():

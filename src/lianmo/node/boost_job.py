@@ -66,7 +66,7 @@ def train(
     """Train this party's side of a SecureBoost model and keep its share."""
     role = outcome.role
     with outcome.timed("load"):
-        table = load(ctx, role, dataset, training=True, binary=model.objective == "binary")
+        table = load(ctx, role, dataset, training=True, task=model.objective)
     with outcome.timed("align"):
         aligned = align(ctx, role, spec, table)
     train_rows, val = split_rows(ctx, role, spec, aligned)

@@ -15,7 +15,7 @@ import numpy as np
 
 from lianmo.config import DatasetEntry, JobSpec
 from lianmo.data.split import stratified_validation_mask, validation_mask
-from lianmo.data.table import Table, check_binary_labels, load_table
+from lianmo.data.table import Table, load_checked
 from lianmo.errors import ConfigError, DataError
 from lianmo.fileio import write_atomic
 from lianmo.models.metrics import auc, ks
@@ -55,33 +55,39 @@ def load(
     *,
     training: bool,
     feature_columns: list[str] | None = None,
-    binary: bool = True,
+    task: str = "binary",
 ) -> Table:
-    """Load this party's table; the guest's labels are required for training only."""
+    """Load this party's table; the guest's labels are required for training only.
+
+    ``task`` (binary, multiclass or regression) is what training labels must suit.
+    """
     label = dataset.label_column if role == "guest" else None
     if training and role == "guest" and label is None:
         raise ConfigError(
             f"party '{ctx.party}': data set '{dataset.name}' has no label_column in the "
             "catalogue, but the guest must hold the labels"
         )
-    table = load_table(
+    return load_checked(
         dataset.path,
         id_column=dataset.id_column,
         label_column=label,
+        task=task if training else None,
         party=ctx.party,
         feature_columns=feature_columns,
     )
-    if training and binary and table.y is not None:
-        check_binary_labels(table, party=ctx.party)
-    return table
 
 
 def align(ctx: RoleContext, role: str, spec: JobSpec, table: Table) -> Table:
+    """The rows of ``table`` in the intersection, in the order both parties agree on."""
+    saved = ctx.checkpoints.restore("align")
+    if saved is not None:
+        return table.select(np.array(saved["rows"], dtype=np.int64))
     minimum = spec.alignment.min_intersection
     if role == "guest":
         rows = psi.align_guest(ctx, table.ids, min_intersection=minimum)
     else:
         rows = psi.align_host(ctx, table.ids, min_intersection=minimum)
+    ctx.checkpoints.save("align", {"rows": [int(r) for r in rows]})
     return table.select(rows)
 
 
@@ -93,13 +99,19 @@ def model_path(job_dir: Path, spec: JobSpec) -> Path:
 def split_rows(ctx: RoleContext, role: str, spec: JobSpec, aligned: Table) -> tuple[Table, Table]:
     """Training and validation rows; a stratified split is drawn by the guest and shared."""
     share, seed = spec.validation.share, spec.seed
-    if not spec.validation.stratify:
+    saved = ctx.checkpoints.restore("split")
+    if saved is not None:
+        is_val = np.zeros(len(aligned), dtype=bool)
+        is_val[np.array(saved["validation"], dtype=np.int64)] = True
+    elif not spec.validation.stratify:
         is_val = validation_mask(aligned.ids, share, seed)
     elif role == "guest":
         is_val = stratified_validation_mask(aligned.ids, labels(aligned), share, seed)
         split.send_validation_rows(ctx, is_val)
     else:
         is_val = split.receive_validation_rows(ctx, len(aligned))
+    if saved is None:
+        ctx.checkpoints.save("split", {"validation": [int(i) for i in np.flatnonzero(is_val)]})
     return aligned.select(np.flatnonzero(~is_val)), aligned.select(np.flatnonzero(is_val))
 
 

@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lianmo.audit.log import MessageStats
 from lianmo.audit.replay import Divergence, ReplayChannel, ReplayRecorder
 from lianmo.audit.verify import LOG_NAME, PartyLog, read_log
 from lianmo.compute.backend import ComputeBackend, SerialBackend
@@ -22,6 +23,7 @@ from lianmo.config import JobSpec, PartyConfig
 from lianmo.crypto.drbg import Drbg
 from lianmo.errors import AuditError, LianmoError
 from lianmo.node.audited_job import role_context, run_audited
+from lianmo.node.checkpoint import JobCheckpoints
 from lianmo.protocols.context import Progress, no_progress
 
 SEED_FILE = "drbg.seed"
@@ -79,14 +81,24 @@ def replay_job(
     data = None if dataset is None else dataset.path
     channel = ReplayChannel(log)
     recorder = ReplayRecorder(log)
+    rng = Drbg(seed)
+    checkpoints = JobCheckpoints(None)  # logs the same checkpoint records, writes no files
+    checkpoints.attach(
+        rng=rng,
+        channel=channel,
+        stats=MessageStats(),
+        record=recorder.record,
+        audit_position=lambda: None,
+    )
     ctx = role_context(
         spec,
         config.name,
         channel,
-        Drbg(seed),
+        rng,
         compute=compute or SerialBackend(),
         progress=progress,
         record=recorder.record,
+        checkpoints=checkpoints,
     )
     scratch = Path(tempfile.mkdtemp(prefix=f".replay-{spec.job_id}-", dir=folder.parent))
     try:

@@ -27,12 +27,16 @@ from lianmo.crypto.drbg import Drbg
 from lianmo.errors import AuthenticationError, ConfigError, LianmoError, UnknownJobError
 from lianmo.fileio import write_atomic
 from lianmo.node.audited_job import role_context, run_audited
+from lianmo.node.checkpoint import JobCheckpoints
 from lianmo.transport.channel import Channel
 from lianmo.transport.control import JobStatusInfo
 from lianmo.transport.envelope import MessageObserver
 from lianmo.transport.inbox import Inbox
+from lianmo.transport.spool import Spool
 
 _LOG = logging.getLogger("lianmo.node")
+STATUS_FILE = "status.json"
+RESUMABLE = frozenset({"interrupted", "failed", "cancelled"})
 
 
 class ChannelFactory(t.Protocol):
@@ -56,6 +60,7 @@ class _Job:
     error: str = ""
     error_kind: str = ""
     result_json: bytes = b""
+    checkpoint_round: int = -1
     thread: threading.Thread | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -82,6 +87,7 @@ class NodeService:
         self.compute = compute or make_backend(config.compute_backend, config.compute_workers)
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
+        self._restore_jobs()
 
     def close(self) -> None:
         """Stop the compute workers; call once the node no longer runs jobs."""
@@ -130,11 +136,7 @@ class NodeService:
                 )
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_atomic(directory / "spec.json", spec.to_json())
-            job = _Job(
-                spec=spec,
-                inbox=Inbox(job_id, self.config.name, spec.party_names),
-                directory=directory,
-            )
+            job = _Job(spec=spec, inbox=self._new_inbox(spec, directory), directory=directory)
             self._jobs[job_id] = job
         return self._status(job)
 
@@ -144,12 +146,33 @@ class NodeService:
         job = self._job(job_id)
         with job.lock:
             if job.state == "prepared":
-                job.state = "running"
-                job.thread = threading.Thread(
-                    target=self._run, args=(job,), name=f"job-{job_id}", daemon=True
-                )
-                job.thread.start()
+                self._launch(job)
         return self._status(job)
+
+    def resume(self, caller: str, job_id: str) -> JobStatusInfo:
+        """Run a stopped job again from this party's latest checkpoint.
+
+        A job is stopped when it failed, was cancelled, or was running when the node
+        went down ("interrupted"). A prepared job simply starts; a running or finished
+        one is left alone.
+        """
+        self._authorize(caller)
+        job = self._job(job_id)
+        with job.lock:
+            if job.state in RESUMABLE or job.state == "prepared":
+                (job.directory / STATUS_FILE).unlink(missing_ok=True)
+                job.error = job.error_kind = ""
+                job.detail = "resuming from its latest checkpoint"
+                job.inbox.reopen()
+                self._launch(job)
+        return self._status(job)
+
+    def _launch(self, job: _Job) -> None:
+        job.state = "running"
+        job.thread = threading.Thread(
+            target=self._run, args=(job,), name=f"job-{job.spec.job_id}", daemon=True
+        )
+        job.thread.start()
 
     def status(self, caller: str, job_id: str) -> JobStatusInfo:
         self._authorize(caller)
@@ -163,6 +186,7 @@ class NodeService:
             if job.state not in ("succeeded", "failed", "cancelled"):
                 job.state = "cancelled"
                 job.detail = f"cancelled by {caller}"
+                _write_status(job)
         job.inbox.close(f"cancelled by {caller}")
         return self._status(job)
 
@@ -180,18 +204,19 @@ class NodeService:
         audit: AuditLog | None = None
         channel = None
         try:
-            full = self.signer is not None
-            audit = AuditLog(
-                job.directory / "audit.jsonl",
-                party=name,
-                job_id=spec.job_id,
-                signer=self.signer,
-                store=PayloadStore(job.directory / "payloads") if full else None,
-            )
+            checkpoints = JobCheckpoints(job.directory / "checkpoints")
+            audit = self._open_log(job, checkpoints)
             stats = MessageStats()
-            rng = Drbg(self._seed_for(spec))
-            write_atomic(job.directory / "drbg.seed", rng.seed, mode=0o600)
-            channel = self._channel_factory(spec, job.inbox, [audit, stats])
+            rng = Drbg(self._job_seed(job))
+            # checkpoints first: it refuses messages while fast-forwarding, before they are logged
+            channel = self._channel_factory(spec, job.inbox, [checkpoints, audit, stats])
+            checkpoints.attach(
+                rng=rng,
+                channel=channel,
+                stats=stats,
+                record=audit.record,
+                audit_position=audit.position,
+            )
             ctx = role_context(
                 spec,
                 name,
@@ -199,9 +224,10 @@ class NodeService:
                 rng,
                 compute=self.compute,
                 progress=lambda phase, step, total, detail="": self._progress(
-                    job, phase, step, total, detail
+                    job, phase, step, total, detail, checkpoints.last_round
                 ),
-                record=audit.record,
+                record=checkpoints.recorder(audit.record),
+                checkpoints=checkpoints,
             )
             me = spec.party(name)
             dataset = None if me.dataset is None else self.config.dataset(me.dataset)
@@ -210,7 +236,7 @@ class NodeService:
                 spec,
                 dataset,
                 job.directory,
-                audit,
+                _Guarded(audit, checkpoints),
                 signing_key=UNSIGNED_KEY if self.signer is None else self.signer.public_hex,
                 identity=certificate_fields(self.config.cert),
             )
@@ -225,6 +251,7 @@ class NodeService:
             data = json.dumps(result, indent=2, sort_keys=True).encode()
             write_atomic(job.directory / "result.json", data)
             with job.lock:
+                job.checkpoint_round = checkpoints.last_round
                 if job.state == "running":
                     job.state, job.result_json = "succeeded", data
         except Exception as exc:  # noqa: BLE001 - a job failure is a value, reported upward
@@ -232,6 +259,84 @@ class NodeService:
         finally:
             if channel is not None:
                 channel.close()
+
+    def _open_log(self, job: _Job, checkpoints: JobCheckpoints) -> AuditLog:
+        """The job's audit log, cut back to the latest checkpoint when resuming."""
+        path = job.directory / "audit.jsonl"
+        options: dict[str, t.Any] = {
+            "party": self.config.name,
+            "job_id": job.spec.job_id,
+            "signer": self.signer,
+            "store": PayloadStore(job.directory / "payloads") if self.signer else None,
+        }
+        position = checkpoints.audit_position()
+        if position is None:
+            path.unlink(missing_ok=True)  # a restart before any checkpoint starts afresh
+            return AuditLog(path, **options)
+        return AuditLog.reopen(path, position, **options)
+
+    def _job_seed(self, job: _Job) -> bytes:
+        """The job's DRBG seed: drawn on the first run, read back when resuming."""
+        path = job.directory / "drbg.seed"
+        if path.exists():
+            return path.read_bytes()
+        seed = self._seed_for(job.spec)
+        write_atomic(path, seed, mode=0o600)
+        return seed
+
+    def _new_inbox(self, spec: JobSpec, directory: Path) -> Inbox:
+        return Inbox(
+            spec.job_id,
+            self.config.name,
+            spec.party_names,
+            spool=Spool(directory / "inbox"),
+            max_job_bytes=self.config.max_job_mb * 2**20,
+        )
+
+    def _restore_jobs(self) -> None:
+        """Pick up the jobs a previous run of this node left in its state directory.
+
+        A job with ``result.json`` succeeded; one with a status file failed or was
+        cancelled; any other was running when the node went down and is "interrupted".
+        Their inboxes come back from the spool, so peers can deliver to them again at
+        once, and ``lianmo job resume`` (or a coordinator still watching) resumes them.
+        """
+        root = self.config.state_dir / "jobs"
+        if not root.is_dir():
+            return
+        for directory in sorted(p for p in root.iterdir() if p.is_dir()):
+            if directory.name.startswith(".") or not (directory / "spec.json").exists():
+                continue
+            try:
+                job = self._restored_job(directory)
+            except LianmoError as exc:
+                _LOG.error("job folder %s cannot be restored: %s", directory, exc)
+                continue
+            self._jobs[job.spec.job_id] = job
+
+    def _restored_job(self, directory: Path) -> _Job:
+        spec = JobSpec.from_json((directory / "spec.json").read_bytes())
+        inbox = Inbox.restore(
+            spec.job_id,
+            self.config.name,
+            spec.party_names,
+            Spool(directory / "inbox"),
+            max_job_bytes=self.config.max_job_mb * 2**20,
+        )
+        job = _Job(spec=spec, inbox=inbox, directory=directory, state="interrupted")
+        job.checkpoint_round = JobCheckpoints(directory / "checkpoints").last_round
+        job.detail = "the node restarted while the job ran; resume it with 'lianmo job resume'"
+        result = directory / "result.json"
+        status = directory / STATUS_FILE
+        if result.exists():
+            job.state, job.result_json, job.detail = "succeeded", result.read_bytes(), ""
+        elif status.exists():
+            saved = json.loads(status.read_bytes())
+            job.state, job.error = str(saved["state"]), str(saved.get("error", ""))
+            job.error_kind, job.detail = str(saved.get("error_kind", "")), str(saved["detail"])
+        if job.state != "running":
+            inbox.close(f"job '{spec.job_id}' is {job.state} at party '{self.config.name}'")
+        return job
 
     def _fail(self, job: _Job, exc: Exception, audit: AuditLog | None) -> None:
         kind = type(exc).__name__ if isinstance(exc, LianmoError) else "InternalError"
@@ -242,6 +347,7 @@ class NodeService:
             cancelled = job.state == "cancelled"
             if not cancelled:
                 job.state, job.error, job.error_kind = "failed", text, kind
+                _write_status(job)
         if audit is not None:
             try:
                 audit.record("job_end", state="cancelled" if cancelled else "failed", error=text)
@@ -249,9 +355,12 @@ class NodeService:
                 _LOG.exception("job %s: could not record its end in the audit log", job.spec.job_id)
         job.inbox.close(f"party '{self.config.name}' failed: {text}")
 
-    def _progress(self, job: _Job, phase: str, step: int, total: int, detail: str) -> None:
+    def _progress(
+        self, job: _Job, phase: str, step: int, total: int, detail: str, checkpoint: int
+    ) -> None:
         with job.lock:
             job.phase, job.step, job.total, job.detail = phase, step, total, detail
+            job.checkpoint_round = checkpoint
 
     def _job(self, job_id: str) -> _Job:
         with self._lock:
@@ -273,6 +382,7 @@ class NodeService:
                 error_kind=job.error_kind,
                 result_json=job.result_json,
                 detail=job.detail,
+                checkpoint_round=job.checkpoint_round,
             )
 
     def _authorize(self, caller: str) -> None:
@@ -282,6 +392,24 @@ class NodeService:
                 f"{list(self.config.coordinators)}; "
                 f"'{caller}' is not one of them (add it to 'coordinators' in the party config)"
             )
+
+
+class _Guarded:
+    """The job's audit log as :func:`run_audited` sees it: silent while fast-forwarding."""
+
+    def __init__(self, audit: AuditLog, checkpoints: JobCheckpoints) -> None:
+        self.record = checkpoints.recorder(audit.record)
+        self.keep = audit.keep
+
+
+def _write_status(job: _Job) -> None:
+    """Persist a failure or cancellation, so a restarted node still reports it."""
+    data = {"state": job.state, "error": job.error, "error_kind": job.error_kind}
+    data["detail"] = job.detail
+    try:
+        write_atomic(job.directory / STATUS_FILE, json.dumps(data).encode())
+    except OSError:
+        _LOG.exception("job %s: could not write its status file", job.spec.job_id)
 
 
 def certificate_fields(cert: Path) -> dict[str, str]:

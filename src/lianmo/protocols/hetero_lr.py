@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,7 @@ X_EXP = -3
 G_EXP = U_EXP + X_EXP
 MASK_BITS = 256  # masks hide gradients below 2**200 with > 2**-56 statistical distance
 PHASE = "train"
+CHECKPOINT = "lr/train"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,14 @@ class LrParams:
     def total_rounds(self, n_rows: int) -> int:
         return self.epochs * math.ceil(n_rows / self.batch_size)
 
+    def first_round(self, n_rows: int, epoch: int) -> int:
+        """The global round number of ``epoch``'s first batch."""
+        return epoch * math.ceil(n_rows / self.batch_size)
+
+    def batch_rows(self, n_rows: int, epoch: int, step: int) -> int:
+        """How many rows round ``step`` (in ``epoch``) trains on."""
+        return len(self.schedule(n_rows, epoch)[step - self.first_round(n_rows, epoch)])
+
 
 @dataclass(frozen=True, slots=True)
 class ArbiterResult:
@@ -99,53 +109,98 @@ class ArbiterResult:
 
 def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
     """Arbiter side: make the key, decrypt masked gradients and losses, decide when to stop."""
-    public, private = generate_keypair(
+    public, private = generate_keypair(  # from a child stream of the DRBG: same on resuming
         params.key_bits, ctx.rng, insecure_test_size=params.insecure_test_key
     )
-    key_msg = PublicKeyMsg(n=public.n_bytes())
     data_parties = (ctx.guest, *ctx.hosts)
-    ctx.channel.broadcast(data_parties, "lr.public_key", key_msg)
-    n_rows = count_from_msg(ctx.channel.recv(ctx.guest, "lr.plan"), ctx.guest, "lr.plan")
-    if n_rows == 0:
-        raise ProtocolError(f"guest '{ctx.guest}' announced a training set of 0 rows")
-    losses: list[float] = []
-    round_losses: list[float] = []
-    epoch_seconds: list[float] = []
-    step = 0
+    state = ctx.checkpoints.restore(CHECKPOINT)
+    if state is None:
+        ctx.channel.broadcast(data_parties, "lr.public_key", PublicKeyMsg(n=public.n_bytes()))
+        n_rows = count_from_msg(ctx.channel.recv(ctx.guest, "lr.plan"), ctx.guest, "lr.plan")
+        if n_rows == 0:
+            raise ProtocolError(f"guest '{ctx.guest}' announced a training set of 0 rows")
+        state = {"round": -1, "n_rows": n_rows, "losses": [], "round_losses": []}
+        state |= {"timing": [], "loss_sum": 0.0, "stopped": False}
+    n_rows = int(state["n_rows"])
+    losses: list[float] = list(state["losses"])
+    round_losses: list[float] = list(state["round_losses"])
+    epoch_seconds: list[float] = list(state["timing"])
+    loss_sum = float(state["loss_sum"])
     total = params.total_rounds(n_rows)
-    for epoch in range(params.epochs):
-        loss_sum = 0.0
+    for epoch, step, last in _rounds(params, n_rows, int(state["round"]) + 1, state["stopped"]):
         started = time.perf_counter()
-        for batch in params.schedule(n_rows, epoch):
-            loss_msg = ctx.channel.recv(ctx.guest, "lr.loss", round=step)  # 4.
-            loss_ct = cipher_from_msg(loss_msg, public, ctx.guest, "lr.loss", count=1)
-            batch_loss = float(private.decrypt(loss_ct)[0]) / 8.0
-            loss_sum += batch_loss
-            round_losses.append(batch_loss / len(batch))
-            for party in data_parties:  # 5. decrypt masked gradients
-                _decrypt_masked(ctx, private, party, step)
-            ctx.record("round", round=step, epoch=epoch, loss=round(round_losses[-1], 10))
-            step += 1
-            ctx.progress(PHASE, step, total, f"round loss {round_losses[-1]:.5f}")
-        losses.append(loss_sum / n_rows)
-        epoch_seconds.append(round(time.perf_counter() - started, 3))
-        stop = epoch == params.epochs - 1 or (
-            len(losses) > 1 and abs(losses[-2] - losses[-1]) < params.tol
+        loss_msg = ctx.channel.recv(ctx.guest, "lr.loss", round=step)  # 4.
+        loss_ct = cipher_from_msg(loss_msg, public, ctx.guest, "lr.loss", count=1)
+        batch_loss = float(private.decrypt(loss_ct)[0]) / 8.0
+        loss_sum += batch_loss
+        round_losses.append(batch_loss / params.batch_rows(n_rows, epoch, step))
+        for party in data_parties:  # 5. decrypt masked gradients
+            _decrypt_masked(ctx, private, party, step)
+        ctx.record("round", round=step, epoch=epoch, loss=round(round_losses[-1], 10))
+        ctx.progress(PHASE, step + 1, total, f"round loss {round_losses[-1]:.5f}")
+        elapsed = time.perf_counter() - started
+        epoch_seconds = _add_seconds(epoch_seconds, epoch, elapsed)
+        stop = False
+        if last:
+            losses.append(loss_sum / n_rows)
+            loss_sum = 0.0
+            stop = epoch == params.epochs - 1 or (
+                len(losses) > 1 and abs(losses[-2] - losses[-1]) < params.tol
+            )
+            ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1} loss {losses[-1]:.5f}")
+            ctx.record(
+                "epoch",
+                epoch=epoch,
+                loss=round(losses[-1], 10),
+                decision="stop" if stop else "go on",
+            )
+            decision = Signal("epoch_end", "stop" if stop else "continue")
+            ctx.channel.broadcast(data_parties, "lr.epoch_end", decision, round=step)  # 6.
+        ctx.checkpoints.save(
+            CHECKPOINT,
+            {
+                "round": step,
+                "n_rows": n_rows,
+                "losses": losses,
+                "round_losses": round_losses,
+                "timing": epoch_seconds,
+                "loss_sum": loss_sum,
+                "stopped": stop,
+            },
         )
-        ctx.progress(PHASE, step, total, f"epoch {epoch + 1} loss {losses[-1]:.5f}")
-        ctx.record(
-            "epoch", epoch=epoch, loss=round(losses[-1], 10), decision="stop" if stop else "go on"
-        )
-        decision = Signal("epoch_end", "stop" if stop else "continue")
-        ctx.channel.broadcast(data_parties, "lr.epoch_end", decision, round=step - 1)  # 6.
         if stop:
             break
     return ArbiterResult(
         losses=tuple(losses),
-        rounds=step,
+        rounds=len(round_losses),
         round_losses=tuple(round_losses),
-        epoch_seconds=tuple(epoch_seconds),
+        epoch_seconds=tuple(round(v, 3) for v in epoch_seconds),
     )
+
+
+def _rounds(
+    params: LrParams, n_rows: int, start: int, stopped: bool
+) -> Iterator[tuple[int, int, bool]]:
+    """(epoch, round, last of its epoch) of every round from ``start`` on.
+
+    A party resuming from a checkpoint starts after the round it saved; a checkpoint
+    taken at a stop decision means nothing is left.
+    """
+    if stopped:
+        return
+    step = 0
+    for epoch in range(params.epochs):
+        batches = len(params.schedule(n_rows, epoch))
+        for i in range(batches):
+            if step >= start:
+                yield epoch, step, i == batches - 1
+            step += 1
+
+
+def _add_seconds(seconds: list[float], epoch: int, elapsed: float) -> list[float]:
+    out = list(seconds) + [0.0] * (epoch + 1 - len(seconds))
+    out[epoch] += elapsed
+    return out
 
 
 def _decrypt_masked(ctx: RoleContext, private: PrivateKey, party: str, step: int) -> None:
@@ -161,76 +216,102 @@ def _decrypt_masked(ctx: RoleContext, private: PrivateKey, party: str, step: int
 
 def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams) -> np.ndarray:
     """Guest side. ``X`` is standardised and ends with a bias column; returns its weights."""
-    key = _receive_key(ctx, params)
-    ctx.channel.send(_arbiter(ctx), "lr.plan", Signal("n_train", str(len(y))))
+    state = ctx.checkpoints.restore(CHECKPOINT)
+    if state is None:
+        key = _receive_key(ctx, params)
+        ctx.channel.send(_arbiter(ctx), "lr.plan", Signal("n_train", str(len(y))))
+        state = {"round": -1, "w": [0.0] * X.shape[1], "stopped": False}
+    else:
+        key = _key_from_state(ctx, state, params)
     features = _Quantised.of(X)
-    w = np.zeros(X.shape[1])
-    step = 0
+    w = np.array(state["w"], dtype=np.float64)
     total = params.total_rounds(len(y))
-    for epoch in range(params.epochs):
-        for batch in params.schedule(len(y), epoch):
-            u_a = X[batch] @ w
-            # encrypt the guest's own term first: the hosts encrypt theirs at the same time
-            own = key.encrypt(u_a + 2.0 - 4.0 * y[batch], U_EXP, ctx.rng, ctx.compute)
-            u_hosts = [_recv_forward(ctx, key, h, step, len(batch)) for h in ctx.hosts]  # 1.
-            u_b = u_hosts[0][0]
-            for other, _ in u_hosts[1:]:
-                u_b = u_b.add(other)
-            d4 = u_b.add(own)
-            ctx.channel.broadcast(ctx.hosts, "lr.residual", cipher_to_msg(d4), round=step)  # 2.
-            loss8 = _guest_loss(ctx, key, u_hosts, u_a, y[batch], step)  # 3.
-            ctx.channel.send(_arbiter(ctx), "lr.loss", cipher_to_msg(loss8), round=step)  # 4.
-            lr = learning_rate(params.learning_rate, params.lr_decay, step)
-            w = _masked_update(ctx, key, d4, features.rows(batch), w, lr, params.l2, step)  # 5.
-            step += 1
-            ctx.progress(PHASE, step, total, f"epoch {epoch + 1}/{params.epochs}")
-        if _epoch_end(ctx, step - 1):  # 6.
+    for epoch, step, last in _rounds(params, len(y), int(state["round"]) + 1, state["stopped"]):
+        batch = params.schedule(len(y), epoch)[step - params.first_round(len(y), epoch)]
+        u_a = X[batch] @ w
+        # encrypt the guest's own term first: the hosts encrypt theirs at the same time
+        own = key.encrypt(u_a + 2.0 - 4.0 * y[batch], U_EXP, ctx.rng, ctx.compute)
+        u_hosts = [_recv_forward(ctx, key, h, step, len(batch)) for h in ctx.hosts]  # 1.
+        u_b = u_hosts[0][0]
+        for other, _ in u_hosts[1:]:
+            u_b = u_b.add(other)
+        d4 = u_b.add(own)
+        ctx.channel.broadcast(ctx.hosts, "lr.residual", cipher_to_msg(d4), round=step)  # 2.
+        loss8 = _guest_loss(ctx, key, u_hosts, u_a, y[batch], step)  # 3.
+        ctx.channel.send(_arbiter(ctx), "lr.loss", cipher_to_msg(loss8), round=step)  # 4.
+        lr = learning_rate(params.learning_rate, params.lr_decay, step)
+        w = _masked_update(ctx, key, d4, features.rows(batch), w, lr, params.l2, step)  # 5.
+        ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
+        stop = last and _epoch_end(ctx, step)  # 6.
+        _save_round(ctx, key, step, w, stop)
+        if stop:
             break
     return w
 
 
+def _save_round(ctx: RoleContext, key: PublicKey, step: int, w: np.ndarray, stop: bool) -> None:
+    """A data party's checkpoint after a round: its weights and the arbiter's public key."""
+    state = {"round": step, "w": [float(v) for v in w], "stopped": stop}
+    ctx.checkpoints.save(CHECKPOINT, state | {"key": key.n_bytes().hex()})
+
+
+def _key_from_state(ctx: RoleContext, state: dict[str, object], params: LrParams) -> PublicKey:
+    arbiter = _arbiter(ctx)
+    msg = PublicKeyMsg(n=bytes.fromhex(str(state["key"])))
+    key = public_key_from_msg(
+        msg, arbiter, key_bits=params.key_bits, insecure_test_key=params.insecure_test_key
+    )
+    key.prepare_obfuscation(ctx.rng)  # the base comes from a child stream: same as before
+    return key
+
+
 def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
     """Host side. ``X`` is standardised (no bias); returns the host's own weights."""
-    key = _receive_key(ctx, params)
+    state = ctx.checkpoints.restore(CHECKPOINT)
+    if state is None:
+        key = _receive_key(ctx, params)
+        state = {"round": -1, "w": [0.0] * X.shape[1], "stopped": False}
+    else:
+        key = _key_from_state(ctx, state, params)
     features = _Quantised.of(X)
-    w = np.zeros(X.shape[1])
+    w = np.array(state["w"], dtype=np.float64)
     position = ctx.hosts.index(ctx.party)
-    step = 0
     n_rows = X.shape[0]
     total = params.total_rounds(n_rows)
-    for epoch in range(params.epochs):
-        for batch in params.schedule(n_rows, epoch):
-            u = X[batch] @ w
-            u_mant = [int(m) for m in quantise(u, U_EXP)]
-            square_sum = sum(m * m for m in u_mant) >> (4 * -X_EXP)  # Σu² at G_EXP
-            ctx.channel.send(
-                ctx.guest,
-                "lr.host_forward",
-                cipher_to_msg(key.encrypt_ints(u_mant, U_EXP, ctx.rng, ctx.compute)),
-                round=step,
-            )
-            ctx.channel.send(
-                ctx.guest,
-                "lr.host_square_sum",
-                cipher_to_msg(key.encrypt_ints([square_sum], G_EXP, ctx.rng)),
-                round=step,
-            )  # 1.
-            msg = ctx.channel.recv(ctx.guest, "lr.residual", round=step)
-            d4 = cipher_from_msg(msg, key, ctx.guest, "lr.residual", count=len(batch))  # 2.
-            _check_exponent(d4, U_EXP, ctx.guest, "lr.residual")
-            if position > 0:  # 3.
-                msg = ctx.channel.recv(ctx.guest, "lr.cross_in", round=step)
-                before = cipher_from_msg(msg, key, ctx.guest, "lr.cross_in", count=len(batch))
-                _check_exponent(before, U_EXP, ctx.guest, "lr.cross_in")
-                # re-randomised: the guest knows the ciphertexts it sent and could test guesses
-                cross = before.dot_ints(quantise(u, X_EXP), X_EXP, ctx.compute)
-                cross = cross.obfuscate(ctx.rng)
-                ctx.channel.send(ctx.guest, "lr.cross_out", cipher_to_msg(cross), round=step)
-            lr = learning_rate(params.learning_rate, params.lr_decay, step)
-            w = _masked_update(ctx, key, d4, features.rows(batch), w, lr, params.l2, step)  # 5.
-            step += 1
-            ctx.progress(PHASE, step, total, f"epoch {epoch + 1}/{params.epochs}")
-        if _epoch_end(ctx, step - 1):  # 6.
+    for epoch, step, last in _rounds(params, n_rows, int(state["round"]) + 1, state["stopped"]):
+        batch = params.schedule(n_rows, epoch)[step - params.first_round(n_rows, epoch)]
+        u = X[batch] @ w
+        u_mant = [int(m) for m in quantise(u, U_EXP)]
+        square_sum = sum(m * m for m in u_mant) >> (4 * -X_EXP)  # Σu² at G_EXP
+        ctx.channel.send(
+            ctx.guest,
+            "lr.host_forward",
+            cipher_to_msg(key.encrypt_ints(u_mant, U_EXP, ctx.rng, ctx.compute)),
+            round=step,
+        )
+        ctx.channel.send(
+            ctx.guest,
+            "lr.host_square_sum",
+            cipher_to_msg(key.encrypt_ints([square_sum], G_EXP, ctx.rng)),
+            round=step,
+        )  # 1.
+        msg = ctx.channel.recv(ctx.guest, "lr.residual", round=step)
+        d4 = cipher_from_msg(msg, key, ctx.guest, "lr.residual", count=len(batch))  # 2.
+        _check_exponent(d4, U_EXP, ctx.guest, "lr.residual")
+        if position > 0:  # 3.
+            msg = ctx.channel.recv(ctx.guest, "lr.cross_in", round=step)
+            before = cipher_from_msg(msg, key, ctx.guest, "lr.cross_in", count=len(batch))
+            _check_exponent(before, U_EXP, ctx.guest, "lr.cross_in")
+            # re-randomised: the guest knows the ciphertexts it sent and could test guesses
+            cross = before.dot_ints(quantise(u, X_EXP), X_EXP, ctx.compute)
+            cross = cross.obfuscate(ctx.rng)
+            ctx.channel.send(ctx.guest, "lr.cross_out", cipher_to_msg(cross), round=step)
+        lr = learning_rate(params.learning_rate, params.lr_decay, step)
+        w = _masked_update(ctx, key, d4, features.rows(batch), w, lr, params.l2, step)  # 5.
+        ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
+        stop = last and _epoch_end(ctx, step)  # 6.
+        _save_round(ctx, key, step, w, stop)
+        if stop:
             break
     return w
 

@@ -33,7 +33,10 @@ def public_key_from_msg(
     if not isinstance(msg, PublicKeyMsg):
         raise ProtocolError(f"'{sender}' sent {type(msg).__name__}, expected a public key")
     min_bits = 0 if insecure_test_key else max(MIN_KEY_BITS, key_bits)
-    return PublicKey.from_n(int.from_bytes(msg.n, "big"), min_bits=min_bits)
+    try:
+        return PublicKey.from_n(int.from_bytes(msg.n, "big"), min_bits=min_bits)
+    except CryptoError as exc:
+        raise CryptoError(f"'{sender}' sent a Paillier public key this job refuses: {exc}") from exc
 
 
 def cipher_to_msg(cv: CipherVector) -> EncryptedVector:
@@ -54,8 +57,9 @@ def cipher_from_msg(
         )
     if msg.key_id != key.fingerprint:
         raise CryptoError(
-            f"'{sender}' sent '{tag}' encrypted under another public key than this job's; "
-            "the parties disagree on the arbiter's key"
+            f"'{sender}' sent '{tag}' encrypted under another public key (key id "
+            f"{msg.key_id.hex()[:16]}) than this job's ({key.fingerprint.hex()[:16]}); the "
+            "parties disagree on the job's Paillier key: check they run the same job spec"
         )
     if count is not None and msg.count != count:
         raise ProtocolError(f"'{sender}' sent {msg.count} ciphertexts as '{tag}', expected {count}")
@@ -95,10 +99,24 @@ def floats_from_msg(msg: Payload, sender: str, tag: str, count: int) -> np.ndarr
     return values
 
 
+_MAX_COUNT_DIGITS = 18
+
+
 def count_from_msg(msg: Payload, sender: str, tag: str) -> int:
-    """A non-negative count carried in a :class:`Signal` (plain ASCII digits only)."""
-    if not isinstance(msg, Signal) or not (msg.value.isascii() and msg.value.isdigit()):
-        raise ProtocolError(f"'{sender}' sent a malformed '{tag}': expected a count")
+    """A non-negative count carried in a :class:`Signal` (plain ASCII digits only).
+
+    At most 18 digits, so that the count fits an int64 and ``int()`` never meets a string
+    over Python's 4300-digit conversion limit (a ``ValueError``, not a ProtocolError).
+    """
+    if (
+        not isinstance(msg, Signal)
+        or not (msg.value.isascii() and msg.value.isdigit())
+        or len(msg.value) > _MAX_COUNT_DIGITS
+    ):
+        raise ProtocolError(
+            f"'{sender}' sent a malformed '{tag}': expected a count of 1 to "
+            f"{_MAX_COUNT_DIGITS} ASCII digits"
+        )
     return int(msg.value)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from lianmo.errors import UnexpectedMessageError
 from lianmo.transport import serde
@@ -92,6 +92,29 @@ class Channel(abc.ABC):
         """Send the same payload to several peers."""
         for peer in to:
             self.send(peer, tag, payload, round=round)
+
+    def position(self) -> dict[str, dict[str, int]]:
+        """Messages sent to and taken from each peer so far (for checkpoints)."""
+        sent = {}
+        for peer, lock in self._send_locks.items():
+            with lock:
+                sent[peer] = self._seq[peer]
+        return {"sent": sent, "taken": self._inbox.position()}
+
+    def restore(self, position: Mapping[str, Mapping[str, int]]) -> None:
+        """Continue from a checkpoint's :meth:`position`.
+
+        Messages after it are sent again under the same sequence numbers (the peers
+        drop them as duplicates if they had them) and taken again from the inbox.
+        """
+        for peer, seq in position["sent"].items():
+            if peer not in self._seq:
+                raise UnexpectedMessageError(
+                    f"party '{self.party}' checkpoint names '{peer}', not a peer in job "
+                    f"'{self.job_id}'"
+                )
+            self._seq[peer] = int(seq)
+        self._inbox.rewind(position["taken"])
 
     @abc.abstractmethod
     def _deliver(self, env: Envelope) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-JobState = t.Literal["prepared", "running", "succeeded", "failed", "cancelled"]
+JobState = t.Literal["prepared", "running", "succeeded", "failed", "cancelled", "interrupted"]
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -15,7 +15,8 @@ class JobStatusInfo:
 
     ``error`` is the party's own error text and ``error_kind`` the lianmo error class
     name, so the coordinator can show them as they are. ``result_json`` holds the
-    party's result summary once the job succeeded.
+    party's result summary once the job succeeded. ``checkpoint_round`` is the last
+    round the party checkpointed (-1: none), from which a resumed job goes on.
     """
 
     job_id: str
@@ -28,6 +29,7 @@ class JobStatusInfo:
     error_kind: str = ""
     result_json: bytes = b""
     detail: str = ""
+    checkpoint_round: int = -1
 
     @property
     def finished(self) -> bool:
@@ -50,3 +52,5 @@ class ControlHandler(t.Protocol):
     def status(self, caller: str, job_id: str) -> JobStatusInfo: ...
 
     def cancel(self, caller: str, job_id: str) -> JobStatusInfo: ...
+
+    def resume(self, caller: str, job_id: str) -> JobStatusInfo: ...

@@ -297,6 +297,10 @@ class ControlClient:
         """Stop the job at the party."""
         return self._call("Cancel", control_pb2.JobRef(job_id=job_id), job_id)
 
+    def resume(self, job_id: str) -> JobStatusInfo:
+        """Run a stopped job at the party again from its latest checkpoint."""
+        return self._call("Resume", control_pb2.JobRef(job_id=job_id), job_id)
+
     def _call(self, method: str, request: object, job_id: str) -> JobStatusInfo:
         rpc = getattr(self._stub, method)
 

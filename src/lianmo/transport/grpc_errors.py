@@ -144,8 +144,8 @@ def error_from_rpc(err: grpc.RpcError, party: str, address: str) -> LianmoError:
     if code == grpc.StatusCode.UNAVAILABLE and is_tls_failure(details):
         return AuthenticationError(
             f"TLS handshake with party '{party}' at {address} failed: {details}; check that "
-            f"its certificate is issued for the name '{party}' by this job's CA, and that "
-            "both nodes use the same ca.pem"
+            f"its certificate is issued for the name '{party}' by this job's CA and has not "
+            "expired, and that both nodes use the same ca.pem"
         )
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return TransportError(

@@ -15,6 +15,7 @@ from lianmo.errors import AuthenticationError, ProtocolError, TransportError
 from lianmo.transport import serde
 from lianmo.transport._pb import control_pb2, control_pb2_grpc, federation_pb2, federation_pb2_grpc
 from lianmo.transport.control import ControlHandler
+from lianmo.transport.envelope import Envelope
 from lianmo.transport.grpc_errors import abort, maps_errors
 from lianmo.transport.inbox import Inbox
 from lianmo.transport.tls import TlsIdentity, peer_name
@@ -75,30 +76,28 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
         inbox = self._inbox_for(header.job_id)  # unknown jobs and strangers: before any data
         inbox.admit(header.job_id, header.sender, header.receiver, f"message '{header.tag}'")
         self._check_size(context, header, header.payload_size)
-        payload = self._read_payload(context, header, _chunk_data(header, first, chunks))
-        env = serde.header_from_proto(header, payload)
-        duplicate = inbox.put(env)
+        datas = self._checked_chunks(context, header, _chunk_data(header, first, chunks))
+        duplicate = inbox.put_stream(_header_envelope(header), datas, size=header.payload_size)
         return federation_pb2.SendReply(duplicate=duplicate)
 
-    def _read_payload(
+    def _checked_chunks(
         self,
         context: grpc.ServicerContext,
         header: federation_pb2.EnvelopeHeader,
         datas: Iterator[bytes],
-    ) -> bytes:
-        parts: list[bytes] = []
+    ) -> Iterator[bytes]:
+        """The payload's chunks as they arrive, stopped as soon as they exceed a limit."""
         size = 0
         for data in datas:
             size += len(data)
-            # Check as bytes arrive, not after: a lying header must not make us buffer 2 GiB.
+            # Check as bytes arrive, not after: a lying header must not make us spool 2 GiB.
             self._check_size(context, header, size)
             if size > header.payload_size:
                 raise ProtocolError(
                     f"message '{header.tag}' round {header.round} from '{header.sender}' is "
                     f"oversized: header says {header.payload_size} bytes, received {size} so far"
                 )
-            parts.append(data)
-        return b"".join(parts)
+            yield data
 
     def _check_size(
         self, context: grpc.ServicerContext, header: federation_pb2.EnvelopeHeader, size: int
@@ -127,6 +126,21 @@ def _chunk_data(
                 "a second envelope header inside its stream; send one envelope per call"
             )
         yield chunk.data
+
+
+def _header_envelope(header: federation_pb2.EnvelopeHeader) -> Envelope:
+    """The envelope a header announces, without its payload (that streams to the inbox)."""
+    return Envelope(
+        job_id=header.job_id,
+        round=header.round,
+        tag=header.tag,
+        sender=header.sender,
+        receiver=header.receiver,
+        seq=header.seq,
+        payload_type=header.payload_type,
+        payload=b"",
+        sha256=bytes(header.payload_sha256),
+    )
 
 
 def _check_sender(caller: str, header: federation_pb2.EnvelopeHeader) -> None:
@@ -174,6 +188,14 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     ) -> control_pb2.JobStatus:
         """Stop a job at this party."""
         info = self._handler.cancel(peer_name(context), request.job_id)
+        return serde.job_status_to_proto(info)
+
+    @maps_errors
+    def Resume(
+        self, request: control_pb2.JobRef, context: grpc.ServicerContext
+    ) -> control_pb2.JobStatus:
+        """Run a stopped job again from this party's latest checkpoint."""
+        info = self._handler.resume(peer_name(context), request.job_id)
         return serde.job_status_to_proto(info)
 
 

@@ -8,6 +8,8 @@ sizes so that a malformed payload fails here with a clear error, not deep in a p
 
 from __future__ import annotations
 
+import json
+import typing as t
 from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
@@ -15,7 +17,7 @@ from google.protobuf.message import DecodeError
 from lianmo.errors import ProtocolError
 from lianmo.transport._pb import control_pb2 as control_pb
 from lianmo.transport._pb import federation_pb2 as pb
-from lianmo.transport.control import JobStatusInfo
+from lianmo.transport.control import JobState, JobStatusInfo
 from lianmo.transport.envelope import Envelope
 from lianmo.transport.messages import (
     BitMatrix,
@@ -216,11 +218,39 @@ def job_status_to_proto(info: JobStatusInfo) -> control_pb.JobStatus:
         error_kind=info.error_kind,
         result_json=info.result_json,
         detail=info.detail,
+        checkpoint_round=info.checkpoint_round,
     )
 
 
+_JOB_STATES = t.get_args(JobState)
+
+
 def job_status_from_proto(m: control_pb.JobStatus) -> JobStatusInfo:
-    """The job status a party reported, as the domain record."""
+    """The job status a party reported, as the domain record.
+
+    Raises :class:`ProtocolError` for a state outside :data:`JobState`, and for a
+    succeeded job whose ``result_json`` is not a JSON object (the coordinator reads it).
+    """
+    where = f"party '{m.party}' sent a status of job '{m.job_id}'"
+    if m.state not in _JOB_STATES:
+        raise ProtocolError(
+            f"{where} with unknown state {m.state!r}, expected one of {list(_JOB_STATES)}; "
+            "the party runs an incompatible lianmo version"
+        )
+    if m.state == "succeeded":
+        try:
+            result = json.loads(m.result_json)
+        except (ValueError, RecursionError) as exc:
+            raise ProtocolError(
+                f"{where} that succeeded but whose result_json is not valid JSON ({exc}); "
+                "the party's result.json is corrupted"
+            ) from None
+        if not isinstance(result, dict):
+            raise ProtocolError(
+                f"{where} that succeeded but whose result_json is a JSON "
+                f"{type(result).__name__}, expected an object; the party's result.json "
+                "is corrupted"
+            )
     return JobStatusInfo(
         job_id=m.job_id,
         party=m.party,
@@ -232,4 +262,5 @@ def job_status_from_proto(m: control_pb.JobStatus) -> JobStatusInfo:
         error_kind=m.error_kind,
         result_json=m.result_json,
         detail=m.detail,
+        checkpoint_round=m.checkpoint_round,
     )

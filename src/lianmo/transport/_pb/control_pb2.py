@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17lianmo/v1/control.proto\x12\tlianmo.v1\"3\n\x0ePrepareRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tspec_json\x18\x02 \x01(\x0c\"\x18\n\x06JobRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xb3\x01\n\tJobStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05party\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\r\n\x05phase\x18\x04 \x01(\t\x12\x0c\n\x04step\x18\x05 \x01(\r\x12\x13\n\x0btotal_steps\x18\x06 \x01(\r\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x12\n\nerror_kind\x18\x08 \x01(\t\x12\x13\n\x0bresult_json\x18\t \x01(\x0c\x12\x0e\n\x06\x64\x65tail\x18\n \x01(\t2\xdd\x01\n\x07\x43ontrol\x12:\n\x07Prepare\x12\x19.lianmo.v1.PrepareRequest\x1a\x14.lianmo.v1.JobStatus\x12\x30\n\x05Start\x12\x11.lianmo.v1.JobRef\x1a\x14.lianmo.v1.JobStatus\x12\x31\n\x06Status\x12\x11.lianmo.v1.JobRef\x1a\x14.lianmo.v1.JobStatus\x12\x31\n\x06\x43\x61ncel\x12\x11.lianmo.v1.JobRef\x1a\x14.lianmo.v1.JobStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17lianmo/v1/control.proto\x12\tlianmo.v1\"3\n\x0ePrepareRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tspec_json\x18\x02 \x01(\x0c\"\x18\n\x06JobRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xcd\x01\n\tJobStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05party\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\r\n\x05phase\x18\x04 \x01(\t\x12\x0c\n\x04step\x18\x05 \x01(\r\x12\x13\n\x0btotal_steps\x18\x06 \x01(\r\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x12\n\nerror_kind\x18\x08 \x01(\t\x12\x13\n\x0bresult_json\x18\t \x01(\x0c\x12\x0e\n\x06\x64\x65tail\x18\n \x01(\t\x12\x18\n\x10\x63heckpoint_round\x18\x0b \x01(\x05\x32\x90\x02\n\x07\x43ontrol\x12:\n\x07Prepare\x12\x19.lianmo.v1.PrepareRequest\x1a\x14.lianmo.v1.JobStatus\x12\x30\n\x05Start\x12\x11.lianmo.v1.JobRef\x1a\x14.lianmo.v1.JobStatus\x12\x31\n\x06Status\x12\x11.lianmo.v1.JobRef\x1a\x14.lianmo.v1.JobStatus\x12\x31\n\x06\x43\x61ncel\x12\x11.lianmo.v1.JobRef\x1a\x14.lianmo.v1.JobStatus\x12\x31\n\x06Resume\x12\x11.lianmo.v1.JobRef\x1a\x14.lianmo.v1.JobStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,7 +36,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBREF']._serialized_start=91
   _globals['_JOBREF']._serialized_end=115
   _globals['_JOBSTATUS']._serialized_start=118
-  _globals['_JOBSTATUS']._serialized_end=297
-  _globals['_CONTROL']._serialized_start=300
-  _globals['_CONTROL']._serialized_end=521
+  _globals['_JOBSTATUS']._serialized_end=323
+  _globals['_CONTROL']._serialized_start=326
+  _globals['_CONTROL']._serialized_end=598
 # @@protoc_insertion_point(module_scope)

@@ -19,7 +19,7 @@ class JobRef(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class JobStatus(_message.Message):
-    __slots__ = ("job_id", "party", "state", "phase", "step", "total_steps", "error", "error_kind", "result_json", "detail")
+    __slots__ = ("job_id", "party", "state", "phase", "step", "total_steps", "error", "error_kind", "result_json", "detail", "checkpoint_round")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     PARTY_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,7 @@ class JobStatus(_message.Message):
     ERROR_KIND_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ROUND_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     party: str
     state: str
@@ -40,4 +41,5 @@ class JobStatus(_message.Message):
     error_kind: str
     result_json: bytes
     detail: str
-    def __init__(self, job_id: _Optional[str] = ..., party: _Optional[str] = ..., state: _Optional[str] = ..., phase: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., error: _Optional[str] = ..., error_kind: _Optional[str] = ..., result_json: _Optional[bytes] = ..., detail: _Optional[str] = ...) -> None: ...
+    checkpoint_round: int
+    def __init__(self, job_id: _Optional[str] = ..., party: _Optional[str] = ..., state: _Optional[str] = ..., phase: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., error: _Optional[str] = ..., error_kind: _Optional[str] = ..., result_json: _Optional[bytes] = ..., detail: _Optional[str] = ..., checkpoint_round: _Optional[int] = ...) -> None: ...

@@ -54,6 +54,11 @@ class ControlStub:
                 request_serializer=lianmo_dot_v1_dot_control__pb2.JobRef.SerializeToString,
                 response_deserializer=lianmo_dot_v1_dot_control__pb2.JobStatus.FromString,
                 _registered_method=True)
+        self.Resume = channel.unary_unary(
+                '/lianmo.v1.Control/Resume',
+                request_serializer=lianmo_dot_v1_dot_control__pb2.JobRef.SerializeToString,
+                response_deserializer=lianmo_dot_v1_dot_control__pb2.JobStatus.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -83,6 +88,13 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Resume(self, request, context):
+        """Run a failed, cancelled or interrupted job again from the party's latest checkpoint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -103,6 +115,11 @@ def add_ControlServicer_to_server(servicer, server):
             ),
             'Cancel': grpc.unary_unary_rpc_method_handler(
                     servicer.Cancel,
+                    request_deserializer=lianmo_dot_v1_dot_control__pb2.JobRef.FromString,
+                    response_serializer=lianmo_dot_v1_dot_control__pb2.JobStatus.SerializeToString,
+            ),
+            'Resume': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resume,
                     request_deserializer=lianmo_dot_v1_dot_control__pb2.JobRef.FromString,
                     response_serializer=lianmo_dot_v1_dot_control__pb2.JobStatus.SerializeToString,
             ),
@@ -213,6 +230,33 @@ class Control:
             request,
             target,
             '/lianmo.v1.Control/Cancel',
+            lianmo_dot_v1_dot_control__pb2.JobRef.SerializeToString,
+            lianmo_dot_v1_dot_control__pb2.JobStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lianmo.v1.Control/Resume',
             lianmo_dot_v1_dot_control__pb2.JobRef.SerializeToString,
             lianmo_dot_v1_dot_control__pb2.JobStatus.FromString,
             options,
