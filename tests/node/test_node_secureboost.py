@@ -65,7 +65,9 @@ def test_secureboost_job_trains_keeps_private_shares_and_predicts(
     importance = g_share["importance"]
     assert all(k in g_share["feature_names"] or k.startswith(f"{HOST}#") for k in importance)
     assert set(h_share["importance"]) <= host_columns and "importance" not in guest
-    assert not (tmp_path / GUEST / "jobs/sb-1/checkpoint.json").exists()
+    for party in (GUEST, HOST):  # the last round's checkpoint, which a resume would start from
+        saved = json.loads((tmp_path / party / "jobs/sb-1/checkpoints/sb-train.json").read_text())
+        assert saved["state"]["round"] == 2 and saved["state"]["stopped"] is True
     levels = [
         r for r in read_records(tmp_path / GUEST / "jobs/sb-1/audit.jsonl") if r["kind"] == "level"
     ]

@@ -22,6 +22,7 @@ at least ``min_child_weight``. Leaf weight: ``-learning_rate * G / (H + lambda)`
 from __future__ import annotations
 
 import math
+import typing as t
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -182,3 +183,35 @@ class Tree:
         """The leaf values of rows given their leaf indices."""
         table = np.array([n.value for n in self.nodes], dtype=np.float64)
         return np.asarray(table[leaves], dtype=np.float64)
+
+
+def tree_to_dict(tree: Tree) -> dict[str, t.Any]:
+    """A tree as plain JSON data: per node a leaf value, or owner, split id, gain, children."""
+    nodes: list[dict[str, t.Any]] = []
+    for node in tree.nodes:
+        if node.split is None:
+            nodes.append({"value": float(node.value)})
+        else:
+            s = node.split
+            nodes.append(
+                {
+                    "owner": str(s.owner),
+                    "split": int(s.split_id),
+                    "gain": float(s.gain),
+                    "left": int(node.left),
+                    "right": int(node.right),
+                }
+            )
+    return {"output": int(tree.output), "nodes": nodes}
+
+
+def tree_from_dict(raw: dict[str, t.Any]) -> Tree:
+    """The tree :func:`tree_to_dict` wrote (KeyError/ValueError/TypeError if malformed)."""
+    nodes = []
+    for n in raw["nodes"]:
+        if "value" in n:
+            nodes.append(TreeNode(value=float(n["value"])))
+        else:
+            split = Split(str(n["owner"]), int(n["split"]), float(n["gain"]))
+            nodes.append(TreeNode(split, int(n["left"]), int(n["right"])))
+    return Tree(int(raw["output"]), tuple(nodes))

@@ -1,4 +1,4 @@
-"""A data party's SecureBoost job: train (with per-round checkpoints) or score.
+"""A data party's SecureBoost job: train or score (the protocol checkpoints each round).
 
 Same phases as logistic regression (load, align, split, train, evaluate, commit, export);
 trees need no scaling, so raw columns go straight to binning.
@@ -95,16 +95,6 @@ def train(
             **guest,  # type: ignore[arg-type]
         )
 
-    def checkpoint(data: BoostShare) -> None:
-        raw = data.to_json()
-        write_atomic(job_dir / "checkpoint.json", raw)
-        ctx.record(
-            "checkpoint",
-            file="checkpoint.json",
-            rounds=data.rounds_done,
-            sha256=hashlib.sha256(raw).hexdigest(),
-        )
-
     with outcome.timed("train"):
         if role == "guest":
             result = secureboost.train_guest(
@@ -115,7 +105,6 @@ def train(
                 labels(val),
                 params,
                 feature_names=table.feature_names,
-                on_round=lambda m, r: checkpoint(share(m.rules, r, **_guest_fields(m))),
             )
             final = share(
                 result.model.rules,
@@ -130,7 +119,6 @@ def train(
                 train_rows.X,
                 val.X,
                 params,
-                on_round=lambda rules, r: checkpoint(share(rules, r)),
             )
             names = {str(i): name for i, name in enumerate(table.feature_names)}
             importance = {names[k]: v for k, v in host.importance.items()}
@@ -156,7 +144,6 @@ def train(
             commit.await_commit(ctx)
     data = final.to_json()
     write_atomic(job_dir / "model.json", data)
-    (job_dir / "checkpoint.json").unlink(missing_ok=True)  # the model supersedes it
     outcome.values["model_digest"] = hashlib.sha256(data).hexdigest()
 
 

@@ -3,7 +3,7 @@
 The guest's share holds the trees (structure, split owners, leaf weights), the start
 scores and the guest's own split rules; a host's share holds only its own split rules
 (feature name and threshold per opaque split id). Neither holds the other's features or
-thresholds. The same format serves per-round checkpoints (``checkpoint.json``).
+thresholds.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from lianmo.errors import ConfigError
 from lianmo.models.objectives import Objective
-from lianmo.models.tree import Split, Tree, TreeNode
+from lianmo.models.tree import Tree, tree_from_dict, tree_to_dict
 from lianmo.protocols.secureboost import GuestModel
 from lianmo.protocols.tree_route import SplitRule
 
@@ -71,7 +71,7 @@ class BoostShare:
             "objective": self.objective,
             "n_classes": self.n_classes,
             "init_score": None if self.init_score is None else list(self.init_score),
-            "trees": [_tree_to_dict(tree) for tree in self.trees],
+            "trees": [tree_to_dict(tree) for tree in self.trees],
         }
         if self.rounds_done is not None:
             data["rounds_done"] = self.rounds_done
@@ -101,7 +101,7 @@ class BoostShare:
                 init_score=None
                 if raw["init_score"] is None
                 else tuple(float(v) for v in raw["init_score"]),
-                trees=tuple(_tree_from_dict(tree) for tree in raw["trees"]),
+                trees=tuple(tree_from_dict(tree) for tree in raw["trees"]),
                 format=str(raw["format"]),
             )
         except FileNotFoundError:
@@ -135,33 +135,3 @@ class BoostShare:
                 if node.split.owner == party and not 0 <= node.split.split_id < len(self.rules):
                     return f"node {i} names split {node.split.split_id}, which does not exist"
         return ""
-
-
-def _tree_to_dict(tree: Tree) -> dict[str, t.Any]:
-    nodes: list[dict[str, t.Any]] = []
-    for node in tree.nodes:
-        if node.split is None:
-            nodes.append({"value": node.value})
-        else:
-            s = node.split
-            nodes.append(
-                {
-                    "owner": s.owner,
-                    "split": s.split_id,
-                    "gain": s.gain,
-                    "left": node.left,
-                    "right": node.right,
-                }
-            )
-    return {"output": tree.output, "nodes": nodes}
-
-
-def _tree_from_dict(raw: dict[str, t.Any]) -> Tree:
-    nodes = []
-    for n in raw["nodes"]:
-        if "value" in n:
-            nodes.append(TreeNode(value=float(n["value"])))
-        else:
-            split = Split(str(n["owner"]), int(n["split"]), float(n["gain"]))
-            nodes.append(TreeNode(split, int(n["left"]), int(n["right"])))
-    return Tree(int(raw["output"]), tuple(nodes))

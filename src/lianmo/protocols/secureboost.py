@@ -42,6 +42,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +66,8 @@ from lianmo.models.tree import (
     leaf_weight,
     quantise_gh,
     split_gains,
+    tree_from_dict,
+    tree_to_dict,
 )
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.tree_route import SplitRule, route_guest, route_host
@@ -82,6 +85,7 @@ from lianmo.protocols.wire import (
 from lianmo.transport.messages import PublicKeyMsg, Signal
 
 PHASE = "train"
+CHECKPOINT = "sb/train"
 _ROOT = -1
 
 
@@ -167,16 +171,17 @@ def train_guest(
     params: BoostParams,
     *,
     feature_names: Sequence[str],
-    on_round: Callable[[GuestModel, int], None] | None = None,
 ) -> GuestResult:
     """Guest side: grow the trees; returns the model, losses and importance."""
     timings = Timings()
     objective = Objective.for_labels(params.objective, y, where=f"party '{ctx.party}'")
-    public, private = generate_keypair(
+    public, private = generate_keypair(  # from a child stream of the DRBG: same on resuming
         params.key_bits, ctx.rng, insecure_test_size=params.insecure_test_key
     )
-    ctx.channel.broadcast(ctx.hosts, "sb.public_key", PublicKeyMsg(n=public.n_bytes()))
-    ctx.channel.broadcast(ctx.hosts, "sb.plan", Signal("outputs", str(objective.outputs)))
+    saved = ctx.checkpoints.restore(CHECKPOINT)
+    if saved is None:
+        ctx.channel.broadcast(ctx.hosts, "sb.public_key", PublicKeyMsg(n=public.n_bytes()))
+        ctx.channel.broadcast(ctx.hosts, "sb.plan", Signal("outputs", str(objective.outputs)))
     bins = QuantileBins.fit(X, params.max_bins)
     binned = bins.transform(X)
     weights = objective.row_weights(y, params.class_weights)
@@ -187,8 +192,19 @@ def train_guest(
     train_loss: list[float] = []
     val_loss: list[float] = []
     best, best_F_val, since_best = 0, F_val.copy(), 0
+    start, stopped = 0, False
+    if saved is not None:
+        model.trees = [tree_from_dict(raw) for raw in saved["trees"]]
+        model.rules = [SplitRule(int(f), float(v), int(tr)) for f, v, tr in saved["rules"]]
+        F, F_val, best_F_val = (np.array(saved[k], dtype=float) for k in ("F", "F_val", "best"))
+        train_loss, val_loss = list(saved["train_loss"]), list(saved["val_loss"])
+        best, since_best = int(saved["best_rounds"]), int(saved["since_best"])
+        grower.host_features = {(str(h), int(i)): int(o) for h, i, o in saved["host_features"]}
+        timings.seconds = dict(saved["timing"])
+        timings.counts = dict(saved["counts"])
+        start, stopped = int(saved["round"]) + 1, bool(saved["stopped"])
     total = params.rounds * objective.outputs
-    for r in range(params.rounds):
+    for r in range(start, 0 if stopped else params.rounds):
         g_all, h_all = objective.grad_hess(y, F)
         for k in range(objective.outputs):
             t = r * objective.outputs + k
@@ -224,8 +240,27 @@ def train_guest(
         )
         decision = Signal("round_end", "stop" if stop else "continue")
         ctx.channel.broadcast(ctx.hosts, "sb.round_end", decision, round=r)  # 6.
-        if on_round is not None:
-            on_round(model, r + 1)
+        ctx.checkpoints.save(
+            CHECKPOINT,
+            {
+                "round": r,
+                "stopped": stop,
+                "trees": [tree_to_dict(tree) for tree in model.trees],
+                "rules": [_rule_row(rule) for rule in model.rules],
+                "F": F.tolist(),
+                "F_val": F_val.tolist(),
+                "best": best_F_val.tolist(),
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "best_rounds": int(best),
+                "since_best": int(since_best),
+                "host_features": [
+                    [h, int(i), int(o)] for (h, i), o in grower.host_features.items()
+                ],
+                "timing": timings.seconds,
+                "counts": timings.counts,
+            },
+        )
         if stop:
             break
     if params.early_stopping_rounds is None:
@@ -471,21 +506,27 @@ def train_host(
     X: np.ndarray,
     X_val: np.ndarray,
     params: BoostParams,
-    *,
-    on_round: Callable[[list[SplitRule], int], None] | None = None,
 ) -> HostResult:
     """Host side: answer histogram and partition requests; returns this host's split rules."""
     timings = Timings()
-    key = _receive_key(ctx, params)
-    outputs = count_from_msg(ctx.channel.recv(ctx.guest, "sb.plan"), ctx.guest, "sb.plan")
-    if not 1 <= outputs <= 256:
-        raise ProtocolError(f"guest '{ctx.guest}' announced {outputs} trees per round")
+    saved = ctx.checkpoints.restore(CHECKPOINT)
+    if saved is None:
+        key = _receive_key(ctx, params)
+        outputs = count_from_msg(ctx.channel.recv(ctx.guest, "sb.plan"), ctx.guest, "sb.plan")
+        if not 1 <= outputs <= 256:
+            raise ProtocolError(f"guest '{ctx.guest}' announced {outputs} trees per round")
+        saved = {"round": -1, "stopped": False, "rules": [], "outputs": outputs}
+        saved |= {"timing": {}, "counts": {}}
+    else:
+        key = _key_from_state(ctx, saved, params)
+    outputs = int(saved["outputs"])
     bins = QuantileBins.fit(X, params.max_bins)
     binned = bins.transform(X)
     opaque = _opaque_feature_ids(ctx, X.shape[1])
-    rules: list[SplitRule] = []
+    rules = [SplitRule(int(f), float(v), int(tr)) for f, v, tr in saved["rules"]]
+    timings.seconds, timings.counts = dict(saved["timing"]), dict(saved["counts"])
     total = params.rounds * outputs
-    for r in range(params.rounds):
+    for r in range(int(saved["round"]) + 1, 0 if saved["stopped"] else params.rounds):
         for k in range(outputs):
             t = r * outputs + k
             _HostTree(ctx, key, binned, bins, params, t, opaque, timings).grow(rules)
@@ -494,8 +535,18 @@ def train_host(
         msg = ctx.channel.recv(ctx.guest, "sb.round_end", round=r)
         if not isinstance(msg, Signal) or msg.value not in ("stop", "continue"):
             raise ProtocolError(f"guest '{ctx.guest}' sent a malformed round decision")
-        if on_round is not None:
-            on_round(rules, r + 1)
+        ctx.checkpoints.save(
+            CHECKPOINT,
+            {
+                "round": r,
+                "stopped": msg.value == "stop",
+                "rules": [_rule_row(rule) for rule in rules],
+                "outputs": outputs,
+                "key": key.n_bytes().hex(),
+                "timing": timings.seconds,
+                "counts": timings.counts,
+            },
+        )
         if msg.value == "stop":
             break
     kept = count_from_msg(ctx.channel.recv(ctx.guest, "sb.final"), ctx.guest, "sb.final")
@@ -706,6 +757,19 @@ def _parse_choices(
         out.append((j, tied))
         i += 2 + k
     return out
+
+
+def _rule_row(rule: SplitRule) -> list[int | float]:
+    return [int(rule.feature), float(rule.threshold), int(rule.tree)]
+
+
+def _key_from_state(ctx: RoleContext, saved: dict[str, Any], params: BoostParams) -> PublicKey:
+    msg = PublicKeyMsg(n=bytes.fromhex(str(saved["key"])))
+    key = public_key_from_msg(
+        msg, ctx.guest, key_bits=params.key_bits, insecure_test_key=params.insecure_test_key
+    )
+    key.prepare_obfuscation(ctx.rng)  # the base comes from a child stream: same as before
+    return key
 
 
 def _receive_key(ctx: RoleContext, params: BoostParams) -> PublicKey:

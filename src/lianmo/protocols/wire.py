@@ -47,6 +47,9 @@ def cipher_to_msg(cv: CipherVector) -> EncryptedVector:
     )
 
 
+MAX_EXPONENT = 64  # fixed-point exponents in use are between -16 and 0
+
+
 def cipher_from_msg(
     msg: Payload, key: PublicKey, sender: str, tag: str, count: int | None = None
 ) -> CipherVector:
@@ -63,6 +66,12 @@ def cipher_from_msg(
         )
     if count is not None and msg.count != count:
         raise ProtocolError(f"'{sender}' sent {msg.count} ciphertexts as '{tag}', expected {count}")
+    if abs(msg.exponent) > MAX_EXPONENT:
+        # a hostile exponent would make rescaling compute 16**(2**31): refuse it up front
+        raise ProtocolError(
+            f"'{sender}' sent '{tag}' at fixed-point exponent {msg.exponent}, outside "
+            f"±{MAX_EXPONENT}; the sender's software is incompatible or hostile"
+        )
     try:
         return CipherVector.from_bytes(key, msg.exponent, msg.count, msg.width, msg.data)
     except CryptoError as exc:
