@@ -55,6 +55,10 @@ class Scripted:
         self.calls.append("cancel")
         return self._status("cancelled")
 
+    def resume(self, job_id: str) -> JobStatusInfo:
+        self.calls.append("resume")
+        return self._status("running")
+
 
 def test_the_first_failing_party_is_named_and_the_others_cancelled() -> None:
     controls = {

@@ -407,6 +407,9 @@ class _GoesDownBeforeStart:
     def cancel(self, job_id: str) -> t.Any:
         return self._client.cancel(job_id)
 
+    def resume(self, job_id: str) -> t.Any:
+        return self._client.resume(job_id)
+
 
 def test_a_node_that_goes_down_before_start_is_the_one_blamed(
     cluster: dict[str, RunningNode], pki: Pki, shared_data: Path, tmp_path: Path

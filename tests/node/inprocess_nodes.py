@@ -144,6 +144,9 @@ class DirectControl:
     def cancel(self, job_id: str) -> JobStatusInfo:
         return self.node.cancel("coordinator", job_id)
 
+    def resume(self, job_id: str) -> JobStatusInfo:
+        return self.node.resume("coordinator", job_id)
+
 
 def train_spec(job_id: str = "breast-wire", **model: object) -> JobSpec:
     """Two-epoch coordinated hetero LR on the breast data (guest labels 'y')."""

@@ -259,7 +259,8 @@ def _model(verdict: JobVerdict) -> list[Block]:
     rows: list[tuple[Cell, ...]] = []
     for name, log in _logs(verdict):
         checkpoints = _of(log, "checkpoint")
-        last = f" (last after {checkpoints[-1].get('rounds')} rounds)" if checkpoints else ""
+        rounds = [c.get("round") for c in checkpoints if isinstance(c.get("round"), int)]
+        last = f" (last after round {rounds[-1]})" if rounds else ""
         rows.append(
             (
                 name,

@@ -191,11 +191,11 @@ def stop_on_signals() -> None:
 
 
 def run_and_report(
-    spec: JobSpec, output: Path, *, ca: Path, cert: Path, key: Path
+    spec: JobSpec, output: Path, *, ca: Path, cert: Path, key: Path, resume: bool = False
 ) -> dict[str, t.Any]:
     """Coordinate ``spec`` over gRPC, show progress, write and print the results."""
     from lianmo.cli.progress import ProgressView
-    from lianmo.coordinator.output import clear_output, write_output
+    from lianmo.coordinator.output import clear_output, write_output, write_spec, write_state
     from lianmo.coordinator.run import run_job
     from lianmo.transport.grpc_channel import ControlClient
     from lianmo.transport.tls import TlsIdentity
@@ -203,25 +203,75 @@ def run_and_report(
     stop_on_signals()
     identity = TlsIdentity.load(cert, key, ca, party="coordinator")
     clear_output(output)
+    write_spec(output, spec)
     clients = {p.name: ControlClient(p.address, p.name, identity) for p in spec.parties}
     view = ProgressView()
+    last: dict[str, t.Any] = {}
+
+    def progress(statuses: t.Mapping[str, t.Any]) -> None:
+        view(statuses)
+        last.update(statuses)
+        write_state(output, spec, "running", statuses)
+
     try:
-        for client in clients.values():
-            client.wait_healthy(timeout_s=30.0)
+        if not resume:
+            for client in clients.values():
+                client.wait_healthy(timeout_s=30.0)
         click.echo(
-            f"job '{spec.job_id}': {len(clients)} parties reachable "
+            f"job '{spec.job_id}': {'resuming with ' if resume else ''}{len(clients)} parties "
+            f"{'' if resume else 'reachable '}"
             f"({', '.join(f'{p.name}={p.role}' for p in spec.parties)})",
             err=True,
         )
-        report = run_job(spec, clients, on_progress=view)
+        report = run_job(spec, clients, on_progress=progress, resume=resume)
+    except JobFailedError as exc:
+        write_state(output, spec, "failed", last, failed_party=exc.party, error=exc.reason)
+        raise
     finally:
         view.close()
         for client in clients.values():
             client.close()
     path = write_output(output, report)
+    write_state(output, spec, "succeeded", last)
     metrics = report.metrics()
     print_summary(metrics, path)
     return metrics
+
+
+def job_folder(job_ref: str) -> Path:
+    """A job's coordinator output folder, from the folder itself or the job id."""
+    path = Path(job_ref)
+    return path if (path / "job.json").exists() or path.is_dir() else Path("jobs") / job_ref
+
+
+@job.command("resume")
+@click.argument("job_ref", metavar="JOB")
+@identity_options
+def job_resume(job_ref: str, ca: Path, cert: Path, key: Path) -> None:
+    """Resume JOB (its output folder, or its id under ./jobs) from the parties' checkpoints.
+
+    Every party that stopped -- failed, cancelled, or interrupted by a node restart --
+    continues from its own latest checkpoint; running parties are watched as they are.
+    The final model and metrics are those of an uninterrupted run.
+    """
+    from lianmo.coordinator.output import read_spec
+
+    folder = job_folder(job_ref)
+    spec = read_spec(folder)
+    run_and_report(spec, folder, ca=ca, cert=cert, key=key, resume=True)
+
+
+@job.command("status")
+@click.argument("job_ref", metavar="JOB")
+@click.option("--ca", envvar="LIANMO_CA", type=click.Path(path_type=Path), default=None)
+@click.option("--cert", envvar="LIANMO_CERT", type=click.Path(path_type=Path), default=None)
+@click.option("--key", envvar="LIANMO_KEY", type=click.Path(path_type=Path), default=None)
+def job_status(job_ref: str, ca: Path | None, cert: Path | None, key: Path | None) -> None:
+    """Where JOB stands and why it stopped: asks every party if the coordinator's TLS
+    identity is given (--ca/--cert/--key or $LIANMO_*), else shows the last recorded state."""
+    from lianmo.cli.status import show_status
+
+    show_status(job_folder(job_ref), ca=ca, cert=cert, key=key)
 
 
 def print_summary(metrics: dict[str, t.Any], path: Path) -> None:

@@ -7,6 +7,7 @@ party and text to the caller, so nobody has to search another institution's logs
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import typing as t
@@ -28,6 +29,8 @@ class PartyControl(t.Protocol):
     def status(self, job_id: str) -> JobStatusInfo: ...
 
     def cancel(self, job_id: str) -> JobStatusInfo: ...
+
+    def resume(self, job_id: str) -> JobStatusInfo: ...
 
 
 ProgressCallback = Callable[[Mapping[str, JobStatusInfo]], None]
@@ -90,8 +93,17 @@ def run_job(
     *,
     on_progress: ProgressCallback = lambda statuses: None,
     poll_interval: float = 0.5,
+    resume: bool = False,
+    unreachable_limit_s: float = 300.0,
 ) -> JobReport:
-    """Run ``spec`` on the parties behind ``controls``; raise JobFailedError on failure."""
+    """Run ``spec`` on the parties behind ``controls``; raise JobFailedError on failure.
+
+    With ``resume`` the job already exists at the parties: every party that stopped
+    (failed, cancelled, or interrupted by a node restart) continues from its latest
+    checkpoint, and the running ones are watched as they are. While watching, a party
+    whose node restarted is resumed at once, and a party that cannot be reached is
+    retried for ``unreachable_limit_s`` before the job is failed in its name.
+    """
     started = time.perf_counter()
     spec_json = spec.to_json()
     touched: list[str] = []
@@ -101,8 +113,11 @@ def run_job(
             touched.append(current)
             controls[current].prepare(spec.job_id, spec_json)
         for current in spec.party_names:
-            controls[current].start(spec.job_id)
-        statuses = _watch(spec, controls, on_progress, poll_interval)
+            if resume:
+                controls[current].resume(spec.job_id)
+            else:
+                controls[current].start(spec.job_id)
+        statuses = _watch(spec, controls, on_progress, poll_interval, unreachable_limit_s)
     except JobFailedError as exc:
         _cancel_all(spec, controls, touched, except_party=exc.party)
         raise
@@ -116,27 +131,49 @@ def run_job(
     return JobReport(spec=spec, results=results, wall_seconds=time.perf_counter() - started)
 
 
+def last_common_round(spec: JobSpec, statuses: Mapping[str, JobStatusInfo]) -> int:
+    """The last round every data party has checkpointed (-1: none yet)."""
+    data_parties = [spec.guest, *spec.hosts]
+    return min((statuses[p].checkpoint_round for p in data_parties if p in statuses), default=-1)
+
+
 def _watch(
     spec: JobSpec,
     controls: Mapping[str, PartyControl],
     on_progress: ProgressCallback,
     poll_interval: float,
+    unreachable_limit_s: float,
 ) -> dict[str, JobStatusInfo]:
+    last: dict[str, JobStatusInfo] = {}
+    unreachable_since: dict[str, float] = {}
     while True:
-        statuses: dict[str, JobStatusInfo] = {}
         for name in spec.party_names:
             try:
-                statuses[name] = controls[name].status(spec.job_id)
+                status = controls[name].status(spec.job_id)
             except LianmoError as exc:
-                raise JobFailedError(name, f"status query failed: {exc}") from exc
-        on_progress(statuses)
-        for name, status in statuses.items():
+                now = time.monotonic()
+                since = unreachable_since.setdefault(name, now)
+                if now - since >= unreachable_limit_s:
+                    raise JobFailedError(
+                        name, f"unreachable for {now - since:.0f}s: {exc}"
+                    ) from exc
+                previous = last.get(name, JobStatusInfo(spec.job_id, name, "running"))
+                last[name] = dataclasses.replace(previous, detail=f"unreachable: {exc}")
+                continue
+            unreachable_since.pop(name, None)
+            if status.state == "interrupted":  # its node restarted: go on from its checkpoint
+                status = controls[name].resume(spec.job_id)
+            last[name] = status
+        on_progress(dict(last))
+        for name, status in last.items():
             if status.state in ("failed", "cancelled"):
                 reason = status.error or status.detail or status.state
                 kind = f" ({status.error_kind})" if status.error_kind else ""
                 raise JobFailedError(name, f"{reason}{kind}")
-        if all(s.state == "succeeded" for s in statuses.values()):
-            return statuses
+        if len(last) == len(spec.party_names) and all(
+            s.state == "succeeded" for s in last.values()
+        ):
+            return last
         time.sleep(poll_interval)
 
 

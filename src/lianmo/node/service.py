@@ -309,7 +309,7 @@ class NodeService:
                 continue
             try:
                 job = self._restored_job(directory)
-            except LianmoError as exc:
+            except (LianmoError, OSError, ValueError, KeyError) as exc:
                 _LOG.error("job folder %s cannot be restored: %s", directory, exc)
                 continue
             self._jobs[job.spec.job_id] = job
