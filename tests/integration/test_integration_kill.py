@@ -1,0 +1,266 @@
+"""Kill tests: SIGKILL one party node (or the coordinator) at a random round of a real job.
+
+Three ``lianmo party serve`` processes and a ``lianmo job run`` process train on the
+breast data with 2048-bit keys. The victim is killed once it has checkpointed round K
+(K drawn at random and shown in the test output). A killed node is restarted with the
+same config; the coordinator, still watching, resumes it. A killed coordinator is
+replaced by ``lianmo job resume``. Either way, every party's final model share must be
+byte-identical to an uninterrupted run's, and the metrics equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import typing as t
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_integration_cli import (
+    PARTIES,
+    NodeProcess,
+    _explain,
+    _job,
+    _party_toml,
+    _write_yaml,
+    lianmo,
+    start_node,
+)
+
+pytestmark = pytest.mark.timeout(600)
+
+JOB = "kill-job"
+MODELS = {
+    "lr": {"type": "hetero_lr", "epochs": 2, "batch_size": 64, "learning_rate": 0.3},
+    "sb": {"type": "secureboost", "trees": 5, "depth": 2, "max_bins": 8},
+}
+CHECKPOINT = {"lr": "lr-train.json", "sb": "sb-train.json"}
+ROUNDS = {"lr": 16, "sb": 5}  # 2 epochs of ceil(455 / 64) batches; one tree per round
+VICTIMS = ("platform", "broker", "arbiter", "coordinator")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Federation:
+    """Three node processes on fixed ports (a restarted node must come back on its port)."""
+
+    def __init__(self, root: Path, certs: Path, shared_data: Path) -> None:
+        self.root = root
+        self.configs: dict[str, Path] = {}
+        self.addresses: dict[str, str] = {}
+        for name in PARTIES:
+            path = _party_toml(root / "parties", name, certs, shared_data)
+            port = _free_port()
+            text = path.read_text().replace('"127.0.0.1:0"', f'"127.0.0.1:{port}"')
+            # no worker pool: a SIGKILLed node must not leave orphaned workers behind
+            path.write_text(text + '\n[compute]\nbackend = "serial"\n')
+            self.configs[name] = path
+            self.addresses[name] = f"127.0.0.1:{port}"
+        self.nodes: dict[str, NodeProcess] = {}
+
+    def start(self, name: str) -> None:
+        self.nodes[name] = start_node(name, self.configs[name])
+        self.nodes[name].wait_port()
+
+    def job_dir(self, name: str) -> Path:
+        return self.configs[name].parent / "jobs" / JOB
+
+    def checkpointed_round(self, name: str, model: str) -> int:
+        path = self.job_dir(name) / "checkpoints" / CHECKPOINT[model]
+        try:
+            return int(json.loads(path.read_bytes())["state"]["round"])
+        except (OSError, ValueError, KeyError):
+            return -1
+
+    def model_digests(self) -> dict[str, str]:
+        """sha256 of each data party's model share, without the seed-dependent split ids.
+
+        A SecureBoost host names its splits by opaque ids drawn from its job DRBG, whose
+        seed every run draws afresh; the same model under another run's seed differs in
+        those labels only. Logistic regression shares are compared byte for byte.
+        """
+        out = {}
+        for name in ("broker", "platform"):
+            raw = json.loads((self.job_dir(name) / "model.json").read_bytes())
+            if str(raw.get("format", "")).startswith("lianmo.secureboost"):
+                raw = _without_split_ids(raw)
+            out[name] = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
+        return out
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.stop()
+
+
+def _without_split_ids(share: dict[str, object]) -> dict[str, object]:
+    trees = [
+        {**tree, "nodes": [{k: v for k, v in n.items() if k != "split"} for n in tree["nodes"]]}
+        for tree in t.cast(list[dict[str, t.Any]], share["trees"])
+    ]
+    rules = sorted(
+        json.dumps(r, sort_keys=True) for r in t.cast(list[dict[str, t.Any]], share["rules"])
+    )
+    importance = {
+        k: v for k, v in t.cast(dict[str, t.Any], share["importance"]).items() if "#" not in k
+    }
+    return {**share, "trees": trees, "rules": rules, "importance": importance}
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("kill-certs")
+    proc = lianmo(
+        "certs",
+        "init",
+        root / "certs",
+        *(f"--name={n}" for n in [*PARTIES, "coordinator"]),
+        cwd=root,
+    )
+    assert proc.returncode == 0, _explain(proc)
+    return root / "certs"
+
+
+def _coordinator(certs: Path) -> tuple[str, ...]:
+    return (
+        "--ca",
+        str(certs / "ca.pem"),
+        "--cert",
+        str(certs / "coordinator.pem"),
+        "--key",
+        str(certs / "coordinator.key"),
+    )
+
+
+def _coordinator_process(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lianmo.cli.main", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.fixture
+def federation(tmp_path: Path, certs: Path, shared_data: Path) -> Iterator[Federation]:
+    fed = Federation(tmp_path, certs, shared_data)
+    try:
+        for name in PARTIES:
+            fed.start(name)
+        yield fed
+    finally:
+        fed.stop()
+
+
+def _spec(fed: Federation, model: str) -> Path:
+    spec = _job(JOB, fed.addresses, model=MODELS[model])
+    return _write_yaml(fed.root / "job.yaml", spec)
+
+
+@pytest.fixture(scope="module")
+def baselines(
+    tmp_path_factory: pytest.TempPathFactory, certs: Path, shared_data: Path
+) -> dict[str, tuple[dict[str, str], dict[str, object]]]:
+    """Each model trained once without interruption: model digests and metrics."""
+    out = {}
+    for model in MODELS:
+        fed = Federation(tmp_path_factory.mktemp(f"baseline-{model}"), certs, shared_data)
+        try:
+            for name in PARTIES:
+                fed.start(name)
+            spec = _spec(fed, model)
+            proc = lianmo(
+                "job",
+                "run",
+                spec,
+                *_coordinator(certs),
+                "--output",
+                fed.root / "out",
+                cwd=fed.root,
+                timeout=300,
+            )
+            assert proc.returncode == 0, _explain(proc)
+            out[model] = (fed.model_digests(), _comparable(fed.root / "out"))
+        finally:
+            fed.stop()
+    return out
+
+
+def _comparable(output: Path) -> dict[str, object]:
+    """The metrics that must not change with an interruption (timings and counts may)."""
+    metrics = json.loads((output / "metrics.json").read_text())
+    keep = ("validation", "loss", "loss_per_round", "validation_loss", "trees", "best_rounds")
+    return {k: metrics[k] for k in keep if k in metrics}
+
+
+def _wait_for_round(
+    fed: Federation, who: str, model: str, target: int, proc: subprocess.Popen[str]
+) -> None:
+    deadline = time.monotonic() + 240
+    while fed.checkpointed_round(who, model) < target:
+        if proc.poll() is not None:
+            pytest.fail(f"the job ended before round {target}: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"'{who}' never checkpointed round {target}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("victim", VICTIMS)
+@pytest.mark.parametrize("model", list(MODELS))
+def test_sigkill_at_a_random_round_then_resume_gives_the_uninterrupted_model(
+    model: str,
+    victim: str,
+    federation: Federation,
+    certs: Path,
+    baselines: dict[str, tuple[dict[str, str], dict[str, object]]],
+) -> None:
+    kill_round = random.Random(f"{model}/{victim}/{time.time_ns()}").randint(0, ROUNDS[model] - 2)
+    print(f"killing {victim} after {model} round {kill_round}")
+    fed = federation
+    output = fed.root / "out"
+    spec = _spec(fed, model)
+    run = _coordinator_process(
+        ["job", "run", str(spec), *_coordinator(certs), "--output", str(output)], fed.root
+    )
+    watched = "broker" if victim in ("coordinator", "arbiter") and model == "sb" else victim
+    watched = "broker" if watched == "coordinator" else watched
+    _wait_for_round(fed, watched, model, kill_round, run)
+    if victim == "coordinator":
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        resumed = lianmo("job", "resume", output, *_coordinator(certs), cwd=fed.root, timeout=300)
+        assert resumed.returncode == 0, _explain(resumed)
+        assert "resuming with 3 parties" in resumed.stderr
+    else:
+        fed.nodes[victim].proc.send_signal(signal.SIGKILL)
+        fed.nodes[victim].proc.wait()
+        fed.start(victim)  # same config and state: it comes back with the job interrupted
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, f"exit {run.returncode}\n{out}\n{err}"
+    digests, metrics = baselines[model]
+    assert fed.model_digests() == digests
+    assert _comparable(output) == metrics
+    records = [
+        json.loads(line)
+        for name in PARTIES
+        for line in (fed.job_dir(name) / "audit.jsonl").read_text().splitlines()
+    ]
+    if victim != "coordinator":  # the restarted party noted where it resumed
+        assert any(r["kind"] == "resume" and r["party"] == victim for r in records)
+    verify = lianmo("audit", "verify", *(fed.job_dir(n) for n in PARTIES), cwd=fed.root)
+    assert verify.returncode == 0, _explain(verify)
