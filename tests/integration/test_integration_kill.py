@@ -243,6 +243,14 @@ def test_sigkill_at_a_random_round_then_resume_gives_the_uninterrupted_model(
     if victim == "coordinator":
         run.send_signal(signal.SIGKILL)
         run.wait()
+        recorded = lianmo("job", "status", output, cwd=fed.root)  # what the dead one recorded
+        assert recorded.returncode == 0, _explain(recorded)
+        assert f"job '{JOB}'" in recorded.stdout and "coordinator: running" in recorded.stdout
+        live = lianmo("job", "status", output, *_coordinator(certs), cwd=fed.root)
+        assert live.returncode == 0, _explain(live)
+        assert "parties (asked now):" in live.stdout
+        for name in PARTIES:
+            assert f"  {name}" in live.stdout and "checkpoint round" in live.stdout
         resumed = lianmo("job", "resume", output, *_coordinator(certs), cwd=fed.root, timeout=300)
         assert resumed.returncode == 0, _explain(resumed)
         assert "resuming with 3 parties" in resumed.stderr
