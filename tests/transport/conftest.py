@@ -14,6 +14,7 @@ from lianmo.errors import UnknownJobError
 from lianmo.transport.certs import make_ca, make_party_cert, write_identity_dir
 from lianmo.transport.control import ControlHandler
 from lianmo.transport.envelope import Envelope
+from lianmo.transport.grpc_channel import PeerClient
 from lianmo.transport.grpc_server import DEFAULT_MAX_MESSAGE_BYTES, running_server
 from lianmo.transport.inbox import Inbox
 from lianmo.transport.tls import TlsIdentity
@@ -132,3 +133,16 @@ def _envelope(
         payload_type="lianmo.v1.Signal",
         payload=payload,
     )
+
+
+@pytest.fixture
+def platform(start_node: StartNode) -> Node:
+    """A running node for party 'platform'."""
+    return start_node("platform")
+
+
+@pytest.fixture
+def broker_client(pki: Pki, platform: Node) -> Iterator[PeerClient]:
+    """Party 'broker''s connection to the 'platform' node."""
+    with PeerClient(platform.address, "platform", pki.ids["broker"]) as client:
+        yield client

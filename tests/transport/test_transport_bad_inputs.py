@@ -40,17 +40,6 @@ JOB = "job-1"
 SEND: dict[str, t.Any] = {"deadline_s": 10.0, "retries": 0, "backoff_s": 0.01}
 
 
-@pytest.fixture
-def platform(start_node: StartNode) -> Node:
-    return start_node("platform")
-
-
-@pytest.fixture
-def broker_client(pki: Pki, platform: Node) -> Iterator[PeerClient]:
-    with PeerClient(platform.address, "platform", pki.ids["broker"]) as client:
-        yield client
-
-
 def _nothing_delivered(inbox: Inbox, sender: str = "broker") -> None:
     with pytest.raises(TransportError, match="none came"):
         inbox.take(sender, timeout=0.05)

@@ -30,17 +30,6 @@ JOB = "job-1"
 SEND: dict[str, t.Any] = {"deadline_s": 10.0, "retries": 0, "backoff_s": 0.01}
 
 
-@pytest.fixture
-def platform(start_node: StartNode) -> Node:
-    return start_node("platform")
-
-
-@pytest.fixture
-def broker_client(pki: Pki, platform: Node) -> Iterator[PeerClient]:
-    with PeerClient(platform.address, "platform", pki.ids["broker"]) as client:
-        yield client
-
-
 def test_message_over_4mib_arrives_intact(pki: Pki, start_node: StartNode) -> None:
     broker, platform = start_node("broker"), start_node("platform")
     data = os.urandom(5 * 2**20 + 3)

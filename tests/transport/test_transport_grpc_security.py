@@ -23,11 +23,6 @@ if t.TYPE_CHECKING:
 SEND: dict[str, t.Any] = {"deadline_s": 10.0, "retries": 0, "backoff_s": 0.01}
 
 
-@pytest.fixture
-def platform(start_node: StartNode) -> Node:
-    return start_node("platform")
-
-
 def _raw_send(channel: grpc.Channel) -> grpc.RpcError:
     stub = pb_grpc.FederationStub(channel)
     with pytest.raises(grpc.RpcError) as info:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+import typing as t
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -53,7 +54,7 @@ from lianmo.protocols.wire import (
     count_from_msg,
     ints_from_msg,
     ints_to_msg,
-    public_key_from_msg,
+    job_public_key,
 )
 from lianmo.transport.messages import PublicKeyMsg, Signal
 
@@ -217,12 +218,10 @@ def _decrypt_masked(ctx: RoleContext, private: PrivateKey, party: str, step: int
 def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams) -> np.ndarray:
     """Guest side. ``X`` is standardised and ends with a bias column; returns its weights."""
     state = ctx.checkpoints.restore(CHECKPOINT)
+    key = _job_key(ctx, params, state)
     if state is None:
-        key = _receive_key(ctx, params)
         ctx.channel.send(_arbiter(ctx), "lr.plan", Signal("n_train", str(len(y))))
         state = {"round": -1, "w": [0.0] * X.shape[1], "stopped": False}
-    else:
-        key = _key_from_state(ctx, state, params)
     features = _Quantised.of(X)
     w = np.array(state["w"], dtype=np.float64)
     total = params.total_rounds(len(y))
@@ -255,24 +254,12 @@ def _save_round(ctx: RoleContext, key: PublicKey, step: int, w: np.ndarray, stop
     ctx.checkpoints.save(CHECKPOINT, state | {"key": key.n_bytes().hex()})
 
 
-def _key_from_state(ctx: RoleContext, state: dict[str, object], params: LrParams) -> PublicKey:
-    arbiter = _arbiter(ctx)
-    msg = PublicKeyMsg(n=bytes.fromhex(str(state["key"])))
-    key = public_key_from_msg(
-        msg, arbiter, key_bits=params.key_bits, insecure_test_key=params.insecure_test_key
-    )
-    key.prepare_obfuscation(ctx.rng)  # the base comes from a child stream: same as before
-    return key
-
-
 def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
     """Host side. ``X`` is standardised (no bias); returns the host's own weights."""
     state = ctx.checkpoints.restore(CHECKPOINT)
+    key = _job_key(ctx, params, state)
     if state is None:
-        key = _receive_key(ctx, params)
         state = {"round": -1, "w": [0.0] * X.shape[1], "stopped": False}
-    else:
-        key = _key_from_state(ctx, state, params)
     features = _Quantised.of(X)
     w = np.array(state["w"], dtype=np.float64)
     position = ctx.hosts.index(ctx.party)
@@ -408,17 +395,20 @@ def _masked_update(
     return np.asarray(w - lr * grad, dtype=np.float64)
 
 
-def _receive_key(ctx: RoleContext, params: LrParams) -> PublicKey:
+def _job_key(ctx: RoleContext, params: LrParams, state: dict[str, t.Any] | None) -> PublicKey:
+    """The arbiter's public key: received now, or as the round checkpoint kept it."""
     arbiter = _arbiter(ctx)
-    key = public_key_from_msg(
-        ctx.channel.recv(arbiter, "lr.public_key"),
+    if state is None:
+        msg = ctx.channel.recv(arbiter, "lr.public_key")
+    else:
+        msg = PublicKeyMsg(n=bytes.fromhex(str(state["key"])))
+    return job_public_key(
+        msg,
         arbiter,
+        ctx.rng,
         key_bits=params.key_bits,
         insecure_test_key=params.insecure_test_key,
     )
-    # pin the obfuscation base to this party's job DRBG (replayable) and build its table now
-    key.prepare_obfuscation(ctx.rng)
-    return key
 
 
 def _check_exponent(cv: CipherVector, expected: int, sender: str, tag: str) -> None:

@@ -80,7 +80,7 @@ from lianmo.protocols.wire import (
     count_from_msg,
     indices_from_msg,
     indices_to_msg,
-    public_key_from_msg,
+    job_public_key,
 )
 from lianmo.transport.messages import PublicKeyMsg, Signal
 
@@ -510,15 +510,13 @@ def train_host(
     """Host side: answer histogram and partition requests; returns this host's split rules."""
     timings = Timings()
     saved = ctx.checkpoints.restore(CHECKPOINT)
+    key = _job_key(ctx, params, saved)
     if saved is None:
-        key = _receive_key(ctx, params)
         outputs = count_from_msg(ctx.channel.recv(ctx.guest, "sb.plan"), ctx.guest, "sb.plan")
         if not 1 <= outputs <= 256:
             raise ProtocolError(f"guest '{ctx.guest}' announced {outputs} trees per round")
         saved = {"round": -1, "stopped": False, "rules": [], "outputs": outputs}
         saved |= {"timing": {}, "counts": {}}
-    else:
-        key = _key_from_state(ctx, saved, params)
     outputs = int(saved["outputs"])
     bins = QuantileBins.fit(X, params.max_bins)
     binned = bins.transform(X)
@@ -763,24 +761,19 @@ def _rule_row(rule: SplitRule) -> list[int | float]:
     return [int(rule.feature), float(rule.threshold), int(rule.tree)]
 
 
-def _key_from_state(ctx: RoleContext, saved: dict[str, Any], params: BoostParams) -> PublicKey:
-    msg = PublicKeyMsg(n=bytes.fromhex(str(saved["key"])))
-    key = public_key_from_msg(
-        msg, ctx.guest, key_bits=params.key_bits, insecure_test_key=params.insecure_test_key
-    )
-    key.prepare_obfuscation(ctx.rng)  # the base comes from a child stream: same as before
-    return key
-
-
-def _receive_key(ctx: RoleContext, params: BoostParams) -> PublicKey:
-    key = public_key_from_msg(
-        ctx.channel.recv(ctx.guest, "sb.public_key"),
+def _job_key(ctx: RoleContext, params: BoostParams, saved: dict[str, Any] | None) -> PublicKey:
+    """The guest's public key: received now, or as the round checkpoint kept it."""
+    if saved is None:
+        msg = ctx.channel.recv(ctx.guest, "sb.public_key")
+    else:
+        msg = PublicKeyMsg(n=bytes.fromhex(str(saved["key"])))
+    return job_public_key(
+        msg,
         ctx.guest,
+        ctx.rng,
         key_bits=params.key_bits,
         insecure_test_key=params.insecure_test_key,
     )
-    key.prepare_obfuscation(ctx.rng)  # pinned to this party's job DRBG (replayable)
-    return key
 
 
 def _numpy_rng(ctx: RoleContext, label: str) -> np.random.Generator:
