@@ -144,7 +144,7 @@ def _send(stub: pb_grpc.FederationStub, chunks: list[pb.Chunk]) -> grpc.RpcError
         ),
         ([pb.Chunk(header=_header(b"abc"), data=b"abd")], "fails its sha256 check"),
         ([pb.Chunk(data=b"abc")], "first chunk has no envelope header"),
-        ([], "first chunk has no envelope header"),
+        ([], "ended before its first chunk"),
         (
             [pb.Chunk(header=_header(b"ab"), data=b"a"), pb.Chunk(header=_header(b"b"))],
             "second envelope header",

@@ -107,13 +107,27 @@ def wire_kind(exc: LianmoError) -> str:
 
 
 def maps_errors(method: _F) -> _F:
-    """Decorate a servicer method so that a :class:`LianmoError` becomes its gRPC status."""
+    """Decorate a servicer method so that a :class:`LianmoError` becomes its gRPC status.
+
+    A call whose client has already gone (its stream was cut, its deadline passed) is
+    not answered and is logged at INFO: the truncated input it left is not an attack.
+    """
 
     @functools.wraps(method)
     def wrapper(self: object, request: object, context: grpc.ServicerContext) -> object:
         try:
             return method(self, request, context)
-        except LianmoError as exc:
+        except (LianmoError, grpc.RpcError) as exc:
+            if not context.is_active():
+                # The caller went away mid-call (connection cut, deadline, cancel): what we
+                # read was incomplete, not hostile. Nobody is left to answer; it resends.
+                _LOGGER.info(
+                    "%s from %s ended early, the caller is gone (%s: %s)",
+                    *(method.__name__, context.peer(), type(exc).__name__, exc),
+                )
+                context.abort(grpc.StatusCode.CANCELLED, "the caller is gone")
+            if not isinstance(exc, LianmoError):
+                raise
             _LOGGER.warning("%s from %s refused: %s", method.__name__, context.peer(), exc)
             abort(context, exc)
 

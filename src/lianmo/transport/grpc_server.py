@@ -66,7 +66,12 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
         caller = peer_name(context)
         chunks = iter(request_iterator)
         first = next(chunks, None)
-        if first is None or not first.HasField("header"):
+        if first is None:
+            raise ProtocolError(
+                f"'{caller}' opened a Send stream that ended before its first chunk; the "
+                "connection was cut (the sender resends), or its software is incompatible"
+            )
+        if not first.HasField("header"):
             raise ProtocolError(
                 f"'{caller}' opened a Send stream whose first chunk has no envelope header; "
                 "the sender's software is incompatible"
