@@ -23,8 +23,8 @@ from pathlib import Path
 
 from lianmo.cli.demo import party_processes, write_party_config
 from lianmo.cli.main import run_and_report
-from lianmo.config import JobSpec
 from lianmo.cli.wiring import write_identities
+from lianmo.config import JobSpec
 
 
 def main() -> int:

@@ -41,11 +41,11 @@ import phe
 
 from lianmo.cli.demo import party_processes, write_party_config
 from lianmo.cli.main import run_and_report
+from lianmo.cli.wiring import write_identities
 from lianmo.config import JobSpec
 from lianmo.data.split import stratified_validation_mask
 from lianmo.data.table import load_table
 from lianmo.models.metrics import auc
-from lianmo.cli.wiring import write_identities
 
 DATA_SETS = {
     # name: (guest file, host file, id column, label column)

@@ -7,6 +7,7 @@ kernel's result against plaintext, and this test checks the records it writes.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,46 @@ def test_bench_secureboost_smoke_writes_the_documented_fields(
     assert counts["encryptions"] == 2 * result["train_rows"]  # one per row per tree
     assert counts["decryptions"] * 10 < counts["candidates"]  # packed before decryption
     assert result["phe"]["speedup_crypto_phases"] > 0
+
+
+def test_bench_checkpoint_switches_durable_state_off_in_a_node(tmp_path: Path) -> None:
+    """The benchmark's ephemeral nodes really keep checkpoints and inbox in memory only.
+
+    (The demo pairs themselves take minutes; this checks the switch against today's
+    node code, so a renamed hook cannot silently turn the comparison into durable vs.
+    durable.)
+    """
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import bench_checkpoint
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    (tmp_path / "sitecustomize.py").write_text(bench_checkpoint.EPHEMERAL_NODE)
+    probe = (
+        "from pathlib import Path\n"
+        "from lianmo.config import JobSpec, PartyConfig\n"
+        "from lianmo.node import service\n"
+        "assert service.JobCheckpoints(Path('x')).directory is None\n"
+        "node = object.__new__(service.NodeService)\n"
+        "node.config = PartyConfig.from_dict({'name': 'p', 'listen': '127.0.0.1:0', "
+        "'state_dir': 's', 'tls': {'cert': 'c', 'key': 'k', 'ca': 'a'}}, base=Path('.'))\n"
+        "class Spec:\n"
+        "    job_id = 'j'\n"
+        "    party_names = ('p', 'q')\n"
+        "inbox = node._new_inbox(Spec, Path('x'))\n"
+        "assert inbox._spool is None, inbox._spool\n"
+        "print('ephemeral')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        timeout=120,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ephemeral", proc.stderr
+    # Without the hook the same probe fails: the node is durable.
+    plain = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert plain.returncode != 0 and "AssertionError" in plain.stderr
