@@ -102,7 +102,7 @@ def test_bench_checkpoint_switches_durable_state_off_in_a_node(tmp_path: Path) -
         import bench_checkpoint
     finally:
         sys.path.remove(str(ROOT / "scripts"))
-    (tmp_path / "sitecustomize.py").write_text(bench_checkpoint.EPHEMERAL_NODE)
+    (tmp_path / "sitecustomize.py").write_text(bench_checkpoint.HOOKS)
     probe = (
         "from pathlib import Path\n"
         "from lianmo.config import JobSpec, PartyConfig\n"
@@ -122,12 +122,16 @@ def test_bench_checkpoint_switches_durable_state_off_in_a_node(tmp_path: Path) -
         [sys.executable, "-c", probe],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        env={**os.environ, "PYTHONPATH": str(tmp_path), "LIANMO_BENCH_VARIANT": "ephemeral"},
         timeout=120,
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ephemeral", proc.stderr
-    # Without the hook the same probe fails: the node is durable.
+    # The durable variant (timed, as shipped) fails the same probe.
     plain = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path), "LIANMO_BENCH_VARIANT": "durable"},
+        timeout=120,
     )
     assert plain.returncode != 0 and "AssertionError" in plain.stderr
