@@ -145,6 +145,7 @@ class PartyConfig:
     compute_workers: int | None = None
     signing_key: Path | None = None
     audit_level: str = "full"
+    health_listen: str | None = None
 
     @property
     def signing_key_path(self) -> Path:
@@ -172,6 +173,7 @@ class PartyConfig:
             [
                 "name",
                 "listen",
+                "health_listen",
                 "state_dir",
                 "tls",
                 "datasets",
@@ -271,6 +273,12 @@ class PartyConfig:
             compute_workers=workers,
             signing_key=signing_key,
             audit_level=audit_level,
+            health_listen=_typed(
+                f"{source}: health_listen",
+                data.get("health_listen"),
+                (str, type(None)),
+                "'host:port' (plaintext gRPC health only, for probes)",
+            ),
         )
 
     def dataset(self, name: str) -> DatasetEntry:

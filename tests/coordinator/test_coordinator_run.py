@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from lianmo.config import JobSpec
 from lianmo.coordinator.run import run_job
-from lianmo.errors import JobFailedError, TransportError
+from lianmo.errors import AuthenticationError, JobFailedError, TransportError, UnknownJobError
 from lianmo.transport.control import JobStatusInfo
 
 SPEC = JobSpec.from_dict(
@@ -72,14 +74,35 @@ def test_the_first_failing_party_is_named_and_the_others_cancelled() -> None:
     assert "cancel" not in controls["platform"].calls
 
 
-def test_an_unreachable_party_is_blamed() -> None:
+def test_an_unreachable_party_is_blamed_once_the_limit_has_passed() -> None:
     controls = {
         "broker": Scripted("broker", ["running"]),
         "platform": Scripted("platform", [TransportError("platform unreachable")]),
         "arbiter": Scripted("arbiter", ["running"]),
     }
-    with pytest.raises(JobFailedError) as info:
-        run_job(SPEC, controls, poll_interval=0)
+    started = time.monotonic()
+    with pytest.raises(JobFailedError, match=r"unreachable for \d+s: platform unreachable") as info:
+        run_job(SPEC, controls, poll_interval=0.01, unreachable_limit_s=0.3)
+    assert time.monotonic() - started >= 0.3  # it waited for the party to come back
+    assert info.value.party == "platform"
+    assert controls["broker"].calls[-1] == controls["arbiter"].calls[-1] == "cancel"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [AuthenticationError("its certificate expired"), UnknownJobError("no job 'j' here")],
+    ids=["certificate", "job-gone"],
+)
+def test_a_party_failing_for_good_is_blamed_at_once(error: Exception) -> None:
+    controls = {
+        "broker": Scripted("broker", ["running"]),
+        "platform": Scripted("platform", [error]),
+        "arbiter": Scripted("arbiter", ["running"]),
+    }
+    started = time.monotonic()
+    with pytest.raises(JobFailedError, match=f"{error} \\({type(error).__name__}\\)") as info:
+        run_job(SPEC, controls, poll_interval=0.01, unreachable_limit_s=60)
+    assert time.monotonic() - started < 30  # not the unreachable limit
     assert info.value.party == "platform"
 
 

@@ -114,25 +114,51 @@ def party() -> None:
 )
 def party_serve(config_path: Path, port_file: Path | None) -> None:
     """Serve this party's node until SIGINT/SIGTERM."""
-    from lianmo.cli.wiring import load_identity, start_party_node
+    from grpc_health.v1.health import HealthServicer
+
+    from lianmo.cli.wiring import load_identity, start_health_port, start_party_node
 
     config = PartyConfig.load(config_path)
     stop = threading.Event()  # handlers first: a supervisor may signal once the port is out
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    node, server, port = start_party_node(config, load_identity(config))
+    health = HealthServicer()
+    node, server, port = start_party_node(config, load_identity(config), health=health)
     host = config.listen.rsplit(":", 1)[0]
+    health_port = start_health_port(config, health)
+    health_note = "" if health_port is None else f"; health checks on port {health_port[1]}"
     click.echo(
         f"party '{config.name}' listening on {host}:{port} (mutual TLS); "
-        f"state in {config.state_dir}",
+        f"state in {config.state_dir}{health_note}",
         err=True,
     )
     if port_file is not None:
         write_atomic(port_file, str(port).encode())
     stop.wait()
+    health.enter_graceful_shutdown()  # probes see NOT_SERVING while the node drains
     server.stop(grace=2.0).wait()
+    if health_port is not None:
+        health_port[0].stop(0).wait()
     node.close()
     click.echo(f"party '{config.name}' stopped", err=True)
+
+
+@party.command("health")
+@click.option(
+    "--address",
+    required=True,
+    help="host:port of the node's plaintext health port (its health_listen).",
+)
+@click.option("--timeout", "timeout_s", default=5.0, show_default=True, help="Seconds.")
+def party_health(address: str, timeout_s: float) -> None:
+    """Ask a node's gRPC health service; exit 0 only if it answers SERVING.
+
+    The image's HEALTHCHECK and other probes without a client certificate use this.
+    """
+    from lianmo.transport.grpc_channel import check_health_plaintext
+
+    status = check_health_plaintext(address, timeout_s)
+    click.echo(f"{status} ({address})")
 
 
 # ---- jobs ----------------------------------------------------------------------------

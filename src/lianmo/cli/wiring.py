@@ -5,6 +5,8 @@ from __future__ import annotations
 import typing as t
 from pathlib import Path
 
+from grpc_health.v1.health import HealthServicer
+
 from lianmo.audit.signing import signing_key_file, write_signing_key
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.errors import ConfigError
@@ -12,7 +14,7 @@ from lianmo.node.service import NodeService
 from lianmo.transport.certs import write_identity_dir
 from lianmo.transport.envelope import MessageObserver
 from lianmo.transport.grpc_channel import GrpcChannel
-from lianmo.transport.grpc_server import GrpcServer, serve
+from lianmo.transport.grpc_server import GrpcServer, serve, serve_health
 from lianmo.transport.inbox import Inbox
 from lianmo.transport.tls import TlsIdentity
 
@@ -36,11 +38,13 @@ def load_identity(config: PartyConfig) -> TlsIdentity:
 
 
 def start_party_node(
-    config: PartyConfig, identity: TlsIdentity
+    config: PartyConfig, identity: TlsIdentity, *, health: HealthServicer | None = None
 ) -> tuple[NodeService, GrpcServer, int]:
     """Start a node serving federation, control and health over mutual TLS.
 
     Returns the node, the started server and its bound port; the caller stops the server.
+    ``health`` is the health service to mark SERVING (shared with the plaintext health
+    port, see :func:`start_health_port`).
     """
 
     def channel_factory(
@@ -68,5 +72,13 @@ def start_party_node(
         inbox_for=node.inbox_for,
         control=node,
         max_message_bytes=config.max_message_mb * 2**20,
+        health_servicer=health,
     )
     return node, server, port
+
+
+def start_health_port(config: PartyConfig, health: HealthServicer) -> tuple[GrpcServer, int] | None:
+    """Serve ``health`` in plaintext on ``health_listen``, if the config sets it."""
+    if config.health_listen is None:
+        return None
+    return serve_health(config.health_listen, health)

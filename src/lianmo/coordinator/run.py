@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from lianmo.config import JobSpec, LrSpec
-from lianmo.errors import JobFailedError, LianmoError
+from lianmo.errors import AuthenticationError, JobFailedError, LianmoError, TransportError
 from lianmo.transport.control import JobStatusInfo
 
 
@@ -150,7 +150,11 @@ def _watch(
         for name in spec.party_names:
             try:
                 status = controls[name].status(spec.job_id)
-            except LianmoError as exc:
+                if status.state == "interrupted":  # its node restarted: go on from its checkpoint
+                    status = controls[name].resume(spec.job_id)
+            except AuthenticationError as exc:  # certificates do not heal by waiting
+                raise JobFailedError(name, f"{exc} ({type(exc).__name__})") from exc
+            except TransportError as exc:  # down or restarting: wait, up to the limit
                 now = time.monotonic()
                 since = unreachable_since.setdefault(name, now)
                 if now - since >= unreachable_limit_s:
@@ -160,9 +164,9 @@ def _watch(
                 previous = last.get(name, JobStatusInfo(spec.job_id, name, "running"))
                 last[name] = dataclasses.replace(previous, detail=f"unreachable: {exc}")
                 continue
+            except LianmoError as exc:  # e.g. the node no longer knows the job
+                raise JobFailedError(name, f"{exc} ({type(exc).__name__})") from exc
             unreachable_since.pop(name, None)
-            if status.state == "interrupted":  # its node restarted: go on from its checkpoint
-                status = controls[name].resume(spec.job_id)
             last[name] = status
         on_progress(dict(last))
         for name, status in last.items():

@@ -242,6 +242,35 @@ class GrpcChannel(Channel):
             client.close()
 
 
+def check_health_plaintext(address: str, timeout_s: float) -> str:
+    """Ask the plaintext health port at ``address`` (a node's ``health_listen``).
+
+    Returns "SERVING".
+
+    Raises
+    ------
+    TransportError
+        If nothing answers within ``timeout_s``, or the node answers anything but SERVING.
+    """
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout_s, wait_for_ready=True
+            )
+        except grpc.RpcError as err:
+            rpc = t.cast(grpc.Call, err)
+            raise TransportError(
+                f"no health answer from {address} within {timeout_s:g}s "
+                f"({rpc.code().name}: {rpc.details()}); is the node running, and is "
+                "health_listen set to this address in its party config?"
+            ) from err
+    status = str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+    if status != "SERVING":
+        raise TransportError(f"the node at {address} answers {status}: it is starting or stopping")
+    return status
+
+
 class ControlClient:
     """The coordinator's connection to one party node's Control service.
 

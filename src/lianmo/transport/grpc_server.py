@@ -215,6 +215,7 @@ def serve(
     control: ControlHandler | None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     max_workers: int = 16,
+    health_servicer: health.HealthServicer | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start a mutual-TLS server with the federation, control and health services.
 
@@ -232,6 +233,9 @@ def serve(
         Largest federation payload accepted.
     max_workers
         Thread pool size; each in-flight message stream holds one thread.
+    health_servicer
+        The health service to serve (and mark SERVING); pass one to share it with
+        :func:`serve_health`. A new one by default.
 
     Returns
     -------
@@ -253,7 +257,7 @@ def serve(
             ControlServicer(control), server
         )
         services.append(CONTROL_SERVICE)
-    health_servicer = health.HealthServicer()
+    health_servicer = health_servicer or health.HealthServicer()
     for service in services:
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -261,6 +265,34 @@ def serve(
     server.start()
     _LOGGER.info("'%s' serving %s on %s (port %d)", identity.own_name(), services, listen, port)
     return server, port
+
+
+def serve_health(listen: str, health_servicer: health.HealthServicer) -> tuple[grpc.Server, int]:
+    """Start a plaintext server with only the standard gRPC health service on ``listen``.
+
+    For probes that cannot present a client certificate (Docker's HEALTHCHECK, the
+    kubelet's gRPC probes). It answers SERVING or NOT_SERVING and nothing else: no job,
+    party or data is reachable through it.
+
+    Raises
+    ------
+    TransportError
+        If ``listen`` cannot be bound.
+    """
+    server = grpc.server(futures.ThreadPoolExecutor(2), options=SERVER_OPTIONS)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    try:
+        port = server.add_insecure_port(listen)
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        raise TransportError(
+            f"cannot listen for health checks on {listen!r} (address in use or not local); "
+            "check 'health_listen' in the party config"
+        )
+    server.start()
+    _LOGGER.info("health checks (plaintext) on %s (port %d)", listen, port)
+    return server, int(port)
 
 
 def _bind(server: grpc.Server, listen: str, identity: TlsIdentity) -> int:
