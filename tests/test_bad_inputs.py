@@ -409,7 +409,7 @@ def test_cli_job_run_with_a_bad_spec_is_one_config_error_line(tmp_path: Path) ->
         (
             'name = "platform"\nlisten = "127.0.0.1:0"\nstate_dir = "s"\nmax_mesage_mb = 5\n',
             "{path}: unknown field(s) ['max_mesage_mb']; allowed fields are ['audit', "
-            "'compute', 'coordinators', 'datasets', 'listen', ",  # ... and the rest
+            "'compute', 'coordinators', 'datasets', 'health_listen', 'listen', ",  # and more
         ),
         (
             'name = "platform"\nlisten = "127.0.0.1:0"\n',

@@ -114,9 +114,8 @@ def party() -> None:
 )
 def party_serve(config_path: Path, port_file: Path | None) -> None:
     """Serve this party's node until SIGINT/SIGTERM."""
-    from grpc_health.v1.health import HealthServicer
-
     from lianmo.cli.wiring import load_identity, start_health_port, start_party_node
+    from lianmo.transport.grpc_server import HealthServicer
 
     config = PartyConfig.load(config_path)
     stop = threading.Event()  # handlers first: a supervisor may signal once the port is out

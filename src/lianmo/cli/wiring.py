@@ -5,8 +5,6 @@ from __future__ import annotations
 import typing as t
 from pathlib import Path
 
-from grpc_health.v1.health import HealthServicer
-
 from lianmo.audit.signing import signing_key_file, write_signing_key
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.errors import ConfigError
@@ -14,7 +12,7 @@ from lianmo.node.service import NodeService
 from lianmo.transport.certs import write_identity_dir
 from lianmo.transport.envelope import MessageObserver
 from lianmo.transport.grpc_channel import GrpcChannel
-from lianmo.transport.grpc_server import GrpcServer, serve, serve_health
+from lianmo.transport.grpc_server import GrpcServer, HealthServicer, serve, serve_health
 from lianmo.transport.inbox import Inbox
 from lianmo.transport.tls import TlsIdentity
 

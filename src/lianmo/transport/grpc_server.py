@@ -37,6 +37,8 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 InboxLookup = Callable[[str], Inbox]
+# The standard gRPC health service; one per node, shared by its TLS and plaintext ports.
+HealthServicer: TypeAlias = health.HealthServicer
 
 
 class FederationServicer(federation_pb2_grpc.FederationServicer):
@@ -215,7 +217,7 @@ def serve(
     control: ControlHandler | None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     max_workers: int = 16,
-    health_servicer: health.HealthServicer | None = None,
+    health_servicer: HealthServicer | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start a mutual-TLS server with the federation, control and health services.
 
@@ -267,7 +269,7 @@ def serve(
     return server, port
 
 
-def serve_health(listen: str, health_servicer: health.HealthServicer) -> tuple[grpc.Server, int]:
+def serve_health(listen: str, health_servicer: HealthServicer) -> tuple[grpc.Server, int]:
     """Start a plaintext server with only the standard gRPC health service on ``listen``.
 
     For probes that cannot present a client certificate (Docker's HEALTHCHECK, the
