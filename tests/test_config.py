@@ -144,7 +144,13 @@ def test_party_config_resolves_paths_relative_to_the_file(tmp_path: Path) -> Non
         (lambda s: s.replace('ca = "ca.pem"\n', ""), r"\[tls\]: missing required field"),
         (lambda s: s.replace('name = "broker"', 'name = "bro ker"'), "not a valid name"),
         (lambda s: s.replace("[tls]", "[tls"), "cannot be read"),
-        (lambda s: s + '\n[compute]\nbackend = "ray"\n', r"backend must be one of"),
+        (lambda s: s + '\n[compute]\nbackend = "dask"\n', r"backend must be one of"),
+        (lambda s: s + '\n[compute]\nbackend = "ray"\n', r"\[compute\] address must be"),
+        (lambda s: s + '\n[compute]\naddress = "auto"\n', "address applies only to"),
+        (
+            lambda s: s + '\n[compute]\nbackend = "ray"\naddress = "auto"\nworkers = 2\n',
+            "workers applies only to",
+        ),
         (lambda s: s + '\n[compute]\nbackend = "serial"\nworkers = 2\n', "applies only to"),
         (lambda s: s + "\n[compute]\nworkers = 0\n", r"workers"),
         (lambda s: s + "\n[compute]\nthreads = 2\n", r"unknown field\(s\) \['threads'\]"),
@@ -164,3 +170,8 @@ def test_party_config_names_its_compute_backend(tmp_path: Path) -> None:
     )
     config = PartyConfig.load(tmp_path / "party.toml")
     assert (config.compute_backend, config.compute_workers) == ("local", 3)
+    (tmp_path / "party.toml").write_text(
+        PARTY_TOML + '\n[compute]\nbackend = "ray"\naddress = "ray://head:10001"\n'
+    )
+    config = PartyConfig.load(tmp_path / "party.toml")
+    assert (config.compute_backend, config.compute_address) == ("ray", "ray://head:10001")

@@ -120,7 +120,7 @@ AUDIT_LEVELS = ("full", "chain")
 """full: signed records plus a payload store (verify and replay work); chain: the hash
 chain only, without signatures or payloads (smaller, but neither verifiable nor
 replayable)."""
-COMPUTE_BACKENDS = ("local", "serial")
+COMPUTE_BACKENDS = ("local", "serial", "ray")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +143,7 @@ class PartyConfig:
     peer_backoff_s: float = 0.2
     compute_backend: str = "local"
     compute_workers: int | None = None
+    compute_address: str | None = None
     signing_key: Path | None = None
     audit_level: str = "full"
     health_listen: str | None = None
@@ -204,7 +205,7 @@ class PartyConfig:
             signing_key = base / _typed(where, signing_key, str, "a path")
         compute = data.get("compute", {})
         _typed(f"{source}: [compute]", compute, dict, "a table with backend and workers")
-        _check_keys(f"{source}: [compute]", compute, ["backend", "workers"])
+        _check_keys(f"{source}: [compute]", compute, ["backend", "workers", "address"])
         backend = compute.get("backend", "local")
         if backend not in COMPUTE_BACKENDS:
             raise ConfigError(
@@ -219,6 +220,20 @@ class PartyConfig:
                     f"{source}: [compute] workers applies only to backend = 'local'; "
                     f"remove it or switch the backend (got backend = {backend!r})"
                 )
+        address = compute.get("address")
+        if backend == "ray":
+            address = _typed(
+                f"{source}: [compute] address",
+                address,
+                str,
+                "the Ray cluster: 'ray://HEAD:10001', 'auto' (the cluster this machine is in) "
+                "or 'local' (a Ray instance inside the node)",
+            )
+        elif address is not None:
+            raise ConfigError(
+                f"{source}: [compute] address applies only to backend = 'ray'; remove it "
+                f"or switch the backend (got backend = {backend!r})"
+            )
         name = check_name(f"{source}: name", data["name"])
         tls = data["tls"]
         _check_keys(f"{source}: [tls]", tls, ["cert", "key", "ca"], ["cert", "key", "ca"])
@@ -271,6 +286,7 @@ class PartyConfig:
             ),
             compute_backend=backend,
             compute_workers=workers,
+            compute_address=address,
             signing_key=signing_key,
             audit_level=audit_level,
             health_listen=_typed(

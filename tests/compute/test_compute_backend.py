@@ -8,6 +8,7 @@ for the same Drbg seed. Inputs are sized so that the pool really splits the work
 from __future__ import annotations
 
 import typing as t
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,9 +23,11 @@ from lianmo.compute import (
     make_backend,
 )
 from lianmo.compute.backend import usable_cores
+from lianmo.compute.ray_backend import RayBackend
+from lianmo.config import PartyConfig
 from lianmo.crypto import CipherVector, Drbg, PrivateKey, PublicKey, generate_keypair
 from lianmo.crypto.packing import Packing
-from lianmo.errors import ConfigError, LianmoError
+from lianmo.errors import ConfigError, CryptoError, LianmoError
 
 Keypair = tuple[PublicKey, PrivateKey]
 T = t.TypeVar("T")
@@ -55,9 +58,25 @@ def keypair() -> Keypair:
 
 
 @pytest.fixture(scope="module")
-def pool() -> t.Iterator[ComputeBackend]:
+def local_pool() -> t.Iterator[ComputeBackend]:
     with ProcessPoolBackend(2) as backend:
         yield backend
+
+
+@pytest.fixture(scope="module")
+def ray_pool() -> t.Iterator[RayBackend]:
+    """A Ray instance started in this process, on two cores."""
+    with RayBackend("local", cpus=2) as backend:
+        yield backend
+
+
+@pytest.fixture(scope="module", params=["local", "ray"])
+def pool(request: pytest.FixtureRequest) -> ComputeBackend:
+    """A parallel backend with two workers: the local process pool, or a local Ray cluster.
+
+    Every contract test below runs on both, against the serial backend.
+    """
+    return t.cast(ComputeBackend, request.getfixturevalue(f"{request.param}_pool"))
 
 
 @pytest.fixture
@@ -114,7 +133,7 @@ def test_make_backend() -> None:
         assert isinstance(local, ProcessPoolBackend) and local.workers == 3
     with make_backend() as default:
         assert isinstance(default, ProcessPoolBackend) and default.workers == usable_cores()
-    for kind in ("ray", "", "Serial", "LOCAL"):
+    for kind in ("", "Serial", "LOCAL", "Ray"):
         with pytest.raises(ConfigError, match="unknown compute backend"):
             make_backend(kind)
 
@@ -138,6 +157,34 @@ def test_pool_maps_in_order(pool: ComputeBackend) -> None:
     chunks = list(range(-50, 0))
     assert pool.map(abs, chunks) == [abs(c) for c in chunks]
     assert pool.map(abs, []) == [] and pool.map(abs, [-7]) == [7]
+
+
+def _fails_on_negatives(chunk: int) -> int:
+    if chunk < 0:
+        raise CryptoError(f"chunk {chunk} is negative")
+    return chunk
+
+
+def test_a_kernels_own_error_comes_back_as_itself(pool: ComputeBackend) -> None:
+    with pytest.raises(CryptoError, match="chunk -2 is negative"):
+        pool.map(_fails_on_negatives, [1, -2, 3])
+
+
+def test_ray_backend_comes_from_the_party_config(ray_pool: RayBackend, tmp_path: Path) -> None:
+    config = PartyConfig.from_dict(
+        {
+            "name": "broker",
+            "listen": "127.0.0.1:0",
+            "state_dir": "s",
+            "tls": {"cert": "c", "key": "k", "ca": "a"},
+            "compute": {"backend": "ray", "address": "local"},
+        },
+        base=tmp_path,
+    )
+    with make_backend(config.compute_backend, config.compute_workers, config.compute_address) as b:
+        assert isinstance(b, RayBackend) and b.workers == ray_pool.workers == 2
+        assert b.map(abs, [-1, -2, -3]) == [1, 2, 3]
+    assert ray_pool.map(abs, [-4, -5]) == [4, 5]  # closing the second left the cluster up
 
 
 def test_map_after_close_raises() -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lianmo.audit.signing import write_signing_key
-from lianmo.compute.backend import SerialBackend
+from lianmo.compute.backend import ComputeBackend, SerialBackend
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.coordinator.run import JobReport, run_job
 from lianmo.node.service import NodeService
@@ -79,11 +79,13 @@ def make_nodes(
     observers: Sequence[MessageObserver] = (),
     configs: dict[str, PartyConfig] | None = None,
     seed_for: t.Callable[[JobSpec], bytes] | None = None,
+    compute: ComputeBackend | None = None,
 ) -> dict[str, NodeService]:
     """Nodes delivering to each other in-process; ``observers`` see every channel.
 
     Each party gets a signing key at its config's default path (made if missing);
-    ``seed_for`` pins the job DRBG seeds (fresh ones otherwise).
+    ``seed_for`` pins the job DRBG seeds (fresh ones otherwise). Every node runs its
+    kernels on ``compute`` (the caller closes it), serially by default.
     """
     configs = configs or breast_configs(tmp_path, shared_data)
     nodes: dict[str, NodeService] = {}
@@ -111,7 +113,9 @@ def make_nodes(
         if not cfg.signing_key_path.exists():
             write_signing_key(cfg.signing_key_path)
         seeds = None if seed_for is None else _party_seeds(seed_for, name)
-        nodes[name] = NodeService(cfg, factory_for(name), SerialBackend(), seed_for=seeds)
+        nodes[name] = NodeService(
+            cfg, factory_for(name), compute or SerialBackend(), seed_for=seeds
+        )
     return nodes
 
 

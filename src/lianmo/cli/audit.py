@@ -86,7 +86,7 @@ def replay_cmd(config_path: Path, job: str) -> None:
             last[0] = now
             click.echo(f"  replaying {phase} {step}/{total} {detail}", err=True)
 
-    compute = make_backend(config.compute_backend, config.compute_workers)
+    compute = make_backend(config.compute_backend, config.compute_workers, config.compute_address)
     try:
         click.echo(f"replaying party '{config.name}' from {folder}", err=True)
         result = replay_job(config, folder, compute=compute, progress=progress)

@@ -12,10 +12,10 @@ all randomness before splitting. Two backends ship here:
   a party node has gRPC threads that a forked child must not inherit) and live as long
   as the backend, so per-key tables they cache are built once per worker.
 
-A cluster backend (Ray, planned) would implement the same two methods; chunks and
-kernels are plain picklable values and functions, so nothing above this layer changes.
-Decryption and CRT-encryption chunks carry the private key's factors: a backend that
-ships chunks to other machines ships the key with them.
+:class:`~lianmo.compute.ray_backend.RayBackend` runs the same chunks as tasks on a Ray
+cluster; chunks and kernels are plain picklable values and functions, so nothing above
+this layer changes. Decryption and CRT-encryption chunks carry the private key's factors:
+a backend that ships chunks to other machines ships the key with them.
 """
 
 from __future__ import annotations
@@ -176,16 +176,21 @@ def chunk_bounds(total: int, parts: int, min_size: int = 1) -> list[tuple[int, i
     return bounds
 
 
-def make_backend(kind: str = "local", workers: int | None = None) -> ComputeBackend:
+def make_backend(
+    kind: str = "local", workers: int | None = None, address: str | None = None
+) -> ComputeBackend:
     """Return the backend a party config names.
 
     Parameters
     ----------
     kind : str, optional
-        ``"local"`` (a process pool on this machine) or ``"serial"`` (no worker
-        processes; for debugging and small machines).
+        ``"local"`` (a process pool on this machine), ``"serial"`` (no worker
+        processes; for debugging and small machines) or ``"ray"`` (tasks on a Ray
+        cluster, see :mod:`lianmo.compute.ray_backend`).
     workers : int, optional
         Worker processes for ``"local"``; all usable cores by default.
+    address : str, optional
+        The Ray cluster for ``"ray"``: ``"ray://HEAD:10001"``, ``"auto"`` or ``"local"``.
 
     Returns
     -------
@@ -196,4 +201,10 @@ def make_backend(kind: str = "local", workers: int | None = None) -> ComputeBack
         return ProcessPoolBackend(workers)
     if kind == "serial":
         return SerialBackend()
-    raise ConfigError(f"unknown compute backend {kind!r}; use 'local' (process pool) or 'serial'")
+    if kind == "ray":
+        from lianmo.compute.ray_backend import RayBackend
+
+        return RayBackend(address or "local")
+    raise ConfigError(
+        f"unknown compute backend {kind!r}; use 'local' (process pool), 'serial' or 'ray'"
+    )

@@ -84,7 +84,9 @@ class NodeService:
         self.signer = signer if config.audit_level == "full" else None
         # Tests pin seeds to check that reruns log the same bytes; nodes draw fresh ones.
         self._seed_for = seed_for or (lambda spec: secrets.token_bytes(32))
-        self.compute = compute or make_backend(config.compute_backend, config.compute_workers)
+        self.compute = compute or make_backend(
+            config.compute_backend, config.compute_workers, config.compute_address
+        )
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
         self._restore_jobs()
