@@ -27,6 +27,8 @@ from lianmo.compute.ray_backend import RayBackend
 from lianmo.config import PartyConfig
 from lianmo.crypto import CipherVector, Drbg, PrivateKey, PublicKey, generate_keypair
 from lianmo.crypto.packing import Packing
+from lianmo.crypto.psi import MIN_CHUNK as PSI_MIN_CHUNK
+from lianmo.crypto.psi import PsiKey, hash_ids
 from lianmo.errors import ConfigError, CryptoError, LianmoError
 
 Keypair = tuple[PublicKey, PrivateKey]
@@ -348,6 +350,22 @@ def test_decrypt_raw_is_backend_independent(keypair: Keypair, split: CountingBac
     assert raw == sk.decrypt_raw(cv, SerialBackend())
     assert raw == [v % int(pk.n) for v in m]
     assert sk.decrypt_ints(cv, split) == m
+
+
+def test_psi_hashing_and_blinding_are_backend_independent(split: CountingBackend) -> None:
+    ids = [f"client-{i:06d}" for i in range(3 * PSI_MIN_CHUNK + 17)]
+    serial = hash_ids(ids, b"salt")
+    assert hash_ids(ids, b"salt", split) == serial
+    key = PsiKey(_rng("psi"))
+    assert key.blind(serial, split) == key.blind(serial)
+    assert max(split.chunks) > 1  # the work was really split
+
+
+def test_psi_errors_name_the_index_in_the_whole_input(split: CountingBackend) -> None:
+    points = hash_ids([str(i) for i in range(2 * PSI_MIN_CHUNK + 5)], b"salt")
+    points[PSI_MIN_CHUNK + 3] = b"short"
+    with pytest.raises(CryptoError, match=f"index {PSI_MIN_CHUNK + 3} must be 32 bytes, got 5"):
+        PsiKey(_rng("psi")).blind(points, split)
 
 
 def test_empty_vectors_on_the_pool(keypair: Keypair, pool: ComputeBackend) -> None:

@@ -20,7 +20,9 @@ rejects; a SHA-512 output hits one with probability about ``2**-251``. Such an i
 raises :class:`~lianmo.errors.CryptoError` naming its index rather than being dropped.
 
 Never send the private scalar: whoever holds it can unblind the party's points and
-test ids against them offline.
+test ids against them offline. Hashing and blinding run in chunks on the party's compute
+backend (:mod:`lianmo.compute`); blinding chunks carry the scalar to the party's own
+workers, as decryption chunks carry the Paillier key's factors, and never further.
 """
 
 from __future__ import annotations
@@ -30,14 +32,25 @@ import typing as t
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from lianmo.compute.backend import ComputeBackend, SerialBackend, chunk_bounds
 from lianmo.crypto.drbg import Drbg
 from lianmo.errors import CryptoError
 
 POINT_BYTES = 32
 _DOMAIN = b"lianmo-psi-v1"
+#: Smallest chunk worth sending to a worker (an X25519 multiplication takes ~50 us).
+MIN_CHUNK = 4096
+_SERIAL = SerialBackend()
 
 
-def hash_ids(ids: t.Sequence[str], salt: bytes) -> list[bytes]:
+def _chunks(total: int, backend: ComputeBackend) -> list[tuple[int, int]]:
+    # a few chunks per worker, so a slow worker does not hold the others up
+    return chunk_bounds(total, 4 * backend.workers, MIN_CHUNK)
+
+
+def hash_ids(
+    ids: t.Sequence[str], salt: bytes, backend: ComputeBackend | None = None
+) -> list[bytes]:
     """Hash ids to X25519 u-coordinates.
 
     Parameters
@@ -47,6 +60,8 @@ def hash_ids(ids: t.Sequence[str], salt: bytes) -> list[bytes]:
     salt : bytes
         Per-job salt, identical for both parties (and of fixed length within a job, so
         ``salt + id`` is unambiguous).
+    backend : ComputeBackend, optional
+        Where the chunks run (this process by default); the result does not depend on it.
 
     Returns
     -------
@@ -56,13 +71,23 @@ def hash_ids(ids: t.Sequence[str], salt: bytes) -> list[bytes]:
     """
     if not isinstance(salt, bytes | bytearray):
         raise CryptoError(f"PSI salt must be bytes, got {type(salt).__name__}")
-    prefix = hashlib.sha512(_DOMAIN + bytes(salt))
+    backend = backend or _SERIAL
+    tasks = [
+        (bytes(salt), start, list(ids[start:stop])) for start, stop in _chunks(len(ids), backend)
+    ]
+    return backend.map_concat(_hash_chunk, tasks)
+
+
+def _hash_chunk(task: tuple[bytes, int, list[str]]) -> list[bytes]:
+    """Kernel: hash one chunk of ids (``start`` is its offset, for error messages)."""
+    salt, start, ids = task
+    prefix = hashlib.sha512(_DOMAIN + salt)
     out: list[bytes] = []
-    for index, identifier in enumerate(ids):
+    for offset, identifier in enumerate(ids):
         if not isinstance(identifier, str):
             raise CryptoError(
-                f"PSI id at index {index} is {type(identifier).__name__}, expected str; "
-                "convert ids to their canonical string form first"
+                f"PSI id at index {start + offset} is {type(identifier).__name__}, expected "
+                "str; convert ids to their canonical string form first"
             )
         digest = prefix.copy()
         digest.update(identifier.encode("utf-8"))
@@ -85,12 +110,12 @@ class PsiKey:
     The scalar is deliberately not exposed: never send it to anyone.
     """
 
-    __slots__ = ("_private",)
+    __slots__ = ("_scalar",)
 
     def __init__(self, rng: Drbg) -> None:
         if not isinstance(rng, Drbg):
             raise CryptoError(f"PsiKey needs a Drbg, got {type(rng).__name__}")
-        self._private = X25519PrivateKey.from_private_bytes(rng.random_bytes(POINT_BYTES))
+        self._scalar = rng.random_bytes(POINT_BYTES)
 
     def __repr__(self) -> str:
         return "PsiKey(<secret>)"
@@ -98,13 +123,18 @@ class PsiKey:
     def __reduce__(self) -> t.NoReturn:
         raise CryptoError("a PsiKey cannot be pickled: the private scalar never leaves")
 
-    def blind(self, points: t.Sequence[bytes]) -> list[bytes]:
+    def blind(
+        self, points: t.Sequence[bytes], backend: ComputeBackend | None = None
+    ) -> list[bytes]:
         """Multiply each point by the secret scalar.
 
         Parameters
         ----------
         points : sequence of bytes
             32-byte u-coordinates (from :func:`hash_ids` or a peer's :meth:`blind`).
+        backend : ComputeBackend, optional
+            Where the chunks run (this process by default); the party's own workers
+            only. The result does not depend on it.
 
         Returns
         -------
@@ -116,20 +146,30 @@ class PsiKey:
         CryptoError
             Naming the first point that is not 32 bytes or has low order.
         """
-        exchange = self._private.exchange
-        from_bytes = X25519PublicKey.from_public_bytes
-        out: list[bytes] = []
-        for index, point in enumerate(points):
-            if not isinstance(point, bytes) or len(point) != POINT_BYTES:
-                size = len(point) if isinstance(point, bytes) else type(point).__name__
-                raise CryptoError(
-                    f"PSI point at index {index} must be {POINT_BYTES} bytes, got {size}"
-                )
-            try:
-                out.append(exchange(from_bytes(point)))
-            except ValueError as exc:
-                raise CryptoError(
-                    f"PSI point at index {index} has low order (blinding gives zero); "
-                    "a peer sent a malformed point or an id hashed to one: change the salt"
-                ) from exc
-        return out
+        backend = backend or _SERIAL
+        tasks = [
+            (self._scalar, start, list(points[start:stop]))
+            for start, stop in _chunks(len(points), backend)
+        ]
+        return backend.map_concat(_blind_chunk, tasks)
+
+
+def _blind_chunk(task: tuple[bytes, int, list[bytes]]) -> list[bytes]:
+    """Kernel: multiply one chunk of points by the scalar (``start``: the chunk's offset)."""
+    scalar, start, points = task
+    exchange = X25519PrivateKey.from_private_bytes(scalar).exchange
+    from_bytes = X25519PublicKey.from_public_bytes
+    out: list[bytes] = []
+    for offset, point in enumerate(points):
+        index = start + offset
+        if not isinstance(point, bytes) or len(point) != POINT_BYTES:
+            size = len(point) if isinstance(point, bytes) else type(point).__name__
+            raise CryptoError(f"PSI point at index {index} must be {POINT_BYTES} bytes, got {size}")
+        try:
+            out.append(exchange(from_bytes(point)))
+        except ValueError as exc:
+            raise CryptoError(
+                f"PSI point at index {index} has low order (blinding gives zero); "
+                "a peer sent a malformed point or an id hashed to one: change the salt"
+            ) from exc
+    return out

@@ -41,7 +41,7 @@ def align_guest(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) 
                          the job's minimum (otherwise every party stops)
     """
     key = PsiKey(ctx.rng.child("psi"))
-    blinded = _pack(key.blind(hash_ids(ids, psi_salt(ctx.job_id))))
+    blinded = _pack(key.blind(hash_ids(ids, psi_salt(ctx.job_id), ctx.compute), ctx.compute))
     ctx.progress(PHASE, 0, 2, f"{len(ids)} ids blinded")
     shared = np.ones(len(ids), dtype=bool)
     positions: dict[str, np.ndarray] = {}
@@ -53,7 +53,7 @@ def align_guest(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) 
             raise ProtocolError(
                 f"host '{host}' returned {len(double)} blinded ids for the guest's {len(ids)}"
             )
-        where = {p: j for j, p in enumerate(key.blind(host_set))}
+        where = {p: j for j, p in enumerate(key.blind(host_set, ctx.compute))}
         pos = np.array([where.get(p, -1) for p in double], dtype=np.int64)
         shared &= pos >= 0
         positions[host] = pos
@@ -74,11 +74,12 @@ def align_host(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) -
     key = PsiKey(ctx.rng.child("psi"))
     perm = np.random.default_rng(int.from_bytes(ctx.rng.child("psi-shuffle").random_bytes(32)))
     order = perm.permutation(len(ids))
-    points = key.blind(hash_ids([ids[j] for j in order], psi_salt(ctx.job_id)))
+    hashed = hash_ids([ids[j] for j in order], psi_salt(ctx.job_id), ctx.compute)
+    points = key.blind(hashed, ctx.compute)
     ctx.progress(PHASE, 0, 2, f"{len(ids)} ids blinded")
     ctx.channel.send(ctx.guest, "psi.host_set", _pack(points))
     guest_set = _unpack(ctx.channel.recv(ctx.guest, "psi.guest_set"), ctx.guest)
-    ctx.channel.send(ctx.guest, "psi.guest_set_double", _pack(key.blind(guest_set)))
+    ctx.channel.send(ctx.guest, "psi.guest_set_double", _pack(key.blind(guest_set, ctx.compute)))
     size = count_from_msg(ctx.channel.recv(ctx.guest, "psi.size"), ctx.guest, "psi.size")
     ctx.progress(PHASE, 1, 2, f"intersection {size}")
     _check_minimum(ctx.party, size, min_intersection)
