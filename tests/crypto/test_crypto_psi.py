@@ -7,6 +7,7 @@ import pickle
 import pytest
 
 from lianmo.crypto import POINT_BYTES, Drbg, PsiKey, hash_ids
+from lianmo.crypto.psi import hash_ids_packed, match_points, split_points
 from lianmo.errors import CryptoError
 
 SALT = b"job-0001-salt-16"
@@ -77,3 +78,31 @@ def test_input_validation() -> None:
 def test_key_cannot_be_pickled() -> None:
     with pytest.raises(CryptoError, match="never leaves"):
         pickle.dumps(_key("a"))
+
+
+def test_packed_and_listed_forms_agree() -> None:
+    ids = [f"c{i}" for i in range(300)]
+    packed = hash_ids_packed(ids, SALT)
+    assert len(packed) == 300 * POINT_BYTES and split_points(packed) == hash_ids(ids, SALT)
+    key = _key("a")
+    assert split_points(key.blind_packed(packed)) == key.blind(hash_ids(ids, SALT))
+    with pytest.raises(CryptoError, match="32-byte units; got 33 bytes"):
+        key.blind_packed(packed[:33])
+
+
+def test_match_points_finds_each_query_exactly() -> None:
+    table = hash_ids([f"t{i}" for i in range(500)], SALT)
+    queries = [table[7], hash_ids(["absent"], SALT)[0], table[499], table[0]]
+    # differs from table[3] only in its trailing bytes: must not match it
+    near = table[3][:-1] + bytes([table[3][-1] ^ 1])
+    queries.append(near)
+    found = match_points(b"".join(queries), b"".join(table))
+    assert found.tolist() == [7, -1, 499, 0, -1]
+    assert match_points(b"".join(queries), b"").tolist() == [-1] * 5
+    assert match_points(b"", b"".join(table)).tolist() == []
+    # and a reference dict agrees on a larger random case
+    where = {p: j for j, p in enumerate(table)}
+    sample = [table[j] for j in range(0, 500, 3)] + hash_ids([f"x{i}" for i in range(50)], SALT)
+    assert match_points(b"".join(sample), b"".join(table)).tolist() == [
+        where.get(p, -1) for p in sample
+    ]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lianmo.crypto.psi import POINT_BYTES, PsiKey, hash_ids
+from lianmo.crypto.psi import POINT_BYTES, PsiKey, hash_ids_packed, match_points
 from lianmo.errors import DataError, ProtocolError
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.wire import count_from_msg
@@ -41,7 +41,9 @@ def align_guest(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) 
                          the job's minimum (otherwise every party stops)
     """
     key = PsiKey(ctx.rng.child("psi"))
-    blinded = _pack(key.blind(hash_ids(ids, psi_salt(ctx.job_id), ctx.compute), ctx.compute))
+    hashed = hash_ids_packed(ids, psi_salt(ctx.job_id), ctx.compute)
+    blinded = _pack(key.blind_packed(hashed, ctx.compute))
+    del hashed
     ctx.progress(PHASE, 0, 2, f"{len(ids)} ids blinded")
     shared = np.ones(len(ids), dtype=bool)
     positions: dict[str, np.ndarray] = {}
@@ -49,12 +51,13 @@ def align_guest(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) 
         host_set = _unpack(ctx.channel.recv(host, "psi.host_set"), host)
         ctx.channel.send(host, "psi.guest_set", blinded)
         double = _unpack(ctx.channel.recv(host, "psi.guest_set_double"), host)
-        if len(double) != len(ids):
+        if len(double) != len(ids) * POINT_BYTES:
             raise ProtocolError(
-                f"host '{host}' returned {len(double)} blinded ids for the guest's {len(ids)}"
+                f"host '{host}' returned {len(double) // POINT_BYTES} blinded ids for the "
+                f"guest's {len(ids)}"
             )
-        where = {p: j for j, p in enumerate(key.blind(host_set, ctx.compute))}
-        pos = np.array([where.get(p, -1) for p in double], dtype=np.int64)
+        pos = match_points(double, key.blind_packed(host_set, ctx.compute))
+        del host_set, double
         shared &= pos >= 0
         positions[host] = pos
     rows = np.flatnonzero(shared)
@@ -74,12 +77,17 @@ def align_host(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) -
     key = PsiKey(ctx.rng.child("psi"))
     perm = np.random.default_rng(int.from_bytes(ctx.rng.child("psi-shuffle").random_bytes(32)))
     order = perm.permutation(len(ids))
-    hashed = hash_ids([ids[j] for j in order], psi_salt(ctx.job_id), ctx.compute)
-    points = key.blind(hashed, ctx.compute)
+    hashed = hash_ids_packed([ids[j] for j in order], psi_salt(ctx.job_id), ctx.compute)
+    points = key.blind_packed(hashed, ctx.compute)
+    del hashed
     ctx.progress(PHASE, 0, 2, f"{len(ids)} ids blinded")
     ctx.channel.send(ctx.guest, "psi.host_set", _pack(points))
+    del points
     guest_set = _unpack(ctx.channel.recv(ctx.guest, "psi.guest_set"), ctx.guest)
-    ctx.channel.send(ctx.guest, "psi.guest_set_double", _pack(key.blind(guest_set, ctx.compute)))
+    double = key.blind_packed(guest_set, ctx.compute)
+    del guest_set
+    ctx.channel.send(ctx.guest, "psi.guest_set_double", _pack(double))
+    del double
     size = count_from_msg(ctx.channel.recv(ctx.guest, "psi.size"), ctx.guest, "psi.size")
     ctx.progress(PHASE, 1, 2, f"intersection {size}")
     _check_minimum(ctx.party, size, min_intersection)
@@ -107,15 +115,22 @@ def _check_minimum(party: str, size: int, minimum: int) -> None:
         )
 
 
-def _pack(points: Sequence[bytes]) -> PointList:
-    return PointList(count=len(points), width=POINT_BYTES, data=b"".join(points))
+def _pack(packed: bytes) -> PointList:
+    return PointList(count=len(packed) // POINT_BYTES, width=POINT_BYTES, data=packed)
 
 
-def _unpack(msg: object, sender: str) -> list[bytes]:
-    if not isinstance(msg, PointList) or msg.width != POINT_BYTES:
-        raise ProtocolError(f"party '{sender}' sent a malformed PSI point list")
-    w = msg.width
-    return [msg.data[i * w : (i + 1) * w] for i in range(msg.count)]
+def _unpack(msg: object, sender: str) -> bytes:
+    """The packed points of a PointList, checked to be whole and as many as announced."""
+    if (
+        not isinstance(msg, PointList)
+        or msg.width != POINT_BYTES
+        or len(msg.data) != msg.count * POINT_BYTES
+    ):
+        raise ProtocolError(
+            f"party '{sender}' sent a malformed PSI point list (expected {POINT_BYTES}-byte "
+            "points, as many as its count says)"
+        )
+    return msg.data
 
 
 def _indices(values: np.ndarray) -> IndexList:
