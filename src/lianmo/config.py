@@ -121,6 +121,9 @@ AUDIT_LEVELS = ("full", "chain")
 chain only, without signatures or payloads (smaller, but neither verifiable nor
 replayable)."""
 COMPUTE_BACKENDS = ("local", "serial", "ray")
+# train a model; score with a trained one; or only align (find the common ids, e.g. to
+# size the overlap before training)
+TASKS = ("train", "predict", "align")
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,8 +463,8 @@ class JobSpec:
             ["job_id", "parties"],
         )
         task = data.get("task", "train")
-        if task not in ("train", "predict"):
-            raise ConfigError(f"{source}: task must be 'train' or 'predict', got {_shown(task)}")
+        if task not in TASKS:
+            raise ConfigError(f"{source}: task must be one of {list(TASKS)}, got {_shown(task)}")
         model = _parse_model(source, data.get("model", {}))
         parties = _parse_parties(source, data["parties"], task, model)
         model_job = data.get("model_job")

@@ -147,3 +147,24 @@ def test_a_guest_with_two_hosts_trains_one_model(tmp_path: Path, shared_data: Pa
     }
     assert widths == {"broker": 10, "platform": 10, "telecom": 10}
     assert len(report.metrics()["loss"]) == 2
+
+
+def test_an_align_job_finds_the_common_ids_and_trains_nothing(
+    nodes: dict[str, NodeService], tmp_path: Path, shared_data: Path
+) -> None:
+    spec = JobSpec.from_dict({**json.loads(_spec("breast-overlap").to_json()), "task": "align"})
+    controls = {n: DirectControl(node) for n, node in nodes.items()}
+    report = run_job(spec, controls, poll_interval=0.05)
+    assert report.metrics()["aligned"] == 569 and report.metrics()["task"] == "align"
+    ids = {}
+    for name in ("broker", "platform"):
+        job_dir = tmp_path / name / "jobs" / "breast-overlap"
+        ids[name] = (job_dir / "aligned_ids.csv").read_text().splitlines()
+        assert not (job_dir / "model.json").exists()
+        assert verify_chain(job_dir / "audit.jsonl") > 2
+    assert ids["broker"] == ids["platform"]
+    lines = (shared_data / "breast_hetero_guest.csv").read_text().splitlines()[1:]
+    expected = {line.split(",")[0] for line in lines}
+    assert ids["broker"][0] == "id" and set(ids["broker"][1:]) == expected
+    assert ids["broker"][1:] == sorted(ids["broker"][1:])  # the jobs' row order: by id
+    assert not (tmp_path / "arbiter" / "jobs" / "breast-overlap" / "aligned_ids.csv").exists()

@@ -28,6 +28,7 @@ from lianmo.node.job_data import (
     load,
     model_path,
     split_rows,
+    write_ids,
     write_scores,
 )
 from lianmo.node.model_share import LrShare
@@ -52,7 +53,9 @@ def run_party_job(
         return outcome  # scoring needs no key holder; the arbiter only acknowledges
     if dataset is None:
         raise ConfigError(f"party '{ctx.party}' is a {role} but has no data set for this job")
-    if spec.task == "predict":
+    if spec.task == "align":
+        _align_job(ctx, spec, dataset, job_dir, outcome)
+    elif spec.task == "predict":
         if _model_format(model_path(job_dir, spec)) == "secureboost":
             boost_job.predict(ctx, spec, dataset, job_dir, outcome)
         else:
@@ -170,6 +173,18 @@ def _predict_job(
         else:
             predict.score_host(ctx, u)
     outcome.values.update(aligned=len(aligned))
+
+
+def _align_job(
+    ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
+) -> None:
+    """Only align: every data party learns the common ids and keeps them, in row order."""
+    with outcome.timed("load"):
+        table = load(ctx, outcome.role, dataset, training=False)
+    with outcome.timed("align"):
+        aligned = align(ctx, outcome.role, spec, table)
+    write_ids(job_dir / "aligned_ids.csv", aligned.ids)
+    outcome.values.update(aligned=len(aligned), rows=len(table.ids))
 
 
 def _with_bias(X: np.ndarray) -> np.ndarray:

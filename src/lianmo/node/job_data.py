@@ -137,6 +137,11 @@ def binary_metrics(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     return {"auc": round(auc(y, scores), 6), "ks": round(ks(y, scores), 6), "rows": len(y)}
 
 
+def write_ids(path: Path, ids: tuple[str, ...]) -> None:
+    """The aligned ids, one per line under the header ``id``, in the jobs' row order."""
+    write_atomic(path, ("\n".join(["id", *ids]) + "\n").encode())
+
+
 def write_scores(path: Path, ids: tuple[str, ...], scores: np.ndarray) -> None:
     lines = ["id,score"] + [f"{i},{s:.8f}" for i, s in zip(ids, scores, strict=True)]
     write_atomic(path, ("\n".join(lines) + "\n").encode())
