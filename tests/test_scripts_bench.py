@@ -118,20 +118,14 @@ def test_bench_checkpoint_switches_durable_state_off_in_a_node(tmp_path: Path) -
         "assert inbox._spool is None, inbox._spool\n"
         "print('ephemeral')\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(tmp_path), "LIANMO_BENCH_VARIANT": "ephemeral"},
-        timeout=120,
-    )
+
+    def run_probe(variant: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": str(tmp_path), "LIANMO_BENCH_VARIANT": variant}
+        return subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+        )
+
+    proc = run_probe("ephemeral")
     assert proc.returncode == 0 and proc.stdout.strip() == "ephemeral", proc.stderr
-    # The durable variant (timed, as shipped) fails the same probe.
-    plain = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(tmp_path), "LIANMO_BENCH_VARIANT": "durable"},
-        timeout=120,
-    )
+    plain = run_probe("durable")  # timed, as shipped: the same probe fails
     assert plain.returncode != 0 and "AssertionError" in plain.stderr

@@ -102,6 +102,20 @@ class Federation:
             out[name] = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
         return out
 
+    def run_job(self, spec: Path, certs: Path) -> None:
+        """``lianmo job run SPEC`` as the coordinator, output in ``root/out``; must succeed."""
+        proc = lianmo(
+            "job",
+            "run",
+            spec,
+            *_coordinator(certs),
+            "--output",
+            self.root / "out",
+            cwd=self.root,
+            timeout=400,
+        )
+        assert proc.returncode == 0, _explain(proc)
+
     def stop(self) -> None:
         for node in self.nodes.values():
             node.stop()
@@ -185,18 +199,7 @@ def baselines(
         try:
             for name in PARTIES:
                 fed.start(name)
-            spec = _spec(fed, model)
-            proc = lianmo(
-                "job",
-                "run",
-                spec,
-                *_coordinator(certs),
-                "--output",
-                fed.root / "out",
-                cwd=fed.root,
-                timeout=300,
-            )
-            assert proc.returncode == 0, _explain(proc)
+            fed.run_job(_spec(fed, model), certs)
             out[model] = (fed.model_digests(), _comparable(fed.root / "out"))
             if model == "lr":  # the kill round is drawn from ROUNDS: it must be right
                 assert len(out[model][1]["loss_per_round"]) == ROUNDS["lr"]

@@ -33,14 +33,13 @@ from lianmo.transport.tls import TlsIdentity
 from tests.integration import test_integration_grpc_job as in_process
 from tests.integration import test_integration_kill as kill
 from tests.integration.netfaults import FaultyCalls, FaultyProxy
-from tests.integration.test_integration_cli import PARTIES, _explain, _job, _write_yaml, lianmo
+from tests.integration.test_integration_cli import PARTIES, _job, _write_yaml
 from tests.integration.test_integration_grpc_job import Pki as InProcessPki
 from tests.integration.test_integration_kill import (
     JOB,
     MODELS,
     Federation,
     _comparable,
-    _coordinator,
 )
 
 pytestmark = pytest.mark.timeout(600)
@@ -88,18 +87,7 @@ def _assert_each_message_logged_once(job_dirs: t.Mapping[str, Path]) -> None:
 
 
 def _run_through(fed: Federation, addresses: t.Mapping[str, str], certs: Path) -> None:
-    spec = _write_yaml(fed.root / "job.yaml", _job(JOB, addresses, model=MODELS["lr"]))
-    proc = lianmo(
-        "job",
-        "run",
-        spec,
-        *_coordinator(certs),
-        "--output",
-        fed.root / "out",
-        cwd=fed.root,
-        timeout=400,
-    )
-    assert proc.returncode == 0, _explain(proc)
+    fed.run_job(_write_yaml(fed.root / "job.yaml", _job(JOB, addresses, model=MODELS["lr"])), certs)
 
 
 @contextlib.contextmanager
