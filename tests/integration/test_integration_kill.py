@@ -120,6 +120,19 @@ class Federation:
         for node in self.nodes.values():
             node.stop()
 
+    def __enter__(self) -> Federation:
+        """Start every party's node; they are all stopped on leaving, whatever happened."""
+        try:
+            for name in PARTIES:
+                self.start(name)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 def _without_split_ids(share: dict[str, object]) -> dict[str, object]:
     trees = [
@@ -174,13 +187,8 @@ def _coordinator_process(args: list[str], cwd: Path) -> subprocess.Popen[str]:
 
 @pytest.fixture
 def federation(tmp_path: Path, certs: Path, shared_data: Path) -> Iterator[Federation]:
-    fed = Federation(tmp_path, certs, shared_data)
-    try:
-        for name in PARTIES:
-            fed.start(name)
+    with Federation(tmp_path, certs, shared_data) as fed:
         yield fed
-    finally:
-        fed.stop()
 
 
 def _spec(fed: Federation, model: str) -> Path:
@@ -195,16 +203,11 @@ def baselines(
     """Each model trained once without interruption: model digests and metrics."""
     out = {}
     for model in MODELS:
-        fed = Federation(tmp_path_factory.mktemp(f"baseline-{model}"), certs, shared_data)
-        try:
-            for name in PARTIES:
-                fed.start(name)
+        with Federation(tmp_path_factory.mktemp(f"baseline-{model}"), certs, shared_data) as fed:
             fed.run_job(_spec(fed, model), certs)
             out[model] = (fed.model_digests(), _comparable(fed.root / "out"))
             if model == "lr":  # the kill round is drawn from ROUNDS: it must be right
                 assert len(out[model][1]["loss_per_round"]) == ROUNDS["lr"]
-        finally:
-            fed.stop()
     return out
 
 

@@ -20,7 +20,6 @@ import collections
 import contextlib
 import hashlib
 import typing as t
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -90,17 +89,6 @@ def _run_through(fed: Federation, addresses: t.Mapping[str, str], certs: Path) -
     fed.run_job(_write_yaml(fed.root / "job.yaml", _job(JOB, addresses, model=MODELS["lr"])), certs)
 
 
-@contextlib.contextmanager
-def _federation(root: Path, certs: Path, shared_data: Path) -> Iterator[Federation]:
-    fed = Federation(root, certs, shared_data)
-    try:
-        for name in PARTIES:
-            fed.start(name)
-        yield fed
-    finally:
-        fed.stop()
-
-
 @pytest.fixture(scope="module")
 def clean_processes(
     tmp_path_factory: pytest.TempPathFactory,
@@ -108,7 +96,7 @@ def clean_processes(
     shared_data: Path,
 ) -> tuple[dict[str, str], dict[str, object]]:
     """The LR job over a clean network: model digests and metrics."""
-    with _federation(tmp_path_factory.mktemp("clean"), certs, shared_data) as fed:
+    with Federation(tmp_path_factory.mktemp("clean"), certs, shared_data) as fed:
         _run_through(fed, fed.addresses, certs)
         return fed.model_digests(), _comparable(fed.root / "out")
 
@@ -121,7 +109,7 @@ def test_cut_and_delayed_connections_give_the_clean_model(
     shared_data: Path,
     clean_processes: tuple[dict[str, str], dict[str, object]],
 ) -> None:
-    with _federation(tmp_path, certs, shared_data) as fed, contextlib.ExitStack() as stack:
+    with Federation(tmp_path, certs, shared_data) as fed, contextlib.ExitStack() as stack:
         proxies = {
             name: stack.enter_context(
                 FaultyProxy(fed.addresses[name], seed=i, **PROXY_FAULTS[fault])

@@ -15,7 +15,6 @@ from lianmo.errors import AuthenticationError, ProtocolError, TransportError
 from lianmo.transport import serde
 from lianmo.transport._pb import control_pb2, control_pb2_grpc, federation_pb2, federation_pb2_grpc
 from lianmo.transport.control import ControlHandler
-from lianmo.transport.envelope import Envelope
 from lianmo.transport.grpc_errors import abort, maps_errors
 from lianmo.transport.inbox import Inbox
 from lianmo.transport.tls import TlsIdentity, peer_name
@@ -84,7 +83,9 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
         inbox.admit(header.job_id, header.sender, header.receiver, f"message '{header.tag}'")
         self._check_size(context, header, header.payload_size)
         datas = self._checked_chunks(context, header, _chunk_data(header, first, chunks))
-        duplicate = inbox.put_stream(_header_envelope(header), datas, size=header.payload_size)
+        duplicate = inbox.put_stream(
+            serde.announced_envelope(header), datas, size=header.payload_size
+        )
         return federation_pb2.SendReply(duplicate=duplicate)
 
     def _checked_chunks(
@@ -133,21 +134,6 @@ def _chunk_data(
                 "a second envelope header inside its stream; send one envelope per call"
             )
         yield chunk.data
-
-
-def _header_envelope(header: federation_pb2.EnvelopeHeader) -> Envelope:
-    """The envelope a header announces, without its payload (that streams to the inbox)."""
-    return Envelope(
-        job_id=header.job_id,
-        round=header.round,
-        tag=header.tag,
-        sender=header.sender,
-        receiver=header.receiver,
-        seq=header.seq,
-        payload_type=header.payload_type,
-        payload=b"",
-        sha256=bytes(header.payload_sha256),
-    )
 
 
 def _check_sender(caller: str, header: federation_pb2.EnvelopeHeader) -> None:

@@ -8,6 +8,8 @@ sizes so that a malformed payload fails here with a clear error, not deep in a p
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import typing as t
 from collections.abc import Callable
@@ -30,6 +32,7 @@ from lianmo.transport.messages import (
     PublicKeyMsg,
     Signal,
 )
+from lianmo.transport.spool import check_payload
 
 
 def _public_key_to_proto(p: PublicKeyMsg) -> pb.PublicKey:
@@ -180,14 +183,9 @@ def header_to_proto(env: Envelope) -> pb.EnvelopeHeader:
     )
 
 
-def header_from_proto(header: pb.EnvelopeHeader, payload: bytes) -> Envelope:
-    """Rebuild an envelope from its header and reassembled payload, checking size and hash."""
-    if len(payload) != header.payload_size:
-        raise ProtocolError(
-            f"message '{header.tag}' round {header.round} from '{header.sender}' is truncated "
-            f"or oversized: header says {header.payload_size} bytes, received {len(payload)}"
-        )
-    env = Envelope.build(
+def announced_envelope(header: pb.EnvelopeHeader) -> Envelope:
+    """The envelope a header announces, with the sha256 it claims and no payload yet."""
+    return Envelope(
         job_id=header.job_id,
         round=header.round,
         tag=header.tag,
@@ -195,14 +193,17 @@ def header_from_proto(header: pb.EnvelopeHeader, payload: bytes) -> Envelope:
         receiver=header.receiver,
         seq=header.seq,
         payload_type=header.payload_type,
-        payload=payload,
+        payload=b"",
+        sha256=bytes(header.payload_sha256),
     )
-    if env.sha256 != header.payload_sha256:
-        raise ProtocolError(
-            f"message '{header.tag}' round {header.round} from '{header.sender}' fails its "
-            "sha256 check: the payload was corrupted in transit"
-        )
-    return env
+
+
+def header_from_proto(header: pb.EnvelopeHeader, payload: bytes) -> Envelope:
+    """Rebuild an envelope from its header and reassembled payload, checking size and hash."""
+    announced = announced_envelope(header)
+    digest = hashlib.sha256(payload).digest()
+    check_payload(announced, len(payload), digest, header.payload_size)
+    return dataclasses.replace(announced, payload=payload)
 
 
 def job_status_to_proto(info: JobStatusInfo) -> control_pb.JobStatus:
