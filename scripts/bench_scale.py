@@ -21,7 +21,10 @@ First, PSI's hot loop alone (hash and blind ``--kernel-ids`` ids in this process
 against each backend, as a same-run speed-up ratio: the jobs put both parties on this one
 machine, so they cannot show what one party gains from its own workers.
 
-Not measured here yet: an LR epoch at 1M aligned rows (the issue asks for it).
+With ``--lr-rows N``: one epoch of hetero logistic regression on N SYNTHETIC aligned rows
+(broker: 10 features and a label drawn from a logistic model; platform: 10 features; the
+same N ids on both sides), 2048-bit keys, with the arbiter as a third node, per backend:
+the training time at each party, rows per second and peak memory per party.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from lianmo.config import JobSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTIES = ("broker", "platform")
+LR_FEATURES = 10
 
 
 def write_tables(directory: Path, n: int) -> dict[str, Path]:
@@ -110,11 +114,7 @@ def run_once(work: Path, n: int, backend: str, tables: dict[str, Path]) -> dict[
     certs = work / "certs"
     if not (certs / "ca.pem").exists():
         write_identities(certs, [*PARTIES, "coordinator"])
-    compute = (
-        '\n[compute]\nbackend = "ray"\naddress = "local"\n'
-        if backend == "ray"
-        else '\n[compute]\nbackend = "local"\n'
-    )
+    compute = _compute_section(backend)
     configs = {}
     for name in PARTIES:
         path = write_party_config(
@@ -153,15 +153,7 @@ def run_once(work: Path, n: int, backend: str, tables: dict[str, Path]) -> dict[
             key=certs / "coordinator.key",
         )
         wall = time.perf_counter() - started
-        memory = {}
-        for name, config in configs.items():
-            pid = _node_pid(config)
-            memory[name] = {
-                "node_peak_mib": round(_peak_kib(pid) / 1024, 1),
-                "node_and_workers_peak_mib": round(
-                    sum(_peak_kib(p) for p in _descendants(pid)) / 1024, 1
-                ),
-            }
+        memory = {name: _memory(config) for name, config in configs.items()}
     align_s = {p: metrics["parties"][p]["phase_seconds"].get("align") for p in PARTIES}
     cores = usable_cores()
     ids_per_s = 2 * n / align_s["broker"]
@@ -178,6 +170,128 @@ def run_once(work: Path, n: int, backend: str, tables: dict[str, Path]) -> dict[
         "cores": cores,
         "memory": memory,
         "bytes_sent": {p: metrics["parties"][p]["bytes_sent"] for p in PARTIES},
+    }
+
+
+def write_lr_tables(directory: Path, n: int) -> dict[str, Path]:
+    """SYNTHETIC aligned rows for the LR epoch: same ids on both sides, labels from a logit."""
+    import numpy as np
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {name: directory / f"lr-{name}-{n}.csv" for name in PARTIES}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    rng = np.random.default_rng(20261122)
+    w = rng.normal(0.0, 0.5, size=2 * LR_FEATURES)
+    handles = {}
+    for name, path in paths.items():
+        handles[name] = path.with_suffix(".tmp").open("w")
+    cols = ",".join(f"x{j}" for j in range(LR_FEATURES))
+    handles["broker"].write(f"id,y,{cols}\n")
+    handles["platform"].write(f"id,{cols}\n")
+    step = 100_000
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
+        X = rng.normal(size=(hi - lo, 2 * LR_FEATURES))
+        p = 1.0 / (1.0 + np.exp(-(X @ w - 1.0)))
+        y = (rng.random(hi - lo) < p).astype(int)
+        ids = [f"c{i:09d}" for i in range(lo, hi)]
+        g = (",".join(f"{v:.4f}" for v in row) for row in X[:, :LR_FEATURES])
+        h = (",".join(f"{v:.4f}" for v in row) for row in X[:, LR_FEATURES:])
+        handles["broker"].write(
+            "".join(f"{i},{yy},{r}\n" for i, yy, r in zip(ids, y, g, strict=True))
+        )
+        handles["platform"].write("".join(f"{i},{r}\n" for i, r in zip(ids, h, strict=True)))
+    for name, handle in handles.items():
+        handle.close()
+        paths[name].with_suffix(".tmp").replace(paths[name])
+    return paths
+
+
+def run_lr_once(work: Path, n: int, backend: str, tables: dict[str, Path]) -> dict[str, t.Any]:
+    """One LR epoch over ``n`` aligned synthetic rows with three real nodes on ``backend``."""
+    job_id = f"lr-{n}-{backend}"
+    run_dir = work / job_id
+    certs = work / "certs"
+    names = [*PARTIES, "arbiter"]
+    if not (certs / "arbiter.pem").exists():
+        write_identities(certs, [*names, "coordinator"])
+    configs = {}
+    for name in names:
+        datasets = {}
+        if name in PARTIES:
+            datasets = {"rows": (tables[name], "id", "y" if name == "broker" else None)}
+        path = write_party_config(run_dir / name, name, certs, datasets, audit_level="chain")
+        path.write_text(path.read_text() + _compute_section(backend))
+        configs[name] = path
+    roles = {"broker": "guest", "platform": "host", "arbiter": "arbiter"}
+    with party_processes(configs, timeout_s=180) as addresses:
+        spec = JobSpec.from_dict(
+            {
+                "job_id": job_id,
+                "seed": 7,
+                "parties": [
+                    {
+                        "name": name,
+                        "role": roles[name],
+                        "address": addresses[name],
+                        **({"dataset": "rows"} if name in PARTIES else {}),
+                    }
+                    for name in names
+                ],
+                "alignment": {"min_intersection": 1},
+                "validation": {"share": 0.2},
+                "model": {
+                    "type": "hetero_lr",
+                    "epochs": 1,
+                    "batch_size": 8192,
+                    "learning_rate": 0.5,
+                    "key_bits": 2048,
+                },
+            }
+        )
+        started = time.perf_counter()
+        metrics = run_and_report(
+            spec,
+            run_dir / "out",
+            ca=certs / "ca.pem",
+            cert=certs / "coordinator.pem",
+            key=certs / "coordinator.key",
+        )
+        wall = time.perf_counter() - started
+        memory = {name: _memory(config) for name, config in configs.items()}
+    phases = {p: metrics["parties"][p]["phase_seconds"] for p in names}
+    train_rows = metrics["train_rows"]
+    epoch_s = metrics["epoch_seconds"][0]
+    return {
+        "lr_epoch_rows": n,
+        "synthetic": True,
+        "backend": backend,
+        "key_bits": 2048,
+        "batch_size": 8192,
+        "train_rows": train_rows,
+        "rounds": len(metrics["loss_per_round"]),
+        "job_wall_s": round(wall, 2),
+        "phase_s": phases,
+        "epoch_s": epoch_s,
+        "train_rows_per_s": round(train_rows / epoch_s),
+        "validation": metrics["validation"],
+        "memory": memory,
+        "bytes_sent": {p: metrics["parties"][p]["bytes_sent"] for p in names},
+    }
+
+
+def _compute_section(backend: str) -> str:
+    if backend == "ray":
+        return '\n[compute]\nbackend = "ray"\naddress = "local"\n'
+    return f'\n[compute]\nbackend = "{backend}"\n'
+
+
+def _memory(config: Path) -> dict[str, float]:
+    pid = _node_pid(config)
+    return {
+        "node_peak_mib": round(_peak_kib(pid) / 1024, 1),
+        "node_and_workers_peak_mib": round(sum(_peak_kib(p) for p in _descendants(pid)) / 1024, 1),
     }
 
 
@@ -229,6 +343,10 @@ def main() -> int:
     parser.add_argument("--ids", type=int, action="append", help="ids per side (repeatable)")
     parser.add_argument("--backends", default="local,ray")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--lr-rows", type=int, default=0, help="rows of the LR epoch run (0: skip)")
+    parser.add_argument(
+        "--skip-psi", action="store_true", help="only the LR epoch (with --lr-rows)"
+    )
     parser.add_argument("--work", type=Path, default=ROOT / "bench-scale-output")
     parser.add_argument(
         "--kernel-ids",
@@ -240,13 +358,23 @@ def main() -> int:
     results: list[dict[str, t.Any]] = []
     if args.kernel_ids:
         results += kernel_ratios(args.kernel_ids, args.backends.split(","))
-    for n in args.ids or [1_000_000]:
+    for n in [] if args.skip_psi else args.ids or [1_000_000]:
         tables = write_tables(args.work / "data", n)
         for backend in args.backends.split(","):
             print(f"PSI of {n} x {n} synthetic ids, backend {backend} ...", file=sys.stderr)
             results.append(run_once(args.work, n, backend, tables))
             print(json.dumps(results[-1]), file=sys.stderr)
             if args.json:  # after every run: a 10M run is long
+                args.json.write_text(json.dumps(results, indent=2))
+    if args.lr_rows:
+        lr_tables = write_lr_tables(args.work / "data", args.lr_rows)
+        for backend in args.backends.split(","):
+            print(
+                f"LR epoch on {args.lr_rows} synthetic rows, backend {backend} ...", file=sys.stderr
+            )
+            results.append(run_lr_once(args.work, args.lr_rows, backend, lr_tables))
+            print(json.dumps(results[-1]), file=sys.stderr)
+            if args.json:
                 args.json.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     return 0
