@@ -212,9 +212,9 @@ def run_lr_once(work: Path, n: int, backend: str, tables: dict[str, Path]) -> di
     """One LR epoch over ``n`` aligned synthetic rows with three real nodes on ``backend``."""
     job_id = f"lr-{n}-{backend}"
     run_dir = work / job_id
-    certs = work / "certs"
+    certs = work / "certs-lr"
     names = [*PARTIES, "arbiter"]
-    if not (certs / "arbiter.pem").exists():
+    if not (certs / "ca.pem").exists():
         write_identities(certs, [*names, "coordinator"])
     configs = {}
     for name in names:
