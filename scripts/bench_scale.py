@@ -7,7 +7,8 @@ Usage (inside the project's environment, e.g. ``.venv/bin/python``)::
 
 For each size and compute backend it writes two SYNTHETIC tables (ids ``c000000000``...;
 the broker holds ids 0..N-1, the platform ids N/2..3N/2-1, so half overlap; one numeric
-column each), starts the broker's and the platform's nodes as ``lianmo party serve``
+column each, or ``--features K``: a wide table, to show that memory does not grow with
+width), starts the broker's and the platform's nodes as ``lianmo party serve``
 processes with mutual TLS and that ``[compute]`` backend (``ray`` with ``address =
 "local"``: a Ray instance inside each node), and runs a ``task: align`` job. It reports
 the alignment time at each party, ids per second (both sides' ids over the guest's
@@ -48,23 +49,30 @@ PARTIES = ("broker", "platform")
 LR_FEATURES = 10
 
 
-def write_tables(directory: Path, n: int) -> dict[str, Path]:
-    """The two synthetic tables (written once per size)."""
+def write_tables(directory: Path, n: int, features: int = 1) -> dict[str, Path]:
+    """The two synthetic tables (written once per size and width)."""
     directory.mkdir(parents=True, exist_ok=True)
     starts = {"broker": 0, "platform": n // 2}
     paths = {}
     for name, start in starts.items():
-        path = directory / f"{name}-{n}.csv"
+        path = directory / (f"{name}-{n}.csv" if features == 1 else f"{name}-{n}x{features}.csv")
         paths[name] = path
         if path.exists():
             continue
         tmp = path.with_suffix(".tmp")
         with tmp.open("w") as fh:
-            fh.write("id,x0\n")
-            step = 1_000_000
+            fh.write(",".join(["id", *(f"x{j}" for j in range(features))]) + "\n")
+            step = 100_000
             for lo in range(start, start + n, step):
                 hi = min(lo + step, start + n)
-                fh.write("".join(f"c{i:09d},{i % 97 / 97:.4f}\n" for i in range(lo, hi)))
+                fh.write(
+                    "".join(
+                        f"c{i:09d},"
+                        + ",".join(f"{(i + j) % 97 / 97:.4f}" for j in range(features))
+                        + "\n"
+                        for i in range(lo, hi)
+                    )
+                )
         tmp.replace(path)
     return paths
 
@@ -109,8 +117,11 @@ def _node_pid(config: Path) -> int:
     raise SystemExit(f"no node process found for {config}")
 
 
-def run_once(work: Path, n: int, backend: str, tables: dict[str, Path]) -> dict[str, t.Any]:
-    run_dir = work / f"psi-{n}-{backend}"
+def run_once(
+    work: Path, n: int, backend: str, tables: dict[str, Path], features: int = 1
+) -> dict[str, t.Any]:
+    job_id = f"psi-{n}-{backend}" if features == 1 else f"psi-{n}x{features}-{backend}"
+    run_dir = work / job_id
     certs = work / "certs"
     if not (certs / "ca.pem").exists():
         write_identities(certs, [*PARTIES, "coordinator"])
@@ -125,7 +136,7 @@ def run_once(work: Path, n: int, backend: str, tables: dict[str, Path]) -> dict[
     with party_processes(configs, timeout_s=180) as addresses:
         spec = JobSpec.from_dict(
             {
-                "job_id": f"psi-{n}-{backend}",
+                "job_id": job_id,
                 "task": "align",
                 "parties": [
                     {
@@ -159,6 +170,8 @@ def run_once(work: Path, n: int, backend: str, tables: dict[str, Path]) -> dict[
     ids_per_s = 2 * n / align_s["broker"]
     return {
         "ids_per_side": n,
+        "feature_columns": features,
+        "table_bytes": {p: tables[p].stat().st_size for p in PARTIES},
         "synthetic": True,
         "backend": backend,
         "aligned": metrics["aligned"],
@@ -343,6 +356,12 @@ def main() -> int:
     parser.add_argument("--ids", type=int, action="append", help="ids per side (repeatable)")
     parser.add_argument("--backends", default="local,ray")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--features",
+        type=int,
+        default=1,
+        help="numeric columns per PSI table besides the id (wide tables: memory vs width)",
+    )
     parser.add_argument("--lr-rows", type=int, default=0, help="rows of the LR epoch run (0: skip)")
     parser.add_argument(
         "--skip-psi", action="store_true", help="only the LR epoch (with --lr-rows)"
@@ -359,10 +378,10 @@ def main() -> int:
     if args.kernel_ids:
         results += kernel_ratios(args.kernel_ids, args.backends.split(","))
     for n in [] if args.skip_psi else args.ids or [1_000_000]:
-        tables = write_tables(args.work / "data", n)
+        tables = write_tables(args.work / "data", n, args.features)
         for backend in args.backends.split(","):
             print(f"PSI of {n} x {n} synthetic ids, backend {backend} ...", file=sys.stderr)
-            results.append(run_once(args.work, n, backend, tables))
+            results.append(run_once(args.work, n, backend, tables, args.features))
             print(json.dumps(results[-1]), file=sys.stderr)
             if args.json:  # after every run: a 10M run is long
                 args.json.write_text(json.dumps(results, indent=2))

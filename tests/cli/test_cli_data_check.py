@@ -388,4 +388,4 @@ def test_prediction_reads_reordered_feature_columns_by_name(tmp_path: Path) -> N
         _ctx("platform"), "host", host, training=False, feature_columns=["age", "income"]
     )
     assert table.feature_names == ("age", "income")
-    np.testing.assert_array_equal(table.X, [[30, 1.5]])
+    np.testing.assert_array_equal(table.read_rows(np.array([0])).X, [[30, 1.5]])

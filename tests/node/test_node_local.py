@@ -168,3 +168,65 @@ def test_an_align_job_finds_the_common_ids_and_trains_nothing(
     assert ids["broker"][0] == "id" and set(ids["broker"][1:]) == expected
     assert ids["broker"][1:] == sorted(ids["broker"][1:])  # the jobs' row order: by id
     assert not (tmp_path / "arbiter" / "jobs" / "breast-overlap" / "aligned_ids.csv").exists()
+
+
+def test_parquet_tables_train_and_score_exactly_as_their_csv(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """The same rows as Parquet give byte-identical model shares and the same scores."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lianmo.data.table import load_table
+
+    from .inprocess_nodes import (
+        ARBITER,
+        GUEST,
+        GUEST_FILE,
+        HOST,
+        HOST_FILE,
+        fixed_seeds,
+        party_config,
+    )
+
+    parquet_dir = tmp_path / "parquet"
+    parquet_dir.mkdir()
+    for name, label in ((GUEST_FILE, "y"), (HOST_FILE, None)):
+        table = load_table(shared_data / name, id_column="id", label_column=label)
+        columns = {"id": pa.array([int(i) for i in table.ids], pa.int64())}  # integer ids
+        if table.y is not None:
+            columns["y"] = pa.array(table.y.astype(int))
+        columns.update({f: table.X[:, j] for j, f in enumerate(table.feature_names)})
+        pq.write_table(pa.table(columns), parquet_dir / name.replace(".csv", ".parquet"))
+    guest_pq, host_pq = (f.replace(".csv", ".parquet") for f in (GUEST_FILE, HOST_FILE))
+
+    outputs = {}
+    for kind, folder, files in (
+        ("csv", shared_data, (GUEST_FILE, HOST_FILE)),
+        ("parquet", parquet_dir, (guest_pq, host_pq)),
+    ):
+        root = tmp_path / kind
+        configs = {
+            GUEST: party_config(root, GUEST, folder, breast_guest=(files[0], "y")),
+            HOST: party_config(root, HOST, folder, breast_host=(files[1], None)),
+            ARBITER: party_config(root, ARBITER, folder),
+        }
+        nodes = make_nodes(root, folder, configs=configs, seed_for=fixed_seeds)
+        controls = {n: DirectControl(node) for n, node in nodes.items()}
+        report = run_job(_spec("breast-pq"), controls, poll_interval=0.05)
+        predict = JobSpec.from_dict(
+            {
+                **json.loads(_spec("breast-pq-scores").to_json()),
+                "task": "predict",
+                "model_job": "breast-pq",
+            }
+        )
+        scored = run_job(predict, controls, poll_interval=0.05)
+        outputs[kind] = (
+            {p: report.results[p]["model_digest"] for p in (GUEST, HOST)},
+            report.guest_result["validation"],
+            (root / GUEST / "jobs" / "breast-pq-scores" / "scores.csv").read_text(),
+            scored.guest_result["scored"],
+        )
+    assert outputs["csv"] == outputs["parquet"]
+    assert outputs["csv"][3] == 569

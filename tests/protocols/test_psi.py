@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from lianmo.errors import DataError
+from lianmo.protocols import psi
 from lianmo.protocols.psi import align_guest, align_host
 
 from .conftest import run_roles
@@ -78,3 +80,57 @@ def test_intersection_below_minimum_stops_both_parties() -> None:
             guest="g",
             hosts=("h",),
         )
+
+
+@pytest.mark.parametrize(("n_guest", "n_host"), [(13, 8), (8, 12), (0, 5), (4, 0)])
+def test_point_sets_travel_in_chunks_ended_by_a_short_one(
+    monkeypatch: pytest.MonkeyPatch,
+    wire,
+    n_guest: int,
+    n_host: int,  # type: ignore[no-untyped-def]
+) -> None:
+    monkeypatch.setattr(psi, "CHUNK_POINTS", 4)
+    guest_ids = _ids("k", range(0, n_guest))
+    host_ids = _ids("k", range(3, 3 + n_host))[::-1]
+    out = run_roles(
+        {
+            "g": lambda ctx: align_guest(ctx, guest_ids, min_intersection=0),
+            "h": lambda ctx: align_host(ctx, host_ids, min_intersection=0),
+        },
+        guest="g",
+        hosts=("h",),
+        recorder=wire,
+    )
+    expected = sorted(set(guest_ids) & set(host_ids))
+    assert [guest_ids[i] for i in out["g"]] == expected
+    assert [host_ids[i] for i in out["h"]] == expected
+    rounds: dict[str, list[int]] = {}
+    for env in wire.envelopes:
+        rounds.setdefault(env.tag, []).append(env.round)
+    # a set of n points: n // 4 full chunks, then one short chunk (empty if n % 4 == 0)
+    assert rounds["psi.host_set"] == list(range(n_host // 4 + 1))
+    assert rounds["psi.guest_set"] == list(range(n_guest // 4 + 1))
+    assert rounds["psi.guest_set_double"] == list(range(n_guest // 4 + 1))
+
+
+def test_ids_as_utf8_bytes_align_exactly_as_the_strings_do() -> None:
+    guest_ids = ["é-1", "b", "a10", "a9", "ü", "zz", "a"]
+    host_ids = ["a", "ü", "zz", "b", "é-1", "a9", "q"]
+    as_bytes = {
+        role: np.array([i.encode() for i in ids], dtype=np.bytes_)
+        for role, ids in (("g", guest_ids), ("h", host_ids))
+    }
+    outs = [
+        run_roles(
+            {
+                "g": lambda ctx, g=g: align_guest(ctx, g, min_intersection=1),
+                "h": lambda ctx, h=h: align_host(ctx, h, min_intersection=1),
+            },
+            guest="g",
+            hosts=("h",),
+        )
+        for g, h in ((guest_ids, host_ids), (as_bytes["g"], as_bytes["h"]))
+    ]
+    assert [guest_ids[i] for i in outs[0]["g"]] == sorted(set(guest_ids) & set(host_ids))
+    for role in ("g", "h"):
+        np.testing.assert_array_equal(outs[0][role], outs[1][role])

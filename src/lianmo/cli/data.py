@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from lianmo.data.table import TASKS, load_checked
+from lianmo.data.table import TASKS, scan_checked
 
 
 @click.group("data")
@@ -26,7 +26,7 @@ def data() -> None:
     help="What the labels are for (needs --label; default binary, as for hetero_lr).",
 )
 def check_cmd(path: Path, id_column: str, label_column: str | None, task: str | None) -> None:
-    """Validate FILE (.csv or .csv.gz) exactly as a party node does when a job loads it.
+    """Validate FILE (.csv, .csv.gz or .parquet) exactly as a party node does when a job loads it.
 
     Every cell is checked: ids non-empty and unique, features and labels finite numbers;
     with --label the labels must suit --task. Prints a one-line summary, or exits 3
@@ -36,7 +36,7 @@ def check_cmd(path: Path, id_column: str, label_column: str | None, task: str | 
         raise click.UsageError("--task checks the labels; give the label column with --label")
     if label_column is not None and task is None:
         task = "binary"
-    table = load_checked(path, id_column=id_column, label_column=label_column, task=task)
+    table = scan_checked(path, id_column=id_column, label_column=label_column, task=task)
     label = "no label" if label_column is None else f"label '{label_column}'"
     features = _count(len(table.feature_names), "feature column")
     line = f"ok: {path}: {_count(len(table), 'row')}, {features} (id '{id_column}', {label})"

@@ -1,28 +1,33 @@
-"""Load and validate one party's table of ids, numeric features and optional labels."""
+"""Load and validate one party's table of ids, numeric features and optional labels.
+
+:func:`scan_checked` checks a file of any size in chunks and keeps only ids and labels;
+:meth:`TableScan.read_rows` then reads the features of the rows a job uses (the aligned
+ones) and :meth:`TableScan.map_rows` scores rows chunk by chunk. :func:`load_table`
+reads a whole (small) file at once.
+"""
 
 from __future__ import annotations
 
-import csv
 import difflib
-import gzip
 import os
-import typing as t
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from lianmo.config import BOOST_OBJECTIVES
+from lianmo.data.reader import iter_chunks, read_header, where
 from lianmo.errors import ConfigError, DataError
 
 __all__ = [
     "MAX_CLASSES",
     "TASKS",
     "Table",
+    "TableScan",
     "check_binary_labels",
     "check_labels",
-    "load_checked",
     "load_table",
+    "scan_checked",
 ]
 
 #: what a label column is for: SecureBoost's objectives (logistic regression is binary)
@@ -71,7 +76,7 @@ class Table:
         n_rows = len(self.ids)
         if X.ndim != 2 or X.shape != (n_rows, len(self.feature_names)):
             raise DataError(
-                f"{_where('', self.source)}: X has shape {X.shape} but there are {n_rows} ids "
+                f"{where('', self.source)}: X has shape {X.shape} but there are {n_rows} ids "
                 f"and {len(self.feature_names)} feature names; build X as (rows, features)"
             )
         object.__setattr__(self, "X", X)
@@ -79,7 +84,7 @@ class Table:
             y = _read_only(np.asarray(self.y, dtype=np.float64))
             if y.shape != (n_rows,):
                 raise DataError(
-                    f"{_where('', self.source)}: y has shape {y.shape} but there are "
+                    f"{where('', self.source)}: y has shape {y.shape} but there are "
                     f"{n_rows} ids; pass one label per row"
                 )
             object.__setattr__(self, "y", y)
@@ -115,6 +120,10 @@ class Table:
             label_name=self.label_name,
         )
 
+    def id_at(self, row: int) -> str:
+        """The id of row ``row``."""
+        return self.ids[row]
+
     def index_of(self) -> dict[str, int]:
         """Return a mapping from each id to its row position."""
         return {row_id: i for i, row_id in enumerate(self.ids)}
@@ -128,12 +137,16 @@ def load_table(
     party: str = "",
     feature_columns: Sequence[str] | None = None,
 ) -> Table:
-    """Read a party's ``.csv`` or ``.csv.gz`` file and check every cell.
+    """Read a party's whole table file (CSV, gzip CSV or Parquet) and check every cell.
+
+    For files larger than memory use :func:`scan_checked`, which keeps ids and labels
+    only and reads the features of chosen rows later.
 
     Parameters
     ----------
     path : str or os.PathLike
-        The file; a name ending in ``.gz`` is read as gzip.
+        The file: Parquet if the name ends in ``.parquet`` or ``.pq``, otherwise CSV,
+        read through gzip if the name ends in ``.gz`` (see :mod:`lianmo.data.reader`).
     id_column : str
         Column holding the join key. Ids are stripped of surrounding spaces and must be
         non-empty and unique.
@@ -159,36 +172,12 @@ def load_table(
         feature or label cell is empty, not a number, NaN or infinite. The message names
         the party, the file, the column and the 1-based data row.
     """
-    source = os.fspath(path)
-    header, rows, lines = _read_rows(source, party)
-    id_index = _find_column(header, id_column, "id", source, party)
-    label_index = None
-    if label_column is not None:
-        label_index = _find_column(header, label_column, "label", source, party)
-        if label_index == id_index:
-            raise DataError(
-                f"{_where(party, source, column=id_column)}: named as both the id and the "
-                f"label column; set the label column to the column holding the labels"
-            )
-    feature_indices = _feature_indices(
-        header, id_index, label_index, feature_columns, source, party
-    )
-    _check_widths(header, rows, lines, source, party)
-    ids = _parse_ids(rows, lines, id_index, id_column, source, party)
-    numeric = feature_indices + ([] if label_index is None else [label_index])
-    values = _parse_numeric(rows, lines, numeric, header, source, party)
-    n_features = len(feature_indices)
-    return Table(
-        ids=ids,
-        X=values[:, :n_features],
-        feature_names=tuple(header[i] for i in feature_indices),
-        y=None if label_index is None else values[:, n_features],
-        source=source,
-        label_name=label_column,
-    )
+    return _read(
+        os.fspath(path), id_column, label_column, party, feature_columns, keep_features=True
+    ).table()
 
 
-def load_checked(
+def scan_checked(
     path: str | os.PathLike[str],
     *,
     id_column: str,
@@ -196,12 +185,13 @@ def load_checked(
     task: str | None = None,
     party: str = "",
     feature_columns: Sequence[str] | None = None,
-) -> Table:
-    """Load a party's table and check its labels suit ``task``: the one validation.
+) -> TableScan:
+    """Check every cell of a party's table in one pass, keeping only ids and labels.
 
-    A party node calls this when a job loads its data set and ``lianmo data check``
-    calls it on a file before any job, so both accept and refuse the same tables with
-    the same messages.
+    The one validation: a party node calls this when a job loads its data set and
+    ``lianmo data check`` calls it on a file before any job, so both accept and refuse
+    the same tables with the same messages. The file is read in chunks, so its size is
+    not bounded by memory; what is kept is about ``id length + 8`` bytes per row.
 
     Parameters
     ----------
@@ -214,8 +204,8 @@ def load_checked(
 
     Returns
     -------
-    Table
-        The parsed table, rows in file order.
+    TableScan
+        Ids and labels in file order; :meth:`TableScan.read_rows` reads features later.
 
     Raises
     ------
@@ -225,19 +215,246 @@ def load_checked(
     ConfigError
         If ``task`` is not one of :data:`TASKS`.
     """
-    table = load_table(
-        path,
-        id_column=id_column,
-        label_column=label_column,
-        party=party,
-        feature_columns=feature_columns,
+    scan = _read(
+        os.fspath(path), id_column, label_column, party, feature_columns, keep_features=False
+    ).scan()
+    if task is not None and scan.y is not None:
+        check_labels(scan, task, party=party)
+    return scan
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TableScan:
+    """A checked table file's ids and labels, without its features (read on demand).
+
+    Attributes
+    ----------
+    source : str
+        The file.
+    party : str
+        Party name, used in error messages.
+    id_column : str
+        The id column's name.
+    label_name : str or None
+        The label column's name, if the labels were loaded.
+    feature_names : tuple of str
+        The feature columns, in the order :meth:`read_rows` returns them.
+    ids : numpy.ndarray
+        The ids as UTF-8 bytes (numpy ``S`` dtype, read-only), in file order: a tenth of
+        the memory of Python strings. Byte order sorts as the strings do.
+    y : numpy.ndarray or None
+        Float64 labels (read-only), or None.
+    """
+
+    source: str
+    party: str
+    id_column: str
+    label_name: str | None
+    feature_names: tuple[str, ...]
+    ids: np.ndarray
+    y: np.ndarray | None
+
+    def __len__(self) -> int:
+        """Return the number of rows."""
+        return len(self.ids)
+
+    def id_at(self, row: int) -> str:
+        """The id of row ``row``."""
+        return bytes(self.ids[row]).decode("utf-8")
+
+    def ids_at(self, rows: np.ndarray) -> tuple[str, ...]:
+        """The ids of ``rows``, in that order, as strings."""
+        return tuple(v.decode("utf-8") for v in self.ids[np.asarray(rows, dtype=np.intp)].tolist())
+
+    def read_rows(self, rows: np.ndarray) -> Table:
+        """Read the features of ``rows`` (file positions), in that order, in one pass.
+
+        Only those rows' features are kept, so this needs memory for the selected rows
+        alone. The file is read again, so it is checked against this scan: a row whose
+        id changed since means the file changed under the job.
+
+        Raises
+        ------
+        DataError
+            If the file changed since the scan, or a cell is now unusable.
+        """
+        idx = np.asarray(rows, dtype=np.intp)
+        n_features = len(self.feature_names)
+        X = np.empty((len(idx), n_features), dtype=np.float64)
+
+        def keep(values: np.ndarray, dest: np.ndarray) -> None:
+            X[dest] = values
+
+        self._pass(idx, keep)
+        return Table(
+            ids=self.ids_at(idx),
+            X=X,
+            feature_names=self.feature_names,
+            y=None if self.y is None else self.y[idx],
+            source=self.source,
+            label_name=self.label_name,
+        )
+
+    def map_rows(self, rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """``fn`` of the features of ``rows``, chunk by chunk, one value per row in order.
+
+        For scoring a table larger than memory: ``fn`` maps a ``(k, n_features)`` block of
+        features to ``k`` numbers (e.g. a model's partial scores); only those numbers are
+        kept.
+        """
+        idx = np.asarray(rows, dtype=np.intp)
+        out = np.empty(len(idx), dtype=np.float64)
+
+        def apply(values: np.ndarray, dest: np.ndarray) -> None:
+            out[dest] = fn(values)
+
+        self._pass(idx, apply)
+        return out
+
+    def _pass(self, idx: np.ndarray, use: Callable[[np.ndarray, np.ndarray], None]) -> None:
+        """Read the file once; hand ``use`` each chunk's selected features and their slots."""
+        header = read_header(self.source, self.party)
+        id_index = _find_column(header, self.id_column, "id", self.source, self.party)
+        features = [
+            _find_column(header, name, "feature", self.source, self.party)
+            for name in self.feature_names
+        ]
+        order = np.argsort(idx, kind="stable")
+        ordered = idx[order]
+        seen = 0
+        for chunk in iter_chunks(
+            self.source, header, id_index=id_index, numeric=features, party=self.party
+        ):
+            stop = chunk.start + len(chunk.ids)
+            lo, hi = np.searchsorted(ordered, [chunk.start, stop])
+            local = ordered[lo:hi] - chunk.start
+            if any(
+                chunk.ids[i].encode("utf-8") != bytes(self.ids[chunk.start + i])
+                for i in local.tolist()
+            ):
+                raise self._changed()
+            if hi > lo:
+                use(chunk.values[local], order[lo:hi])
+            seen = stop
+        if seen != len(self.ids):
+            raise self._changed()
+
+    def _changed(self) -> DataError:
+        return DataError(
+            f"{where(self.party, self.source)}: the file changed while the job was reading "
+            f"it (its rows differ from the first pass); do not replace a data set's file "
+            f"while a job uses it, then run the job again"
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Read:
+    """What one checked pass over a file gives (see :func:`_read`)."""
+
+    source: str
+    party: str
+    id_column: str
+    label_name: str | None
+    feature_names: tuple[str, ...]
+    ids: np.ndarray
+    X: np.ndarray | None
+    y: np.ndarray | None
+
+    def table(self) -> Table:
+        assert self.X is not None
+        return Table(
+            ids=tuple(v.decode("utf-8") for v in self.ids.tolist()),
+            X=self.X,
+            feature_names=self.feature_names,
+            y=self.y,
+            source=self.source,
+            label_name=self.label_name,
+        )
+
+    def scan(self) -> TableScan:
+        return TableScan(
+            source=self.source,
+            party=self.party,
+            id_column=self.id_column,
+            label_name=self.label_name,
+            feature_names=self.feature_names,
+            ids=_read_only(self.ids),
+            y=None if self.y is None else _read_only(self.y),
+        )
+
+
+def _read(
+    source: str,
+    id_column: str,
+    label_column: str | None,
+    party: str,
+    feature_columns: Sequence[str] | None,
+    *,
+    keep_features: bool,
+) -> _Read:
+    """Check every cell of ``source`` chunk by chunk; keep ids, labels and maybe features."""
+    header = read_header(source, party)
+    id_index = _find_column(header, id_column, "id", source, party)
+    label_index = None
+    if label_column is not None:
+        label_index = _find_column(header, label_column, "label", source, party)
+        if label_index == id_index:
+            raise DataError(
+                f"{where(party, source, column=id_column)}: named as both the id and the "
+                f"label column; set the label column to the column holding the labels"
+            )
+    feature_indices = _feature_indices(
+        header, id_index, label_index, feature_columns, source, party
     )
-    if task is not None and table.y is not None:
-        check_labels(table, task, party=party)
-    return table
+    numeric = feature_indices + ([] if label_index is None else [label_index])
+    n_features = len(feature_indices)
+    ids: list[np.ndarray] = []
+    lines: list[np.ndarray] = []
+    X: list[np.ndarray] = []
+    y: list[np.ndarray] = []
+    for chunk in iter_chunks(source, header, id_index=id_index, numeric=numeric, party=party):
+        ids.append(np.array([v.encode("utf-8") for v in chunk.ids], dtype=np.bytes_))
+        if chunk.lines is not None:
+            lines.append(chunk.lines)
+        if keep_features:
+            X.append(chunk.values[:, :n_features])
+        if label_index is not None:
+            y.append(chunk.values[:, n_features].copy())
+    all_ids = np.concatenate(ids)
+    _check_unique(all_ids, np.concatenate(lines) if lines else None, id_column, source, party)
+    return _Read(
+        source=source,
+        party=party,
+        id_column=id_column,
+        label_name=label_column,
+        feature_names=tuple(header[i] for i in feature_indices),
+        ids=all_ids,
+        X=np.concatenate(X) if keep_features else None,
+        y=np.concatenate(y) if y else None,
+    )
 
 
-def check_labels(table: Table, task: str, *, party: str = "") -> None:
+def _check_unique(
+    ids: np.ndarray, lines: np.ndarray | None, column: str, source: str, party: str
+) -> None:
+    """Refuse a repeated id, naming its first repetition in file order and the original."""
+    order = np.argsort(ids, kind="stable")
+    ordered = ids[order]
+    repeats = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if not repeats.size:
+        return
+    k = int(np.argmin(order[repeats + 1]))
+    first, second = int(order[repeats[k]]), int(order[repeats[k] + 1])
+    line = "" if lines is None else f" (line {int(lines[second])})"
+    row_id = bytes(ids[second]).decode("utf-8")
+    raise DataError(
+        f"{where(party, source, column=column, row=second + 1)}{line}: id '{row_id}' already "
+        f"appears in data row {first + 1}; ids must be unique, so remove or merge the "
+        f"duplicate rows"
+    )
+
+
+def check_labels(table: Table | TableScan, task: str, *, party: str = "") -> None:
     """Check that the table's labels suit ``task``.
 
     - ``binary``: exactly 0 or 1, both present (:func:`check_binary_labels`).
@@ -269,14 +486,14 @@ def check_labels(table: Table, task: str, *, party: str = "") -> None:
         check_binary_labels(table, party=party)
     elif table.y is None:
         raise DataError(
-            f"{_where(party, table.source)}: no label column was loaded; load the label "
+            f"{where(party, table.source)}: no label column was loaded; load the label "
             f"holder's file with label_column set"
         )
     elif task == "multiclass":
         _check_multiclass_labels(table, table.y, party)
 
 
-def check_binary_labels(table: Table, party: str = "") -> None:
+def check_binary_labels(table: Table | TableScan, party: str = "") -> None:
     """Check that the labels are exactly 0 or 1 and that both classes occur.
 
     Parameters
@@ -292,58 +509,46 @@ def check_binary_labels(table: Table, party: str = "") -> None:
         If the table has no labels, a label is neither 0 nor 1 (the first such row and
         value are named), or only one class is present.
     """
-    where = _where(party, table.source)
+    at = where(party, table.source)
     if table.y is None:
         raise DataError(
-            f"{where}: no label column was loaded; load the label holder's file with "
-            f"label_column set"
+            f"{at}: no label column was loaded; load the label holder's file with label_column set"
         )
     bad = np.flatnonzero((table.y != 0.0) & (table.y != 1.0))
     if bad.size:
         row = int(bad[0])
         raise DataError(
-            f"{_where(party, table.source, column=table.label_name, row=row + 1)} "
-            f"(id '{table.ids[row]}'): label is {table.y[row]:g} but binary classification "
+            f"{where(party, table.source, column=table.label_name, row=row + 1)} "
+            f"(id '{table.id_at(row)}'): label is {table.y[row]:g} but binary classification "
             f"expects 0 or 1; recode the labels"
         )
     n_positive = int(table.y.sum())
     if n_positive in (0, len(table)):
         only = 1 if n_positive else 0
         raise DataError(
-            f"{_where(party, table.source, column=table.label_name)}: every one of the "
+            f"{where(party, table.source, column=table.label_name)}: every one of the "
             f"{len(table)} labels is {only}; a binary model needs rows of both classes 0 and 1"
         )
 
 
-def _check_multiclass_labels(table: Table, y: np.ndarray, party: str) -> None:
+def _check_multiclass_labels(table: Table | TableScan, y: np.ndarray, party: str) -> None:
     """Refuse a label that is not an integer ``0 .. MAX_CLASSES - 1``, or a single class."""
     bad = np.flatnonzero(~np.isin(y, np.arange(MAX_CLASSES)))
     if bad.size:
         row = int(bad[0])
         raise DataError(
-            f"{_where(party, table.source, column=table.label_name, row=row + 1)} "
-            f"(id '{table.ids[row]}'): label is {y[row]:g} but multiclass classification "
+            f"{where(party, table.source, column=table.label_name, row=row + 1)} "
+            f"(id '{table.id_at(row)}'): label is {y[row]:g} but multiclass classification "
             f"expects a class number 0, 1, ..., K-1 (at most {MAX_CLASSES - 1}); recode "
             f"the labels"
         )
     classes = np.unique(y)
     if len(classes) < 2:
         raise DataError(
-            f"{_where(party, table.source, column=table.label_name)}: every one of the "
+            f"{where(party, table.source, column=table.label_name)}: every one of the "
             f"{len(table)} labels is {classes[0]:g}; a multiclass model needs rows of at "
             f"least two classes"
         )
-
-
-def _where(party: str, source: str, column: str | None = None, row: int | None = None) -> str:
-    """Build the location prefix of an error message."""
-    parts = [f"party '{party}'"] if party else []
-    parts.append(f"file '{source}'")
-    if column is not None:
-        parts.append(f"column '{column}'")
-    if row is not None:
-        parts.append(f"data row {row}")
-    return ", ".join(parts)
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -351,59 +556,6 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     view = array.view()
     view.flags.writeable = False
     return view
-
-
-def _open_text(source: str) -> t.TextIO:
-    """Open ``source`` as UTF-8 text, through gzip when the name ends in ``.gz``."""
-    if source.endswith(".gz"):
-        return gzip.open(source, "rt", encoding="utf-8-sig", newline="")
-    return open(source, encoding="utf-8-sig", newline="")
-
-
-def _read_rows(source: str, party: str) -> tuple[list[str], list[list[str]], list[int]]:
-    """Return the stripped header, the non-blank data rows and each row's line number."""
-    where = _where(party, source)
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        with _open_text(source) as handle:
-            reader = csv.reader(handle)
-            header = next((row for row in reader if row), None)
-            for row in reader:
-                if row:
-                    rows.append(row)
-                    lines.append(reader.line_num)
-    except FileNotFoundError:
-        raise DataError(f"{where}: file not found; check the path in the party config") from None
-    except (OSError, UnicodeDecodeError, EOFError, csv.Error) as exc:
-        raise DataError(
-            f"{where}: cannot read the file ({exc}); expected a UTF-8 CSV file, gzip-compressed "
-            f"if its name ends in .gz"
-        ) from exc
-    if not header:
-        raise DataError(f"{where}: the file is empty; expected a header line naming the columns")
-    if not rows:
-        raise DataError(f"{where}: the file has a header but no data rows; add the party's rows")
-    header = [name.strip() for name in header]
-    _check_header(header, source, party)
-    return header, rows, lines
-
-
-def _check_header(header: list[str], source: str, party: str) -> None:
-    """Reject empty or repeated column names."""
-    seen: dict[str, int] = {}
-    for position, name in enumerate(header, start=1):
-        if not name:
-            raise DataError(
-                f"{_where(party, source)}: header column {position} has no name; name every "
-                f"column in the first line"
-            )
-        if name in seen:
-            raise DataError(
-                f"{_where(party, source, column=name)}: the header names this column twice "
-                f"(columns {seen[name]} and {position}); rename or drop one of them"
-            )
-        seen[name] = position
 
 
 def _find_column(header: list[str], name: str, role: str, source: str, party: str) -> int:
@@ -414,7 +566,7 @@ def _find_column(header: list[str], name: str, role: str, source: str, party: st
     close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
     hint = f" Did you mean '{lowered[close[0]]}'?" if close else ""
     raise DataError(
-        f"{_where(party, source, column=name)}: {role} column not found; the file has "
+        f"{where(party, source, column=name)}: {role} column not found; the file has "
         f"columns {', '.join(header)}.{hint} Set the {role} column to one of them."
     )
 
@@ -433,113 +585,21 @@ def _feature_indices(
         return [i for i in range(len(header)) if i not in reserved]
     if len(set(feature_columns)) != len(feature_columns):
         raise DataError(
-            f"{_where(party, source)}: the required feature columns repeat a name "
+            f"{where(party, source)}: the required feature columns repeat a name "
             f"({', '.join(feature_columns)}); list each feature once"
         )
     indices = []
     for name in feature_columns:
         if name not in header:
             raise DataError(
-                f"{_where(party, source, column=name)}: feature column required by the model "
+                f"{where(party, source, column=name)}: feature column required by the model "
                 f"is missing; the file has columns {', '.join(header)}. Provide a file with "
                 f"the training columns ({', '.join(feature_columns)})."
             )
         if header.index(name) in reserved:
             raise DataError(
-                f"{_where(party, source, column=name)}: the id or label column cannot also be "
+                f"{where(party, source, column=name)}: the id or label column cannot also be "
                 f"a feature; remove it from the feature columns"
             )
         indices.append(header.index(name))
     return indices
-
-
-def _check_widths(
-    header: list[str], rows: list[list[str]], lines: list[int], source: str, party: str
-) -> None:
-    """Reject any row whose number of cells differs from the header's."""
-    for number, (row, line) in enumerate(zip(rows, lines, strict=True), start=1):
-        if len(row) != len(header):
-            raise DataError(
-                f"{_where(party, source, row=number)} (line {line}): the row has {len(row)} "
-                f"cells but the header has {len(header)} columns; look for a missing value "
-                f"or a stray comma (quote cells that contain commas)"
-            )
-
-
-def _parse_ids(
-    rows: list[list[str]],
-    lines: list[int],
-    id_index: int,
-    id_column: str,
-    source: str,
-    party: str,
-) -> tuple[str, ...]:
-    """Return the ids stripped of surrounding spaces, checking they are non-empty and unique."""
-    first_row: dict[str, int] = {}
-    for number, (row, line) in enumerate(zip(rows, lines, strict=True), start=1):
-        row_id = row[id_index].strip()
-        where = f"{_where(party, source, column=id_column, row=number)} (line {line})"
-        if not row_id:
-            raise DataError(
-                f"{where}: the id is empty; every row needs an id to be aligned with the "
-                f"other parties, so fill it in or drop the row"
-            )
-        if row_id in first_row:
-            raise DataError(
-                f"{where}: id '{row_id}' already appears in data row {first_row[row_id]}; "
-                f"ids must be unique, so remove or merge the duplicate rows"
-            )
-        first_row[row_id] = number
-    return tuple(first_row)
-
-
-def _parse_numeric(
-    rows: list[list[str]],
-    lines: list[int],
-    indices: list[int],
-    header: list[str],
-    source: str,
-    party: str,
-) -> np.ndarray:
-    """Parse the cells of columns ``indices`` into a float64 matrix of finite numbers.
-
-    The whole block is converted at once; only when that fails are the cells walked row
-    by row to name the first bad one, so the common case stays fast.
-    """
-    block = [[row[i] for i in indices] for row in rows]
-    try:
-        values = np.array(block, dtype=np.float64).reshape(len(rows), len(indices))
-    except ValueError:
-        _raise_first_unparsable(block, lines, indices, header, source, party)
-    bad = np.argwhere(~np.isfinite(values))
-    if bad.size:
-        r, c = (int(v) for v in bad[0])
-        raise DataError(
-            f"{_where(party, source, column=header[indices[c]], row=r + 1)} (line {lines[r]}): "
-            f"the cell is {block[r][c].strip()!r}, which is not a finite number; replace "
-            f"missing or infinite values before loading (lianmo does not impute)"
-        )
-    return values
-
-
-def _raise_first_unparsable(
-    block: list[list[str]],
-    lines: list[int],
-    indices: list[int],
-    header: list[str],
-    source: str,
-    party: str,
-) -> t.NoReturn:
-    """Raise a DataError naming the first cell of ``block`` that is not a number."""
-    for r, cells in enumerate(block):
-        for c, cell in enumerate(cells):
-            try:
-                float(cell)
-            except ValueError:
-                where = _where(party, source, column=header[indices[c]], row=r + 1)
-                what = "the cell is empty" if not cell.strip() else f"the cell is {cell!r}"
-                raise DataError(
-                    f"{where} (line {lines[r]}): {what} but a number was expected; fix the "
-                    f"cell, or drop the row or the column"
-                ) from None
-    raise DataError(f"{_where(party, source)}: numeric columns could not be parsed")

@@ -20,7 +20,7 @@ from lianmo.models.tree import TreeParams
 from lianmo.node.boost_share import BoostShare
 from lianmo.node.job_data import (
     JobOutcome,
-    align,
+    aligned_table,
     check_split,
     labels,
     load,
@@ -67,8 +67,7 @@ def train(
     role = outcome.role
     with outcome.timed("load"):
         table = load(ctx, role, dataset, training=True, task=model.objective)
-    with outcome.timed("align"):
-        aligned = align(ctx, role, spec, table)
+    aligned = aligned_table(ctx, role, spec, table, outcome)
     train_rows, val = split_rows(ctx, role, spec, aligned)
     if role == "guest" and model.objective != "regression":
         check_split(ctx.party, labels(train_rows), labels(val))
@@ -156,8 +155,7 @@ def predict(
     share = BoostShare.load(path, party=ctx.party, role=role)
     with outcome.timed("load"):
         table = load(ctx, role, dataset, training=False, feature_columns=list(share.feature_names))
-    with outcome.timed("align"):
-        aligned = align(ctx, role, spec, table)
+    aligned = aligned_table(ctx, role, spec, table, outcome)
     with outcome.timed("predict"):
         if role == "guest":
             model = share.guest_model()

@@ -21,7 +21,8 @@ from lianmo.models.scaler import Standardizer
 from lianmo.node import boost_job
 from lianmo.node.job_data import (
     JobOutcome,
-    align,
+    align_rows,
+    aligned_table,
     binary_metrics,
     check_split,
     labels,
@@ -113,8 +114,7 @@ def _train_job(
     role = outcome.role
     with outcome.timed("load"):
         table = load(ctx, role, dataset, training=True)
-    with outcome.timed("align"):
-        aligned = align(ctx, role, spec, table)
+    aligned = aligned_table(ctx, role, spec, table, outcome)
     train, val = split_rows(ctx, role, spec, aligned)
     if role == "guest":
         check_split(ctx.party, labels(train), labels(val))
@@ -160,19 +160,20 @@ def _predict_job(
     with outcome.timed("load"):
         table = load(ctx, role, dataset, training=False, feature_columns=list(share.feature_names))
     with outcome.timed("align"):
-        aligned = align(ctx, role, spec, table)
-    u = share.partial_scores(aligned.X)
+        rows = align_rows(ctx, role, spec, table)
+    with outcome.timed("read"):  # chunk by chunk: only the partial scores are kept
+        u = table.map_rows(rows, share.partial_scores)
     with outcome.timed("predict"):
         if role == "guest":
             scores = predict.score_guest(ctx, u)
-            write_scores(job_dir / "scores.csv", aligned.ids, scores)
+            write_scores(job_dir / "scores.csv", table.ids_at(rows), scores)
             outcome.values["scored"] = len(scores)
-            y = aligned.y
+            y = None if table.y is None else table.y[rows]
             if y is not None and set(np.unique(y)) == {0.0, 1.0}:
                 outcome.values["metrics"] = binary_metrics(y, scores)
         else:
             predict.score_host(ctx, u)
-    outcome.values.update(aligned=len(aligned))
+    outcome.values.update(aligned=len(rows))
 
 
 def _align_job(
@@ -182,9 +183,9 @@ def _align_job(
     with outcome.timed("load"):
         table = load(ctx, outcome.role, dataset, training=False)
     with outcome.timed("align"):
-        aligned = align(ctx, outcome.role, spec, table)
-    write_ids(job_dir / "aligned_ids.csv", aligned.ids)
-    outcome.values.update(aligned=len(aligned), rows=len(table.ids))
+        rows = align_rows(ctx, outcome.role, spec, table)
+    write_ids(job_dir / "aligned_ids.csv", table.ids_at(rows))
+    outcome.values.update(aligned=len(rows), rows=len(table))
 
 
 def _with_bias(X: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ Each function is one step of a party's job, independent of the model being train
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +15,7 @@ import numpy as np
 
 from lianmo.config import DatasetEntry, JobSpec
 from lianmo.data.split import stratified_validation_mask, validation_mask
-from lianmo.data.table import Table, load_checked
+from lianmo.data.table import Table, TableScan, scan_checked
 from lianmo.errors import ConfigError, DataError
 from lianmo.fileio import write_atomic
 from lianmo.models.metrics import auc, ks
@@ -56,10 +56,11 @@ def load(
     training: bool,
     feature_columns: list[str] | None = None,
     task: str = "binary",
-) -> Table:
-    """Load this party's table; the guest's labels are required for training only.
+) -> TableScan:
+    """Check this party's table and keep its ids and labels; features are read after align.
 
-    ``task`` (binary, multiclass or regression) is what training labels must suit.
+    The guest's labels are required for training only; ``task`` (binary, multiclass or
+    regression) is what training labels must suit.
     """
     label = dataset.label_column if role == "guest" else None
     if training and role == "guest" and label is None:
@@ -67,7 +68,7 @@ def load(
             f"party '{ctx.party}': data set '{dataset.name}' has no label_column in the "
             "catalogue, but the guest must hold the labels"
         )
-    return load_checked(
+    return scan_checked(
         dataset.path,
         id_column=dataset.id_column,
         label_column=label,
@@ -77,18 +78,28 @@ def load(
     )
 
 
-def align(ctx: RoleContext, role: str, spec: JobSpec, table: Table) -> Table:
-    """The rows of ``table`` in the intersection, in the order both parties agree on."""
+def aligned_table(
+    ctx: RoleContext, role: str, spec: JobSpec, scan: TableScan, outcome: JobOutcome
+) -> Table:
+    """Align (phase ``align``), then read the aligned rows' features (phase ``read``)."""
+    with outcome.timed("align"):
+        rows = align_rows(ctx, role, spec, scan)
+    with outcome.timed("read"):
+        return scan.read_rows(rows)
+
+
+def align_rows(ctx: RoleContext, role: str, spec: JobSpec, scan: TableScan) -> np.ndarray:
+    """The file positions of the intersection's rows, in the order all parties agree on."""
     saved = ctx.checkpoints.restore("align")
     if saved is not None:
-        return table.select(np.array(saved["rows"], dtype=np.int64))
+        return np.array(saved["rows"], dtype=np.int64)
     minimum = spec.alignment.min_intersection
     if role == "guest":
-        rows = psi.align_guest(ctx, table.ids, min_intersection=minimum)
+        rows = psi.align_guest(ctx, scan.ids, min_intersection=minimum)
     else:
-        rows = psi.align_host(ctx, table.ids, min_intersection=minimum)
+        rows = psi.align_host(ctx, scan.ids, min_intersection=minimum)
     ctx.checkpoints.save("align", {"rows": [int(r) for r in rows]})
-    return table.select(rows)
+    return rows
 
 
 def model_path(job_dir: Path, spec: JobSpec) -> Path:
@@ -137,11 +148,11 @@ def binary_metrics(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     return {"auc": round(auc(y, scores), 6), "ks": round(ks(y, scores), 6), "rows": len(y)}
 
 
-def write_ids(path: Path, ids: tuple[str, ...]) -> None:
+def write_ids(path: Path, ids: Sequence[str]) -> None:
     """The aligned ids, one per line under the header ``id``, in the jobs' row order."""
     write_atomic(path, ("\n".join(["id", *ids]) + "\n").encode())
 
 
-def write_scores(path: Path, ids: tuple[str, ...], scores: np.ndarray) -> None:
+def write_scores(path: Path, ids: Sequence[str], scores: np.ndarray) -> None:
     lines = ["id,score"] + [f"{i},{s:.8f}" for i, s in zip(ids, scores, strict=True)]
     write_atomic(path, ("\n".join(lines) + "\n").encode())

@@ -11,17 +11,19 @@ up with the same row order without exchanging it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from lianmo.crypto.psi import POINT_BYTES, PsiKey, hash_ids_packed, match_points
+from lianmo.crypto.psi import POINT_BYTES, PointIndex, PsiKey, hash_ids_packed
 from lianmo.errors import DataError, ProtocolError
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.wire import count_from_msg
 from lianmo.transport.messages import IndexList, PointList, Signal
 
 PHASE = "align"
+#: points per PSI message: 16 MiB of 32-byte points
+CHUNK_POINTS = 1 << 19
 
 
 def psi_salt(job_id: str) -> bytes:
@@ -29,39 +31,54 @@ def psi_salt(job_id: str) -> bytes:
     return hashlib.sha256(f"lianmo-psi|{job_id}".encode()).digest()
 
 
-def align_guest(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) -> np.ndarray:
+def align_guest(
+    ctx: RoleContext, ids: Sequence[str] | np.ndarray, *, min_intersection: int
+) -> np.ndarray:
     """Guest side; returns the guest's row indices of the intersection, ordered by id.
 
-    1. host_k -> guest : B_k = b_k·H(y) for every id y of host k, shuffled
-    2. guest -> host_k : A = a·H(x) for every guest id x, in guest row order
-    3. host_k -> guest : b_k·A, same order
+    Point sets travel in chunks of :data:`CHUNK_POINTS` (one message per chunk, the
+    chunk's number as the message round; a chunk of fewer points, possibly none, ends
+    the set), so neither side ever holds a whole set in one message.
+
+    1. guest -> host_k : A = a·H(x) for every guest id x, in guest row order
+    2. host_k -> guest : B_k = b_k·H(y) for every id y of host k, shuffled
+    3. host_k -> guest : b_k·A, chunk for chunk
     4. guest           : a·B_k; guest row i is shared with host k iff b_k·a·H(x_i) ∈ a·B_k
     5. guest -> host_k : the size of the intersection over all parties
     6. guest -> host_k : positions in B_k of the intersection, only if the size reaches
                          the job's minimum (otherwise every party stops)
+
+    The guest keeps one host's a·B_k at a time (sorted, about 40 bytes per point) and
+    none of its own blinded set.
     """
     key = PsiKey(ctx.rng.child("psi"))
-    hashed = hash_ids_packed(ids, psi_salt(ctx.job_id), ctx.compute)
-    blinded = _pack(key.blind_packed(hashed, ctx.compute))
-    del hashed
-    ctx.progress(PHASE, 0, 2, f"{len(ids)} ids blinded")
+    ids = id_array(ids)
+    spans = _spans(len(ids))
+    for k, (lo, hi) in enumerate(spans):
+        hashed = hash_ids_packed(ids[lo:hi], psi_salt(ctx.job_id), ctx.compute)
+        points = key.blind_packed(hashed, ctx.compute)
+        ctx.channel.broadcast(ctx.hosts, "psi.guest_set", _pack(points), round=k)
+        ctx.progress(PHASE, 0, 2, f"{hi} of {len(ids)} ids blinded and sent")
     shared = np.ones(len(ids), dtype=bool)
     positions: dict[str, np.ndarray] = {}
     for host in ctx.hosts:
-        host_set = _unpack(ctx.channel.recv(host, "psi.host_set"), host)
-        ctx.channel.send(host, "psi.guest_set", blinded)
-        double = _unpack(ctx.channel.recv(host, "psi.guest_set_double"), host)
-        if len(double) != len(ids) * POINT_BYTES:
-            raise ProtocolError(
-                f"host '{host}' returned {len(double) // POINT_BYTES} blinded ids for the "
-                f"guest's {len(ids)}"
-            )
-        pos = match_points(double, key.blind_packed(host_set, ctx.compute))
-        del host_set, double
+        index = PointIndex(
+            [key.blind_packed(part, ctx.compute) for part in _recv_set(ctx, host, "psi.host_set")]
+        )
+        pos = np.empty(len(ids), dtype=np.int64)
+        for k, (lo, hi) in enumerate(spans):
+            double = _unpack(ctx.channel.recv(host, "psi.guest_set_double", round=k), host)
+            if len(double) != (hi - lo) * POINT_BYTES:
+                raise ProtocolError(
+                    f"host '{host}' returned {len(double) // POINT_BYTES} blinded ids for "
+                    f"chunk {k} of the guest's ids, which has {hi - lo}"
+                )
+            pos[lo:hi] = index.find(double)
+        del index
         shared &= pos >= 0
         positions[host] = pos
     rows = np.flatnonzero(shared)
-    rows = rows[np.argsort(np.array([ids[int(i)] for i in rows], dtype=object), kind="stable")]
+    rows = rows[np.argsort(ids[rows], kind="stable")]
     ctx.progress(PHASE, 1, 2, f"intersection {len(rows)}")
     for host in ctx.hosts:
         ctx.channel.send(host, "psi.size", Signal("intersection_size", str(len(rows))))
@@ -72,22 +89,22 @@ def align_guest(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) 
     return rows
 
 
-def align_host(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) -> np.ndarray:
+def align_host(
+    ctx: RoleContext, ids: Sequence[str] | np.ndarray, *, min_intersection: int
+) -> np.ndarray:
     """Host side (steps as in :func:`align_guest`); returns own row indices, ordered by id."""
     key = PsiKey(ctx.rng.child("psi"))
+    ids = id_array(ids)
     perm = np.random.default_rng(int.from_bytes(ctx.rng.child("psi-shuffle").random_bytes(32)))
     order = perm.permutation(len(ids))
-    hashed = hash_ids_packed([ids[j] for j in order], psi_salt(ctx.job_id), ctx.compute)
-    points = key.blind_packed(hashed, ctx.compute)
-    del hashed
-    ctx.progress(PHASE, 0, 2, f"{len(ids)} ids blinded")
-    ctx.channel.send(ctx.guest, "psi.host_set", _pack(points))
-    del points
-    guest_set = _unpack(ctx.channel.recv(ctx.guest, "psi.guest_set"), ctx.guest)
-    double = key.blind_packed(guest_set, ctx.compute)
-    del guest_set
-    ctx.channel.send(ctx.guest, "psi.guest_set_double", _pack(double))
-    del double
+    for k, (lo, hi) in enumerate(_spans(len(ids))):
+        hashed = hash_ids_packed(ids[order[lo:hi]], psi_salt(ctx.job_id), ctx.compute)
+        points = key.blind_packed(hashed, ctx.compute)
+        ctx.channel.send(ctx.guest, "psi.host_set", _pack(points), round=k)
+        ctx.progress(PHASE, 0, 2, f"{hi} of {len(ids)} ids blinded and sent")
+    for k, part in enumerate(_recv_set(ctx, ctx.guest, "psi.guest_set")):
+        double = key.blind_packed(part, ctx.compute)
+        ctx.channel.send(ctx.guest, "psi.guest_set_double", _pack(double), round=k)
     size = count_from_msg(ctx.channel.recv(ctx.guest, "psi.size"), ctx.guest, "psi.size")
     ctx.progress(PHASE, 1, 2, f"intersection {size}")
     _check_minimum(ctx.party, size, min_intersection)
@@ -101,9 +118,33 @@ def align_host(ctx: RoleContext, ids: Sequence[str], *, min_intersection: int) -
             f"host's {len(ids)} ids or the announced size {size}"
         )
     rows = order[pos]
-    rows = rows[np.argsort(np.array([ids[i] for i in rows], dtype=object), kind="stable")]
+    rows = rows[np.argsort(ids[rows], kind="stable")]
     ctx.progress(PHASE, 2, 2, f"intersection {len(rows)}")
     return rows
+
+
+def id_array(ids: Sequence[str] | np.ndarray) -> np.ndarray:
+    """Ids as a numpy array of UTF-8 bytes (``S`` dtype), which sorts as the strings do."""
+    if isinstance(ids, np.ndarray) and ids.dtype.kind == "S":
+        return ids
+    return np.array([str(i).encode("utf-8") for i in ids], dtype=np.bytes_)
+
+
+def _spans(n: int) -> list[tuple[int, int]]:
+    """Chunk bounds of a set of ``n`` points: full chunks, then a short one (maybe empty)."""
+    starts = range(0, n - n % CHUNK_POINTS + 1, CHUNK_POINTS)
+    return [(lo, min(lo + CHUNK_POINTS, n)) for lo in starts]
+
+
+def _recv_set(ctx: RoleContext, sender: str, tag: str) -> Iterator[bytes]:
+    """The packed chunks of a point set, in order, until the short chunk that ends it."""
+    k = 0
+    while True:
+        part = _unpack(ctx.channel.recv(sender, tag, round=k), sender)
+        yield part
+        if len(part) < CHUNK_POINTS * POINT_BYTES:
+            return
+        k += 1
 
 
 def _check_minimum(party: str, size: int, minimum: int) -> None:
