@@ -155,16 +155,7 @@ def run_once(
                 "alignment": {"min_intersection": 1},
             }
         )
-        started = time.perf_counter()
-        metrics = run_and_report(
-            spec,
-            run_dir / "out",
-            ca=certs / "ca.pem",
-            cert=certs / "coordinator.pem",
-            key=certs / "coordinator.key",
-        )
-        wall = time.perf_counter() - started
-        memory = {name: _memory(config) for name, config in configs.items()}
+        metrics, wall, memory = _run_job(spec, run_dir / "out", certs, configs)
     align_s = {p: metrics["parties"][p]["phase_seconds"].get("align") for p in PARTIES}
     cores = usable_cores()
     ids_per_s = 2 * n / align_s["broker"]
@@ -263,16 +254,7 @@ def run_lr_once(work: Path, n: int, backend: str, tables: dict[str, Path]) -> di
                 },
             }
         )
-        started = time.perf_counter()
-        metrics = run_and_report(
-            spec,
-            run_dir / "out",
-            ca=certs / "ca.pem",
-            cert=certs / "coordinator.pem",
-            key=certs / "coordinator.key",
-        )
-        wall = time.perf_counter() - started
-        memory = {name: _memory(config) for name, config in configs.items()}
+        metrics, wall, memory = _run_job(spec, run_dir / "out", certs, configs)
     phases = {p: metrics["parties"][p]["phase_seconds"] for p in names}
     train_rows = metrics["train_rows"]
     epoch_s = metrics["epoch_seconds"][0]
@@ -292,6 +274,22 @@ def run_lr_once(work: Path, n: int, backend: str, tables: dict[str, Path]) -> di
         "memory": memory,
         "bytes_sent": {p: metrics["parties"][p]["bytes_sent"] for p in names},
     }
+
+
+def _run_job(
+    spec: JobSpec, out: Path, certs: Path, configs: dict[str, Path]
+) -> tuple[dict[str, t.Any], float, dict[str, dict[str, float]]]:
+    """Run ``spec`` as the coordinator; return its metrics, wall seconds and each node's peak."""
+    started = time.perf_counter()
+    metrics = run_and_report(
+        spec,
+        out,
+        ca=certs / "ca.pem",
+        cert=certs / "coordinator.pem",
+        key=certs / "coordinator.key",
+    )
+    wall = time.perf_counter() - started
+    return metrics, wall, {name: _memory(config) for name, config in configs.items()}
 
 
 def _compute_section(backend: str) -> str:

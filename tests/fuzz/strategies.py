@@ -28,7 +28,9 @@ INTERESTING = [
     "regression", "local", "serial", "full", "chain", True, False, None, [], {},
 ]  # fmt: skip
 scalars = st.one_of(
-    st.sampled_from(INTERESTING),
+    # a copy: the edits in mutated() append to lists and dicts, and a shared [] or {}
+    # would carry one test case's edits into the next (and can come to contain itself)
+    st.sampled_from(INTERESTING).map(copy.deepcopy),
     st.sampled_from([1, -1]).map(lambda sign: sign * HUGE),  # a repr() would raise
     st.none(),
     st.booleans(),
