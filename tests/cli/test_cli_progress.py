@@ -42,3 +42,26 @@ def test_terminal_output_redraws_one_line_with_a_bar() -> None:
     assert text.count("\r") == 2 and text.endswith("\n")
     assert "[" + "#" * 14 + "-" * 14 + "]" in text
     assert "#" * 28 in text
+
+
+def test_plain_output_prints_a_moving_detail_inside_a_long_step_every_heartbeat() -> None:
+    # alignment of 10M ids stays at step 0/2 for minutes while its detail counts chunks
+    now = [0.0]
+    out = io.StringIO()
+    view = ProgressView(out, interactive=False, clock=lambda: now[0])
+    for second in range(0, 100):
+        now[0] = float(second)
+        chunk = second // 5  # the detail moves every 5 s
+        view({"g": _status("g", 0, f"{chunk} of 20 chunks sent")})
+    lines = out.getvalue().splitlines()
+    assert [line.split("] ", 1)[0] for line in lines] == [
+        "[   0.0s",
+        "[  30.0s",
+        "[  60.0s",
+        "[  90.0s",
+    ]
+    assert lines[1].split("] ", 1)[1].startswith("train 0/100 6 of 20 chunks sent")
+    # a detail that stands still prints nothing more, however long it stands
+    now[0] = 500.0
+    view({"g": _status("g", 0, "18 of 20 chunks sent")})  # as printed at 90 s
+    assert out.getvalue().splitlines() == lines

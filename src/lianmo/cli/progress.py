@@ -10,23 +10,33 @@ from collections.abc import Mapping
 from lianmo.transport.control import JobStatusInfo
 
 _BAR = 28
+HEARTBEAT_S = 30.0  # plain output: the longest silence while a step's detail still changes
 
 
 class ProgressView:
     """Callable for :func:`lianmo.coordinator.run.run_job`'s ``on_progress``."""
 
-    def __init__(self, stream: t.TextIO | None = None, *, interactive: bool | None = None) -> None:
+    def __init__(
+        self,
+        stream: t.TextIO | None = None,
+        *,
+        interactive: bool | None = None,
+        clock: t.Callable[[], float] = time.monotonic,
+    ) -> None:
         self._out = stream or sys.stderr
         self._tty = self._out.isatty() if interactive is None else interactive
+        self._clock = clock
         self._last_line = ""
         self._last_key: tuple[str, int] = ("", -1)
-        self._start = time.monotonic()
+        self._start = clock()
+        self._last_written = self._start
 
     def __call__(self, statuses: Mapping[str, JobStatusInfo]) -> None:
         lead = self._lead(statuses)
         if lead is None:
             return
-        elapsed = time.monotonic() - self._start
+        now = self._clock()
+        elapsed = now - self._start
         parts = [
             f"{name}: {s.state if s.state != 'running' else s.phase or 'starting'}"
             for name, s in statuses.items()
@@ -45,13 +55,20 @@ class ProgressView:
             self._last_line = line
         else:
             loss = details[-1] if details else ""
-            key = (lead.phase, int(frac * 10))  # a line per phase and per tenth of it
-            if key != self._last_key:
+            # a line per phase and per tenth of it, and one at least every HEARTBEAT_S while
+            # the detail moves inside a long step (alignment's chunks of 10M ids)
+            key = (lead.phase, int(frac * 10))
+            line = f"{lead.phase or 'prepare'} {lead.step}/{lead.total_steps} {lead.detail}"
+            moved = line != self._last_line and now - self._last_written >= HEARTBEAT_S
+            if key != self._last_key or moved:
                 self._out.write(
-                    f"[{elapsed:6.1f}s] {lead.phase or 'prepare'} {lead.step}/{lead.total_steps} "
-                    f"{lead.detail}; {', '.join(parts)}" + (f"; {loss}" if loss else "") + "\n"
+                    f"[{elapsed:6.1f}s] {line}; {', '.join(parts)}"
+                    + (f"; {loss}" if loss else "")
+                    + "\n"
                 )
                 self._last_key = key
+                self._last_line = line
+                self._last_written = now
         self._out.flush()
 
     def close(self) -> None:

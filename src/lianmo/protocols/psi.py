@@ -62,9 +62,12 @@ def align_guest(
     shared = np.ones(len(ids), dtype=bool)
     positions: dict[str, np.ndarray] = {}
     for host in ctx.hosts:
-        index = PointIndex(
-            [key.blind_packed(part, ctx.compute) for part in _recv_set(ctx, host, "psi.host_set")]
-        )
+        parts, done = [], 0
+        for part in _recv_set(ctx, host, "psi.host_set"):
+            parts.append(key.blind_packed(part, ctx.compute))
+            done += len(parts[-1]) // POINT_BYTES
+            ctx.progress(PHASE, 0, 2, f"{done} of host '{host}''s ids blinded")
+        index = PointIndex(parts)  # empties parts
         pos = np.empty(len(ids), dtype=np.int64)
         for k, (lo, hi) in enumerate(spans):
             double = _unpack(ctx.channel.recv(host, "psi.guest_set_double", round=k), host)
@@ -74,6 +77,7 @@ def align_guest(
                     f"chunk {k} of the guest's ids, which has {hi - lo}"
                 )
             pos[lo:hi] = index.find(double)
+            ctx.progress(PHASE, 0, 2, f"{hi} of {len(ids)} ids matched with host '{host}'")
         del index
         shared &= pos >= 0
         positions[host] = pos
@@ -102,9 +106,12 @@ def align_host(
         points = key.blind_packed(hashed, ctx.compute)
         ctx.channel.send(ctx.guest, "psi.host_set", _pack(points), round=k)
         ctx.progress(PHASE, 0, 2, f"{hi} of {len(ids)} ids blinded and sent")
+    done = 0
     for k, part in enumerate(_recv_set(ctx, ctx.guest, "psi.guest_set")):
         double = key.blind_packed(part, ctx.compute)
         ctx.channel.send(ctx.guest, "psi.guest_set_double", _pack(double), round=k)
+        done += len(double) // POINT_BYTES
+        ctx.progress(PHASE, 0, 2, f"{done} of the guest's ids blinded and sent back")
     size = count_from_msg(ctx.channel.recv(ctx.guest, "psi.size"), ctx.guest, "psi.size")
     ctx.progress(PHASE, 1, 2, f"intersection {size}")
     _check_minimum(ctx.party, size, min_intersection)
