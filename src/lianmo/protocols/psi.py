@@ -66,7 +66,7 @@ def align_guest(
         for part in _recv_set(ctx, host, "psi.host_set"):
             parts.append(key.blind_packed(part, ctx.compute))
             done += len(parts[-1]) // POINT_BYTES
-            ctx.progress(PHASE, 0, 2, f"{done} of host '{host}''s ids blinded")
+            ctx.progress(PHASE, 0, 2, f"{done} ids of host '{host}' blinded")
         index = PointIndex(parts)  # empties parts
         pos = np.empty(len(ids), dtype=np.int64)
         for k, (lo, hi) in enumerate(spans):
