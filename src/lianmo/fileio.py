@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -12,12 +13,26 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     The file is created with ``mode`` from the start, so a secret is never readable by
     others, not even briefly. A crash leaves at most a hidden ``.NAME.tmp`` behind.
     """
+    write_atomic_chunks(path, [data], mode=mode)
+
+
+def write_atomic_chunks(path: Path, chunks: Iterable[bytes], *, mode: int = 0o644) -> None:
+    """:func:`write_atomic` of the concatenated ``chunks``, holding one chunk at a time.
+
+    If producing a chunk raises, the temporary file is removed and ``path`` is left as
+    it was: nothing half-written is left looking complete.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.chmod(tmp, mode)  # O_CREAT's mode is masked by the umask; make it exact
     os.replace(tmp, path)
     _fsync_directory(path.parent)

@@ -19,6 +19,7 @@ from lianmo.models.objectives import Objective
 from lianmo.models.tree import TreeParams
 from lianmo.node.boost_share import BoostShare
 from lianmo.node.job_data import (
+    IdList,
     JobOutcome,
     aligned_table,
     check_split,
@@ -26,6 +27,7 @@ from lianmo.node.job_data import (
     load,
     model_path,
     split_rows,
+    write_id_csv,
 )
 from lianmo.protocols import commit, secureboost
 from lianmo.protocols.context import RoleContext
@@ -210,17 +212,20 @@ def metrics(objective: Objective, y: np.ndarray, scores: np.ndarray) -> dict[str
     }
 
 
-def write_predictions(
-    path: Path, ids: tuple[str, ...], objective: Objective, scores: np.ndarray
-) -> None:
+def write_predictions(path: Path, ids: IdList, objective: Objective, scores: np.ndarray) -> None:
     """id plus score (binary), prediction (regression) or class probabilities and class."""
     if objective.name == "multiclass":
         header = ["id", *(f"p_{k}" for k in range(objective.n_classes)), "class"]
-        lines = [
-            ",".join([i, *(f"{p:.8f}" for p in row), str(int(row.argmax()))])
-            for i, row in zip(ids, scores, strict=True)
-        ]
+
+        def cells(lo: int, hi: int) -> list[str]:
+            return [
+                ",".join([*(f"{p:.8f}" for p in row), str(int(row.argmax()))])
+                for row in scores[lo:hi]
+            ]
     else:
         header = ["id", "score" if objective.name == "binary" else "prediction"]
-        lines = [f"{i},{s:.8f}" for i, s in zip(ids, scores, strict=True)]
-    write_atomic(path, ("\n".join([",".join(header), *lines]) + "\n").encode())
+
+        def cells(lo: int, hi: int) -> list[str]:
+            return [f"{s:.8f}" for s in scores[lo:hi]]
+
+    write_id_csv(path, header, ids, cells)

@@ -166,7 +166,7 @@ def _predict_job(
     with outcome.timed("predict"):
         if role == "guest":
             scores = predict.score_guest(ctx, u)
-            write_scores(job_dir / "scores.csv", table.ids_at(rows), scores)
+            write_scores(job_dir / "scores.csv", table.ids[rows], scores)
             outcome.values["scored"] = len(scores)
             y = None if table.y is None else table.y[rows]
             if y is not None and set(np.unique(y)) == {0.0, 1.0}:
@@ -184,7 +184,7 @@ def _align_job(
         table = load(ctx, outcome.role, dataset, training=False)
     with outcome.timed("align"):
         rows = align_rows(ctx, outcome.role, spec, table)
-    write_ids(job_dir / "aligned_ids.csv", table.ids_at(rows))
+    write_ids(job_dir / "aligned_ids.csv", table.ids[rows])
     outcome.values.update(aligned=len(rows), rows=len(table))
 
 

@@ -6,6 +6,7 @@ Each function is one step of a party's job, independent of the model being train
 from __future__ import annotations
 
 import time
+import typing as t
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from lianmo.config import DatasetEntry, JobSpec
 from lianmo.data.split import stratified_validation_mask, validation_mask
 from lianmo.data.table import Table, TableScan, scan_checked
 from lianmo.errors import ConfigError, DataError
-from lianmo.fileio import write_atomic
+from lianmo.fileio import write_atomic_chunks
 from lianmo.models.metrics import auc, ks
 from lianmo.protocols import psi, split
 from lianmo.protocols.context import Recorder, RoleContext, no_record
@@ -148,11 +149,42 @@ def binary_metrics(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     return {"auc": round(auc(y, scores), 6), "ks": round(ks(y, scores), 6), "rows": len(y)}
 
 
-def write_ids(path: Path, ids: Sequence[str]) -> None:
+IdList = Sequence[str] | np.ndarray  # strings, or UTF-8 bytes as TableScan.ids holds them
+WRITE_ROWS = 1 << 16  # rows formatted at a time: a file of 10M scores is never one string
+
+
+def write_id_csv(
+    path: Path,
+    header: Sequence[str],
+    ids: IdList,
+    cells: t.Callable[[int, int], Sequence[str]] | None = None,
+) -> None:
+    """A CSV of one line per id, in order: the id, then ``cells(lo, hi)``'s text for rows
+    ``lo:hi`` (already comma-joined per row). Streamed block by block and atomic."""
+
+    def blocks() -> Iterator[bytes]:
+        yield (",".join(header) + "\n").encode()
+        for lo in range(0, len(ids), WRITE_ROWS):
+            hi = min(lo + WRITE_ROWS, len(ids))
+            names = _id_text(ids[lo:hi])
+            if cells is not None:
+                names = [f"{i},{c}" for i, c in zip(names, cells(lo, hi), strict=True)]
+            yield ("\n".join(names) + "\n").encode()
+
+    write_atomic_chunks(path, blocks())
+
+
+def _id_text(ids: IdList) -> list[str]:
+    if isinstance(ids, np.ndarray) and ids.dtype.kind == "S":
+        return [v.decode("utf-8") for v in ids.tolist()]
+    return [str(i) for i in ids]
+
+
+def write_ids(path: Path, ids: IdList) -> None:
     """The aligned ids, one per line under the header ``id``, in the jobs' row order."""
-    write_atomic(path, ("\n".join(["id", *ids]) + "\n").encode())
+    write_id_csv(path, ["id"], ids)
 
 
-def write_scores(path: Path, ids: Sequence[str], scores: np.ndarray) -> None:
-    lines = ["id,score"] + [f"{i},{s:.8f}" for i, s in zip(ids, scores, strict=True)]
-    write_atomic(path, ("\n".join(lines) + "\n").encode())
+def write_scores(path: Path, ids: IdList, scores: np.ndarray) -> None:
+    """``id,score`` per row, scores with 8 decimals."""
+    write_id_csv(path, ["id", "score"], ids, lambda lo, hi: [f"{s:.8f}" for s in scores[lo:hi]])
