@@ -114,6 +114,12 @@ def test_scan_keeps_ids_and_labels_and_reads_chosen_rows_later(tmp_path: Path) -
         np.testing.assert_array_equal(chosen.y, picked.y)
         doubled = scan.map_rows(rows, lambda X: 2 * X[:, 0])
         np.testing.assert_array_equal(doubled, 2 * picked.X[:, 0])
+        spill = tmp_path / f"{path.suffix}.f64"
+        spilled = scan.spill_rows(rows, spill)
+        np.testing.assert_array_equal(spilled, picked.X)
+        assert isinstance(spilled, np.memmap) and not spilled.flags.writeable
+        assert spill.stat().st_mode & 0o777 == 0o600
+        assert scan.spill_rows(rows[:0], tmp_path / "none.f64").shape == (0, 1)
 
 
 @pytest.mark.usefixtures("tiny_chunks")
@@ -124,6 +130,9 @@ def test_reading_rows_of_a_file_that_changed_since_the_scan_fails(tmp_path: Path
     scan.read_rows(np.array([0, 2]))  # rows that did not change still read
     with pytest.raises(DataError, match="the file changed while the job was reading it"):
         scan.read_rows(np.array([3]))
+    with pytest.raises(DataError, match="the file changed while the job was reading it"):
+        scan.spill_rows(np.array([3, 0]), tmp_path / "spill.f64")
+    assert not (tmp_path / "spill.f64").exists()
     path.write_text("id,x\na,1\nb,2\n", encoding="utf-8")
     with pytest.raises(DataError, match="the file changed while the job was reading it"):
         scan.read_rows(np.array([0]))

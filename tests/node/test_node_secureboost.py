@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lianmo.audit.log import read_records
 from lianmo.config import JobSpec
+from lianmo.node import boost_job
 from lianmo.node.service import NodeService
 
 from .inprocess_nodes import ARBITER, GUEST, HOST, make_nodes, run_in_process
@@ -38,7 +40,7 @@ def _scores(path: Path) -> dict[str, float]:
 
 
 def test_secureboost_job_trains_keeps_private_shares_and_predicts(
-    tmp_path: Path, shared_data: Path
+    tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     nodes: dict[str, NodeService] = make_nodes(tmp_path, shared_data)
     report = run_in_process(nodes, _boost_spec("sb-1", arbiter=True))
@@ -85,6 +87,24 @@ def test_secureboost_job_trains_keeps_private_shares_and_predicts(
     scored = _scores(tmp_path / GUEST / "jobs/sb-scores/scores.csv")
     validation = _scores(tmp_path / GUEST / "jobs/sb-1/validation_scores.csv")
     assert np.allclose([scored[i] for i in validation], list(validation.values()), atol=1e-8)
+
+    # a table larger than memory is scored in blocks of aligned rows (one round each):
+    # the same scores, whatever the block, and no spilled features left behind
+    monkeypatch.setattr(boost_job, "ROUTE_ROWS", 100)
+    blocked = JobSpec.from_dict({**json.loads(predict.to_json()), "job_id": "sb-blocks"})
+    report = run_in_process(nodes, blocked)
+    assert report.guest_result["scored"] == 569
+    assert (tmp_path / GUEST / "jobs/sb-blocks/scores.csv").read_bytes() == (
+        tmp_path / GUEST / "jobs/sb-scores/scores.csv"
+    ).read_bytes()
+    rounds = {
+        r.get("round")
+        for r in read_records(tmp_path / HOST / "jobs/sb-blocks/audit.jsonl")
+        if str(r.get("tag", "")).startswith("predict.sb.")
+    }
+    assert rounds == {0, 1, 2, 3, 4, 5}  # 569 rows in blocks of 100
+    for party in (GUEST, HOST):
+        assert not list((tmp_path / party / "jobs/sb-blocks").glob(".features*"))
 
 
 def test_secureboost_needs_no_arbiter(tmp_path: Path, shared_data: Path) -> None:

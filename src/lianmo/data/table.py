@@ -12,6 +12,7 @@ import difflib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -294,6 +295,33 @@ class TableScan:
             source=self.source,
             label_name=self.label_name,
         )
+
+    def spill_rows(self, rows: np.ndarray, path: Path) -> np.ndarray:
+        """The features of ``rows``, in that order, in a float64 file at ``path`` (one pass).
+
+        For scoring a table larger than memory with a model that takes the rows in order,
+        block by block (SecureBoost's routing): returns a read-only memory map of shape
+        ``(len(rows), n_features)``, so only the pages in use are in memory. The caller
+        deletes the file. Checked against the scan as :meth:`read_rows` is.
+        """
+        idx = np.asarray(rows, dtype=np.intp)
+        shape = (len(idx), len(self.feature_names))
+        if 0 in shape:
+            return np.zeros(shape, dtype=np.float64)
+        path.unlink(missing_ok=True)
+        path.touch(mode=0o600)  # raw features: for this party's eyes (and process) only
+        out = np.memmap(path, dtype=np.float64, mode="w+", shape=shape)
+
+        def put(values: np.ndarray, dest: np.ndarray) -> None:
+            out[dest] = values
+
+        try:
+            self._pass(idx, put)
+            out.flush()
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return np.memmap(path, dtype=np.float64, mode="r", shape=shape)
 
     def map_rows(self, rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """``fn`` of the features of ``rows``, chunk by chunk, one value per row in order.

@@ -21,6 +21,7 @@ from lianmo.node.boost_share import BoostShare
 from lianmo.node.job_data import (
     IdList,
     JobOutcome,
+    align_rows,
     aligned_table,
     check_split,
     labels,
@@ -34,6 +35,7 @@ from lianmo.protocols.context import RoleContext
 from lianmo.protocols.tree_route import SplitRule, route_guest, route_host
 
 PREDICT_TAG = "predict.sb"
+ROUTE_ROWS = 1 << 17  # aligned rows routed per block when scoring (bounds memory and messages)
 
 
 def boost_params(model: BoostSpec) -> secureboost.BoostParams:
@@ -151,30 +153,69 @@ def train(
 def predict(
     ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
 ) -> None:
-    """Score aligned rows with a stored SecureBoost share; the guest writes the scores."""
+    """Score aligned rows with a stored SecureBoost share; the guest writes the scores.
+
+    The aligned rows' model features go to a file in the job folder (deleted after) and
+    are routed ``ROUTE_ROWS`` at a time, so no party holds all of them in memory.
+    """
     role = outcome.role
     path = model_path(job_dir, spec)
     share = BoostShare.load(path, party=ctx.party, role=role)
     with outcome.timed("load"):
         table = load(ctx, role, dataset, training=False, feature_columns=list(share.feature_names))
-    aligned = aligned_table(ctx, role, spec, table, outcome)
-    with outcome.timed("predict"):
-        if role == "guest":
-            model = share.guest_model()
-            leaves = route_guest(
-                ctx, model.trees, model.rules, aligned.X, depth=share.depth, tag=PREDICT_TAG
-            )
-            scores = model.objective.predict_proba(model.raw_scores(leaves))
-            write_predictions(job_dir / "scores.csv", aligned.ids, model.objective, scores)
-            outcome.values["scored"] = len(aligned)
-            if aligned.y is not None:
-                try:
-                    outcome.values["metrics"] = metrics(model.objective, aligned.y, scores)
-                except DataError:
-                    pass  # labels that do not suit the objective: scores only
-        else:
-            route_host(ctx, share.rules, aligned.X, depth=share.depth, tag=PREDICT_TAG)
-    outcome.values.update(aligned=len(aligned))
+    with outcome.timed("align"):
+        rows = align_rows(ctx, role, spec, table)
+    spill = job_dir / ".features.f64"
+    try:
+        with outcome.timed("read"):
+            X = table.spill_rows(rows, spill)
+        with outcome.timed("predict"):
+            blocks = route_blocks(len(rows))
+            if role == "guest":
+                model = share.guest_model()
+                parts = []
+                for b, (lo, hi) in enumerate(blocks):
+                    leaves = route_guest(
+                        ctx,
+                        model.trees,
+                        model.rules,
+                        np.asarray(X[lo:hi]),
+                        depth=share.depth,
+                        round=b,
+                        tag=PREDICT_TAG,
+                    )
+                    parts.append(model.objective.predict_proba(model.raw_scores(leaves)))
+                    ctx.progress("predict", b + 1, len(blocks), f"{hi} of {len(rows)} rows scored")
+                scores = np.concatenate(parts)
+                write_predictions(job_dir / "scores.csv", table.ids[rows], model.objective, scores)
+                outcome.values["scored"] = len(rows)
+                if table.y is not None:
+                    try:
+                        outcome.values["metrics"] = metrics(model.objective, table.y[rows], scores)
+                    except DataError:
+                        pass  # labels that do not suit the objective: scores only
+            else:
+                for b, (lo, hi) in enumerate(blocks):
+                    route_host(
+                        ctx,
+                        share.rules,
+                        np.asarray(X[lo:hi]),
+                        depth=share.depth,
+                        round=b,
+                        tag=PREDICT_TAG,
+                    )
+    finally:
+        spill.unlink(missing_ok=True)
+    outcome.values.update(aligned=len(rows))
+
+
+def route_blocks(n: int) -> list[tuple[int, int]]:
+    """The blocks of aligned rows routed together: ``ROUTE_ROWS`` each, the last shorter.
+
+    Every party derives them from the aligned count alone; block ``b`` travels as round
+    ``b``, so a job of at most ``ROUTE_ROWS`` rows sends what one whole routing sent.
+    """
+    return [(lo, min(lo + ROUTE_ROWS, n)) for lo in range(0, n, ROUTE_ROWS)] or [(0, 0)]
 
 
 def _guest_fields(model: secureboost.GuestModel) -> dict[str, object]:
