@@ -46,6 +46,7 @@ def test_multiclass_predictions_have_a_column_per_class_and_the_class(
 
 
 def test_a_score_count_that_does_not_match_the_ids_leaves_no_file(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
-        job_data.write_scores(tmp_path / "scores.csv", IDS, SCORES[:3])
+    for scores in (SCORES[:3], np.append(SCORES, 0.5)):  # too few, and too many
+        with pytest.raises(ValueError, match="scores.csv: .* rows of values for 5 ids"):
+            job_data.write_scores(tmp_path / "scores.csv", IDS, scores)
     assert list(tmp_path.iterdir()) == []

@@ -24,6 +24,7 @@ from lianmo.node.job_data import (
     align_rows,
     aligned_table,
     check_split,
+    decimals,
     labels,
     load,
     model_path,
@@ -255,18 +256,13 @@ def metrics(objective: Objective, y: np.ndarray, scores: np.ndarray) -> dict[str
 
 def write_predictions(path: Path, ids: IdList, objective: Objective, scores: np.ndarray) -> None:
     """id plus score (binary), prediction (regression) or class probabilities and class."""
-    if objective.name == "multiclass":
-        header = ["id", *(f"p_{k}" for k in range(objective.n_classes)), "class"]
-
-        def cells(lo: int, hi: int) -> list[str]:
-            return [
-                ",".join([*(f"{p:.8f}" for p in row), str(int(row.argmax()))])
-                for row in scores[lo:hi]
-            ]
-    else:
+    if objective.name != "multiclass":
         header = ["id", "score" if objective.name == "binary" else "prediction"]
+        write_id_csv(path, header, ids, scores, decimals)
+        return
 
-        def cells(lo: int, hi: int) -> list[str]:
-            return [f"{s:.8f}" for s in scores[lo:hi]]
+    def probabilities(block: np.ndarray) -> list[str]:
+        return [",".join([*decimals(row), str(int(row.argmax()))]) for row in block]
 
-    write_id_csv(path, header, ids, cells)
+    header = ["id", *(f"p_{k}" for k in range(objective.n_classes)), "class"]
+    write_id_csv(path, header, ids, scores, probabilities)

@@ -157,21 +157,35 @@ def write_id_csv(
     path: Path,
     header: Sequence[str],
     ids: IdList,
-    cells: t.Callable[[int, int], Sequence[str]] | None = None,
+    values: np.ndarray | None = None,
+    cells: t.Callable[[np.ndarray], Sequence[str]] = lambda block: [],
 ) -> None:
-    """A CSV of one line per id, in order: the id, then ``cells(lo, hi)``'s text for rows
-    ``lo:hi`` (already comma-joined per row). Streamed block by block and atomic."""
+    """A CSV of one line per id, in order: the id, then ``cells`` of its rows of ``values``
+    (one comma-joined text per row). Streamed block by block and atomic.
+
+    Raises
+    ------
+    ValueError
+        If ``values`` has not one row per id (and no file is written).
+    """
+    if values is not None and len(values) != len(ids):
+        raise ValueError(f"{path.name}: {len(values)} rows of values for {len(ids)} ids")
 
     def blocks() -> Iterator[bytes]:
         yield (",".join(header) + "\n").encode()
         for lo in range(0, len(ids), WRITE_ROWS):
-            hi = min(lo + WRITE_ROWS, len(ids))
-            names = _id_text(ids[lo:hi])
-            if cells is not None:
-                names = [f"{i},{c}" for i, c in zip(names, cells(lo, hi), strict=True)]
+            names = _id_text(ids[lo : lo + WRITE_ROWS])
+            if values is not None:
+                texts = cells(values[lo : lo + WRITE_ROWS])
+                names = [f"{i},{c}" for i, c in zip(names, texts, strict=True)]
             yield ("\n".join(names) + "\n").encode()
 
     write_atomic_chunks(path, blocks())
+
+
+def decimals(block: np.ndarray) -> list[str]:
+    """One score per row with 8 decimals (the text of every scores file)."""
+    return [f"{s:.8f}" for s in block]
 
 
 def _id_text(ids: IdList) -> list[str]:
@@ -187,4 +201,4 @@ def write_ids(path: Path, ids: IdList) -> None:
 
 def write_scores(path: Path, ids: IdList, scores: np.ndarray) -> None:
     """``id,score`` per row, scores with 8 decimals."""
-    write_id_csv(path, ["id", "score"], ids, lambda lo, hi: [f"{s:.8f}" for s in scores[lo:hi]])
+    write_id_csv(path, ["id", "score"], ids, scores, decimals)
