@@ -6,8 +6,8 @@ collected: absolute and relative, at module level, inside functions and under
 the module cannot be type-checked or read without the other layer), plus calls of
 ``importlib.import_module`` / ``__import__`` with a literal name. Layers, low to high:
 
-    errors, config, fileio < compute < crypto, models, data, demo_data < transport < audit
-    < protocols < node, coordinator < cli
+    errors, config, fileio < compute < crypto, models, data, demo_data < transport < wire
+    < audit < protocols < node, coordinator < cli
 
 A module may import lianmo modules of its own layer or below; its own package always.
 ``node`` and ``coordinator`` share a layer but must not import each other. Only
@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("compute",),
     ("crypto", "models", "data", "demo_data"),
     ("transport",),
+    ("wire",),
     ("audit",),
     ("protocols",),
     ("node", "coordinator"),
@@ -253,7 +254,7 @@ def test_protocols_see_only_the_channel_interface(imports: list[Import]) -> None
 
 
 def test_transport_does_not_depend_on_crypto(imports: list[Import]) -> None:
-    """Transport carries bytes: ciphertext <-> payload conversion lives in protocols.wire."""
+    """Transport carries bytes: ciphertext <-> payload conversion lives in wire.convert."""
     found = [
         str(i)
         for i in imports

@@ -13,7 +13,7 @@ import pytest
 
 from lianmo.crypto import CipherVector, Drbg, PrivateKey, PublicKey, generate_keypair
 from lianmo.errors import CryptoError
-from lianmo.protocols.wire import cipher_from_msg, cipher_to_msg, public_key_from_msg
+from lianmo.wire.convert import cipher_from_msg, cipher_to_msg, public_key_from_msg
 from lianmo.transport.messages import EncryptedVector, PublicKeyMsg
 
 Keypair = tuple[PublicKey, PrivateKey]

@@ -1,4 +1,4 @@
-"""Fuzz the receiver-side checks of ``protocols.wire``.
+"""Fuzz the receiver-side checks of ``wire.convert``.
 
 Arbitrary payloads must fail with :class:`ProtocolError` or :class:`CryptoError` whose
 message names the sender and the protocol step (tag); ciphertexts outside Z*_{n^2} or
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from lianmo.crypto import CipherVector, Drbg, PrivateKey, PublicKey, generate_keypair
 from lianmo.errors import CryptoError, ProtocolError
-from lianmo.protocols import wire
+from lianmo.wire import convert as wire
 from lianmo.transport import serde
 from lianmo.transport.messages import (
     BitMatrix,

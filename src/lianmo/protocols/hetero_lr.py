@@ -48,7 +48,7 @@ from lianmo.data.split import batch_schedule
 from lianmo.errors import ProtocolError
 from lianmo.models.logistic import learning_rate
 from lianmo.protocols.context import RoleContext
-from lianmo.protocols.wire import (
+from lianmo.wire.convert import (
     cipher_from_msg,
     cipher_to_msg,
     count_from_msg,

@@ -15,7 +15,7 @@ import numpy as np
 
 from lianmo.models.logistic import sigmoid
 from lianmo.protocols.context import RoleContext
-from lianmo.protocols.wire import floats_from_msg, floats_to_msg
+from lianmo.wire.convert import floats_from_msg, floats_to_msg
 
 PHASE = "predict"
 

@@ -18,7 +18,7 @@ import numpy as np
 from lianmo.crypto.psi import POINT_BYTES, PointIndex, PsiKey, hash_ids_packed
 from lianmo.errors import DataError, ProtocolError
 from lianmo.protocols.context import RoleContext
-from lianmo.protocols.wire import count_from_msg
+from lianmo.wire.convert import count_from_msg
 from lianmo.transport.messages import IndexList, PointList, Signal
 
 PHASE = "align"

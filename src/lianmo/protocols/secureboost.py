@@ -71,7 +71,7 @@ from lianmo.models.tree import (
 )
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.tree_route import SplitRule, route_guest, route_host
-from lianmo.protocols.wire import (
+from lianmo.wire.convert import (
     NO_INDEX,
     bits_from_msg,
     bits_to_msg,

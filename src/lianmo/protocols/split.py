@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from lianmo.protocols.context import RoleContext
-from lianmo.protocols.wire import indices_from_msg, indices_to_msg
+from lianmo.wire.convert import indices_from_msg, indices_to_msg
 
 TAG = "split.validation_rows"
 

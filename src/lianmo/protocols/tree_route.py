@@ -24,7 +24,7 @@ import numpy as np
 from lianmo.errors import ProtocolError
 from lianmo.models.tree import Tree
 from lianmo.protocols.context import RoleContext
-from lianmo.protocols.wire import bits_from_msg, bits_to_msg, indices_from_msg, indices_to_msg
+from lianmo.wire.convert import bits_from_msg, bits_to_msg, indices_from_msg, indices_to_msg
 
 
 @dataclass(frozen=True, slots=True)
