@@ -220,7 +220,10 @@ def test_a_received_message_the_sender_never_sent_is_named(
     verdict = _verdict(jobs.root, "lr-b")
     problem = _first(verdict)
     assert (problem.party, problem.seq) == (HOST, len(_lines(log)) - 2), str(problem)
-    assert f"claims to have received 'lr.extra' round 98 from '{GUEST}'" in problem.text
+    assert (
+        f"claims to have received 'lr.extra' (not a step of this lianmo version) round 98 "
+        f"from '{GUEST}'" in problem.text
+    )
     assert f"which '{GUEST}' never logged sending" in problem.text
 
 
@@ -241,7 +244,10 @@ def test_a_received_payload_other_than_the_one_sent_is_named(
     _rewrite(job / "audit.jsonl", key, swap_payload)
     problem = _first(_verdict(jobs.root, "lr-b"))
     assert (problem.party, problem.seq) == (HOST, k), str(problem)
-    assert f"but '{ARBITER}' logged sending 'lr.gradient'" in problem.text
+    assert (
+        f"but '{ARBITER}' logged sending 'lr.gradient' (arbiter -> guest or host: "
+        "X_pᵀ 4d + r_p, decrypted)" in problem.text
+    )
     assert "differs in sha256" in problem.text
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from lianmo.crypto import CipherVector, Drbg, PrivateKey, PublicKey, generate_keypair
 from lianmo.errors import CryptoError
-from lianmo.wire.convert import cipher_from_msg, cipher_to_msg, public_key_from_msg
 from lianmo.transport.messages import EncryptedVector, PublicKeyMsg
+from lianmo.wire.convert import cipher_from_msg, cipher_to_msg, public_key_from_msg
 
 Keypair = tuple[PublicKey, PrivateKey]
 SENDER = "platform"

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from lianmo.crypto import CipherVector, Drbg, PrivateKey, PublicKey, generate_keypair
 from lianmo.errors import CryptoError, ProtocolError
-from lianmo.wire import convert as wire
 from lianmo.transport import serde
 from lianmo.transport.messages import (
     BitMatrix,
@@ -29,6 +28,7 @@ from lianmo.transport.messages import (
     PublicKeyMsg,
     Signal,
 )
+from lianmo.wire import convert as wire
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KEY_BITS = 512  # far too small for real use: only via insecure_test_size

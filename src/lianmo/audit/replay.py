@@ -20,6 +20,7 @@ from lianmo.transport.channel import Channel
 from lianmo.transport.envelope import Envelope
 from lianmo.transport.inbox import Inbox
 from lianmo.transport.messages import Payload
+from lianmo.wire.steps import describe
 
 META = frozenset({"format", "seq", "party", "job_id", "prev", "hash", "time", "sig"})
 START_IGNORED = frozenset({"tls_subject", "tls_sha256", "tls_not_after"})
@@ -96,7 +97,7 @@ class ReplayChannel(Channel):
             return super().recv(frm, tag, round=round)
         except UnexpectedMessageError as exc:
             raise Divergence(
-                f"the replay expects '{tag}' round {round} from '{frm}' next, but the log "
+                f"the replay expects {describe(tag)} round {round} from '{frm}' next, but the log "
                 f"holds another message there ({exc})",
                 round=round,
                 what=f"'{tag}' from '{frm}'",
@@ -106,8 +107,9 @@ class ReplayChannel(Channel):
         queue = self._expected.get(env.receiver)
         if not queue:
             raise Divergence(
-                f"the replay sends '{env.tag}' round {env.round} to '{env.receiver}', which "
-                "the log does not hold: the logged job sent nothing more to that peer",
+                f"the replay sends {describe(env.tag)} round {env.round} to "
+                f"'{env.receiver}', which the log does not hold: the logged job sent nothing "
+                "more to that peer",
                 round=env.round,
                 what=f"'{env.tag}' to '{env.receiver}'",
             )
@@ -122,7 +124,7 @@ class ReplayChannel(Channel):
         diff = [k for k, v in got.items() if want.get(k) != v]
         if diff:
             raise Divergence(
-                f"message '{env.tag}' #{env.seq} to '{env.receiver}' "
+                f"message {describe(env.tag)} #{env.seq} to '{env.receiver}' "
                 f"differs from the logged one (record {want.get('seq')}: '{want.get('tag')}' "
                 f"round {want.get('round')}) in {', '.join(diff)}",
                 round=env.round,
@@ -136,7 +138,8 @@ class ReplayChannel(Channel):
             if queue:
                 r = queue[0]
                 return (
-                    f"the log holds '{r.get('tag')}' round {r.get('round')} sent to '{peer}' "
+                    f"the log holds {describe(str(r.get('tag')))} round {r.get('round')} "
+                    f"sent to '{peer}' "
                     f"(record {r.get('seq')}), which the replay never sent"
                 )
         for _, pending in sorted(self._recorded_inbox.pending.items()):

@@ -21,6 +21,7 @@ from lianmo.audit.log import GENESIS, chain_problem, read_records, signed_bytes
 from lianmo.audit.signing import UNSIGNED_KEY, signature_ok
 from lianmo.audit.store import PayloadStore
 from lianmo.errors import LianmoError
+from lianmo.wire.steps import describe
 
 LOG_NAME = "audit.jsonl"
 STORE_NAME = "payloads"
@@ -290,7 +291,7 @@ def _match(verdict: JobVerdict, sender: PartyLog, receiver: PartyLog) -> None:
                     _seq(record),
                     receiver.path,
                     f"claims to have received "
-                    f"'{record.get('tag')}' round {record.get('round')} from "
+                    f"{describe(str(record.get('tag')))} round {record.get('round')} from "
                     f"'{sender.party}', which '{sender.party}' never logged sending",
                 )
             )
@@ -304,9 +305,9 @@ def _match(verdict: JobVerdict, sender: PartyLog, receiver: PartyLog) -> None:
                     _seq(record),
                     receiver.path,
                     f"logged receiving "
-                    f"'{record.get('tag')}' round {record.get('round')} from "
+                    f"{describe(str(record.get('tag')))} round {record.get('round')} from "
                     f"'{sender.party}', but '{sender.party}' logged sending "
-                    f"'{want.get('tag')}' round {want.get('round')} there (record "
+                    f"{describe(str(want.get('tag')))} round {want.get('round')} there (record "
                     f"{want.get('seq')}); differs in {', '.join(diff)}",
                 )
             )
@@ -318,7 +319,7 @@ def _match(verdict: JobVerdict, sender: PartyLog, receiver: PartyLog) -> None:
                 sender.party,
                 _seq(record),
                 sender.path,
-                f"sent '{record.get('tag')}' "
+                f"sent {describe(str(record.get('tag')))} "
                 f"round {record.get('round')} to '{receiver.party}', which "
                 f"'{receiver.party}' never logged receiving: the round is incomplete",
             )

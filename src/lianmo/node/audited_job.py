@@ -97,6 +97,7 @@ def role_context(
         compute=compute,
         record=record,
         checkpoints=checkpoints or NoCheckpoints(),
+        roles={p.name: p.role for p in spec.parties},
     )
 
 

@@ -34,8 +34,8 @@ from lianmo.node.job_data import (
 from lianmo.protocols import commit, secureboost
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.tree_route import SplitRule, route_guest, route_host
+from lianmo.wire.steps import PREDICT_SB
 
-PREDICT_TAG = "predict.sb"
 ROUTE_ROWS = 1 << 17  # aligned rows routed per block when scoring (bounds memory and messages)
 
 
@@ -183,7 +183,7 @@ def predict(
                         np.asarray(X[lo:hi]),
                         depth=share.depth,
                         round=b,
-                        tag=PREDICT_TAG,
+                        steps=PREDICT_SB,
                     )
                     parts.append(model.objective.predict_proba(model.raw_scores(leaves)))
                     ctx.progress("predict", b + 1, len(blocks), f"{hi} of {len(rows)} rows scored")
@@ -203,7 +203,7 @@ def predict(
                         np.asarray(X[lo:hi]),
                         depth=share.depth,
                         round=b,
-                        tag=PREDICT_TAG,
+                        steps=PREDICT_SB,
                     )
     finally:
         spill.unlink(missing_ok=True)

@@ -35,6 +35,7 @@ from lianmo.node.job_data import (
 from lianmo.node.model_share import LrShare
 from lianmo.protocols import commit, hetero_lr, predict
 from lianmo.protocols.context import RoleContext
+from lianmo.wire.steps import PREDICT_VALIDATION
 
 
 def run_party_job(
@@ -128,12 +129,12 @@ def _train_job(
             w = hetero_lr.train_host(ctx, X_train, params)
     with outcome.timed("evaluate"):
         if role == "guest":
-            scores = predict.score_guest(ctx, _with_bias(X_val) @ w, tag="predict.validation")
+            scores = predict.score_guest(ctx, _with_bias(X_val) @ w, step=PREDICT_VALIDATION)
             outcome.values["validation"] = binary_metrics(labels(val), scores)
             write_scores(job_dir / "validation_scores.csv", val.ids, scores)
             commit.announce_commit(ctx)
         else:
-            predict.score_host(ctx, X_val @ w, tag="predict.validation")
+            predict.score_host(ctx, X_val @ w, step=PREDICT_VALIDATION)
             commit.await_commit(ctx)
     share = LrShare(
         job_id=spec.job_id,

@@ -8,21 +8,16 @@ job that failed at another party after its own last computation.
 
 from __future__ import annotations
 
-from lianmo.errors import ProtocolError
 from lianmo.protocols.context import RoleContext
-from lianmo.transport.messages import Signal
-
-TAG = "job.commit"
+from lianmo.wire.steps import JOB_COMMIT
 
 
 def announce_commit(ctx: RoleContext) -> None:
     """Guest side: the job succeeded everywhere it can tell."""
     others = [*ctx.hosts, *([ctx.arbiter] if ctx.arbiter else [])]
-    ctx.channel.broadcast(others, TAG, Signal("commit", "ok"))
+    ctx.broadcast(JOB_COMMIT, others, "ok")
 
 
 def await_commit(ctx: RoleContext) -> None:
     """Host and arbiter side: wait for the guest's commit before keeping any output."""
-    msg = ctx.channel.recv(ctx.guest, TAG)
-    if not isinstance(msg, Signal) or msg.value != "ok":
-        raise ProtocolError(f"guest '{ctx.guest}' sent a malformed commit")
+    ctx.recv(JOB_COMMIT, ctx.guest)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import typing as t
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lianmo.compute.backend import ComputeBackend, SerialBackend
 from lianmo.crypto.drbg import Drbg
+from lianmo.crypto.paillier import PublicKey
+from lianmo.errors import ProtocolError
 from lianmo.transport.channel import Channel
+from lianmo.wire.step import Expect, In, Out, Step
 
 
 class Progress(t.Protocol):
@@ -68,6 +72,10 @@ class RoleContext:
     ``record`` appends the party's own decisions (e.g. the splits chosen per tree level)
     to its audit log. ``checkpoints`` keeps the protocol's state after each round so a
     killed party resumes where it was (see :class:`Checkpoints`).
+
+    Protocols exchange messages only through :meth:`send`, :meth:`broadcast` and
+    :meth:`recv`, naming a step of :mod:`lianmo.wire.steps`: the roles are checked
+    against the step's, and a received payload goes through the step's one check.
     """
 
     job_id: str
@@ -81,3 +89,62 @@ class RoleContext:
     compute: ComputeBackend = field(default_factory=SerialBackend)
     record: Recorder = no_record
     checkpoints: Checkpoints = field(default_factory=NoCheckpoints)
+    roles: t.Mapping[str, str] = field(default_factory=dict)
+    """Every party's role in the job, where it is not plain from the fields above (a
+    scoring job's arbiter still exchanges signing keys)."""
+
+    def role_of(self, party: str) -> str:
+        """``party``'s role in this job."""
+        if party in self.roles:
+            return self.roles[party]
+        if party == self.guest:
+            return "guest"
+        if party in self.hosts:
+            return "host"
+        if party == self.arbiter:
+            return "arbiter"
+        raise ProtocolError(f"'{party}' has no role in job '{self.job_id}'")
+
+    def send(self, step: Step[In, Out], to: str, value: In, *, round: int = 0) -> None:
+        """Send ``value`` to ``to`` as ``step`` of ``round``."""
+        self.broadcast(step, (to,), value, round=round)
+
+    def broadcast(
+        self, step: Step[In, Out], to: Iterable[str], value: In, *, round: int = 0
+    ) -> None:
+        """Send the same ``value`` as ``step`` to several peers (encoded once)."""
+        targets = list(to)
+        for peer in targets:
+            step.check_direction(self.party, self.role_of(self.party), peer, self.role_of(peer))
+        if targets:
+            self.channel.broadcast(targets, step.tag, step.encode(value), round=round)
+
+    def recv(
+        self,
+        step: Step[In, Out],
+        frm: str,
+        *,
+        round: int = 0,
+        count: int | None = None,
+        key: PublicKey | None = None,
+        below: int | None = None,
+        cols: int | None = None,
+        key_bits: int = 0,
+        insecure_test_key: bool = False,
+    ) -> Out:
+        """The next message from ``frm``, which must be ``step`` of ``round``, checked.
+
+        ``count``, ``key``, ``below``, ``cols``, ``key_bits``: what this party expects of
+        the message (see :class:`~lianmo.wire.step.Expect`).
+        """
+        step.check_direction(frm, self.role_of(frm), self.party, self.role_of(self.party))
+        msg = self.channel.recv(frm, step.tag, round=round)
+        expect = Expect(
+            count=count,
+            key=key,
+            below=below,
+            cols=cols,
+            key_bits=key_bits,
+            insecure_test_key=insecure_test_key,
+        )
+        return step.decode(msg, frm, expect)

@@ -48,19 +48,26 @@ from lianmo.data.split import batch_schedule
 from lianmo.errors import ProtocolError
 from lianmo.models.logistic import learning_rate
 from lianmo.protocols.context import RoleContext
-from lianmo.wire.convert import (
-    cipher_from_msg,
-    cipher_to_msg,
-    count_from_msg,
-    ints_from_msg,
-    ints_to_msg,
-    job_public_key,
+from lianmo.transport.messages import PublicKeyMsg
+from lianmo.wire.convert import ints_to_msg, job_public_key
+from lianmo.wire.steps import (
+    LR_CROSS_IN,
+    LR_CROSS_OUT,
+    LR_EPOCH_END,
+    LR_G_EXP,
+    LR_GRADIENT,
+    LR_HOST_FORWARD,
+    LR_HOST_SQUARE_SUM,
+    LR_LOSS,
+    LR_MASKED_GRADIENT,
+    LR_PLAN,
+    LR_PUBLIC_KEY,
+    LR_RESIDUAL,
+    LR_U_EXP,
+    LR_X_EXP,
 )
-from lianmo.transport.messages import PublicKeyMsg, Signal
 
-U_EXP = -6
-X_EXP = -3
-G_EXP = U_EXP + X_EXP
+U_EXP, X_EXP, G_EXP = LR_U_EXP, LR_X_EXP, LR_G_EXP  # declared with the steps that carry them
 MASK_BITS = 256  # masks hide gradients below 2**200 with > 2**-56 statistical distance
 PHASE = "train"
 CHECKPOINT = "lr/train"
@@ -116,10 +123,8 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
     data_parties = (ctx.guest, *ctx.hosts)
     state = ctx.checkpoints.restore(CHECKPOINT)
     if state is None:
-        ctx.channel.broadcast(data_parties, "lr.public_key", PublicKeyMsg(n=public.n_bytes()))
-        n_rows = count_from_msg(ctx.channel.recv(ctx.guest, "lr.plan"), ctx.guest, "lr.plan")
-        if n_rows == 0:
-            raise ProtocolError(f"guest '{ctx.guest}' announced a training set of 0 rows")
+        ctx.broadcast(LR_PUBLIC_KEY, data_parties, public)
+        n_rows = ctx.recv(LR_PLAN, ctx.guest)
         state = {"round": -1, "n_rows": n_rows, "losses": [], "round_losses": []}
         state |= {"timing": [], "loss_sum": 0.0, "stopped": False}
     n_rows = int(state["n_rows"])
@@ -130,8 +135,7 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
     total = params.total_rounds(n_rows)
     for epoch, step, last in _rounds(params, n_rows, int(state["round"]) + 1, state["stopped"]):
         started = time.perf_counter()
-        loss_msg = ctx.channel.recv(ctx.guest, "lr.loss", round=step)  # 4.
-        loss_ct = cipher_from_msg(loss_msg, public, ctx.guest, "lr.loss", count=1)
+        loss_ct = ctx.recv(LR_LOSS, ctx.guest, round=step, key=public, count=1)  # 4.
         batch_loss = float(private.decrypt(loss_ct)[0]) / 8.0
         loss_sum += batch_loss
         round_losses.append(batch_loss / params.batch_rows(n_rows, epoch, step))
@@ -155,8 +159,8 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
                 loss=round(losses[-1], 10),
                 decision="stop" if stop else "go on",
             )
-            decision = Signal("epoch_end", "stop" if stop else "continue")
-            ctx.channel.broadcast(data_parties, "lr.epoch_end", decision, round=step)  # 6.
+            decision = "stop" if stop else "continue"
+            ctx.broadcast(LR_EPOCH_END, data_parties, decision, round=step)  # 6.
         ctx.checkpoints.save(
             CHECKPOINT,
             {
@@ -205,11 +209,10 @@ def _add_seconds(seconds: list[float], epoch: int, elapsed: float) -> list[float
 
 
 def _decrypt_masked(ctx: RoleContext, private: PrivateKey, party: str, step: int) -> None:
-    msg = ctx.channel.recv(party, "lr.masked_gradient", round=step)
-    masked = cipher_from_msg(msg, private.public_key, party, "lr.masked_gradient")
+    masked = ctx.recv(LR_MASKED_GRADIENT, party, round=step, key=private.public_key)
     width = (private.public_key.n.bit_length() + 7) // 8
     plain = private.decrypt_raw(masked, ctx.compute)
-    ctx.channel.send(party, "lr.gradient", ints_to_msg(plain, width), round=step)
+    ctx.send(LR_GRADIENT, party, ints_to_msg(plain, width), round=step)
 
 
 # ---- data parties --------------------------------------------------------------------
@@ -220,7 +223,7 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
     state = ctx.checkpoints.restore(CHECKPOINT)
     key = _job_key(ctx, params, state)
     if state is None:
-        ctx.channel.send(_arbiter(ctx), "lr.plan", Signal("n_train", str(len(y))))
+        ctx.send(LR_PLAN, _arbiter(ctx), len(y))
         state = {"round": -1, "w": [0.0] * X.shape[1], "stopped": False}
     features = _Quantised.of(X)
     w = np.array(state["w"], dtype=np.float64)
@@ -235,9 +238,9 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
         for other, _ in u_hosts[1:]:
             u_b = u_b.add(other)
         d4 = u_b.add(own)
-        ctx.channel.broadcast(ctx.hosts, "lr.residual", cipher_to_msg(d4), round=step)  # 2.
+        ctx.broadcast(LR_RESIDUAL, ctx.hosts, d4, round=step)  # 2.
         loss8 = _guest_loss(ctx, key, u_hosts, u_a, y[batch], step)  # 3.
-        ctx.channel.send(_arbiter(ctx), "lr.loss", cipher_to_msg(loss8), round=step)  # 4.
+        ctx.send(LR_LOSS, _arbiter(ctx), loss8, round=step)  # 4.
         lr = learning_rate(params.learning_rate, params.lr_decay, step)
         w = _masked_update(ctx, key, d4, features.rows(batch), w, lr, params.l2, step)  # 5.
         ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
@@ -270,29 +273,16 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
         u = X[batch] @ w
         u_mant = [int(m) for m in quantise(u, U_EXP)]
         square_sum = sum(m * m for m in u_mant) >> (4 * -X_EXP)  # Σu² at G_EXP
-        ctx.channel.send(
-            ctx.guest,
-            "lr.host_forward",
-            cipher_to_msg(key.encrypt_ints(u_mant, U_EXP, ctx.rng, ctx.compute)),
-            round=step,
-        )
-        ctx.channel.send(
-            ctx.guest,
-            "lr.host_square_sum",
-            cipher_to_msg(key.encrypt_ints([square_sum], G_EXP, ctx.rng)),
-            round=step,
-        )  # 1.
-        msg = ctx.channel.recv(ctx.guest, "lr.residual", round=step)
-        d4 = cipher_from_msg(msg, key, ctx.guest, "lr.residual", count=len(batch))  # 2.
-        _check_exponent(d4, U_EXP, ctx.guest, "lr.residual")
+        forward = key.encrypt_ints(u_mant, U_EXP, ctx.rng, ctx.compute)
+        ctx.send(LR_HOST_FORWARD, ctx.guest, forward, round=step)
+        square = key.encrypt_ints([square_sum], G_EXP, ctx.rng)
+        ctx.send(LR_HOST_SQUARE_SUM, ctx.guest, square, round=step)  # 1.
+        d4 = ctx.recv(LR_RESIDUAL, ctx.guest, round=step, key=key, count=len(batch))  # 2.
         if position > 0:  # 3.
-            msg = ctx.channel.recv(ctx.guest, "lr.cross_in", round=step)
-            before = cipher_from_msg(msg, key, ctx.guest, "lr.cross_in", count=len(batch))
-            _check_exponent(before, U_EXP, ctx.guest, "lr.cross_in")
+            before = ctx.recv(LR_CROSS_IN, ctx.guest, round=step, key=key, count=len(batch))
             # re-randomised: the guest knows the ciphertexts it sent and could test guesses
             cross = before.dot_ints(quantise(u, X_EXP), X_EXP, ctx.compute)
-            cross = cross.obfuscate(ctx.rng)
-            ctx.channel.send(ctx.guest, "lr.cross_out", cipher_to_msg(cross), round=step)
+            ctx.send(LR_CROSS_OUT, ctx.guest, cross.obfuscate(ctx.rng), round=step)
         lr = learning_rate(params.learning_rate, params.lr_decay, step)
         w = _masked_update(ctx, key, d4, features.rows(batch), w, lr, params.l2, step)  # 5.
         ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
@@ -335,12 +325,8 @@ def _guest_loss(
     total = key.encrypt_ints([plain_mant], G_EXP, ctx.rng).add(u_hosts[0][1])
     for k in range(1, len(u_hosts)):
         host = ctx.hosts[k]
-        ctx.channel.send(
-            host, "lr.cross_in", cipher_to_msg(u_b.obfuscate(ctx.rng, ctx.compute)), round=step
-        )
-        msg = ctx.channel.recv(host, "lr.cross_out", round=step)
-        cross = cipher_from_msg(msg, key, host, "lr.cross_out", count=1)
-        _check_exponent(cross, G_EXP, host, "lr.cross_out")
+        ctx.send(LR_CROSS_IN, host, u_b.obfuscate(ctx.rng, ctx.compute), round=step)
+        cross = ctx.recv(LR_CROSS_OUT, host, round=step, key=key, count=1)
         total = total.add(cross.mul_int(2)).add(u_hosts[k][1])
         u_b = u_b.add(u_hosts[k][0])
     q = quantise(4.0 - 8.0 * y + 2.0 * u_a, X_EXP)
@@ -350,22 +336,8 @@ def _guest_loss(
 def _recv_forward(
     ctx: RoleContext, key: PublicKey, host: str, step: int, count: int
 ) -> tuple[CipherVector, CipherVector]:
-    u = cipher_from_msg(
-        ctx.channel.recv(host, "lr.host_forward", round=step),
-        key,
-        host,
-        "lr.host_forward",
-        count=count,
-    )
-    sq = cipher_from_msg(
-        ctx.channel.recv(host, "lr.host_square_sum", round=step),
-        key,
-        host,
-        "lr.host_square_sum",
-        count=1,
-    )
-    if u.exponent != U_EXP or sq.exponent != G_EXP:
-        raise ProtocolError(f"host '{host}' used fixed-point exponents this version does not")
+    u = ctx.recv(LR_HOST_FORWARD, host, round=step, key=key, count=count)
+    sq = ctx.recv(LR_HOST_SQUARE_SUM, host, round=step, key=key, count=1)
     return u, sq
 
 
@@ -384,10 +356,8 @@ def _masked_update(
     masks = [ctx.rng.randbits(MASK_BITS) for _ in range(len(w))]
     masked = gradient.add(key.encrypt_ints(masks, gradient.exponent, ctx.rng, ctx.compute))
     arbiter = _arbiter(ctx)
-    ctx.channel.send(arbiter, "lr.masked_gradient", cipher_to_msg(masked), round=step)
-    values = ints_from_msg(
-        ctx.channel.recv(arbiter, "lr.gradient", round=step), arbiter, "lr.gradient", len(w)
-    )
+    ctx.send(LR_MASKED_GRADIENT, arbiter, masked, round=step)
+    values = ctx.recv(LR_GRADIENT, arbiter, round=step, count=len(w))
     n = int(key.n)
     g_int = decode_ints([(v - r) % n for v, r in zip(values, masks, strict=True)], n)
     g = np.array([float(x) for x in g_int]) * 16.0**gradient.exponent
@@ -399,31 +369,22 @@ def _job_key(ctx: RoleContext, params: LrParams, state: dict[str, t.Any] | None)
     """The arbiter's public key: received now, or as the round checkpoint kept it."""
     arbiter = _arbiter(ctx)
     if state is None:
-        msg = ctx.channel.recv(arbiter, "lr.public_key")
-    else:
-        msg = PublicKeyMsg(n=bytes.fromhex(str(state["key"])))
+        key = ctx.recv(
+            LR_PUBLIC_KEY,
+            arbiter,
+            key_bits=params.key_bits,
+            insecure_test_key=params.insecure_test_key,
+        )
+        key.prepare_obfuscation(ctx.rng)
+        return key
+    msg = PublicKeyMsg(n=bytes.fromhex(str(state["key"])))
     return job_public_key(
-        msg,
-        arbiter,
-        ctx.rng,
-        key_bits=params.key_bits,
-        insecure_test_key=params.insecure_test_key,
+        msg, arbiter, ctx.rng, key_bits=params.key_bits, insecure_test_key=params.insecure_test_key
     )
 
 
-def _check_exponent(cv: CipherVector, expected: int, sender: str, tag: str) -> None:
-    if cv.exponent != expected:
-        raise ProtocolError(
-            f"'{sender}' sent '{tag}' at fixed-point exponent {cv.exponent}, expected "
-            f"{expected}; the parties run incompatible lianmo versions"
-        )
-
-
 def _epoch_end(ctx: RoleContext, step: int) -> bool:
-    msg = ctx.channel.recv(_arbiter(ctx), "lr.epoch_end", round=step)
-    if not isinstance(msg, Signal) or msg.value not in ("stop", "continue"):
-        raise ProtocolError("arbiter sent a malformed epoch decision")
-    return msg.value == "stop"
+    return ctx.recv(LR_EPOCH_END, _arbiter(ctx), round=step) == "stop"
 
 
 def _arbiter(ctx: RoleContext) -> str:

@@ -15,23 +15,26 @@ import numpy as np
 
 from lianmo.models.logistic import sigmoid
 from lianmo.protocols.context import RoleContext
-from lianmo.wire.convert import floats_from_msg, floats_to_msg
+from lianmo.wire.step import Step
+from lianmo.wire.steps import PREDICT_PARTIAL
 
 PHASE = "predict"
 
 
 def score_guest(
-    ctx: RoleContext, u_guest: np.ndarray, *, tag: str = "predict.partial"
+    ctx: RoleContext, u_guest: np.ndarray, *, step: Step[np.ndarray, np.ndarray] = PREDICT_PARTIAL
 ) -> np.ndarray:
     """Guest side: combine the hosts' partial scores with its own; returns probabilities."""
     total = np.array(u_guest, dtype=np.float64)
     for i, host in enumerate(ctx.hosts):
-        total += floats_from_msg(ctx.channel.recv(host, tag), host, tag, len(total))
+        total += ctx.recv(step, host, count=len(total))
         ctx.progress(PHASE, i + 1, len(ctx.hosts), f"partial scores from {host}")
     return np.asarray(sigmoid(total), dtype=np.float64)
 
 
-def score_host(ctx: RoleContext, u_host: np.ndarray, *, tag: str = "predict.partial") -> None:
+def score_host(
+    ctx: RoleContext, u_host: np.ndarray, *, step: Step[np.ndarray, np.ndarray] = PREDICT_PARTIAL
+) -> None:
     """Host side: send this host's partial linear scores to the guest."""
-    ctx.channel.send(ctx.guest, tag, floats_to_msg(u_host))
+    ctx.send(step, ctx.guest, u_host)
     ctx.progress(PHASE, 1, 1, f"{len(u_host)} partial scores sent")

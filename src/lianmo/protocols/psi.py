@@ -16,10 +16,16 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from lianmo.crypto.psi import POINT_BYTES, PointIndex, PsiKey, hash_ids_packed
-from lianmo.errors import DataError, ProtocolError
+from lianmo.errors import DataError
 from lianmo.protocols.context import RoleContext
-from lianmo.wire.convert import count_from_msg
-from lianmo.transport.messages import IndexList, PointList, Signal
+from lianmo.wire.step import Step
+from lianmo.wire.steps import (
+    PSI_GUEST_SET,
+    PSI_GUEST_SET_DOUBLE,
+    PSI_HOST_SET,
+    PSI_POSITIONS,
+    PSI_SIZE,
+)
 
 PHASE = "align"
 #: points per PSI message: 16 MiB of 32-byte points
@@ -57,25 +63,20 @@ def align_guest(
     for k, (lo, hi) in enumerate(spans):
         hashed = hash_ids_packed(ids[lo:hi], psi_salt(ctx.job_id), ctx.compute)
         points = key.blind_packed(hashed, ctx.compute)
-        ctx.channel.broadcast(ctx.hosts, "psi.guest_set", _pack(points), round=k)
+        ctx.broadcast(PSI_GUEST_SET, ctx.hosts, points, round=k)
         ctx.progress(PHASE, 0, 2, f"{hi} of {len(ids)} ids blinded and sent")
     shared = np.ones(len(ids), dtype=bool)
     positions: dict[str, np.ndarray] = {}
     for host in ctx.hosts:
         parts, done = [], 0
-        for part in _recv_set(ctx, host, "psi.host_set"):
+        for part in _recv_set(ctx, host, PSI_HOST_SET):
             parts.append(key.blind_packed(part, ctx.compute))
             done += len(parts[-1]) // POINT_BYTES
             ctx.progress(PHASE, 0, 2, f"{done} ids of host '{host}' blinded")
         index = PointIndex(parts)  # empties parts
         pos = np.empty(len(ids), dtype=np.int64)
         for k, (lo, hi) in enumerate(spans):
-            double = _unpack(ctx.channel.recv(host, "psi.guest_set_double", round=k), host)
-            if len(double) != (hi - lo) * POINT_BYTES:
-                raise ProtocolError(
-                    f"host '{host}' returned {len(double) // POINT_BYTES} blinded ids for "
-                    f"chunk {k} of the guest's ids, which has {hi - lo}"
-                )
+            double = ctx.recv(PSI_GUEST_SET_DOUBLE, host, round=k, count=hi - lo)
             pos[lo:hi] = index.find(double)
             ctx.progress(PHASE, 0, 2, f"{hi} of {len(ids)} ids matched with host '{host}'")
         del index
@@ -85,10 +86,10 @@ def align_guest(
     rows = rows[np.argsort(ids[rows], kind="stable")]
     ctx.progress(PHASE, 1, 2, f"intersection {len(rows)}")
     for host in ctx.hosts:
-        ctx.channel.send(host, "psi.size", Signal("intersection_size", str(len(rows))))
+        ctx.send(PSI_SIZE, host, len(rows))
     _check_minimum(ctx.party, len(rows), min_intersection)
     for host in ctx.hosts:
-        ctx.channel.send(host, "psi.positions", _indices(positions[host][rows]))
+        ctx.send(PSI_POSITIONS, host, positions[host][rows])
     ctx.progress(PHASE, 2, 2, f"intersection {len(rows)}")
     return rows
 
@@ -104,27 +105,19 @@ def align_host(
     for k, (lo, hi) in enumerate(_spans(len(ids))):
         hashed = hash_ids_packed(ids[order[lo:hi]], psi_salt(ctx.job_id), ctx.compute)
         points = key.blind_packed(hashed, ctx.compute)
-        ctx.channel.send(ctx.guest, "psi.host_set", _pack(points), round=k)
+        ctx.send(PSI_HOST_SET, ctx.guest, points, round=k)
         ctx.progress(PHASE, 0, 2, f"{hi} of {len(ids)} ids blinded and sent")
     done = 0
-    for k, part in enumerate(_recv_set(ctx, ctx.guest, "psi.guest_set")):
+    for k, part in enumerate(_recv_set(ctx, ctx.guest, PSI_GUEST_SET)):
         double = key.blind_packed(part, ctx.compute)
-        ctx.channel.send(ctx.guest, "psi.guest_set_double", _pack(double), round=k)
+        ctx.send(PSI_GUEST_SET_DOUBLE, ctx.guest, double, round=k)
         done += len(double) // POINT_BYTES
         ctx.progress(PHASE, 0, 2, f"{done} of the guest's ids blinded and sent back")
-    size = count_from_msg(ctx.channel.recv(ctx.guest, "psi.size"), ctx.guest, "psi.size")
+    size = ctx.recv(PSI_SIZE, ctx.guest)
     ctx.progress(PHASE, 1, 2, f"intersection {size}")
     _check_minimum(ctx.party, size, min_intersection)
-    msg = ctx.channel.recv(ctx.guest, "psi.positions")
-    if not isinstance(msg, IndexList):
-        raise ProtocolError(f"guest '{ctx.guest}' sent {type(msg).__name__}, expected IndexList")
-    pos = np.frombuffer(msg.data, dtype="<u4").astype(np.int64)
-    if len(pos) != size or len(np.unique(pos)) != len(pos) or (len(pos) and pos.max() >= len(ids)):
-        raise ProtocolError(
-            f"guest '{ctx.guest}' sent {len(pos)} intersection positions that do not fit the "
-            f"host's {len(ids)} ids or the announced size {size}"
-        )
-    rows = order[pos]
+    pos = ctx.recv(PSI_POSITIONS, ctx.guest, count=size, below=len(ids))
+    rows: np.ndarray = order[pos]
     rows = rows[np.argsort(ids[rows], kind="stable")]
     ctx.progress(PHASE, 2, 2, f"intersection {len(rows)}")
     return rows
@@ -143,11 +136,11 @@ def _spans(n: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + CHUNK_POINTS, n)) for lo in starts]
 
 
-def _recv_set(ctx: RoleContext, sender: str, tag: str) -> Iterator[bytes]:
+def _recv_set(ctx: RoleContext, sender: str, step: Step[bytes, bytes]) -> Iterator[bytes]:
     """The packed chunks of a point set, in order, until the short chunk that ends it."""
     k = 0
     while True:
-        part = _unpack(ctx.channel.recv(sender, tag, round=k), sender)
+        part = ctx.recv(step, sender, round=k)
         yield part
         if len(part) < CHUNK_POINTS * POINT_BYTES:
             return
@@ -161,25 +154,3 @@ def _check_minimum(party: str, size: int, minimum: int) -> None:
             f"{minimum}; training on so few people could single them out. Check that both "
             "parties use the same id format, or lower alignment.min_intersection"
         )
-
-
-def _pack(packed: bytes) -> PointList:
-    return PointList(count=len(packed) // POINT_BYTES, width=POINT_BYTES, data=packed)
-
-
-def _unpack(msg: object, sender: str) -> bytes:
-    """The packed points of a PointList, checked to be whole and as many as announced."""
-    if (
-        not isinstance(msg, PointList)
-        or msg.width != POINT_BYTES
-        or len(msg.data) != msg.count * POINT_BYTES
-    ):
-        raise ProtocolError(
-            f"party '{sender}' sent a malformed PSI point list (expected {POINT_BYTES}-byte "
-            "points, as many as its count says)"
-        )
-    return msg.data
-
-
-def _indices(values: np.ndarray) -> IndexList:
-    return IndexList(data=values.astype("<u4").tobytes())

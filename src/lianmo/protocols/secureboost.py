@@ -71,18 +71,24 @@ from lianmo.models.tree import (
 )
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.tree_route import SplitRule, route_guest, route_host
-from lianmo.wire.convert import (
-    NO_INDEX,
-    bits_from_msg,
-    bits_to_msg,
-    cipher_from_msg,
-    cipher_to_msg,
-    count_from_msg,
-    indices_from_msg,
-    indices_to_msg,
-    job_public_key,
+from lianmo.transport.messages import PublicKeyMsg
+from lianmo.wire.convert import NO_INDEX, job_public_key
+from lianmo.wire.steps import (
+    SB_CANDIDATES,
+    SB_FINAL,
+    SB_GH,
+    SB_GH_LAYOUT,
+    SB_HISTOGRAMS,
+    SB_NODES,
+    SB_PARTITIONS,
+    SB_PLAN,
+    SB_POSITIONS,
+    SB_PUBLIC_KEY,
+    SB_ROUND_END,
+    SB_SAMPLE,
+    SB_SPLIT_IDS,
+    SB_SPLITS,
 )
-from lianmo.transport.messages import PublicKeyMsg, Signal
 
 PHASE = "train"
 CHECKPOINT = "sb/train"
@@ -180,8 +186,8 @@ def train_guest(
     )
     saved = ctx.checkpoints.restore(CHECKPOINT)
     if saved is None:
-        ctx.channel.broadcast(ctx.hosts, "sb.public_key", PublicKeyMsg(n=public.n_bytes()))
-        ctx.channel.broadcast(ctx.hosts, "sb.plan", Signal("outputs", str(objective.outputs)))
+        ctx.broadcast(SB_PUBLIC_KEY, ctx.hosts, public)
+        ctx.broadcast(SB_PLAN, ctx.hosts, objective.outputs)
     bins = QuantileBins.fit(X, params.max_bins)
     binned = bins.transform(X)
     weights = objective.row_weights(y, params.class_weights)
@@ -238,8 +244,7 @@ def train_guest(
             total,
             f"round {r + 1}: train loss {train_loss[-1]:.5f}, validation loss {val_loss[-1]:.5f}",
         )
-        decision = Signal("round_end", "stop" if stop else "continue")
-        ctx.channel.broadcast(ctx.hosts, "sb.round_end", decision, round=r)  # 6.
+        ctx.broadcast(SB_ROUND_END, ctx.hosts, "stop" if stop else "continue", round=r)  # 6.
         ctx.checkpoints.save(
             CHECKPOINT,
             {
@@ -266,7 +271,7 @@ def train_guest(
     if params.early_stopping_rounds is None:
         best, best_F_val = len(train_loss), F_val
     kept = best * objective.outputs
-    ctx.channel.broadcast(ctx.hosts, "sb.final", Signal("trees", str(kept)))
+    ctx.broadcast(SB_FINAL, ctx.hosts, kept)
     model.trees = model.trees[:kept]
     model.rules = [rule for rule in model.rules if rule.tree < kept]  # a suffix: ids hold
     return GuestResult(
@@ -313,7 +318,7 @@ class _GuestGrower:
         n = len(g)
         sample = _sample_rows(ctx, n, p.subsample, t)
         if p.subsample < 1.0:
-            ctx.channel.broadcast(ctx.hosts, "sb.sample", indices_to_msg(sample), round=t)
+            ctx.broadcast(SB_SAMPLE, ctx.hosts, sample, round=t)
         gh = quantise_gh(g[sample], h[sample], len(sample))
         packing = Packing.for_sums((gh.value_bits, gh.value_bits), len(sample))
         started = time.perf_counter()
@@ -321,10 +326,8 @@ class _GuestGrower:
         encrypted = self.private.encrypt_ints(packed, 0, ctx.rng, ctx.compute)
         self.timings.add("encrypt", started)
         self.timings.count("encryptions", len(sample))
-        ctx.channel.broadcast(
-            ctx.hosts, "sb.gh_layout", Signal("value_bits", str(gh.value_bits)), round=t
-        )
-        ctx.channel.broadcast(ctx.hosts, "sb.gh", cipher_to_msg(encrypted), round=t)  # 1.
+        ctx.broadcast(SB_GH_LAYOUT, ctx.hosts, gh.value_bits, round=t)
+        ctx.broadcast(SB_GH, ctx.hosts, encrypted, round=t)  # 1.
         features = _sample_features(ctx, self.binned.shape[1], p.colsample, t)
         in_sample = np.zeros(n, dtype=bool)
         in_sample[sample] = True
@@ -337,7 +340,7 @@ class _GuestGrower:
         open_nodes = [0]
         for depth in range(p.tree.depth):
             if not open_nodes:  # the tree stopped early: tell the hosts
-                ctx.channel.broadcast(ctx.hosts, "sb.nodes", indices_to_msg([]), round=t)
+                ctx.broadcast(SB_NODES, ctx.hosts, [], round=t)
                 break
             local = np.full(n, -1, dtype=np.int64)
             for j, node_id in enumerate(open_nodes):
@@ -345,8 +348,8 @@ class _GuestGrower:
             pairs = [v for node_id in open_nodes for v in (node_id, _wire_parent(parents[node_id]))]
             positions = np.where(local >= 0, local, NO_INDEX)
             for host in ctx.hosts:  # 2.
-                ctx.channel.send(host, "sb.nodes", indices_to_msg(pairs), round=t)
-                ctx.channel.send(host, "sb.positions", indices_to_msg(positions), round=t)
+                ctx.send(SB_NODES, host, pairs, round=t)
+                ctx.send(SB_POSITIONS, host, positions, round=t)
             totals = [
                 (int(g_rows[local == j].sum()), int(h_rows[local == j].sum()))
                 for j in range(len(open_nodes))
@@ -380,7 +383,7 @@ class _GuestGrower:
                     chosen[winner[0]].append((j, winner[1]))
             for host in ctx.hosts:
                 flat = [v for j, tied in chosen[host] for v in (j, len(tied), *tied)]
-                ctx.channel.send(host, "sb.splits", indices_to_msg(flat), round=t)
+                ctx.send(SB_SPLITS, host, flat, round=t)
             goes_left = self._host_partitions(t, chosen, local)
             next_open = []
             for j, node_id in enumerate(open_nodes):
@@ -448,12 +451,9 @@ class _GuestGrower:
         self, host: str, t: int, packing: Packing, gh: GhQuantised
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         ctx = self.ctx
-        counts = indices_from_msg(
-            ctx.channel.recv(host, "sb.candidates", round=t), host, "sb.candidates"
-        )
-        msg = ctx.channel.recv(host, "sb.histograms", round=t)
+        counts = ctx.recv(SB_CANDIDATES, host, round=t)
         total = int(counts.sum())
-        cv = cipher_from_msg(msg, self.private.public_key, host, "sb.histograms")
+        cv = ctx.recv(SB_HISTOGRAMS, host, round=t, key=self.private.public_key)
         started = time.perf_counter()
         try:
             sums = self.private.decrypt_packed(cv, packing, total, ctx.compute)
@@ -480,14 +480,8 @@ class _GuestGrower:
         out: dict[tuple[str, int], tuple[int, np.ndarray]] = {}
         for host in ctx.hosts:
             items = chosen[host]
-            ids = indices_from_msg(
-                ctx.channel.recv(host, "sb.split_ids", round=t),
-                host,
-                "sb.split_ids",
-                count=2 * len(items),
-            )
-            msg = ctx.channel.recv(host, "sb.partitions", round=t)
-            left = bits_from_msg(msg, host, "sb.partitions", len(items), n)
+            ids = ctx.recv(SB_SPLIT_IDS, host, round=t, count=2 * len(items))
+            left = ctx.recv(SB_PARTITIONS, host, round=t, count=len(items), cols=n)
             for i, (j, _) in enumerate(items):
                 if (left[i] & (local != j)).any():
                     raise ProtocolError(
@@ -512,9 +506,7 @@ def train_host(
     saved = ctx.checkpoints.restore(CHECKPOINT)
     key = _job_key(ctx, params, saved)
     if saved is None:
-        outputs = count_from_msg(ctx.channel.recv(ctx.guest, "sb.plan"), ctx.guest, "sb.plan")
-        if not 1 <= outputs <= 256:
-            raise ProtocolError(f"guest '{ctx.guest}' announced {outputs} trees per round")
+        outputs = ctx.recv(SB_PLAN, ctx.guest)
         saved = {"round": -1, "stopped": False, "rules": [], "outputs": outputs}
         saved |= {"timing": {}, "counts": {}}
     outputs = int(saved["outputs"])
@@ -530,14 +522,12 @@ def train_host(
             _HostTree(ctx, key, binned, bins, params, t, opaque, timings).grow(rules)
             route_host(ctx, rules, X_val, depth=params.tree.depth, round=t)
             ctx.progress(PHASE, t + 1, total, f"tree {t + 1}/{total}")
-        msg = ctx.channel.recv(ctx.guest, "sb.round_end", round=r)
-        if not isinstance(msg, Signal) or msg.value not in ("stop", "continue"):
-            raise ProtocolError(f"guest '{ctx.guest}' sent a malformed round decision")
+        decision = ctx.recv(SB_ROUND_END, ctx.guest, round=r)
         ctx.checkpoints.save(
             CHECKPOINT,
             {
                 "round": r,
-                "stopped": msg.value == "stop",
+                "stopped": decision == "stop",
                 "rules": [_rule_row(rule) for rule in rules],
                 "outputs": outputs,
                 "key": key.n_bytes().hex(),
@@ -545,9 +535,9 @@ def train_host(
                 "counts": timings.counts,
             },
         )
-        if msg.value == "stop":
+        if decision == "stop":
             break
-    kept = count_from_msg(ctx.channel.recv(ctx.guest, "sb.final"), ctx.guest, "sb.final")
+    kept = ctx.recv(SB_FINAL, ctx.guest)
     rules = [rule for rule in rules if rule.tree < kept]
     counts: dict[str, dict[str, float]] = {}
     for rule in rules:
@@ -576,54 +566,35 @@ class _HostTree:
         ctx, t, n = self.ctx, self.t, self.binned.shape[0]
         guest = ctx.guest
         if self.params.subsample < 1.0:
-            msg = ctx.channel.recv(guest, "sb.sample", round=t)
-            sample = indices_from_msg(msg, guest, "sb.sample", below=n)
-            if len(np.unique(sample)) != len(sample):
-                raise ProtocolError(f"guest '{guest}' sent a row sample with repeated rows")
+            sample = ctx.recv(SB_SAMPLE, guest, round=t, below=n)
         else:
             sample = np.arange(n)
-        layout = ctx.channel.recv(guest, "sb.gh_layout", round=t)
-        value_bits = count_from_msg(layout, guest, "sb.gh_layout")
-        if not 1 <= value_bits <= 62:
-            raise ProtocolError(f"guest '{guest}' sent an impossible (g, h) layout")
+        value_bits = ctx.recv(SB_GH_LAYOUT, guest, round=t)
         packing = Packing.for_sums((value_bits, value_bits), max(len(sample), 1))
-        gh = cipher_from_msg(
-            ctx.channel.recv(guest, "sb.gh", round=t), self.key, guest, "sb.gh", count=len(sample)
-        )
+        gh = ctx.recv(SB_GH, guest, round=t, key=self.key, count=len(sample))
         features = _sample_features(ctx, self.binned.shape[1], self.params.colsample, t)
         B = self.binned[np.ix_(sample, features)]
         nb = max((self.bins.n_bins(f) for f in features), default=1)
         F = len(features)
         previous: dict[int, CipherVector] = {}
         for _depth in range(self.params.tree.depth):
-            pairs = indices_from_msg(
-                ctx.channel.recv(guest, "sb.nodes", round=t), guest, "sb.nodes"
-            )
+            pairs = ctx.recv(SB_NODES, guest, round=t)
             if len(pairs) == 0:
                 break
             if len(pairs) % 2:
                 raise ProtocolError(f"guest '{guest}' sent a malformed 'sb.nodes'")
             node_ids, parent_ids = pairs[0::2], pairs[1::2]
             m = len(node_ids)
-            local = indices_from_msg(
-                ctx.channel.recv(guest, "sb.positions", round=t),
-                guest,
-                "sb.positions",
-                count=n,
-                below=m,
-                allow_none=True,
-            )
+            local = ctx.recv(SB_POSITIONS, guest, round=t, count=n, below=m)
             at = local[sample]
             started = time.perf_counter()
             hist = self._histograms(gh, B, at, node_ids, parent_ids, previous, nb)
             cells, counts, offered = self._candidates(hist, B, at, m, nb, F, t)
             packed = cells.pack(packing, ctx.compute).obfuscate(ctx.rng, ctx.compute)
             self.timings.add("histogram", started)
-            ctx.channel.send(guest, "sb.candidates", indices_to_msg(counts), round=t)
-            ctx.channel.send(guest, "sb.histograms", cipher_to_msg(packed), round=t)  # 3.
-            chosen = indices_from_msg(
-                ctx.channel.recv(guest, "sb.splits", round=t), guest, "sb.splits"
-            )
+            ctx.send(SB_CANDIDATES, guest, counts, round=t)
+            ctx.send(SB_HISTOGRAMS, guest, packed, round=t)  # 3.
+            chosen = ctx.recv(SB_SPLITS, guest, round=t)
             ids, lefts = [], []
             for j, tied in _parse_choices(chosen, guest, offered):
                 # ties in gain: the lowest (feature, bin), as if candidates were unshuffled
@@ -633,10 +604,8 @@ class _HostTree:
                 ids.extend([len(rules), int(self.opaque[f])])
                 rules.append(SplitRule(f, self.bins.threshold(f, b), t))
                 lefts.append((local == j) & (self.binned[:, f] <= b))
-            ctx.channel.send(guest, "sb.split_ids", indices_to_msg(ids), round=t)
-            ctx.channel.send(
-                guest, "sb.partitions", bits_to_msg(np.array(lefts).reshape(len(lefts), n)), round=t
-            )
+            ctx.send(SB_SPLIT_IDS, guest, ids, round=t)
+            ctx.send(SB_PARTITIONS, guest, np.array(lefts).reshape(len(lefts), n), round=t)
             previous = {int(node_ids[j]): hist[j] for j in range(m)}
 
     def _histograms(
@@ -764,9 +733,15 @@ def _rule_row(rule: SplitRule) -> list[int | float]:
 def _job_key(ctx: RoleContext, params: BoostParams, saved: dict[str, Any] | None) -> PublicKey:
     """The guest's public key: received now, or as the round checkpoint kept it."""
     if saved is None:
-        msg = ctx.channel.recv(ctx.guest, "sb.public_key")
-    else:
-        msg = PublicKeyMsg(n=bytes.fromhex(str(saved["key"])))
+        key = ctx.recv(
+            SB_PUBLIC_KEY,
+            ctx.guest,
+            key_bits=params.key_bits,
+            insecure_test_key=params.insecure_test_key,
+        )
+        key.prepare_obfuscation(ctx.rng)
+        return key
+    msg = PublicKeyMsg(n=bytes.fromhex(str(saved["key"])))
     return job_public_key(
         msg,
         ctx.guest,

@@ -24,7 +24,7 @@ import numpy as np
 from lianmo.errors import ProtocolError
 from lianmo.models.tree import Tree
 from lianmo.protocols.context import RoleContext
-from lianmo.wire.convert import bits_from_msg, bits_to_msg, indices_from_msg, indices_to_msg
+from lianmo.wire.steps import SB_ROUTE, RouteSteps
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ def route_guest(
     *,
     depth: int,
     round: int = 0,
-    tag: str = "sb.route",
+    steps: RouteSteps = SB_ROUTE,
 ) -> np.ndarray:
     """Guest side: the leaf index of every row in every tree, shape (len(trees), rows)."""
     n = X.shape[0]
@@ -75,15 +75,16 @@ def route_guest(
             mask = np.zeros((len(items), n), dtype=bool)
             for j, (_, _, rows) in enumerate(items):
                 mask[j, rows] = True
-            ctx.channel.send(host, f"{tag}.splits", indices_to_msg(ids), round=round)
-            ctx.channel.send(host, f"{tag}.rows", bits_to_msg(mask), round=round)
+            ctx.send(steps.splits, host, ids, round=round)
+            ctx.send(steps.rows, host, mask, round=round)
         for host, items in asks.items():  # 2.
-            msg = ctx.channel.recv(host, f"{tag}.left", round=round)
-            left_bits = bits_from_msg(msg, host, f"{tag}.left", len(items), n)
+            left_bits = ctx.recv(steps.left, host, round=round, count=len(items), cols=n)
             for j, (t, node_id, rows) in enumerate(items):
                 left = left_bits[j]
                 if left.sum() != left[rows].sum():
-                    raise ProtocolError(f"host '{host}' answered '{tag}.left' for rows not asked")
+                    raise ProtocolError(
+                        f"host '{host}' answered '{steps.left.tag}' for rows not asked"
+                    )
                 node = trees[t].nodes[node_id]
                 _move(at[t], rows, left[rows], node.left, node.right)
     return at
@@ -96,29 +97,18 @@ def route_host(
     *,
     depth: int,
     round: int = 0,
-    tag: str = "sb.route",
+    steps: RouteSteps = SB_ROUTE,
 ) -> None:
     """Host side: answer ``depth`` steps of routing questions about this host's splits."""
     n = X.shape[0]
     for _ in range(depth):
-        ids = indices_from_msg(
-            ctx.channel.recv(ctx.guest, f"{tag}.splits", round=round),
-            ctx.guest,
-            f"{tag}.splits",
-            below=len(rules),
-        )
-        mask = bits_from_msg(
-            ctx.channel.recv(ctx.guest, f"{tag}.rows", round=round),
-            ctx.guest,
-            f"{tag}.rows",
-            len(ids),
-            n,
-        )
+        ids = ctx.recv(steps.splits, ctx.guest, round=round, below=len(rules))
+        mask = ctx.recv(steps.rows, ctx.guest, round=round, count=len(ids), cols=n)
         left = np.zeros_like(mask)
         for j, split_id in enumerate(ids):
             rows = np.flatnonzero(mask[j])
             left[j, rows] = rules[int(split_id)].goes_left(X, rows)
-        ctx.channel.send(ctx.guest, f"{tag}.left", bits_to_msg(left), round=round)
+        ctx.send(steps.left, ctx.guest, left, round=round)
 
 
 def _move(at: np.ndarray, rows: np.ndarray, left: np.ndarray, to_left: int, to_right: int) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from lianmo.errors import (
     ProtocolError,
@@ -41,6 +41,10 @@ class Inbox:
         Where messages are kept durably; without one they are held in memory.
     max_job_bytes
         Limit on the payload bytes this party accepts in the job, from all senders.
+    screen
+        Called with every arriving message's header before its payload is read; raises
+        to refuse it (the node refuses tags, directions and payload types that no
+        protocol step allows: :meth:`lianmo.wire.step.Registry.screen`).
     """
 
     def __init__(
@@ -51,8 +55,10 @@ class Inbox:
         *,
         spool: Spool | None = None,
         max_job_bytes: int | None = None,
+        screen: Callable[[Envelope], None] | None = None,
     ) -> None:
         self.job_id = job_id
+        self._screen = screen
         self.party = party
         self._senders = frozenset(senders) - {party}
         self._spool = spool
@@ -73,9 +79,12 @@ class Inbox:
         spool: Spool,
         *,
         max_job_bytes: int | None = None,
+        screen: Callable[[Envelope], None] | None = None,
     ) -> Inbox:
         """The inbox of a job as its spool left it (read position at the start)."""
-        inbox = cls(job_id, party, senders, spool=spool, max_job_bytes=max_job_bytes)
+        inbox = cls(
+            job_id, party, senders, spool=spool, max_job_bytes=max_job_bytes, screen=screen
+        )
         for held in spool.load():
             sender = held.header.sender
             queue = inbox._held.get(sender)
@@ -117,6 +126,8 @@ class Inbox:
         any payload is read. Returns True for a duplicate.
         """
         self.admit(header.job_id, header.sender, header.receiver, header.describe())
+        if self._screen is not None:
+            self._screen(header)
         # One message per sender at a time keeps its order; a slow sender blocks no other.
         with self._sender_locks[header.sender]:
             with self._cond:

@@ -145,6 +145,14 @@ _DECODERS: dict[str, tuple[type, Callable[[object], Payload]]] = {
 }
 
 
+def payload_type_of(cls: type) -> str:
+    """The ``payload_type`` an envelope carrying a payload of class ``cls`` names."""
+    try:
+        return _ENCODERS[cls][0]
+    except KeyError:
+        raise TypeError(f"not a wire payload: {cls.__name__}") from None
+
+
 def encode_payload(payload: Payload) -> tuple[str, bytes]:
     """Return ``(payload_type, bytes)`` for a payload dataclass."""
     try:
