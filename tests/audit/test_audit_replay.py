@@ -89,7 +89,7 @@ def test_a_changed_validation_cell_diverges_only_at_the_validation_round(
     assert info.value.round == scoring["round"]
     assert (
         f"diverged at round {scoring['round']}: message 'predict.validation' "
-        "(host -> guest: u_k of the validation rows)"
+        "(host → guest: u_k of the validation rows)"
         in str(info.value)
     )
     assert "Likely cause: data changed" in str(info.value)
@@ -100,7 +100,7 @@ def test_a_wrong_seed_is_named(audited_jobs: AuditedJobs, tmp_path: Path) -> Non
     (jobs.job_dir(ARBITER, "lr-a") / "drbg.seed").write_bytes(bytes(32))
     with pytest.raises(Divergence) as info:
         replay_job(jobs.configs[ARBITER], jobs.job_dir(ARBITER, "lr-a"))
-    assert "message 'lr.public_key' (arbiter -> guest or host: " in str(info.value)
+    assert "message 'lr.public_key' (arbiter → guest or host: " in str(info.value)
     assert "Likely cause: seed wrong" in str(info.value)
 
 

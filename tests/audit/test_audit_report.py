@@ -15,9 +15,11 @@ import pytest
 
 from lianmo.audit.log import read_records
 from lianmo.audit.report import render_html, render_markdown, write_report
+from lianmo.audit.report_blocks import md_escape
 from lianmo.audit.signing import key_id
 from lianmo.audit.svg import line_chart, nice_ticks
 from lianmo.audit.verify import JobVerdict, PartyLog, Problem, verify
+from lianmo.wire.steps import REGISTRY
 from tests.audit.jobs import boost_spec, predict_spec
 from tests.node.inprocess_nodes import (
     ARBITER,
@@ -146,6 +148,23 @@ def test_message_table_adds_up_to_the_logged_sizes(
     volume = _svg(render_html(verdicts[job_id]), "message-volume")
     assert volume.count('class="bar"') == len(rows)
     assert all(f">{pair}</text>" in volume for pair in sent)  # legend
+
+
+@pytest.mark.parametrize("job_id", [LR, SB])
+def test_message_steps_table_names_every_step_as_the_registry_declares_it(
+    root: Path, verdicts: dict[str, JobVerdict], job_id: str
+) -> None:
+    count: Counter[str] = Counter()
+    for party in PARTIES:
+        for r in _log(root, party, job_id):
+            if r["kind"] == "message" and r["direction"] == "sent":
+                count[str(r["tag"])] += 1
+    rows = _table(render_markdown(verdicts[job_id]), "| step | from → to |")
+    assert {row[0]: int(row[3]) for row in rows} == dict(count)
+    for tag, who, carries, _n, _size in rows:
+        step = REGISTRY.get(tag)
+        assert step is not None
+        assert (who, carries) == (md_escape(step.direction()), md_escape(step.carries))
 
 
 def test_html_is_one_self_contained_page_without_scripts(

@@ -245,7 +245,7 @@ def test_a_received_payload_other_than_the_one_sent_is_named(
     problem = _first(_verdict(jobs.root, "lr-b"))
     assert (problem.party, problem.seq) == (HOST, k), str(problem)
     assert (
-        f"but '{ARBITER}' logged sending 'lr.gradient' (arbiter -> guest or host: "
+        f"but '{ARBITER}' logged sending 'lr.gradient' (arbiter → guest or host: "
         "X_pᵀ 4d + r_p, decrypted)" in problem.text
     )
     assert "differs in sha256" in problem.text

@@ -76,7 +76,7 @@ def test_a_tag_declared_twice_is_refused() -> None:
 
 def test_describe_names_the_step_and_an_unknown_tag() -> None:
     assert steps.describe("lr.masked_gradient") == (
-        "'lr.masked_gradient' (guest or host -> arbiter: [[X_pᵀ 4d + r_p]], masked)"
+        "'lr.masked_gradient' (guest or host → arbiter: [[X_pᵀ 4d + r_p]], masked)"
     )
     assert steps.describe("lr.bogus") == "'lr.bogus' (not a step of this lianmo version)"
 
@@ -116,7 +116,7 @@ def _screened_inbox() -> Inbox:
             Signal("x"),
             "broker",
             r"'lr.gradient' from 'broker' \(guest\) to 'platform' \(host\) is not a step of any "
-            r"lianmo protocol: it goes arbiter -> guest or host",
+            r"lianmo protocol: it goes arbiter → guest or host",
         ),
         (
             "lr.epoch_end",

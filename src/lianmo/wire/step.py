@@ -353,7 +353,7 @@ class Step(t.Generic[In, Out]):
             )
 
     def direction(self) -> str:
-        return f"{' or '.join(self.senders)} -> {' or '.join(self.receivers)}"
+        return f"{' or '.join(self.senders)} → {' or '.join(self.receivers)}"
 
 
 class Registry:
