@@ -22,7 +22,7 @@ from lianmo.compute import (
     chunk_bounds,
     make_backend,
 )
-from lianmo.compute.backend import usable_cores
+from lianmo.compute.backend import cpu_quota_cores, usable_cores
 from lianmo.compute.ray_backend import RayBackend
 from lianmo.config import PartyConfig
 from lianmo.crypto import CipherVector, Drbg, PrivateKey, PublicKey, generate_keypair
@@ -138,6 +138,92 @@ def test_make_backend() -> None:
     for kind in ("", "Serial", "LOCAL", "Ray"):
         with pytest.raises(ConfigError, match="unknown compute backend"):
             make_backend(kind)
+
+
+def fake_cgroup(root: Path, files: dict[str, str]) -> Path:
+    """Write cgroup files (paths relative to ``root``) and return ``root``."""
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+@pytest.fixture()
+def sixty_four_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process may run on 64 cores, like a pod on a large Kubernetes node."""
+    monkeypatch.setattr("lianmo.compute.backend.os.sched_getaffinity", lambda pid: set(range(64)))
+
+
+@pytest.mark.parametrize(
+    ("files", "cores"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 2),  # v2: 1.5 CPUs rounds up
+        ({"cpu.max": "200000 100000\n"}, 2),
+        ({"cpu.max": "50000 100000\n"}, 1),  # half a CPU still gets one worker
+        ({"cpu.max": "400000 50000\n"}, 8),
+        ({"cpu.max": "max 100000\n"}, 64),  # v2: no limit
+        ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3),
+        (
+            {
+                "cpu,cpuacct/cpu.cfs_quota_us": "250000\n",
+                "cpu,cpuacct/cpu.cfs_period_us": "100000\n",
+            },
+            3,
+        ),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, 64),  # v1
+        ({}, 64),  # no cgroup files at all (not Linux, or not mounted)
+        ({"cpu.max": "100000000 100000\n"}, 64),  # a quota above the affinity count
+    ],
+    ids=[
+        "v2-1.5", "v2-2", "v2-0.5", "v2-period-50ms", "v2-max", "v1-cpu", "v1-cpu,cpuacct",
+        "v1-unlimited", "none", "v2-1000",
+    ],
+)
+def test_pool_sized_from_container_cpu_quota(
+    tmp_path: Path, sixty_four_cores: None, files: dict[str, str], cores: int
+) -> None:
+    root = fake_cgroup(tmp_path, files)
+    assert usable_cores(root) == cores
+    with ProcessPoolBackend(cgroup_root=root) as backend:  # the pool starts on first use
+        assert backend.workers == cores
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"cpu.max": "lots 100000\n"},
+        {"cpu.max": "\n"},
+        {"cpu.max": "200000\n"},
+        {"cpu.max": "200000 100000 7\n"},
+        {"cpu.max": "200000 0\n"},
+        {"cpu.max": "0 100000\n"},
+        {"cpu.max": "-5 100000\n"},
+        {"cpu/cpu.cfs_quota_us": "many\n", "cpu/cpu.cfs_period_us": "100000\n"},
+        {"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "\xff\n"},
+    ],
+)
+def test_garbled_cpu_quota_falls_back_to_affinity(
+    tmp_path: Path,
+    sixty_four_cores: None,
+    files: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    root = fake_cgroup(tmp_path, files)
+    assert cpu_quota_cores(root) is None
+    assert usable_cores(root) == 64
+    assert "ignoring the CPU quota" in caplog.text and "[compute] workers" in caplog.text
+
+
+def test_v1_quota_needs_both_files(tmp_path: Path, sixty_four_cores: None) -> None:
+    root = fake_cgroup(tmp_path, {"cpu/cpu.cfs_quota_us": "200000\n"})
+    assert cpu_quota_cores(root) is None and usable_cores(root) == 64
+
+
+def test_explicit_workers_ignore_the_cpu_quota(tmp_path: Path) -> None:
+    root = fake_cgroup(tmp_path, {"cpu.max": "100000 100000\n"})
+    with ProcessPoolBackend(3, cgroup_root=root) as backend:
+        assert backend.workers == 3
 
 
 @pytest.mark.parametrize("workers", [0, -1, True, 1.5, "2"])

@@ -8,9 +8,11 @@ all randomness before splitting. Two backends ship here:
 
 * :class:`SerialBackend` runs chunks one after another in the calling process;
 * :class:`ProcessPoolBackend` (the default for party nodes) runs them on a pool of
-  worker processes, one per core. Workers are started with ``spawn`` (never ``fork``:
-  a party node has gRPC threads that a forked child must not inherit) and live as long
-  as the backend, so per-key tables they cache are built once per worker.
+  worker processes, one per core the process may use (its CPU affinity, capped by a
+  container's CPU quota: see :func:`usable_cores`). Workers are started with ``spawn``
+  (never ``fork``: a party node has gRPC threads that a forked child must not inherit)
+  and live as long as the backend, so per-key tables they cache are built once per
+  worker.
 
 :class:`~lianmo.compute.ray_backend.RayBackend` runs the same chunks as tasks on a Ray
 cluster; chunks and kernels are plain picklable values and functions, so nothing above
@@ -21,17 +23,26 @@ a backend that ships chunks to other machines ships the key with them.
 from __future__ import annotations
 
 import abc
+import logging
 import multiprocessing
 import os
 import threading
 import typing as t
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 from lianmo.errors import ConfigError, LianmoError
 
 T = t.TypeVar("T")
 R = t.TypeVar("R")
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Where Linux mounts control groups; inside a container this is the container's own group.
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: cgroup v1 folders that may hold the CFS quota (the controllers are often co-mounted).
+_CGROUP_V1_CPU_DIRS = ("cpu", "cpu,cpuacct", "cpuacct,cpu")
 
 
 class ComputeBackend(abc.ABC):
@@ -84,7 +95,7 @@ class SerialBackend(ComputeBackend):
 
 
 class ProcessPoolBackend(ComputeBackend):
-    """Runs chunks on a pool of ``workers`` spawned processes (default: all cores).
+    """Runs chunks on a pool of ``workers`` spawned processes (default: all usable cores).
 
     The pool starts on first use. A single chunk runs in the calling process, which
     saves the round trip for small inputs.
@@ -92,11 +103,17 @@ class ProcessPoolBackend(ComputeBackend):
     Parameters
     ----------
     workers : int, optional
-        Number of worker processes; defaults to the number of usable cores.
+        Number of worker processes; defaults to :func:`usable_cores`: the cores this
+        process may run on, capped by the container's CPU quota.
+    cgroup_root : path, optional
+        Where to read the CPU quota when ``workers`` is not given (tests point it at a
+        folder of fake cgroup files).
     """
 
-    def __init__(self, workers: int | None = None) -> None:
-        count = usable_cores() if workers is None else workers
+    def __init__(
+        self, workers: int | None = None, *, cgroup_root: str | os.PathLike[str] = CGROUP_ROOT
+    ) -> None:
+        count = usable_cores(cgroup_root) if workers is None else workers
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ConfigError(f"compute workers must be a positive int, got {workers!r}")
         self.workers = count
@@ -138,12 +155,99 @@ class ProcessPoolBackend(ComputeBackend):
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def usable_cores() -> int:
-    """Return the number of cores this process may run on."""
+def usable_cores(cgroup_root: str | os.PathLike[str] = CGROUP_ROOT) -> int:
+    """Return how many cores this process may use: its CPU affinity, capped by its CPU quota.
+
+    Affinity alone overcounts in a container: a Kubernetes pod limited to 2 CPUs on a
+    64-core node may run on all 64 cores, but only for 2 cores' worth of time, and 64
+    workers of about 100 MiB each would only compete for that time.
+
+    Parameters
+    ----------
+    cgroup_root : path, optional
+        The cgroup mount (``/sys/fs/cgroup``); see :func:`cpu_quota_cores`.
+
+    Returns
+    -------
+    int
+        ``min(affinity count, cpu_quota_cores())``, at least 1.
+    """
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    quota = cpu_quota_cores(cgroup_root)
+    return max(1, cores if quota is None else min(cores, quota))
+
+
+def cpu_quota_cores(cgroup_root: str | os.PathLike[str] = CGROUP_ROOT) -> int | None:
+    """Return the CPU quota of this process's cgroup in whole cores, rounded up.
+
+    Reads cgroup v2's ``cpu.max`` (``"200000 100000"``: quota and period in
+    microseconds, or ``"max 100000"`` for no limit) and, when it is absent, cgroup v1's
+    ``cpu.cfs_quota_us`` and ``cpu.cfs_period_us`` (quota ``-1`` for no limit). A
+    fractional quota rounds up (1.5 CPUs gives 2 workers), so a limit never leaves a
+    part of a core unused.
+
+    Parameters
+    ----------
+    cgroup_root : path, optional
+        The cgroup mount; inside a container it shows the container's own group.
+
+    Returns
+    -------
+    int or None
+        The quota in cores, at least 1; None when there is no limit or the files are
+        missing or unreadable (the caller then uses the affinity count).
+    """
+    root = Path(cgroup_root)
+    v2 = _read_cgroup_file(root / "cpu.max")
+    if v2 is not None:
+        fields = v2.split()
+        if fields[:1] == ["max"]:
+            return None
+        if len(fields) != 2:
+            _log_bad_quota(v2, root / "cpu.max")
+            return None
+        return _quota_cores(root / "cpu.max", fields[0], fields[1])
+    for folder in _CGROUP_V1_CPU_DIRS:
+        quota = _read_cgroup_file(root / folder / "cpu.cfs_quota_us")
+        period = _read_cgroup_file(root / folder / "cpu.cfs_period_us")
+        if quota is not None and period is not None:
+            return _quota_cores(root / folder, quota, period)
+    return None
+
+
+def _read_cgroup_file(path: Path) -> str | None:
+    """Return the stripped text of a cgroup file, or None when it cannot be read."""
+    try:
+        return path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+
+
+def _quota_cores(where: Path, quota: str, period: str) -> int | None:
+    """Return ``ceil(quota / period)``; None for an unlimited (-1) or garbled quota."""
+    try:
+        quota_us, period_us = int(quota), int(period)
+    except ValueError:
+        quota_us = period_us = 0
+    if quota_us == -1:  # cgroup v1: no limit
+        return None
+    if quota_us <= 0 or period_us <= 0:
+        _log_bad_quota(f"{quota} {period}", where)
+        return None
+    return max(1, -(-quota_us // period_us))
+
+
+def _log_bad_quota(text: str, where: Path) -> None:
+    """Log an unreadable CPU quota; the pool then sizes itself from the CPU affinity."""
+    _LOGGER.warning(
+        "ignoring the CPU quota in %s (%r is not 'QUOTA PERIOD' in microseconds); sizing "
+        "the compute pool from the CPU affinity. Set [compute] workers to override",
+        where,
+        text,
+    )
 
 
 def chunk_bounds(total: int, parts: int, min_size: int = 1) -> list[tuple[int, int]]:
@@ -188,7 +292,8 @@ def make_backend(
         processes; for debugging and small machines) or ``"ray"`` (tasks on a Ray
         cluster, see :mod:`lianmo.compute.ray_backend`).
     workers : int, optional
-        Worker processes for ``"local"``; all usable cores by default.
+        Worker processes for ``"local"``; by default all usable cores, capped by the
+        container's CPU quota (:func:`usable_cores`).
     address : str, optional
         The Ray cluster for ``"ray"``: ``"ray://HEAD:10001"``, ``"auto"`` or ``"local"``.
 
