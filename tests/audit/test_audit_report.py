@@ -19,6 +19,8 @@ from lianmo.audit.report_blocks import md_escape
 from lianmo.audit.signing import key_id
 from lianmo.audit.svg import line_chart, nice_ticks
 from lianmo.audit.verify import JobVerdict, PartyLog, Problem, verify
+from lianmo.cli.main import main
+from lianmo.errors import AuditError
 from lianmo.wire.steps import REGISTRY
 from tests.audit.jobs import boost_spec, predict_spec
 from tests.node.inprocess_nodes import (
@@ -207,16 +209,20 @@ def test_phases_and_wall_time_come_from_the_record_times(
     assert guest_phases == pytest.approx(span, abs=0.01)  # the phases tile the job
 
 
+def _flip_a_payload_byte(root: Path, job_id: str) -> None:
+    payloads = sorted((root / GUEST / "jobs" / job_id / "payloads").rglob("*"))
+    victim = next(p for p in payloads if p.is_file() and p.stat().st_size > 100)
+    data = bytearray(victim.read_bytes())
+    data[50] ^= 0x01
+    victim.write_bytes(bytes(data))
+
+
 def test_tampered_payload_turns_the_report_to_fail_with_the_problem(
     root: Path, tmp_path: Path
 ) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(root, copy)
-    payloads = sorted((copy / GUEST / "jobs" / LR / "payloads").rglob("*"))
-    victim = next(p for p in payloads if p.is_file() and p.stat().st_size > 100)
-    data = bytearray(victim.read_bytes())
-    data[50] ^= 0x01
-    victim.write_bytes(bytes(data))
+    _flip_a_payload_byte(copy, LR)
 
     (verdict,) = [v for v in verify([copy]) if v.job_id == LR]
     assert not verdict.ok
@@ -228,6 +234,33 @@ def test_tampered_payload_turns_the_report_to_fail_with_the_problem(
         assert f"- {problem}" in markdown.replace("\\", "")  # Markdown escapes removed
     # what the logs hold is still shown
     assert 'id="loss-curve"' in html and 'id="message-volume"' in html
+
+
+@pytest.mark.parametrize("tampered", [False, True], ids=["untouched", "tampered"])
+def test_cli_report_is_written_and_exits_9_when_verification_fails(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tampered: bool
+) -> None:
+    copy, out = tmp_path / "copy", tmp_path / "audit-report"
+    shutil.copytree(root, copy)
+    if tampered:
+        _flip_a_payload_byte(copy, LR)
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", "report", str(copy), "--out", str(out)])
+
+    assert exit_info.value.code == (AuditError.exit_code if tampered else 0)
+    markdown = (out / "report.md").read_text()  # written either way
+    assert (out / "report.html").is_file()
+    verdicts = f"{LR} FAIL" if tampered else f"{LR} PASS"
+    assert verdicts in markdown and f"{PREDICT} PASS" in markdown
+    err = capsys.readouterr().err
+    if tampered:
+        assert err == (
+            f"lianmo: error: wrote the report to {out}, but 1 of 3 job(s) failed "
+            f"verification ({LR}); the report lists the problems\n"
+        )
+    else:
+        assert err == ""
 
 
 def test_write_report_covers_every_job_once(

@@ -112,7 +112,11 @@ def replay_cmd(config_path: Path, job: str) -> None:
     help="Folder for report.html and report.md.",
 )
 def report_cmd(paths: tuple[Path, ...], out: Path) -> None:
-    """Write an HTML (with charts) and a markdown report of the jobs logged under PATHS."""
+    """Write an HTML (with charts) and a markdown report of the jobs logged under PATHS.
+
+    The report is written whatever the verdict, so an auditor sees what failed; the
+    command then exits 9 if any job failed verification.
+    """
     from lianmo.audit.report import write_report
     from lianmo.audit.verify import verify
 
@@ -120,5 +124,9 @@ def report_cmd(paths: tuple[Path, ...], out: Path) -> None:
     written = write_report(verdicts, out)
     for path in written:
         click.echo(f"wrote {path}")
-    if not all(v.ok for v in verdicts):
-        click.echo("note: verification failed; the report lists the problems", err=True)
+    failed = [v.job_id for v in verdicts if not v.ok]
+    if failed:
+        raise AuditError(
+            f"wrote the report to {out}, but {len(failed)} of {len(verdicts)} job(s) failed "
+            f"verification ({', '.join(failed)}); the report lists the problems"
+        )
