@@ -22,6 +22,10 @@
 Every message names the party, the file or message concerned, what was expected and
 what to do about it: the reader is an operator at another institution who cannot
 look at our logs.
+
+What leaves a party (the job status a coordinator reads, the audit log) is the error's
+:meth:`LianmoError.public_text`: party, data set name, column and row, never local
+paths, ids or cell values. The full message stays in the party's own node log.
 """
 
 from __future__ import annotations
@@ -30,9 +34,30 @@ import typing as t
 
 
 class LianmoError(Exception):
-    """Base class of every error lianmo raises on purpose."""
+    """Base class of every error lianmo raises on purpose.
+
+    Parameters
+    ----------
+    *args
+        The full message, as for any exception: it may name local files, ids and values.
+    public : str, optional
+        The message as told outside the party, without local paths, ids or cell values;
+        None when the full message has none to hide.
+    """
 
     exit_code: t.ClassVar[int] = 1
+
+    def __init__(self, *args: object, public: str | None = None) -> None:
+        super().__init__(*args)
+        self.public = public
+
+    def public_text(self, dataset: str | None = None) -> str | None:
+        """The message for readers outside the party, or None if none was given.
+
+        ``dataset`` is the catalogue name of the data set the job uses, which a
+        :class:`DataError` names in place of its file.
+        """
+        return self.public
 
 
 class ConfigError(LianmoError):
@@ -42,9 +67,49 @@ class ConfigError(LianmoError):
 
 
 class DataError(LianmoError):
-    """A party's table cannot be used: missing columns, duplicate ids, bad cells."""
+    """A party's table cannot be used: missing columns, duplicate ids, bad cells.
+
+    Parameters
+    ----------
+    message : str
+        The full message: the file, line, ids and cell values, for the party itself.
+    party : str, optional
+        The party whose table it is.
+    column : str, optional
+        The column concerned.
+    row : int, optional
+        The 1-based data row concerned.
+    problem : str, optional
+        What is wrong and what to do, without ids, cell values or paths: with the
+        fields above and the data set's name it makes :meth:`public_text`.
+    """
 
     exit_code: t.ClassVar[int] = 3
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        party: str = "",
+        column: str | None = None,
+        row: int | None = None,
+        problem: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.party, self.column, self.row, self.problem = party, column, row, problem
+
+    def public_text(self, dataset: str | None = None) -> str | None:
+        """``party 'P', data set 'D', column 'C', data row N: problem`` (known parts only)."""
+        if self.problem is None:
+            return self.public
+        parts = [f"party '{self.party}'"] if self.party else []
+        if dataset:
+            parts.append(f"data set '{dataset}'")
+        if self.column is not None:
+            parts.append(f"column '{self.column}'")
+        if self.row is not None:
+            parts.append(f"data row {self.row}")
+        return f"{', '.join(parts)}: {self.problem}" if parts else self.problem
 
 
 class CryptoError(LianmoError):

@@ -94,9 +94,10 @@ def test_a_failing_party_is_named_with_its_own_error(
         name="breast_host", path=tmp_path / "bad.csv", id_column="id"
     )
     controls = {n: DirectControl(node) for n, node in nodes.items()}
-    with pytest.raises(JobFailedError, match="platform.*bad.csv") as info:
+    with pytest.raises(JobFailedError, match="platform.*breast_host.*'x1', data row 2") as info:
         run_job(_spec("breast-bad"), controls, poll_interval=0.05)
     assert info.value.party == "platform"
+    assert "bad.csv" not in info.value.reason and "abc" not in info.value.reason
     assert not (tmp_path / "platform/jobs/breast-bad/model.json").exists()
     assert not (tmp_path / "broker/jobs/breast-bad/model.json").exists()
     for name in ("broker", "arbiter"):

@@ -3,7 +3,9 @@
 Nothing here holds a whole file: :func:`iter_chunks` yields a bounded number of rows at a
 time, each chunk checked cell by cell (widths, empty ids, numbers that are finite), so
 a table larger than memory can be scanned. Errors name the party, the file, the column
-and the 1-based data row (and, for CSV, the line).
+and the 1-based data row (and, for CSV, the line); their public form (what a coordinator
+may read, :meth:`lianmo.errors.DataError.public_text`) names the column and row only,
+never the file, an id or a cell's value.
 
 A file whose name ends in ``.parquet`` or ``.pq`` is read with pyarrow; any other name is
 read as CSV. In Parquet, ids may be strings or integers; features and labels must be
@@ -22,7 +24,15 @@ import numpy as np
 
 from lianmo.errors import DataError
 
-__all__ = ["Chunk", "PARQUET_SUFFIXES", "chunk_rows_for", "iter_chunks", "read_header", "where"]
+__all__ = [
+    "Chunk",
+    "PARQUET_SUFFIXES",
+    "chunk_rows_for",
+    "data_error",
+    "iter_chunks",
+    "read_header",
+    "where",
+]
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 #: cells held per chunk (about 50 MB of CSV cell strings); rows per chunk follow from it
@@ -60,6 +70,38 @@ def where(party: str, source: str, column: str | None = None, row: int | None = 
     if row is not None:
         parts.append(f"data row {row}")
     return ", ".join(parts)
+
+
+def data_error(
+    party: str,
+    source: str,
+    problem: str,
+    *,
+    column: str | None = None,
+    row: int | None = None,
+    line: int | None = None,
+    private: str | None = None,
+) -> DataError:
+    """A DataError about ``source``: the full message and its public form.
+
+    Parameters
+    ----------
+    party, source, column, row
+        Where the problem is (``row``: 1-based data row).
+    problem : str
+        What is wrong and what to do, without ids, cell values or paths.
+    line : int, optional
+        The CSV line, named in the full message only.
+    private : str, optional
+        The problem as the party itself reads it, quoting the id or value (default:
+        ``problem``).
+    """
+    at = where(party, source, column=column, row=row)
+    if line is not None:
+        at += f" (line {line})"
+    return DataError(
+        f"{at}: {private or problem}", party=party, column=column, row=row, problem=problem
+    )
 
 
 def chunk_rows_for(n_columns: int) -> int:
@@ -120,8 +162,8 @@ def iter_chunks(
         empty = False
         yield chunk
     if empty:
-        raise DataError(
-            f"{where(party, source)}: the file has a header but no data rows; add the party's rows"
+        raise data_error(
+            party, source, "the file has a header but no data rows; add the party's rows"
         )
 
 
@@ -134,14 +176,18 @@ def _check_header(header: list[str], source: str, party: str) -> None:
     seen: dict[str, int] = {}
     for position, name in enumerate(header, start=1):
         if not name:
-            raise DataError(
-                f"{where(party, source)}: header column {position} has no name; name every "
-                f"column in the first line"
+            raise data_error(
+                party,
+                source,
+                f"header column {position} has no name; name every column in the first line",
             )
         if name in seen:
-            raise DataError(
-                f"{where(party, source, column=name)}: the header names this column twice "
-                f"(columns {seen[name]} and {position}); rename or drop one of them"
+            raise data_error(
+                party,
+                source,
+                f"the header names this column twice (columns {seen[name]} and {position}); "
+                "rename or drop one of them",
+                column=name,
             )
         seen[name] = position
 
@@ -152,14 +198,20 @@ def _check_ids(
     """Refuse an empty id, or one holding a NUL character (ids are kept as UTF-8 bytes)."""
     for offset, row_id in enumerate(ids):
         if not row_id or "\x00" in row_id:
-            line = "" if lines is None else f" (line {int(lines[offset])})"
-            at = f"{where(party, source, column=column, row=start + offset + 1)}{line}"
-            if not row_id:
-                raise DataError(
-                    f"{at}: the id is empty; every row needs an id to be aligned with the "
-                    f"other parties, so fill it in or drop the row"
-                )
-            raise DataError(f"{at}: the id holds a NUL character; remove it from the id")
+            problem = (
+                "the id is empty; every row needs an id to be aligned with the other "
+                "parties, so fill it in or drop the row"
+                if not row_id
+                else "the id holds a NUL character; remove it from the id"
+            )
+            raise data_error(
+                party,
+                source,
+                problem,
+                column=column,
+                row=start + offset + 1,
+                line=None if lines is None else int(lines[offset]),
+            )
 
 
 def _check_finite(
@@ -176,11 +228,15 @@ def _check_finite(
     if bad.size:
         r, c = (int(v) for v in bad[0])
         text = str(values[r, c]) if cell is None else cell(r, c)
-        line = "" if lines is None else f" (line {int(lines[r])})"
-        raise DataError(
-            f"{where(party, source, column=names[c], row=start + r + 1)}{line}: the cell is "
-            f"{text!r}, which is not a finite number; replace missing or infinite "
-            f"values before loading (lianmo does not impute)"
+        fix = "replace missing or infinite values before loading (lianmo does not impute)"
+        raise data_error(
+            party,
+            source,
+            f"the cell is not a finite number (NaN or infinite); {fix}",
+            column=names[c],
+            row=start + r + 1,
+            line=None if lines is None else int(lines[r]),
+            private=f"the cell is {text!r}, which is not a finite number; {fix}",
         )
 
 
@@ -197,13 +253,16 @@ def _open_text(source: str) -> t.TextIO:
 def _csv_errors(source: str, party: str) -> t.Callable[[BaseException], DataError]:
     def convert(exc: BaseException) -> DataError:
         if isinstance(exc, FileNotFoundError):
-            return DataError(
-                f"{where(party, source)}: file not found; check the path in the party config"
-            )
-        return DataError(
-            f"{where(party, source)}: cannot read the file ({exc}); expected a UTF-8 CSV "
-            f"file, gzip-compressed if its name ends in .gz, or a Parquet file ending in "
-            f".parquet"
+            return data_error(party, source, "file not found; check the path in the party config")
+        expected = (
+            "expected a UTF-8 CSV file, gzip-compressed if its name ends in .gz, or a "
+            "Parquet file ending in .parquet"
+        )
+        return data_error(
+            party,
+            source,
+            f"cannot read the file ({type(exc).__name__}); {expected}",
+            private=f"cannot read the file ({exc}); {expected}",
         )
 
     return convert
@@ -219,8 +278,8 @@ def _csv_header(source: str, party: str) -> list[str]:
     except _READ_ERRORS as exc:
         raise _csv_errors(source, party)(exc) from None
     if not header:
-        raise DataError(
-            f"{where(party, source)}: the file is empty; expected a header line naming the columns"
+        raise data_error(
+            party, source, "the file is empty; expected a header line naming the columns"
         )
     return header
 
@@ -278,10 +337,13 @@ def _csv_chunk(
     lines = np.array(line_list, dtype=np.int64)
     for offset, row in enumerate(rows):
         if len(row) != len(header):
-            raise DataError(
-                f"{where(party, source, row=start + offset + 1)} (line {line_list[offset]}): "
+            raise data_error(
+                party,
+                source,
                 f"the row has {len(row)} cells but the header has {len(header)} columns; "
-                f"look for a missing value or a stray comma (quote cells that contain commas)"
+                f"look for a missing value or a stray comma (quote cells that contain commas)",
+                row=start + offset + 1,
+                line=line_list[offset],
             )
     ids = [row[id_index].strip() for row in rows]
     _check_ids(ids, start, lines, header[id_index], source, party)
@@ -309,13 +371,18 @@ def _raise_first_unparsable(
             try:
                 float(cell)
             except ValueError:
-                at = where(party, source, column=names[c], row=start + r + 1)
-                what = "the cell is empty" if not cell.strip() else f"the cell is {cell!r}"
-                raise DataError(
-                    f"{at} (line {lines[r]}): {what} but a number was expected; fix the "
-                    f"cell, or drop the row or the column"
+                empty = not cell.strip()
+                fix = "but a number was expected; fix the cell, or drop the row or the column"
+                raise data_error(
+                    party,
+                    source,
+                    f"the cell {'is empty' if empty else 'holds text'} {fix}",
+                    column=names[c],
+                    row=start + r + 1,
+                    line=lines[r],
+                    private=f"the cell is {'empty' if empty else repr(cell)} {fix}",
                 ) from None
-    raise DataError(f"{where(party, source)}: numeric columns could not be parsed")
+    raise data_error(party, source, "numeric columns could not be parsed")
 
 
 # --- Parquet ----------------------------------------------------------------------------
@@ -328,13 +395,18 @@ def _parquet_file(source: str, party: str) -> t.Any:
     try:
         return pq.ParquetFile(source)
     except FileNotFoundError:
-        raise DataError(
-            f"{where(party, source)}: file not found; check the path in the party config"
+        raise data_error(
+            party, source, "file not found; check the path in the party config"
         ) from None
     except (OSError, pa.ArrowException) as exc:
-        raise DataError(
-            f"{where(party, source)}: cannot read the Parquet file ({exc}); write it with "
-            f"pyarrow, pandas or Spark, or name a CSV file without the .parquet suffix"
+        fix = (
+            "write it with pyarrow, pandas or Spark, or name a CSV file without the .parquet suffix"
+        )
+        raise data_error(
+            party,
+            source,
+            f"cannot read the Parquet file ({type(exc).__name__}); {fix}",
+            private=f"cannot read the Parquet file ({exc}); {fix}",
         ) from None
 
 
@@ -357,9 +429,12 @@ def _parquet_chunks(
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and not (
             pa.types.is_boolean(kind)
         ):
-            raise DataError(
-                f"{where(party, source, column=name)}: the column has type {kind}, but "
-                f"features and labels must be numbers; convert or drop the column"
+            raise data_error(
+                party,
+                source,
+                f"the column has type {kind}, but features and labels must be numbers; "
+                "convert or drop the column",
+                column=name,
             )
     start = 0
     try:
@@ -373,19 +448,26 @@ def _parquet_chunks(
                 column = batch.column(name)
                 if column.null_count:
                     r = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
-                    raise DataError(
-                        f"{where(party, source, column=name, row=start + r + 1)}: the cell is "
-                        f"empty (null) but a number was expected; fill it in, or drop the row "
-                        f"or the column"
+                    raise data_error(
+                        party,
+                        source,
+                        "the cell is empty (null) but a number was expected; fill it in, or "
+                        "drop the row or the column",
+                        column=name,
+                        row=start + r + 1,
                     )
                 values[:, c] = column.to_numpy(zero_copy_only=False)
             _check_finite(values, start, None, names, None, source, party)
             yield Chunk(start=start, ids=ids, values=values, lines=None)
             start += batch.num_rows
     except (OSError, pa.ArrowException) as exc:
-        raise DataError(
-            f"{where(party, source)}: cannot read the Parquet file after data row {start} "
-            f"({exc}); the file may be truncated or corrupt"
+        raise data_error(
+            party,
+            source,
+            f"cannot read the Parquet file after data row {start} ({type(exc).__name__}); "
+            "the file may be truncated or corrupt",
+            private=f"cannot read the Parquet file after data row {start} ({exc}); the file "
+            "may be truncated or corrupt",
         ) from None
 
 
@@ -396,9 +478,11 @@ def _parquet_ids(column: t.Any, start: int, name: str, source: str, party: str) 
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)) and not (
         pa.types.is_integer(kind)
     ):
-        raise DataError(
-            f"{where(party, source, column=name)}: the id column has type {kind}; store ids "
-            f"as strings or integers"
+        raise data_error(
+            party,
+            source,
+            f"the id column has type {kind}; store ids as strings or integers",
+            column=name,
         )
     values = column.to_pylist()
     ids = ["" if v is None else str(v).strip() for v in values]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lianmo.config import BOOST_OBJECTIVES
-from lianmo.data.reader import iter_chunks, read_header, where
+from lianmo.data.reader import data_error, iter_chunks, read_header, where
 from lianmo.errors import ConfigError, DataError
 
 __all__ = [
@@ -76,17 +76,20 @@ class Table:
         X = _read_only(np.asarray(self.X, dtype=np.float64))
         n_rows = len(self.ids)
         if X.ndim != 2 or X.shape != (n_rows, len(self.feature_names)):
-            raise DataError(
-                f"{where('', self.source)}: X has shape {X.shape} but there are {n_rows} ids "
-                f"and {len(self.feature_names)} feature names; build X as (rows, features)"
+            raise data_error(
+                "",
+                self.source,
+                f"X has shape {X.shape} but there are {n_rows} ids and "
+                f"{len(self.feature_names)} feature names; build X as (rows, features)",
             )
         object.__setattr__(self, "X", X)
         if self.y is not None:
             y = _read_only(np.asarray(self.y, dtype=np.float64))
             if y.shape != (n_rows,):
-                raise DataError(
-                    f"{where('', self.source)}: y has shape {y.shape} but there are "
-                    f"{n_rows} ids; pass one label per row"
+                raise data_error(
+                    "",
+                    self.source,
+                    f"y has shape {y.shape} but there are {n_rows} ids; pass one label per row",
                 )
             object.__setattr__(self, "y", y)
 
@@ -368,10 +371,12 @@ class TableScan:
             raise self._changed()
 
     def _changed(self) -> DataError:
-        return DataError(
-            f"{where(self.party, self.source)}: the file changed while the job was reading "
-            f"it (its rows differ from the first pass); do not replace a data set's file "
-            f"while a job uses it, then run the job again"
+        return data_error(
+            self.party,
+            self.source,
+            "the file changed while the job was reading it (its rows differ from the first "
+            "pass); do not replace a data set's file while a job uses it, then run the job "
+            "again",
         )
 
 
@@ -427,9 +432,12 @@ def _read(
     if label_column is not None:
         label_index = _find_column(header, label_column, "label", source, party)
         if label_index == id_index:
-            raise DataError(
-                f"{where(party, source, column=id_column)}: named as both the id and the "
-                f"label column; set the label column to the column holding the labels"
+            raise data_error(
+                party,
+                source,
+                "named as both the id and the label column; set the label column to the "
+                "column holding the labels",
+                column=id_column,
             )
     feature_indices = _feature_indices(
         header, id_index, label_index, feature_columns, source, party
@@ -473,12 +481,16 @@ def _check_unique(
         return
     k = int(np.argmin(order[repeats + 1]))
     first, second = int(order[repeats[k]]), int(order[repeats[k] + 1])
-    line = "" if lines is None else f" (line {int(lines[second])})"
     row_id = bytes(ids[second]).decode("utf-8")
-    raise DataError(
-        f"{where(party, source, column=column, row=second + 1)}{line}: id '{row_id}' already "
-        f"appears in data row {first + 1}; ids must be unique, so remove or merge the "
-        f"duplicate rows"
+    fix = "ids must be unique, so remove or merge the duplicate rows"
+    raise data_error(
+        party,
+        source,
+        f"the id already appears in data row {first + 1}; {fix}",
+        column=column,
+        row=second + 1,
+        line=None if lines is None else int(lines[second]),
+        private=f"id '{row_id}' already appears in data row {first + 1}; {fix}",
     )
 
 
@@ -513,10 +525,7 @@ def check_labels(table: Table | TableScan, task: str, *, party: str = "") -> Non
     if task == "binary":
         check_binary_labels(table, party=party)
     elif table.y is None:
-        raise DataError(
-            f"{where(party, table.source)}: no label column was loaded; load the label "
-            f"holder's file with label_column set"
-        )
+        raise data_error(party, table.source, _NO_LABELS)
     elif task == "multiclass":
         _check_multiclass_labels(table, table.y, party)
 
@@ -537,25 +546,27 @@ def check_binary_labels(table: Table | TableScan, party: str = "") -> None:
         If the table has no labels, a label is neither 0 nor 1 (the first such row and
         value are named), or only one class is present.
     """
-    at = where(party, table.source)
     if table.y is None:
-        raise DataError(
-            f"{at}: no label column was loaded; load the label holder's file with label_column set"
-        )
+        raise data_error(party, table.source, _NO_LABELS)
     bad = np.flatnonzero((table.y != 0.0) & (table.y != 1.0))
     if bad.size:
         row = int(bad[0])
-        raise DataError(
-            f"{where(party, table.source, column=table.label_name, row=row + 1)} "
-            f"(id '{table.id_at(row)}'): label is {table.y[row]:g} but binary classification "
-            f"expects 0 or 1; recode the labels"
+        raise _bad_label(
+            table,
+            party,
+            row,
+            f"label is {table.y[row]:g} but",
+            "binary classification expects 0 or 1; recode the labels",
         )
     n_positive = int(table.y.sum())
     if n_positive in (0, len(table)):
         only = 1 if n_positive else 0
-        raise DataError(
-            f"{where(party, table.source, column=table.label_name)}: every one of the "
-            f"{len(table)} labels is {only}; a binary model needs rows of both classes 0 and 1"
+        raise data_error(
+            party,
+            table.source,
+            f"every one of the {len(table)} labels is {only}; a binary model needs rows of "
+            "both classes 0 and 1",
+            column=table.label_name,
         )
 
 
@@ -564,19 +575,42 @@ def _check_multiclass_labels(table: Table | TableScan, y: np.ndarray, party: str
     bad = np.flatnonzero(~np.isin(y, np.arange(MAX_CLASSES)))
     if bad.size:
         row = int(bad[0])
-        raise DataError(
-            f"{where(party, table.source, column=table.label_name, row=row + 1)} "
-            f"(id '{table.id_at(row)}'): label is {y[row]:g} but multiclass classification "
-            f"expects a class number 0, 1, ..., K-1 (at most {MAX_CLASSES - 1}); recode "
-            f"the labels"
+        raise _bad_label(
+            table,
+            party,
+            row,
+            f"label is {y[row]:g} but",
+            "multiclass classification expects a class number 0, 1, ..., K-1 (at most "
+            f"{MAX_CLASSES - 1}); recode the labels",
         )
     classes = np.unique(y)
     if len(classes) < 2:
-        raise DataError(
-            f"{where(party, table.source, column=table.label_name)}: every one of the "
-            f"{len(table)} labels is {classes[0]:g}; a multiclass model needs rows of at "
-            f"least two classes"
+        raise data_error(
+            party,
+            table.source,
+            f"every one of the {len(table)} labels is the same class; a multiclass model "
+            "needs rows of at least two classes",
+            column=table.label_name,
+            private=f"every one of the {len(table)} labels is {classes[0]:g}; a multiclass "
+            "model needs rows of at least two classes",
         )
+
+
+_NO_LABELS = "no label column was loaded; load the label holder's file with label_column set"
+
+
+def _bad_label(
+    table: Table | TableScan, party: str, row: int, value: str, expected: str
+) -> DataError:
+    """A label that does not suit the task: the full message quotes its id and value."""
+    at = where(party, table.source, column=table.label_name, row=row + 1)
+    return DataError(
+        f"{at} (id '{table.id_at(row)}'): {value} {expected}",
+        party=party,
+        column=table.label_name,
+        row=row + 1,
+        problem=f"the label does not suit the task: {expected}",
+    )
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -593,9 +627,14 @@ def _find_column(header: list[str], name: str, role: str, source: str, party: st
     lowered = {column.lower(): column for column in header}
     close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
     hint = f" Did you mean '{lowered[close[0]]}'?" if close else ""
-    raise DataError(
-        f"{where(party, source, column=name)}: {role} column not found; the file has "
-        f"columns {', '.join(header)}.{hint} Set the {role} column to one of them."
+    raise data_error(
+        party,
+        source,
+        f"{role} column not found; the party's node log lists the file's columns. Set the "
+        f"{role} column to one of them.",
+        column=name,
+        private=f"{role} column not found; the file has columns {', '.join(header)}.{hint} "
+        f"Set the {role} column to one of them.",
     )
 
 
@@ -612,22 +651,33 @@ def _feature_indices(
     if feature_columns is None:
         return [i for i in range(len(header)) if i not in reserved]
     if len(set(feature_columns)) != len(feature_columns):
-        raise DataError(
-            f"{where(party, source)}: the required feature columns repeat a name "
-            f"({', '.join(feature_columns)}); list each feature once"
+        raise data_error(
+            party,
+            source,
+            "the required feature columns repeat a name; list each feature once",
+            private=f"the required feature columns repeat a name ({', '.join(feature_columns)}); "
+            "list each feature once",
         )
     indices = []
     for name in feature_columns:
         if name not in header:
-            raise DataError(
-                f"{where(party, source, column=name)}: feature column required by the model "
-                f"is missing; the file has columns {', '.join(header)}. Provide a file with "
-                f"the training columns ({', '.join(feature_columns)})."
+            raise data_error(
+                party,
+                source,
+                "feature column required by the model is missing; provide a file with the "
+                "training columns (the party's node log lists them)",
+                column=name,
+                private=f"feature column required by the model is missing; the file has "
+                f"columns {', '.join(header)}. Provide a file with the training columns "
+                f"({', '.join(feature_columns)}).",
             )
         if header.index(name) in reserved:
-            raise DataError(
-                f"{where(party, source, column=name)}: the id or label column cannot also be "
-                f"a feature; remove it from the feature columns"
+            raise data_error(
+                party,
+                source,
+                "the id or label column cannot also be a feature; remove it from the "
+                "feature columns",
+                column=name,
             )
         indices.append(header.index(name))
     return indices

@@ -3,6 +3,11 @@
 Transport-agnostic: the composition root hands it a channel factory (gRPC in
 production, in-memory in tests) and exposes it through the control service. Each job
 runs in its own thread with its own inbox, audit log and DRBG.
+
+The node logs each job's life (prepared, started, resumed, phases, succeeded, failed,
+cancelled) on the ``lianmo.node`` logger with the job id (``extra={"job_id": ...}``).
+A failure's full text goes to that log and the job's ``status.json``; the coordinator
+and the audit log get its public form (:mod:`lianmo.node.redact`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +34,7 @@ from lianmo.errors import AuthenticationError, ConfigError, LianmoError, Unknown
 from lianmo.fileio import write_atomic
 from lianmo.node.audited_job import role_context, run_audited
 from lianmo.node.checkpoint import JobCheckpoints
+from lianmo.node.redact import public_error
 from lianmo.transport.channel import Channel
 from lianmo.transport.control import JobStatusInfo
 from lianmo.transport.envelope import MessageObserver
@@ -57,8 +64,9 @@ class _Job:
     step: int = 0
     total: int = 0
     detail: str = ""
-    error: str = ""
+    error: str = ""  # public: what the coordinator reads
     error_kind: str = ""
+    error_local: str = ""  # the full text, for this party only
     result_json: bytes = b""
     checkpoint_round: int = -1
     thread: threading.Thread | None = None
@@ -120,9 +128,18 @@ class NodeService:
         if me.dataset is not None:
             entry = self.config.dataset(me.dataset)
             if not entry.path.exists():
+                _log(
+                    logging.WARNING,
+                    job_id,
+                    "job %s refused: data set '%s' points to %s, which does not exist",
+                    job_id,
+                    me.dataset,
+                    entry.path,
+                )
                 raise ConfigError(
-                    f"party '{self.config.name}': data set '{me.dataset}' points to "
-                    f"{entry.path}, which does not exist"
+                    f"party '{self.config.name}': data set '{me.dataset}' points to a file "
+                    "that does not exist; the party's operator must fix its path in the "
+                    "party config (the node log names the file)"
                 )
         with self._lock:
             existing = self._jobs.get(job_id)
@@ -140,6 +157,15 @@ class NodeService:
             write_atomic(directory / "spec.json", spec.to_json())
             job = _Job(spec=spec, inbox=self._new_inbox(spec, directory), directory=directory)
             self._jobs[job_id] = job
+        _log(
+            logging.INFO,
+            job_id,
+            "job %s prepared for %s: role %s, data set %s",
+            job_id,
+            caller,
+            me.role,
+            me.dataset or "none",
+        )
         return self._status(job)
 
     def start(self, caller: str, job_id: str) -> JobStatusInfo:
@@ -149,6 +175,7 @@ class NodeService:
         with job.lock:
             if job.state == "prepared":
                 self._launch(job)
+                _log(logging.INFO, job_id, "job %s started by %s", job_id, caller)
         return self._status(job)
 
     def resume(self, caller: str, job_id: str) -> JobStatusInfo:
@@ -162,8 +189,17 @@ class NodeService:
         job = self._job(job_id)
         with job.lock:
             if job.state in RESUMABLE or job.state == "prepared":
+                _log(
+                    logging.INFO,
+                    job_id,
+                    "job %s resumed by %s from checkpoint round %d (it was %s)",
+                    job_id,
+                    caller,
+                    job.checkpoint_round,
+                    job.state,
+                )
                 (job.directory / STATUS_FILE).unlink(missing_ok=True)
-                job.error = job.error_kind = ""
+                job.error = job.error_kind = job.error_local = ""
                 job.detail = "resuming from its latest checkpoint"
                 job.inbox.reopen()
                 self._launch(job)
@@ -186,6 +222,14 @@ class NodeService:
         job = self._job(job_id)
         with job.lock:
             if job.state not in ("succeeded", "failed", "cancelled"):
+                _log(
+                    logging.INFO,
+                    job_id,
+                    "job %s cancelled by %s (it was %s)",
+                    job_id,
+                    caller,
+                    job.state,
+                )
                 job.state = "cancelled"
                 job.detail = f"cancelled by {caller}"
                 _write_status(job)
@@ -203,6 +247,7 @@ class NodeService:
 
     def _run(self, job: _Job) -> None:
         spec, name = job.spec, self.config.name
+        started = time.monotonic()
         audit: AuditLog | None = None
         channel = None
         try:
@@ -256,6 +301,14 @@ class NodeService:
                 job.checkpoint_round = checkpoints.last_round
                 if job.state == "running":
                     job.state, job.result_json = "succeeded", data
+            _log(
+                logging.INFO,
+                spec.job_id,
+                "job %s succeeded in %.1fs (role %s)",
+                spec.job_id,
+                time.monotonic() - started,
+                outcome.role,
+            )
         except Exception as exc:  # noqa: BLE001 - a job failure is a value, reported upward
             self._fail(job, exc, audit)
         finally:
@@ -312,9 +365,16 @@ class NodeService:
             try:
                 job = self._restored_job(directory)
             except (LianmoError, OSError, ValueError, KeyError) as exc:
-                _LOG.error("job folder %s cannot be restored: %s", directory, exc)
+                _log(
+                    logging.ERROR,
+                    directory.name,
+                    "job folder %s cannot be restored: %s",
+                    directory,
+                    exc,
+                )
                 continue
             self._jobs[job.spec.job_id] = job
+            _log(logging.INFO, job.spec.job_id, "job %s restored: %s", job.spec.job_id, job.state)
 
     def _restored_job(self, directory: Path) -> _Job:
         spec = JobSpec.from_json((directory / "spec.json").read_bytes())
@@ -336,31 +396,54 @@ class NodeService:
             saved = json.loads(status.read_bytes())
             job.state, job.error = str(saved["state"]), str(saved.get("error", ""))
             job.error_kind, job.detail = str(saved.get("error_kind", "")), str(saved["detail"])
+            job.error_local = str(saved.get("error_local", job.error))
         if job.state != "running":
             inbox.close(f"job '{spec.job_id}' is {job.state} at party '{self.config.name}'")
         return job
 
     def _fail(self, job: _Job, exc: Exception, audit: AuditLog | None) -> None:
+        """Stop the job on ``exc``: the full text to the log, the public one outward."""
+        job_id, name = job.spec.job_id, self.config.name
         kind = type(exc).__name__ if isinstance(exc, LianmoError) else "InternalError"
-        text = str(exc) if isinstance(exc, LianmoError) else f"internal error: {exc!r}"
-        if not isinstance(exc, LianmoError):
-            _LOG.exception("job %s failed with an internal error", job.spec.job_id)
+        full = str(exc) if isinstance(exc, LianmoError) else f"internal error: {exc!r}"
+        text = public_error(self.config, job.spec.party(name).dataset, exc)
+        if isinstance(exc, LianmoError) and text != full:
+            text += f" (party '{name}' keeps the full message in its node log)"
         with job.lock:
             cancelled = job.state == "cancelled"
             if not cancelled:
                 job.state, job.error, job.error_kind = "failed", text, kind
+                job.error_local = full
                 _write_status(job)
+        if cancelled:
+            _log(logging.INFO, job_id, "job %s stopped after its cancellation: %s", job_id, full)
+        elif isinstance(exc, LianmoError):
+            _log(logging.ERROR, job_id, "job %s failed (%s): %s", job_id, kind, full)
+        else:
+            _LOG.error(
+                "job %s failed with an internal error: %r",
+                job_id,
+                exc,
+                exc_info=exc,
+                extra={"job_id": job_id},
+            )
         if audit is not None:
             try:
                 audit.record("job_end", state="cancelled" if cancelled else "failed", error=text)
             except (OSError, LianmoError):
-                _LOG.exception("job %s: could not record its end in the audit log", job.spec.job_id)
-        job.inbox.close(f"party '{self.config.name}' failed: {text}")
+                _LOG.exception(
+                    "job %s: could not record its end in the audit log",
+                    job_id,
+                    extra={"job_id": job_id},
+                )
+        job.inbox.close(f"party '{name}' failed: {text}")
 
     def _progress(
         self, job: _Job, phase: str, step: int, total: int, detail: str, checkpoint: int
     ) -> None:
         with job.lock:
+            if phase != job.phase:
+                _log(logging.INFO, job.spec.job_id, "job %s: phase %s", job.spec.job_id, phase)
             job.phase, job.step, job.total, job.detail = phase, step, total, detail
             job.checkpoint_round = checkpoint
 
@@ -389,6 +472,7 @@ class NodeService:
 
     def _authorize(self, caller: str) -> None:
         if caller not in self.config.coordinators:
+            _LOG.warning("refused a control request from '%s': not a coordinator", caller)
             raise AuthenticationError(
                 f"party '{self.config.name}' accepts jobs only from "
                 f"{list(self.config.coordinators)}; "
@@ -404,9 +488,18 @@ class _Guarded:
         self.keep = audit.keep
 
 
+def _log(level: int, job_id: str, message: str, *args: object) -> None:
+    """Log on the node's logger with the job id as a field (JSON logs show it)."""
+    _LOG.log(level, message, *args, extra={"job_id": job_id})
+
+
 def _write_status(job: _Job) -> None:
-    """Persist a failure or cancellation, so a restarted node still reports it."""
+    """Persist a failure or cancellation, so a restarted node still reports it.
+
+    ``error`` is what the coordinator is told; ``error_local`` the full text.
+    """
     data = {"state": job.state, "error": job.error, "error_kind": job.error_kind}
+    data["error_local"] = job.error_local
     data["detail"] = job.detail
     try:
         write_atomic(job.directory / STATUS_FILE, json.dumps(data).encode())
