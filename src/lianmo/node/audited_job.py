@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import typing as t
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -49,6 +50,20 @@ class JobAudit(t.Protocol):
     def record(self, kind: str, **fields: str | int | float | bool | None) -> None: ...
 
     def keep(self, data: bytes) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class PeerKeys:
+    """Checkpoint ``keys``: the signing key each peer sent at the start of the job."""
+
+    peers: t.Mapping[str, str]
+
+    def to_checkpoint(self) -> dict[str, t.Any]:
+        return {"peers": dict(self.peers)}
+
+    @classmethod
+    def from_checkpoint(cls, raw: t.Mapping[str, t.Any]) -> PeerKeys:
+        return cls({str(k): str(v) for k, v in raw["peers"].items()})
 
 
 def software_version() -> str:
@@ -128,11 +143,11 @@ def run_audited(
         **(identity or {}),
     )
     audit.record("phase", name="keys")
-    if ctx.checkpoints.restore("keys") is None:
+    if ctx.checkpoints.restore("keys", PeerKeys) is None:
         peer_keys = exchange_signing_keys(ctx, signing_key)
         for peer, key in sorted(peer_keys.items()):
             audit.record("peer_key", peer=peer, signing_key=key)
-        ctx.checkpoints.save("keys", {"peers": peer_keys})
+        ctx.checkpoints.save("keys", PeerKeys(peer_keys))
     if spec.task == "predict" and role != "arbiter":
         share = model_path(job_dir, spec)
         if share.exists():

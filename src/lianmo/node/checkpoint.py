@@ -29,7 +29,7 @@ from lianmo.audit.log import MessageStats, canonical
 from lianmo.crypto.drbg import Drbg
 from lianmo.errors import ProtocolError
 from lianmo.fileio import write_atomic
-from lianmo.protocols.context import Recorder
+from lianmo.protocols.context import CheckpointState, Recorder, S
 from lianmo.transport.channel import Channel
 from lianmo.transport.envelope import Direction, Envelope
 
@@ -83,7 +83,7 @@ class JobCheckpoints:
 
     # -- the protocols' side ------------------------------------------------------------
 
-    def restore(self, name: str) -> dict[str, t.Any] | None:
+    def restore(self, name: str, kind: type[S]) -> S | None:
         """The state saved under ``name`` while fast-forwarding; None once live."""
         if not self.resuming:
             return None
@@ -92,10 +92,17 @@ class JobCheckpoints:
             return None
         if self.latest is not None and saved["n"] == self.latest["n"]:
             self._arrive(saved)
-        return dict(saved["state"])
+        try:
+            return kind.from_checkpoint(saved["state"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError(
+                f"checkpoint '{name}' does not hold a {kind.__name__} ({exc!r}); it was "
+                "written by another lianmo version: start the job afresh"
+            ) from exc
 
-    def save(self, name: str, state: dict[str, t.Any]) -> None:
-        """Write ``state`` and the party's position atomically as checkpoint ``name``."""
+    def save(self, name: str, typed: CheckpointState) -> None:
+        """Write ``typed`` and the party's position atomically as checkpoint ``name``."""
+        state = typed.to_checkpoint()
         if self.resuming:
             raise ProtocolError(
                 f"internal error: checkpoint '{name}' reached while resuming before the "

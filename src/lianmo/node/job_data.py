@@ -89,17 +89,45 @@ def aligned_table(
         return scan.read_rows(rows)
 
 
+@dataclass(frozen=True)
+class RowList:
+    """Checkpoint ``align``: the file positions of the aligned rows, in agreed order."""
+
+    rows: tuple[int, ...]
+    KEY: t.ClassVar[str] = "rows"
+
+    @classmethod
+    def of(cls, rows: np.ndarray) -> t.Self:
+        return cls(tuple(int(r) for r in rows))
+
+    def array(self) -> np.ndarray:
+        return np.array(self.rows, dtype=np.int64)
+
+    def to_checkpoint(self) -> dict[str, t.Any]:
+        return {self.KEY: list(self.rows)}
+
+    @classmethod
+    def from_checkpoint(cls, raw: t.Mapping[str, t.Any]) -> t.Self:
+        return cls(tuple(int(r) for r in raw[cls.KEY]))
+
+
+class ValidationRows(RowList):
+    """Checkpoint ``split``: the aligned positions of the validation rows."""
+
+    KEY: t.ClassVar[str] = "validation"
+
+
 def align_rows(ctx: RoleContext, role: str, spec: JobSpec, scan: TableScan) -> np.ndarray:
     """The file positions of the intersection's rows, in the order all parties agree on."""
-    saved = ctx.checkpoints.restore("align")
+    saved = ctx.checkpoints.restore("align", RowList)
     if saved is not None:
-        return np.array(saved["rows"], dtype=np.int64)
+        return saved.array()
     minimum = spec.alignment.min_intersection
     if role == "guest":
         rows = psi.align_guest(ctx, scan.ids, min_intersection=minimum)
     else:
         rows = psi.align_host(ctx, scan.ids, min_intersection=minimum)
-    ctx.checkpoints.save("align", {"rows": [int(r) for r in rows]})
+    ctx.checkpoints.save("align", RowList.of(rows))
     return rows
 
 
@@ -111,10 +139,10 @@ def model_path(job_dir: Path, spec: JobSpec) -> Path:
 def split_rows(ctx: RoleContext, role: str, spec: JobSpec, aligned: Table) -> tuple[Table, Table]:
     """Training and validation rows; a stratified split is drawn by the guest and shared."""
     share, seed = spec.validation.share, spec.seed
-    saved = ctx.checkpoints.restore("split")
+    saved = ctx.checkpoints.restore("split", ValidationRows)
     if saved is not None:
         is_val = np.zeros(len(aligned), dtype=bool)
-        is_val[np.array(saved["validation"], dtype=np.int64)] = True
+        is_val[saved.array()] = True
     elif not spec.validation.stratify:
         is_val = validation_mask(aligned.ids, share, seed)
     elif role == "guest":
@@ -123,7 +151,7 @@ def split_rows(ctx: RoleContext, role: str, spec: JobSpec, aligned: Table) -> tu
     else:
         is_val = split.receive_validation_rows(ctx, len(aligned))
     if saved is None:
-        ctx.checkpoints.save("split", {"validation": [int(i) for i in np.flatnonzero(is_val)]})
+        ctx.checkpoints.save("split", ValidationRows.of(np.flatnonzero(is_val)))
     return aligned.select(np.flatnonzero(~is_val)), aligned.select(np.flatnonzero(is_val))
 
 

@@ -34,30 +34,45 @@ def no_record(kind: str, **fields: str | int | float | bool | None) -> None:
     """A decision sink that keeps nothing."""
 
 
+class CheckpointState(t.Protocol):
+    """A step's state as a typed value, and its plain-JSON form in a checkpoint file.
+
+    ``to_checkpoint`` gives numbers, strings, lists and dicts only; a ``"round"`` key
+    says which round the state closes, and wall-clock values go under ``"timing"``:
+    they are kept, but left out of the digest the audit log records (they differ
+    between a run and its replay). ``from_checkpoint`` is its inverse.
+    """
+
+    def to_checkpoint(self) -> dict[str, t.Any]: ...
+
+    @classmethod
+    def from_checkpoint(cls, raw: t.Mapping[str, t.Any]) -> t.Self: ...
+
+
+S = t.TypeVar("S", bound=CheckpointState)
+
+
 class Checkpoints(t.Protocol):
     """Where a protocol keeps its state after each completed step, to resume from.
 
-    A protocol calls ``save(name, state)`` once a step is complete (``state`` is plain
-    JSON: numbers, strings, lists, dicts) and, before doing that step's work,
-    ``restore(name)``: a resumed job gets the last state saved under ``name`` back, and
-    must then skip everything it did before that save -- messages, random draws and
-    records are already accounted for. A fresh job gets None. Wall-clock values go
-    under the key ``"timing"``: they are kept, but left out of the digest the audit log
-    records (they differ between a run and its replay).
+    A protocol calls ``save(name, state)`` once a step is complete and, before doing
+    that step's work, ``restore(name, StateType)``: a resumed job gets the last state
+    saved under ``name`` back, and must then skip everything it did before that save --
+    messages, random draws and records are already accounted for. A fresh job gets None.
     """
 
-    def restore(self, name: str) -> dict[str, t.Any] | None: ...
+    def restore(self, name: str, kind: type[S]) -> S | None: ...
 
-    def save(self, name: str, state: dict[str, t.Any]) -> None: ...
+    def save(self, name: str, state: CheckpointState) -> None: ...
 
 
 class NoCheckpoints:
     """Keeps nothing: the job cannot be resumed (unit tests, simulations)."""
 
-    def restore(self, name: str) -> dict[str, t.Any] | None:
+    def restore(self, name: str, kind: type[S]) -> S | None:
         return None
 
-    def save(self, name: str, state: dict[str, t.Any]) -> None:
+    def save(self, name: str, state: CheckpointState) -> None:
         pass
 
 

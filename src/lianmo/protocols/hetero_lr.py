@@ -112,6 +112,69 @@ class ArbiterResult:
     epoch_seconds: tuple[float, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ArbiterState:
+    """Checkpoint ``lr/train`` at the arbiter after a round (``round`` -1: none yet)."""
+
+    round: int
+    n_rows: int
+    losses: tuple[float, ...] = ()
+    round_losses: tuple[float, ...] = ()
+    epoch_seconds: tuple[float, ...] = ()  # wall clock: out of the logged digest
+    loss_sum: float = 0.0
+    stopped: bool = False
+
+    def to_checkpoint(self) -> dict[str, t.Any]:
+        return {
+            "round": self.round,
+            "n_rows": self.n_rows,
+            "losses": list(self.losses),
+            "round_losses": list(self.round_losses),
+            "timing": list(self.epoch_seconds),
+            "loss_sum": self.loss_sum,
+            "stopped": self.stopped,
+        }
+
+    @classmethod
+    def from_checkpoint(cls, raw: t.Mapping[str, t.Any]) -> ArbiterState:
+        return cls(
+            round=int(raw["round"]),
+            n_rows=int(raw["n_rows"]),
+            losses=tuple(float(v) for v in raw["losses"]),
+            round_losses=tuple(float(v) for v in raw["round_losses"]),
+            epoch_seconds=tuple(float(v) for v in raw["timing"]),
+            loss_sum=float(raw["loss_sum"]),
+            stopped=bool(raw["stopped"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PartyState:
+    """Checkpoint ``lr/train`` at a data party after a round: its weights and the job key."""
+
+    round: int
+    weights: tuple[float, ...]
+    stopped: bool
+    key: bytes  # the arbiter's modulus, big-endian
+
+    def to_checkpoint(self) -> dict[str, t.Any]:
+        return {
+            "round": self.round,
+            "w": list(self.weights),
+            "stopped": self.stopped,
+            "key": self.key.hex(),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, raw: t.Mapping[str, t.Any]) -> PartyState:
+        return cls(
+            round=int(raw["round"]),
+            weights=tuple(float(v) for v in raw["w"]),
+            stopped=bool(raw["stopped"]),
+            key=bytes.fromhex(str(raw["key"])),
+        )
+
+
 # ---- arbiter -------------------------------------------------------------------------
 
 
@@ -121,19 +184,17 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
         params.key_bits, ctx.rng, insecure_test_size=params.insecure_test_key
     )
     data_parties = (ctx.guest, *ctx.hosts)
-    state = ctx.checkpoints.restore(CHECKPOINT)
+    state = ctx.checkpoints.restore(CHECKPOINT, ArbiterState)
     if state is None:
         ctx.broadcast(LR_PUBLIC_KEY, data_parties, public)
-        n_rows = ctx.recv(LR_PLAN, ctx.guest)
-        state = {"round": -1, "n_rows": n_rows, "losses": [], "round_losses": []}
-        state |= {"timing": [], "loss_sum": 0.0, "stopped": False}
-    n_rows = int(state["n_rows"])
-    losses: list[float] = list(state["losses"])
-    round_losses: list[float] = list(state["round_losses"])
-    epoch_seconds: list[float] = list(state["timing"])
-    loss_sum = float(state["loss_sum"])
+        state = ArbiterState(round=-1, n_rows=ctx.recv(LR_PLAN, ctx.guest))
+    n_rows = state.n_rows
+    losses = list(state.losses)
+    round_losses = list(state.round_losses)
+    epoch_seconds = list(state.epoch_seconds)
+    loss_sum = state.loss_sum
     total = params.total_rounds(n_rows)
-    for epoch, step, last in _rounds(params, n_rows, int(state["round"]) + 1, state["stopped"]):
+    for epoch, step, last in _rounds(params, n_rows, state.round + 1, state.stopped):
         started = time.perf_counter()
         loss_ct = ctx.recv(LR_LOSS, ctx.guest, round=step, key=public, count=1)  # 4.
         batch_loss = float(private.decrypt(loss_ct)[0]) / 8.0
@@ -161,18 +222,10 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
             )
             decision = "stop" if stop else "continue"
             ctx.broadcast(LR_EPOCH_END, data_parties, decision, round=step)  # 6.
-        ctx.checkpoints.save(
-            CHECKPOINT,
-            {
-                "round": step,
-                "n_rows": n_rows,
-                "losses": losses,
-                "round_losses": round_losses,
-                "timing": epoch_seconds,
-                "loss_sum": loss_sum,
-                "stopped": stop,
-            },
+        saved = ArbiterState(
+            step, n_rows, tuple(losses), tuple(round_losses), tuple(epoch_seconds), loss_sum, stop
         )
+        ctx.checkpoints.save(CHECKPOINT, saved)
         if stop:
             break
     return ArbiterResult(
@@ -220,15 +273,15 @@ def _decrypt_masked(ctx: RoleContext, private: PrivateKey, party: str, step: int
 
 def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams) -> np.ndarray:
     """Guest side. ``X`` is standardised and ends with a bias column; returns its weights."""
-    state = ctx.checkpoints.restore(CHECKPOINT)
+    state = ctx.checkpoints.restore(CHECKPOINT, PartyState)
     key = _job_key(ctx, params, state)
     if state is None:
         ctx.send(LR_PLAN, _arbiter(ctx), len(y))
-        state = {"round": -1, "w": [0.0] * X.shape[1], "stopped": False}
+        state = PartyState(-1, (0.0,) * X.shape[1], False, key.n_bytes())
     features = _Quantised.of(X)
-    w = np.array(state["w"], dtype=np.float64)
+    w = np.array(state.weights, dtype=np.float64)
     total = params.total_rounds(len(y))
-    for epoch, step, last in _rounds(params, len(y), int(state["round"]) + 1, state["stopped"]):
+    for epoch, step, last in _rounds(params, len(y), state.round + 1, state.stopped):
         batch = params.schedule(len(y), epoch)[step - params.first_round(len(y), epoch)]
         u_a = X[batch] @ w
         # encrypt the guest's own term first: the hosts encrypt theirs at the same time
@@ -253,22 +306,22 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
 
 def _save_round(ctx: RoleContext, key: PublicKey, step: int, w: np.ndarray, stop: bool) -> None:
     """A data party's checkpoint after a round: its weights and the arbiter's public key."""
-    state = {"round": step, "w": [float(v) for v in w], "stopped": stop}
-    ctx.checkpoints.save(CHECKPOINT, state | {"key": key.n_bytes().hex()})
+    weights = tuple(float(v) for v in w)
+    ctx.checkpoints.save(CHECKPOINT, PartyState(step, weights, stop, key.n_bytes()))
 
 
 def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
     """Host side. ``X`` is standardised (no bias); returns the host's own weights."""
-    state = ctx.checkpoints.restore(CHECKPOINT)
+    state = ctx.checkpoints.restore(CHECKPOINT, PartyState)
     key = _job_key(ctx, params, state)
     if state is None:
-        state = {"round": -1, "w": [0.0] * X.shape[1], "stopped": False}
+        state = PartyState(-1, (0.0,) * X.shape[1], False, key.n_bytes())
     features = _Quantised.of(X)
-    w = np.array(state["w"], dtype=np.float64)
+    w = np.array(state.weights, dtype=np.float64)
     position = ctx.hosts.index(ctx.party)
     n_rows = X.shape[0]
     total = params.total_rounds(n_rows)
-    for epoch, step, last in _rounds(params, n_rows, int(state["round"]) + 1, state["stopped"]):
+    for epoch, step, last in _rounds(params, n_rows, state.round + 1, state.stopped):
         batch = params.schedule(n_rows, epoch)[step - params.first_round(n_rows, epoch)]
         u = X[batch] @ w
         u_mant = [int(m) for m in quantise(u, U_EXP)]
@@ -365,7 +418,7 @@ def _masked_update(
     return np.asarray(w - lr * grad, dtype=np.float64)
 
 
-def _job_key(ctx: RoleContext, params: LrParams, state: dict[str, t.Any] | None) -> PublicKey:
+def _job_key(ctx: RoleContext, params: LrParams, state: PartyState | None) -> PublicKey:
     """The arbiter's public key: received now, or as the round checkpoint kept it."""
     arbiter = _arbiter(ctx)
     if state is None:
@@ -377,7 +430,7 @@ def _job_key(ctx: RoleContext, params: LrParams, state: dict[str, t.Any] | None)
         )
         key.prepare_obfuscation(ctx.rng)
         return key
-    msg = PublicKeyMsg(n=bytes.fromhex(str(state["key"])))
+    msg = PublicKeyMsg(n=state.key)
     return job_public_key(
         msg, arbiter, ctx.rng, key_bits=params.key_bits, insecure_test_key=params.insecure_test_key
     )

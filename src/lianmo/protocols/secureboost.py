@@ -42,7 +42,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -66,9 +65,8 @@ from lianmo.models.tree import (
     leaf_weight,
     quantise_gh,
     split_gains,
-    tree_from_dict,
-    tree_to_dict,
 )
+from lianmo.protocols.boost_state import GuestState, HostState
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.tree_route import SplitRule, route_guest, route_host
 from lianmo.transport.messages import PublicKeyMsg
@@ -184,7 +182,7 @@ def train_guest(
     public, private = generate_keypair(  # from a child stream of the DRBG: same on resuming
         params.key_bits, ctx.rng, insecure_test_size=params.insecure_test_key
     )
-    saved = ctx.checkpoints.restore(CHECKPOINT)
+    saved = ctx.checkpoints.restore(CHECKPOINT, GuestState)
     if saved is None:
         ctx.broadcast(SB_PUBLIC_KEY, ctx.hosts, public)
         ctx.broadcast(SB_PLAN, ctx.hosts, objective.outputs)
@@ -200,15 +198,13 @@ def train_guest(
     best, best_F_val, since_best = 0, F_val.copy(), 0
     start, stopped = 0, False
     if saved is not None:
-        model.trees = [tree_from_dict(raw) for raw in saved["trees"]]
-        model.rules = [SplitRule(int(f), float(v), int(tr)) for f, v, tr in saved["rules"]]
-        F, F_val, best_F_val = (np.array(saved[k], dtype=float) for k in ("F", "F_val", "best"))
-        train_loss, val_loss = list(saved["train_loss"]), list(saved["val_loss"])
-        best, since_best = int(saved["best_rounds"]), int(saved["since_best"])
-        grower.host_features = {(str(h), int(i)): int(o) for h, i, o in saved["host_features"]}
-        timings.seconds = dict(saved["timing"])
-        timings.counts = dict(saved["counts"])
-        start, stopped = int(saved["round"]) + 1, bool(saved["stopped"])
+        model.trees, model.rules = list(saved.trees), list(saved.rules)
+        F, F_val, best_F_val = saved.F.copy(), saved.F_val.copy(), saved.best_F_val.copy()
+        train_loss, val_loss = list(saved.train_loss), list(saved.val_loss)
+        best, since_best = saved.best_rounds, saved.since_best
+        grower.host_features = dict(saved.host_features)
+        timings.seconds, timings.counts = dict(saved.seconds), dict(saved.counts)
+        start, stopped = saved.round + 1, saved.stopped
     total = params.rounds * objective.outputs
     for r in range(start, 0 if stopped else params.rounds):
         g_all, h_all = objective.grad_hess(y, F)
@@ -245,27 +241,23 @@ def train_guest(
             f"round {r + 1}: train loss {train_loss[-1]:.5f}, validation loss {val_loss[-1]:.5f}",
         )
         ctx.broadcast(SB_ROUND_END, ctx.hosts, "stop" if stop else "continue", round=r)  # 6.
-        ctx.checkpoints.save(
-            CHECKPOINT,
-            {
-                "round": r,
-                "stopped": stop,
-                "trees": [tree_to_dict(tree) for tree in model.trees],
-                "rules": [_rule_row(rule) for rule in model.rules],
-                "F": F.tolist(),
-                "F_val": F_val.tolist(),
-                "best": best_F_val.tolist(),
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "best_rounds": int(best),
-                "since_best": int(since_best),
-                "host_features": [
-                    [h, int(i), int(o)] for (h, i), o in grower.host_features.items()
-                ],
-                "timing": timings.seconds,
-                "counts": timings.counts,
-            },
+        state = GuestState(
+            round=r,
+            stopped=stop,
+            trees=tuple(model.trees),
+            rules=tuple(model.rules),
+            F=F,
+            F_val=F_val,
+            best_F_val=best_F_val,
+            train_loss=tuple(train_loss),
+            val_loss=tuple(val_loss),
+            best_rounds=int(best),
+            since_best=int(since_best),
+            host_features=grower.host_features,
+            seconds=timings.seconds,
+            counts=timings.counts,
         )
+        ctx.checkpoints.save(CHECKPOINT, state)
         if stop:
             break
     if params.early_stopping_rounds is None:
@@ -503,38 +495,34 @@ def train_host(
 ) -> HostResult:
     """Host side: answer histogram and partition requests; returns this host's split rules."""
     timings = Timings()
-    saved = ctx.checkpoints.restore(CHECKPOINT)
+    saved = ctx.checkpoints.restore(CHECKPOINT, HostState)
     key = _job_key(ctx, params, saved)
     if saved is None:
-        outputs = ctx.recv(SB_PLAN, ctx.guest)
-        saved = {"round": -1, "stopped": False, "rules": [], "outputs": outputs}
-        saved |= {"timing": {}, "counts": {}}
-    outputs = int(saved["outputs"])
+        saved = HostState(-1, False, (), ctx.recv(SB_PLAN, ctx.guest), key.n_bytes(), {}, {})
+    outputs = saved.outputs
     bins = QuantileBins.fit(X, params.max_bins)
     binned = bins.transform(X)
     opaque = _opaque_feature_ids(ctx, X.shape[1])
-    rules = [SplitRule(int(f), float(v), int(tr)) for f, v, tr in saved["rules"]]
-    timings.seconds, timings.counts = dict(saved["timing"]), dict(saved["counts"])
+    rules = list(saved.rules)
+    timings.seconds, timings.counts = dict(saved.seconds), dict(saved.counts)
     total = params.rounds * outputs
-    for r in range(int(saved["round"]) + 1, 0 if saved["stopped"] else params.rounds):
+    for r in range(saved.round + 1, 0 if saved.stopped else params.rounds):
         for k in range(outputs):
             t = r * outputs + k
             _HostTree(ctx, key, binned, bins, params, t, opaque, timings).grow(rules)
             route_host(ctx, rules, X_val, depth=params.tree.depth, round=t)
             ctx.progress(PHASE, t + 1, total, f"tree {t + 1}/{total}")
         decision = ctx.recv(SB_ROUND_END, ctx.guest, round=r)
-        ctx.checkpoints.save(
-            CHECKPOINT,
-            {
-                "round": r,
-                "stopped": decision == "stop",
-                "rules": [_rule_row(rule) for rule in rules],
-                "outputs": outputs,
-                "key": key.n_bytes().hex(),
-                "timing": timings.seconds,
-                "counts": timings.counts,
-            },
+        state = HostState(
+            r,
+            decision == "stop",
+            tuple(rules),
+            outputs,
+            key.n_bytes(),
+            timings.seconds,
+            timings.counts,
         )
+        ctx.checkpoints.save(CHECKPOINT, state)
         if decision == "stop":
             break
     kept = ctx.recv(SB_FINAL, ctx.guest)
@@ -726,11 +714,7 @@ def _parse_choices(
     return out
 
 
-def _rule_row(rule: SplitRule) -> list[int | float]:
-    return [int(rule.feature), float(rule.threshold), int(rule.tree)]
-
-
-def _job_key(ctx: RoleContext, params: BoostParams, saved: dict[str, Any] | None) -> PublicKey:
+def _job_key(ctx: RoleContext, params: BoostParams, saved: HostState | None) -> PublicKey:
     """The guest's public key: received now, or as the round checkpoint kept it."""
     if saved is None:
         key = ctx.recv(
@@ -741,7 +725,7 @@ def _job_key(ctx: RoleContext, params: BoostParams, saved: dict[str, Any] | None
         )
         key.prepare_obfuscation(ctx.rng)
         return key
-    msg = PublicKeyMsg(n=bytes.fromhex(str(saved["key"])))
+    msg = PublicKeyMsg(n=saved.key)
     return job_public_key(
         msg,
         ctx.guest,

@@ -1,0 +1,112 @@
+"""SecureBoost's checkpoint states: what the guest and a host keep after each boosting round."""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+
+import numpy as np
+
+from lianmo.models.tree import Tree, tree_from_dict, tree_to_dict
+from lianmo.protocols.tree_route import SplitRule
+
+
+def rule_row(rule: SplitRule) -> list[int | float]:
+    return [int(rule.feature), float(rule.threshold), int(rule.tree)]
+
+
+def rules_of(rows: t.Iterable[t.Sequence[t.Any]]) -> tuple[SplitRule, ...]:
+    return tuple(SplitRule(int(f), float(v), int(tr)) for f, v, tr in rows)
+
+
+@dataclass(frozen=True)
+class GuestState:
+    """Checkpoint ``sb/train`` at the guest after boosting round ``round``."""
+
+    round: int
+    stopped: bool
+    trees: tuple[Tree, ...]
+    rules: tuple[SplitRule, ...]
+    F: np.ndarray  # raw scores of the training rows (rows x outputs)
+    F_val: np.ndarray  # raw scores of the validation rows
+    best_F_val: np.ndarray  # validation raw scores at the best round so far
+    train_loss: tuple[float, ...]
+    val_loss: tuple[float, ...]
+    best_rounds: int
+    since_best: int
+    host_features: t.Mapping[tuple[str, int], int]  # (host, split id) -> opaque feature id
+    seconds: t.Mapping[str, float]  # wall clock: out of the logged digest
+    counts: t.Mapping[str, int]
+
+    def to_checkpoint(self) -> dict[str, t.Any]:
+        return {
+            "round": self.round,
+            "stopped": self.stopped,
+            "trees": [tree_to_dict(tree) for tree in self.trees],
+            "rules": [rule_row(rule) for rule in self.rules],
+            "F": self.F.tolist(),
+            "F_val": self.F_val.tolist(),
+            "best": self.best_F_val.tolist(),
+            "train_loss": list(self.train_loss),
+            "val_loss": list(self.val_loss),
+            "best_rounds": int(self.best_rounds),
+            "since_best": int(self.since_best),
+            "host_features": [[h, int(i), int(o)] for (h, i), o in self.host_features.items()],
+            "timing": dict(self.seconds),
+            "counts": dict(self.counts),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, raw: t.Mapping[str, t.Any]) -> GuestState:
+        return cls(
+            round=int(raw["round"]),
+            stopped=bool(raw["stopped"]),
+            trees=tuple(tree_from_dict(tree) for tree in raw["trees"]),
+            rules=rules_of(raw["rules"]),
+            F=np.array(raw["F"], dtype=float),
+            F_val=np.array(raw["F_val"], dtype=float),
+            best_F_val=np.array(raw["best"], dtype=float),
+            train_loss=tuple(float(v) for v in raw["train_loss"]),
+            val_loss=tuple(float(v) for v in raw["val_loss"]),
+            best_rounds=int(raw["best_rounds"]),
+            since_best=int(raw["since_best"]),
+            host_features={(str(h), int(i)): int(o) for h, i, o in raw["host_features"]},
+            seconds={str(k): float(v) for k, v in raw["timing"].items()},
+            counts={str(k): int(v) for k, v in raw["counts"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class HostState:
+    """Checkpoint ``sb/train`` at a host after boosting round ``round`` (-1: none yet)."""
+
+    round: int
+    stopped: bool
+    rules: tuple[SplitRule, ...]
+    outputs: int
+    key: bytes  # the guest's modulus, big-endian (empty before the first round)
+    seconds: t.Mapping[str, float]
+    counts: t.Mapping[str, int]
+
+    def to_checkpoint(self) -> dict[str, t.Any]:
+        return {
+            "round": self.round,
+            "stopped": self.stopped,
+            "rules": [rule_row(rule) for rule in self.rules],
+            "outputs": self.outputs,
+            "key": self.key.hex(),
+            "timing": dict(self.seconds),
+            "counts": dict(self.counts),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, raw: t.Mapping[str, t.Any]) -> HostState:
+        return cls(
+            round=int(raw["round"]),
+            stopped=bool(raw["stopped"]),
+            rules=rules_of(raw["rules"]),
+            outputs=int(raw["outputs"]),
+            key=bytes.fromhex(str(raw["key"])),
+            seconds={str(k): float(v) for k, v in raw["timing"].items()},
+            counts={str(k): int(v) for k, v in raw["counts"].items()},
+        )
