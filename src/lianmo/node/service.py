@@ -37,9 +37,10 @@ from lianmo.node.checkpoint import JobCheckpoints
 from lianmo.node.redact import public_error
 from lianmo.transport.channel import Channel
 from lianmo.transport.control import JobStatusInfo
-from lianmo.transport.envelope import MessageObserver
+from lianmo.transport.envelope import Envelope, MessageObserver
 from lianmo.transport.inbox import Inbox
 from lianmo.transport.spool import Spool
+from lianmo.wire.steps import REGISTRY
 
 _LOG = logging.getLogger("lianmo.node")
 STATUS_FILE = "status.json"
@@ -346,6 +347,7 @@ class NodeService:
             spec.party_names,
             spool=Spool(directory / "inbox"),
             max_job_bytes=self.config.max_job_mb * 2**20,
+            screen=_step_screen(spec, self.config.name),
         )
 
     def _restore_jobs(self) -> None:
@@ -384,6 +386,7 @@ class NodeService:
             spec.party_names,
             Spool(directory / "inbox"),
             max_job_bytes=self.config.max_job_mb * 2**20,
+            screen=_step_screen(spec, self.config.name),
         )
         job = _Job(spec=spec, inbox=inbox, directory=directory, state="interrupted")
         job.checkpoint_round = JobCheckpoints(directory / "checkpoints").last_round
@@ -486,6 +489,17 @@ class _Guarded:
     def __init__(self, audit: AuditLog, checkpoints: JobCheckpoints) -> None:
         self.record = checkpoints.recorder(audit.record)
         self.keep = audit.keep
+
+
+def _step_screen(spec: JobSpec, party: str) -> t.Callable[[Envelope], None]:
+    """Refuse arriving messages that no protocol step allows between these roles."""
+    roles = {p.name: p.role for p in spec.parties}
+    mine = roles[party]
+
+    def screen(env: Envelope) -> None:
+        REGISTRY.screen(env, roles.get(env.sender, "stranger"), mine)
+
+    return screen
 
 
 def _log(level: int, job_id: str, message: str, *args: object) -> None:
