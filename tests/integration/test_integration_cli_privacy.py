@@ -116,6 +116,9 @@ def test_a_bad_guest_table_is_reported_without_its_path_ids_or_values(
     failed = f"job {job_id} failed (DataError): "
     assert failed + full in log
     assert secret in log.split(failed, 1)[1].splitlines()[0]
+    assert f"job {job_id} prepared for coordinator: role guest, data set {dataset}" in log
+    assert f"job {job_id} started by coordinator" in log
+    assert f"job {job_id} cancelled by coordinator" in nodes[HOST].log_text()
     job_dir = nodes[GUEST].state_dir / "jobs" / job_id
     status = json.loads((job_dir / "status.json").read_text())
     assert status["error_local"].startswith(full) and secret in status["error_local"]

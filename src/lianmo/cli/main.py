@@ -35,12 +35,17 @@ def identity_options(fn: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 @click.version_option(package_name="lianmo")
-def cli(verbose: bool) -> None:
-    """lianmo (联模): privacy-preserving vertical federated learning."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """lianmo (联模): privacy-preserving vertical federated learning.
+
+    Logs go to stderr: $LIANMO_LOG_LEVEL (default WARNING; INFO for 'party serve') and
+    $LIANMO_LOG_FORMAT (text or json, one object per line).
+    """
+    from lianmo.cli.logs import configure_logging
+
+    ctx.obj = {"verbose": verbose}
+    configure_logging(verbose=verbose)
 
 
 # ---- certs ---------------------------------------------------------------------------
@@ -112,11 +117,21 @@ def party() -> None:
     type=click.Path(path_type=Path),
     help="Write the bound port here once listening (useful with port 0).",
 )
-def party_serve(config_path: Path, port_file: Path | None) -> None:
-    """Serve this party's node until SIGINT/SIGTERM."""
+@click.pass_context
+def party_serve(ctx: click.Context, config_path: Path, port_file: Path | None) -> None:
+    """Serve this party's node until SIGINT/SIGTERM.
+
+    The node logs every job's life at INFO: set $LIANMO_LOG_LEVEL to change the level and
+    $LIANMO_LOG_FORMAT=json for one JSON object per line (docs/operations.md).
+    """
+    from lianmo.cli.logs import configure_logging
     from lianmo.cli.wiring import load_identity, start_health_port, start_party_node
     from lianmo.transport.grpc_server import HealthServicer
 
+    logs = configure_logging(
+        default_level="INFO", verbose=dict(ctx.obj or {}).get("verbose", False)
+    )
+    say = _node_logger(logs.json)
     config = PartyConfig.load(config_path)
     stop = threading.Event()  # handlers first: a supervisor may signal once the port is out
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -126,10 +141,9 @@ def party_serve(config_path: Path, port_file: Path | None) -> None:
     host = config.listen.rsplit(":", 1)[0]
     health_port = start_health_port(config, health)
     health_note = "" if health_port is None else f"; health checks on port {health_port[1]}"
-    click.echo(
+    say(
         f"party '{config.name}' listening on {host}:{port} (mutual TLS); "
-        f"state in {config.state_dir}{health_note}",
-        err=True,
+        f"state in {config.state_dir}{health_note}"
     )
     if port_file is not None:
         write_atomic(port_file, str(port).encode())
@@ -139,7 +153,15 @@ def party_serve(config_path: Path, port_file: Path | None) -> None:
     if health_port is not None:
         health_port[0].stop(0).wait()
     node.close()
-    click.echo(f"party '{config.name}' stopped", err=True)
+    say(f"party '{config.name}' stopped")
+
+
+def _node_logger(json_lines: bool) -> t.Callable[[str], None]:
+    """How ``party serve`` announces itself: a plain line, or in JSON logs an INFO record
+    (so that every line of a JSON log parses)."""
+    if not json_lines:
+        return lambda message: click.echo(message, err=True)
+    return logging.getLogger("lianmo.node").info
 
 
 @party.command("health")
