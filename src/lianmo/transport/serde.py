@@ -1,15 +1,14 @@
 """The only translation between payload dataclasses and protobuf bytes.
 
 Symmetric pairs: :func:`encode_payload` / :func:`decode_payload` for payloads,
-``header_to_proto`` / ``header_from_proto`` for envelope headers and
+``header_to_proto`` / ``announced_envelope`` for envelope headers (the payload arrives
+apart, in chunks, and the inbox checks it against the announced size and sha256) and
 ``job_status_to_proto`` / ``job_status_from_proto`` for control replies. Decoding validates
 sizes so that a malformed payload fails here with a clear error, not deep in a protocol.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import typing as t
 from collections.abc import Callable
@@ -32,7 +31,6 @@ from lianmo.transport.messages import (
     PublicKeyMsg,
     Signal,
 )
-from lianmo.transport.spool import check_payload
 
 
 def _public_key_to_proto(p: PublicKeyMsg) -> pb.PublicKey:
@@ -204,14 +202,6 @@ def announced_envelope(header: pb.EnvelopeHeader) -> Envelope:
         payload=b"",
         sha256=bytes(header.payload_sha256),
     )
-
-
-def header_from_proto(header: pb.EnvelopeHeader, payload: bytes) -> Envelope:
-    """Rebuild an envelope from its header and reassembled payload, checking size and hash."""
-    announced = announced_envelope(header)
-    digest = hashlib.sha256(payload).digest()
-    check_payload(announced, len(payload), digest, header.payload_size)
-    return dataclasses.replace(announced, payload=payload)
 
 
 def job_status_to_proto(info: JobStatusInfo) -> control_pb.JobStatus:
