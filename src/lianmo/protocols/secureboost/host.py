@@ -1,0 +1,310 @@
+"""A host's SecureBoost: encrypted histograms for the guest, partitions at its own splits.
+
+The host never decrypts anything and never sends a threshold or a feature: per level it
+returns the packed, shuffled, re-randomised left sums of its candidates (step 3), and for
+the nodes it wins, which rows go left and an opaque feature id (step 4).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from lianmo.crypto.paillier import CipherVector, Packing, PublicKey
+from lianmo.errors import ProtocolError
+from lianmo.models.binning import QuantileBins
+from lianmo.protocols.context import RoleContext
+from lianmo.protocols.secureboost.params import (
+    CHECKPOINT,
+    PHASE,
+    BoostParams,
+    HostResult,
+    Timings,
+    add_importance,
+)
+from lianmo.protocols.secureboost.sampling import (
+    opaque_feature_ids,
+    permutation,
+    sample_features,
+)
+from lianmo.protocols.secureboost.state import HostState
+from lianmo.protocols.tree_route import SplitRule, route_host
+from lianmo.transport.messages import PublicKeyMsg
+from lianmo.wire.convert import NO_INDEX, job_public_key
+from lianmo.wire.steps import (
+    SB_CANDIDATES,
+    SB_FINAL,
+    SB_GH,
+    SB_GH_LAYOUT,
+    SB_HISTOGRAMS,
+    SB_NODES,
+    SB_PARTITIONS,
+    SB_PLAN,
+    SB_POSITIONS,
+    SB_PUBLIC_KEY,
+    SB_ROUND_END,
+    SB_SAMPLE,
+    SB_SPLIT_IDS,
+    SB_SPLITS,
+)
+
+
+def train_host(
+    ctx: RoleContext,
+    X: np.ndarray,
+    X_val: np.ndarray,
+    params: BoostParams,
+) -> HostResult:
+    """Host side: answer histogram and partition requests; returns this host's split rules."""
+    timings = Timings()
+    saved = ctx.checkpoints.restore(CHECKPOINT, HostState)
+    key = _job_key(ctx, params, saved)
+    if saved is None:
+        saved = HostState(-1, False, (), ctx.recv(SB_PLAN, ctx.guest), key.n_bytes(), {}, {})
+    outputs = saved.outputs
+    bins = QuantileBins.fit(X, params.max_bins)
+    binned = bins.transform(X)
+    opaque = opaque_feature_ids(ctx, X.shape[1])
+    rules = list(saved.rules)
+    timings.seconds, timings.counts = dict(saved.seconds), dict(saved.counts)
+    total = params.rounds * outputs
+    for r in range(saved.round + 1, 0 if saved.stopped else params.rounds):
+        for k in range(outputs):
+            t = r * outputs + k
+            _HostTree(ctx, key, binned, bins, params, t, opaque, timings).grow(rules)
+            route_host(ctx, rules, X_val, depth=params.tree.depth, round=t)
+            ctx.progress(PHASE, t + 1, total, f"tree {t + 1}/{total}")
+        decision = ctx.recv(SB_ROUND_END, ctx.guest, round=r)
+        state = HostState(
+            r,
+            decision == "stop",
+            tuple(rules),
+            outputs,
+            key.n_bytes(),
+            timings.seconds,
+            timings.counts,
+        )
+        ctx.checkpoints.save(CHECKPOINT, state)
+        if decision == "stop":
+            break
+    kept = ctx.recv(SB_FINAL, ctx.guest)
+    rules = [rule for rule in rules if rule.tree < kept]
+    counts: dict[str, dict[str, float]] = {}
+    for rule in rules:
+        add_importance(counts, str(rule.feature), None)
+    return HostResult(rules=rules, importance=counts, trees=kept, timings=timings)
+
+
+class _HostTree:
+    """This host's side of one tree."""
+
+    def __init__(
+        self,
+        ctx: RoleContext,
+        key: PublicKey,
+        binned: np.ndarray,
+        bins: QuantileBins,
+        params: BoostParams,
+        t: int,
+        opaque: np.ndarray,
+        timings: Timings,
+    ) -> None:
+        self.ctx, self.key, self.params, self.t = ctx, key, params, t
+        self.binned, self.bins, self.opaque, self.timings = binned, bins, opaque, timings
+
+    def grow(self, rules: list[SplitRule]) -> None:
+        """Steps 1-4 of tree ``t`` at this host; appends the splits it wins to ``rules``."""
+        ctx, t, n = self.ctx, self.t, self.binned.shape[0]
+        guest = ctx.guest
+        if self.params.subsample < 1.0:
+            sample = ctx.recv(SB_SAMPLE, guest, round=t, below=n)
+        else:
+            sample = np.arange(n)
+        value_bits = ctx.recv(SB_GH_LAYOUT, guest, round=t)
+        packing = Packing.for_sums((value_bits, value_bits), max(len(sample), 1))
+        gh = ctx.recv(SB_GH, guest, round=t, key=self.key, count=len(sample))
+        features = sample_features(ctx, self.binned.shape[1], self.params.colsample, t)
+        B = self.binned[np.ix_(sample, features)]
+        nb = max((self.bins.n_bins(f) for f in features), default=1)
+        F = len(features)
+        previous: dict[int, CipherVector] = {}
+        for _depth in range(self.params.tree.depth):
+            pairs = ctx.recv(SB_NODES, guest, round=t)
+            if len(pairs) == 0:
+                break
+            if len(pairs) % 2:
+                raise ProtocolError(f"guest '{guest}' sent a malformed 'sb.nodes'")
+            node_ids, parent_ids = pairs[0::2], pairs[1::2]
+            m = len(node_ids)
+            local = ctx.recv(SB_POSITIONS, guest, round=t, count=n, below=m)
+            at = local[sample]
+            started = time.perf_counter()
+            hist = self._histograms(gh, B, at, node_ids, parent_ids, previous, nb)
+            cells, counts, offered = self._candidates(hist, B, at, m, nb, F, t)
+            packed = cells.pack(packing, ctx.compute).obfuscate(ctx.rng, ctx.compute)
+            self.timings.add("histogram", started)
+            ctx.send(SB_CANDIDATES, guest, counts, round=t)
+            ctx.send(SB_HISTOGRAMS, guest, packed, round=t)  # 3.
+            self._partition(rules, B, local, at, features, offered)  # 4.
+            previous = {int(node_ids[j]): hist[j] for j in range(m)}
+
+    def _partition(
+        self,
+        rules: list[SplitRule],
+        B: np.ndarray,
+        local: np.ndarray,
+        at: np.ndarray,
+        features: np.ndarray,
+        offered: list[list[tuple[int, int]]],
+    ) -> None:
+        """Step 4 at the host: record the splits the guest chose; which rows go left."""
+        ctx, t, guest = self.ctx, self.t, self.ctx.guest
+        chosen = ctx.recv(SB_SPLITS, guest, round=t)
+        ids, lefts = [], []
+        for j, tied in _parse_choices(chosen, guest, offered):
+            # ties in gain: the lowest (feature, bin), as if candidates were unshuffled
+            f_local, b = min(offered[j][c] for c in tied)
+            f_local, b = self._canonical(B, at, j, f_local, b)
+            f = int(features[f_local])
+            ids.extend([len(rules), int(self.opaque[f])])
+            rules.append(SplitRule(f, self.bins.threshold(f, b), t))
+            lefts.append((local == j) & (self.binned[:, f] <= b))
+        ctx.send(SB_SPLIT_IDS, guest, ids, round=t)
+        n = len(local)
+        ctx.send(SB_PARTITIONS, guest, np.array(lefts).reshape(len(lefts), n), round=t)
+
+    def _histograms(
+        self,
+        gh: CipherVector,
+        B: np.ndarray,
+        at: np.ndarray,
+        node_ids: np.ndarray,
+        parent_ids: np.ndarray,
+        previous: dict[int, CipherVector],
+        nb: int,
+    ) -> list[CipherVector]:
+        """Encrypted (g, h) sums per node over (feature, bin), smaller siblings built."""
+        m = len(node_ids)
+        sizes = np.bincount(at[at >= 0], minlength=m)
+        siblings: dict[int, list[int]] = {}
+        for j in range(m):
+            siblings.setdefault(int(parent_ids[j]), []).append(j)
+        build: list[int] = []
+        derive: dict[int, tuple[int, int]] = {}  # node -> (parent node id, built sibling)
+        for parent, group in siblings.items():
+            if parent == NO_INDEX or parent not in previous or len(group) != 2:
+                if parent != NO_INDEX and parent not in previous:
+                    raise ProtocolError(f"guest '{self.ctx.guest}' named an unknown parent node")
+                build.extend(group)
+                continue
+            a, b = group
+            small, big = (a, b) if sizes[a] <= sizes[b] else (b, a)
+            build.append(small)
+            derive[big] = (parent, small)
+        slot = np.full(m, -1, dtype=np.int64)
+        slot[build] = np.arange(len(build))
+        nodes = np.where(at >= 0, slot[np.maximum(at, 0)], -1)
+        rows = np.flatnonzero(nodes >= 0)
+        built = gh.select(rows).histogram(
+            B[rows], nb, nodes=nodes[rows], n_nodes=max(len(build), 1), backend=self.ctx.compute
+        )
+        width = B.shape[1] * nb
+        self.timings.count("placements", len(rows) * B.shape[1])
+        self.timings.count("subtractions", len(derive) * width)
+        out: list[CipherVector | None] = [None] * m
+        for i, j in enumerate(build):
+            out[j] = built.select(range(i * width, (i + 1) * width))
+        for j, (parent, small) in derive.items():
+            out[j] = previous[parent].sub(out[small])  # type: ignore[arg-type]
+        return [h for h in out if h is not None]
+
+    def _candidates(
+        self,
+        hist: list[CipherVector],
+        B: np.ndarray,
+        at: np.ndarray,
+        m: int,
+        nb: int,
+        F: int,
+        t: int,
+    ) -> tuple[CipherVector, list[int], list[list[tuple[int, int]]]]:
+        """Shuffled candidate left sums per node: (cells, count per node, (f, b) per number)."""
+        picks: list[int] = []
+        counts: list[int] = []
+        offered: list[list[tuple[int, int]]] = []
+        for j in range(m):
+            rows = at == j
+            candidates = []
+            for f in range(F):
+                count = np.bincount(B[rows, f], minlength=nb)
+                right = np.cumsum(count[::-1])[::-1]  # rows in bins >= b
+                for b in range(nb - 1):
+                    if count[b] > 0 and right[b + 1] > 0:
+                        candidates.append((f, b))
+            order = permutation(self.ctx, len(candidates), f"sb/candidates/{t}/{j}/{len(picks)}")
+            shuffled = [candidates[i] for i in order]
+            offered.append(shuffled)
+            counts.append(len(shuffled))
+            picks.extend(j * F * nb + f * nb + b for f, b in shuffled)
+        running = CipherVector.concat(hist).prefix_sums(nb) if hist else None
+        if running is None or not picks:
+            cells = CipherVector(self.key, 0, [])
+        else:
+            cells = running.select(picks)
+        return cells, counts, offered
+
+    @staticmethod
+    def _canonical(B: np.ndarray, at: np.ndarray, j: int, f: int, b: int) -> tuple[int, int]:
+        """The lowest (feature, bin) splitting node ``j``'s sampled rows exactly like (f, b)."""
+        rows = np.flatnonzero(at == j)
+        left = B[rows, f] <= b
+        for f2 in range(B.shape[1]):
+            lo = int(B[rows[left], f2].max())
+            hi = int(B[rows[~left], f2].min())
+            if lo < hi and np.array_equal(B[rows, f2] <= lo, left):
+                return f2, lo
+        return f, b
+
+
+def _parse_choices(
+    flat: np.ndarray, guest: str, offered: list[list[tuple[int, int]]]
+) -> list[tuple[int, list[int]]]:
+    """``sb.splits``: per node won, ``node, k, c_1 .. c_k`` (the candidates tied at the top)."""
+    out: list[tuple[int, list[int]]] = []
+    i = 0
+    while i < len(flat):
+        if i + 2 > len(flat):
+            raise ProtocolError(f"guest '{guest}' sent a malformed 'sb.splits'")
+        j, k = int(flat[i]), int(flat[i + 1])
+        tied = [int(c) for c in flat[i + 2 : i + 2 + k]]
+        if not 0 <= j < len(offered) or k < 1 or len(tied) != k:
+            raise ProtocolError(f"guest '{guest}' sent a malformed 'sb.splits'")
+        if any(j == seen for seen, _ in out):
+            raise ProtocolError(f"guest '{guest}' chose two splits for one node in 'sb.splits'")
+        if any(not 0 <= c < len(offered[j]) for c in tied):
+            raise ProtocolError(f"guest '{guest}' chose a split candidate that does not exist")
+        out.append((j, tied))
+        i += 2 + k
+    return out
+
+
+def _job_key(ctx: RoleContext, params: BoostParams, saved: HostState | None) -> PublicKey:
+    """The guest's public key: received now, or as the round checkpoint kept it."""
+    if saved is None:
+        key = ctx.recv(
+            SB_PUBLIC_KEY,
+            ctx.guest,
+            key_bits=params.key_bits,
+            insecure_test_key=params.insecure_test_key,
+        )
+        key.prepare_obfuscation(ctx.rng)
+        return key
+    msg = PublicKeyMsg(n=saved.key)
+    return job_public_key(
+        msg,
+        ctx.guest,
+        ctx.rng,
+        key_bits=params.key_bits,
+        insecure_test_key=params.insecure_test_key,
+    )
