@@ -309,6 +309,8 @@ def test_node_starts_as_the_image_starts_it_and_passes_the_health_check(tmp_path
         if node.poll() is None:
             node.kill()
             node.wait()
+        assert node.stdout is not None
+        node.stdout.close()  # else its file is only closed (with a ResourceWarning) by GC
     # Once the node is gone, the same check fails, in one line.
     down = subprocess.run([lianmo_bin, *check[1:]], capture_output=True, text=True, timeout=60)
     assert down.returncode == 6  # TransportError
