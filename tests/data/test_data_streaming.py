@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lianmo.data import reader
+from lianmo.data.rows import Rows
 from lianmo.data.table import load_table, scan_checked
 from lianmo.errors import DataError
 
@@ -108,7 +109,9 @@ def test_scan_keeps_ids_and_labels_and_reads_chosen_rows_later(tmp_path: Path) -
         rows = np.array([7, 0, 4, 9, 3])
         chosen = scan.read_rows(rows)
         picked = whole.select(rows)
-        assert chosen.ids == picked.ids == scan.ids_at(rows)
+        assert chosen.ids == picked.ids == scan.ids_at(rows) == whole.ids_at(rows)
+        assert isinstance(scan, Rows) and isinstance(whole, Rows)
+        assert scan.y is not None and not scan.y.flags.writeable
         np.testing.assert_array_equal(chosen.X, picked.X)
         assert chosen.y is not None and picked.y is not None
         np.testing.assert_array_equal(chosen.y, picked.y)
