@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lianmo.data.reader import data_error
+from lianmo.data.cells import data_error
 
 __all__ = ["Columns", "find_column", "find_columns"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lianmo.data.reader import data_error
+from lianmo.data.cells import data_error
 
 __all__ = ["Rows", "Table", "read_only"]
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lianmo.data.cells import data_error
 from lianmo.data.columns import find_column
-from lianmo.data.reader import data_error, iter_chunks, read_header
+from lianmo.data.reader import iter_chunks, read_header
 from lianmo.data.rows import Rows, Table
 from lianmo.errors import DataError
 

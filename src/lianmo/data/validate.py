@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from lianmo.config import BOOST_OBJECTIVES
-from lianmo.data.reader import data_error, where
+from lianmo.data.cells import data_error, where
 from lianmo.data.rows import Rows
 from lianmo.errors import ConfigError, DataError
 
