@@ -1,56 +1,34 @@
-"""CipherVector: Paillier ciphertexts as raw gmpy2 integers under one key and one exponent."""
+"""CipherVector: Paillier ciphertexts as raw gmpy2 integers under one key and one exponent.
+
+The type and its elementwise arithmetic live here. The reductions that run in chunks on
+a compute backend (matrix-vector product, histogram, packing) are in
+:mod:`lianmo.crypto.reductions`, and the conversions to and from bytes and phe numbers,
+with the checks on what is received, in :mod:`lianmo.crypto.vector_codec`; the methods
+of the same names here call them.
+"""
 
 from __future__ import annotations
 
-import operator
 import typing as t
 
 import gmpy2
 import numpy as np
 import numpy.typing as npt
-import phe
 
-from lianmo.compute.backend import ComputeBackend, SerialBackend, chunk_bounds
-from lianmo.crypto import _fastexp, _kernels
-from lianmo.crypto.bytes_codec import fixed_bytes_to_mpz, int_to_fixed_bytes
+from lianmo.crypto import _fastexp, reductions, vector_codec
+from lianmo.crypto._checks import as_int
 from lianmo.crypto.fixedpoint import BASE, encode_ints
 from lianmo.errors import CryptoError
 
 if t.TYPE_CHECKING:
+    import phe
+
+    from lianmo.compute.backend import ComputeBackend
     from lianmo.crypto.drbg import Drbg
     from lianmo.crypto.packing import Packing
     from lianmo.crypto.public_key import PublicKey
 
 Mpz = t.Any  # gmpy2.mpz has no type stubs
-_INT64_MIN = np.iinfo(np.int64).min
-_SERIAL = SerialBackend()
-_MIN_ROWS = 256  # fewest rows worth a chunk of their own
-
-
-def _as_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise CryptoError(f"{what} must be an int, got {type(value).__name__}")
-    return operator.index(value)
-
-
-def _int64_matrix(Xq: object, rows: int, what: str) -> npt.NDArray[np.int64]:
-    """Return ``Xq`` as a 2-D int64 array with ``rows`` rows, or raise CryptoError."""
-    if not isinstance(Xq, np.ndarray) or Xq.dtype.kind not in "iu":
-        kind = Xq.dtype if isinstance(Xq, np.ndarray) else type(Xq).__name__
-        raise CryptoError(
-            f"{what} expects an integer numpy array, got {kind}; quantise floats first "
-            "(lianmo.crypto.fixedpoint.quantise)"
-        )
-    if Xq.ndim != 2 or Xq.shape[0] != rows:
-        raise CryptoError(
-            f"{what} expects shape ({rows}, n_cols) to match {rows} ciphertexts, got {Xq.shape}"
-        )
-    if Xq.dtype.kind == "u" and Xq.size and int(Xq.max()) > np.iinfo(np.int64).max:
-        raise CryptoError(f"{what}: unsigned entries above 2**63 - 1 are not supported")
-    out = Xq.astype(np.int64, copy=False)
-    if out.size and int(out.min()) == _INT64_MIN:
-        raise CryptoError(f"{what}: entry equal to -2**63 is not supported; rescale the data")
-    return out
 
 
 class CipherVector:
@@ -75,7 +53,7 @@ class CipherVector:
 
     def __init__(self, key: PublicKey, exponent: int, values: list[Mpz]) -> None:
         self.key = key
-        self.exponent = _as_int(exponent, "CipherVector exponent")
+        self.exponent = as_int(exponent, "CipherVector exponent")
         self.values = values
 
     def __len__(self) -> int:
@@ -170,6 +148,27 @@ class CipherVector:
         nsquare = self.key.nsquare
         return self._with([a * b % nsquare for a, b in zip(self.values, other.values, strict=True)])
 
+    def sub(self, other: CipherVector) -> CipherVector:
+        """Return the elementwise homomorphic difference ``Enc(a_i - b_i)``.
+
+        Used for histogram subtraction (sibling = parent - child). All inverses come from
+        one modular inversion (Montgomery's trick).
+
+        Parameters
+        ----------
+        other : CipherVector
+            Same key, exponent and length.
+
+        Returns
+        -------
+        CipherVector
+            The differences.
+        """
+        other = self._check_same(other, "sub", same_length=True)
+        nsquare = self.key.nsquare
+        inverses = _fastexp.batch_invert(other.values, nsquare)
+        return self._with([a * b % nsquare for a, b in zip(self.values, inverses, strict=True)])
+
     def add_plain_ints(
         self, mantissas: t.Sequence[int] | npt.NDArray[np.integer[t.Any]]
     ) -> CipherVector:
@@ -206,7 +205,7 @@ class CipherVector:
         CipherVector
             ``Enc(k * m_i)``.
         """
-        scalar = _as_int(k, "mul_int scalar")
+        scalar = as_int(k, "mul_int scalar")
         return self._with(gmpy2.powmod_base_list(self.values, scalar, self.key.nsquare))
 
     def decrease_exponent_to(self, new_exponent: int) -> CipherVector:
@@ -222,7 +221,7 @@ class CipherVector:
         CipherVector
             Equal plaintext values with exponent ``new_exponent``.
         """
-        target = _as_int(new_exponent, "new exponent")
+        target = as_int(new_exponent, "new exponent")
         if target > self.exponent:
             raise CryptoError(
                 f"cannot raise the exponent from {self.exponent} to {target} without "
@@ -255,7 +254,7 @@ class CipherVector:
         CipherVector
             Same length, key and exponent. Not re-randomised: obfuscate before sending.
         """
-        block = _as_int(block, "block")
+        block = as_int(block, "block")
         if block < 1 or len(self) % block:
             raise CryptoError(
                 f"prefix_sums: block {block} must be >= 1 and divide the length {len(self)}"
@@ -293,25 +292,36 @@ class CipherVector:
             Length ``k``; element ``j`` encrypts ``sum_i Xq[i, j] * m_i``. Computed per
             column by signed bucket multi-exponentiation, not one powmod per entry.
         """
-        exponent = self.exponent + _as_int(xq_exponent, "xq_exponent")
-        columns = np.ascontiguousarray(_int64_matrix(Xq, len(self), "matvec_t").T)
-        backend = backend or _SERIAL
-        nsquare = self.key.nsquare
-        k = columns.shape[0]
-        if k >= backend.workers or len(self) < 2 * _MIN_ROWS:
-            tasks = [
-                _kernels.MatvecTask(nsquare, self.values, columns[a:b])
-                for a, b in chunk_bounds(k, backend.workers)
-            ]
-            values = backend.map_concat(_kernels.matvec, tasks)
-        else:  # few columns, many rows: split rows and multiply the partial products
-            tasks = [
-                _kernels.MatvecTask(nsquare, self.values[a:b], columns[:, a:b])
-                for a, b in chunk_bounds(len(self), backend.workers, _MIN_ROWS)
-            ]
-            parts = backend.map(_kernels.matvec, tasks)
-            values = [_product(column, nsquare) for column in zip(*parts, strict=True)]
-        return self._with(values or [gmpy2.mpz(1)] * k, exponent)
+        exponent = self.exponent + as_int(xq_exponent, "xq_exponent")
+        values = reductions.matvec_t(self.values, self.key.nsquare, Xq, backend)
+        return self._with(values, exponent)
+
+    def dot_ints(
+        self,
+        q: npt.NDArray[np.integer[t.Any]],
+        q_exponent: int,
+        backend: ComputeBackend | None = None,
+    ) -> CipherVector:
+        """Return the length-1 vector ``Enc(sum_i q[i] * m_i)`` (see :meth:`matvec_t`).
+
+        Parameters
+        ----------
+        q : numpy.ndarray
+            One-dimensional integer (int64) array, one entry per ciphertext.
+        q_exponent : int
+            Fixed-point exponent of ``q``; the result has ``self.exponent + q_exponent``.
+        backend : ComputeBackend, optional
+            Where the chunks run; in this process if omitted.
+
+        Returns
+        -------
+        CipherVector
+            Length 1.
+        """
+        if not isinstance(q, np.ndarray) or q.ndim != 1:
+            shape = q.shape if isinstance(q, np.ndarray) else type(q).__name__
+            raise CryptoError(f"dot_ints expects a 1-D integer numpy array, got {shape}")
+        return self.matvec_t(q.reshape(-1, 1), q_exponent, backend)
 
     def histogram(
         self,
@@ -348,77 +358,10 @@ class CipherVector:
             ``1``, where none fell). Each element costs one modular multiplication per
             feature. Not re-randomised: obfuscate before sending.
         """
-        n_bins = _as_int(n_bins, "n_bins")
-        n_nodes = _as_int(n_nodes, "n_nodes")
-        if n_bins < 1 or n_nodes < 1:
-            raise CryptoError(
-                f"histogram needs n_bins >= 1 and n_nodes >= 1, got {n_bins}, {n_nodes}"
-            )
-        table = _int64_matrix(bins, len(self), "histogram")
-        if table.size and (int(table.min()) < 0 or int(table.max()) >= n_bins):
-            raise CryptoError(
-                f"histogram: bin indices must lie in [0, {n_bins}), got range "
-                f"[{int(table.min())}, {int(table.max())}]"
-            )
-        n_features = table.shape[1]
-        slots = table.T.copy()
-        if nodes is not None:
-            node = np.asarray(nodes)
-            if node.shape != (len(self),) or node.dtype.kind not in "iu":
-                raise CryptoError(
-                    f"histogram: nodes must be an integer array of shape ({len(self)},), "
-                    f"got {node.dtype} {node.shape}"
-                )
-            node = node.astype(np.int64)
-            if node.size and (int(node.min()) < -1 or int(node.max()) >= n_nodes):
-                raise CryptoError(
-                    f"histogram: node ids must lie in [-1, {n_nodes}), got range "
-                    f"[{int(node.min())}, {int(node.max())}]"
-                )
-            slots = np.where(node >= 0, slots + node * n_bins, -1)
-        backend = backend or _SERIAL
-        nsquare = self.key.nsquare
-        width = n_nodes * n_bins
-        tasks = [
-            _kernels.HistogramTask(nsquare, self.values[a:b], slots[:, a:b], width)
-            for a, b in chunk_bounds(len(self), backend.workers, _MIN_ROWS)
-        ]
-        parts = backend.map(_kernels.histogram, tasks)
-        if not parts:
-            per_feature = [[gmpy2.mpz(1)] * width for _ in range(n_features)]
-        else:
-            per_feature = [
-                [_product(cells, nsquare) for cells in zip(*feature, strict=True)]
-                for feature in zip(*parts, strict=True)
-            ]
-        values = [
-            per_feature[f][node_id * n_bins + b]
-            for node_id in range(n_nodes)
-            for f in range(n_features)
-            for b in range(n_bins)
-        ]
+        values = reductions.histogram(
+            self.values, self.key.nsquare, bins, n_bins, nodes, n_nodes, backend
+        )
         return self._with(values)
-
-    def sub(self, other: CipherVector) -> CipherVector:
-        """Return the elementwise homomorphic difference ``Enc(a_i - b_i)``.
-
-        Used for histogram subtraction (sibling = parent - child). All inverses come from
-        one modular inversion (Montgomery's trick).
-
-        Parameters
-        ----------
-        other : CipherVector
-            Same key, exponent and length.
-
-        Returns
-        -------
-        CipherVector
-            The differences.
-        """
-        other = self._check_same(other, "sub", same_length=True)
-        nsquare = self.key.nsquare
-        inverses = _fastexp.batch_invert(other.values, nsquare)
-        return self._with([a * b % nsquare for a, b in zip(self.values, inverses, strict=True)])
 
     def pack(self, packing: Packing, backend: ComputeBackend | None = None) -> CipherVector:
         """Pack ``packing.per_plaintext(n)`` consecutive ciphertexts into one.
@@ -441,46 +384,8 @@ class CipherVector:
             ``ceil(len(self) / per_plaintext)`` ciphertexts. Not re-randomised:
             obfuscate before sending.
         """
-        per_ct = packing.per_plaintext(int(self.key.n))
-        backend = backend or _SERIAL
-        groups = -(-len(self) // per_ct)
-        tasks = [
-            _kernels.ShiftPackTask(
-                self.key.nsquare,
-                self.values[a * per_ct : b * per_ct],
-                per_ct,
-                packing.total_bits,
-            )
-            for a, b in chunk_bounds(groups, backend.workers, 4)
-        ]
-        return self._with(backend.map_concat(_kernels.shift_pack, tasks))
-
-    def dot_ints(
-        self,
-        q: npt.NDArray[np.integer[t.Any]],
-        q_exponent: int,
-        backend: ComputeBackend | None = None,
-    ) -> CipherVector:
-        """Return the length-1 vector ``Enc(sum_i q[i] * m_i)`` (see :meth:`matvec_t`).
-
-        Parameters
-        ----------
-        q : numpy.ndarray
-            One-dimensional integer (int64) array, one entry per ciphertext.
-        q_exponent : int
-            Fixed-point exponent of ``q``; the result has ``self.exponent + q_exponent``.
-        backend : ComputeBackend, optional
-            Where the chunks run; in this process if omitted.
-
-        Returns
-        -------
-        CipherVector
-            Length 1.
-        """
-        if not isinstance(q, np.ndarray) or q.ndim != 1:
-            shape = q.shape if isinstance(q, np.ndarray) else type(q).__name__
-            raise CryptoError(f"dot_ints expects a 1-D integer numpy array, got {shape}")
-        return self.matvec_t(q.reshape(-1, 1), q_exponent, backend)
+        key = self.key
+        return self._with(reductions.shift_pack(self.values, key.n, key.nsquare, packing, backend))
 
     def obfuscate(
         self, rng: Drbg | None = None, backend: ComputeBackend | None = None
@@ -509,8 +414,7 @@ class CipherVector:
         tuple of (int, bytes)
             ``width`` is the byte length of ``n**2``.
         """
-        width = self.key.ciphertext_bytes
-        return width, int_to_fixed_bytes(self.values, width)
+        return vector_codec.to_bytes(self.key, self.values)
 
     @classmethod
     def from_bytes(
@@ -536,23 +440,11 @@ class CipherVector:
         CipherVector
             The ciphertexts, each checked to lie in Z*_{n^2}.
         """
-        from lianmo.crypto.public_key import PublicKey  # runtime import: module cycle
-
-        if not isinstance(key, PublicKey):
-            raise CryptoError(f"from_bytes needs a PublicKey, got {type(key).__name__}")
-        if width != key.ciphertext_bytes:
-            raise CryptoError(
-                f"ciphertext width is {width} bytes, expected {key.ciphertext_bytes} for a "
-                f"{key.bits}-bit key; the sender used another key or format"
-            )
-        values = fixed_bytes_to_mpz(data, count, width)
-        _check_units(values, key)
-        return cls(key, exponent, values)
+        return cls(key, exponent, vector_codec.from_bytes(key, count, width, data))
 
     def to_phe(self) -> list[phe.EncryptedNumber]:
         """Return one ``phe.EncryptedNumber`` per element (same ciphertext and exponent)."""
-        pk = self.key.to_phe()
-        return [phe.EncryptedNumber(pk, int(c), self.exponent) for c in self.values]
+        return vector_codec.to_phe(self.key, self.exponent, self.values)
 
     @classmethod
     def from_phe(cls, key: PublicKey, numbers: t.Sequence[phe.EncryptedNumber]) -> CipherVector:
@@ -570,57 +462,5 @@ class CipherVector:
         CipherVector
             Exponent ``min(number.exponent)`` (0 for an empty sequence).
         """
-        for index, number in enumerate(numbers):
-            if not isinstance(number, phe.EncryptedNumber):
-                raise CryptoError(
-                    f"from_phe: element {index} is {type(number).__name__}, "
-                    "expected phe.EncryptedNumber"
-                )
-            if number.public_key.n != key.n:
-                raise CryptoError(
-                    f"from_phe: element {index} is under another public key than "
-                    f"{key.fingerprint.hex()[:16]}; ciphertexts under different public keys"
-                )
-        exponent = min((number.exponent for number in numbers), default=0)
-        lowered = [
-            x if x.exponent == exponent else x.decrease_exponent_to(exponent) for x in numbers
-        ]
-        values = [gmpy2.mpz(x.ciphertext(be_secure=False)) for x in lowered]
-        _check_units(values, key)
+        exponent, values = vector_codec.from_phe(key, numbers)
         return cls(key, exponent, values)
-
-
-def _product(values: t.Iterable[Mpz], modulus: Mpz) -> Mpz:
-    """Return the product of ``values`` modulo ``modulus``, skipping the ones."""
-    total: Mpz | None = None
-    for value in values:
-        if value != 1:
-            total = value if total is None else total * value % modulus
-    return gmpy2.mpz(1) if total is None else total
-
-
-def _check_units(values: list[Mpz], key: PublicKey) -> None:
-    """Raise CryptoError naming the first value outside Z*_{n^2}."""
-    n, nsquare = key.n, key.nsquare
-    product = gmpy2.mpz(1)
-    for c in values:
-        if not 0 < c < nsquare:
-            break
-        product = product * c % n
-    else:
-        # One gcd for the batch: the product mod n shares a factor with n iff some c does.
-        if gmpy2.gcd(product, n) == 1:
-            return
-    for index, c in enumerate(values):
-        if not 0 < c < nsquare:
-            raise CryptoError(
-                f"ciphertext at index {index} is outside (0, n^2) for key "
-                f"{key.fingerprint.hex()[:16]}; the payload is corrupted or under another key"
-            )
-        if gmpy2.gcd(c, n) != 1:
-            raise CryptoError(
-                f"ciphertext at index {index} shares a factor with n (not in Z*_{{n^2}}) for "
-                f"key {key.fingerprint.hex()[:16]}; the payload is malformed or forged: ask the "
-                "sender's operator to check its lianmo version and key"
-            )
-    raise CryptoError("ciphertext batch failed the Z*_{n^2} check")  # pragma: no cover
