@@ -39,6 +39,8 @@ def test_interrupting_the_demo_stops_every_node(tmp_path: Path, sig: signal.Sign
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
+        log.close()
     assert "interrupted" in (tmp_path / "demo.log").read_text()
     assert _node_pids(output) == []
     assert not (output / "metrics.json").exists()

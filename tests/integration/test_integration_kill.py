@@ -252,7 +252,7 @@ def test_sigkill_at_a_random_round_then_resume_gives_the_uninterrupted_model(
     _wait_for_round(fed, watched, model, kill_round, run)
     if victim == "coordinator":
         run.send_signal(signal.SIGKILL)
-        run.wait()
+        run.communicate()  # reaps it and closes its pipes
         recorded = lianmo("job", "status", output, cwd=fed.root)  # what the dead one recorded
         assert recorded.returncode == 0, _explain(recorded)
         assert f"job '{JOB}'" in recorded.stdout and "coordinator: running" in recorded.stdout

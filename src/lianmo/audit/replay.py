@@ -167,6 +167,10 @@ class ReplayRecorder:
         self.compared = 0
         self.last_round: int | None = None
 
+    def position(self) -> None:
+        """Replay writes no log, so there is no position to checkpoint."""
+        return None
+
     def keep(self, data: bytes) -> str:
         return hashlib.sha256(data).hexdigest()
 

@@ -6,14 +6,12 @@ trees need no scaling, so raw columns go straight to binning.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from lianmo.config import BoostSpec, DatasetEntry, JobSpec
-from lianmo.errors import DataError
-from lianmo.fileio import write_atomic
+from lianmo.errors import ConfigError, DataError
 from lianmo.models.metrics import auc, ks
 from lianmo.models.objectives import Objective
 from lianmo.models.tree import TreeParams
@@ -31,6 +29,7 @@ from lianmo.node.job_data import (
     split_rows,
     write_id_csv,
 )
+from lianmo.node.kind import JobKind
 from lianmo.protocols import commit, secureboost
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.tree_route import SplitRule, route_guest, route_host
@@ -60,15 +59,18 @@ def boost_params(model: BoostSpec) -> secureboost.BoostParams:
     )
 
 
+def witness(ctx: RoleContext, spec: JobSpec, outcome: JobOutcome) -> None:
+    """SecureBoost needs no third party: an arbiter in the job only witnesses the end."""
+    commit.await_commit(ctx)
+
+
 def train(
-    ctx: RoleContext,
-    spec: JobSpec,
-    model: BoostSpec,
-    dataset: DatasetEntry,
-    job_dir: Path,
-    outcome: JobOutcome,
+    ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
 ) -> None:
     """Train this party's side of a SecureBoost model and keep its share."""
+    model = spec.model
+    if not isinstance(model, BoostSpec):
+        raise ConfigError(f"job '{spec.job_id}' is not a SecureBoost job")
     role = outcome.role
     with outcome.timed("load"):
         table = load(ctx, role, dataset, training=True, task=model.objective)
@@ -146,9 +148,7 @@ def train(
             commit.announce_commit(ctx)
         else:
             commit.await_commit(ctx)
-    data = final.to_json()
-    write_atomic(job_dir / "model.json", data)
-    outcome.values["model_digest"] = hashlib.sha256(data).hexdigest()
+    outcome.values["model_digest"] = final.write(job_dir)
 
 
 def predict(
@@ -266,3 +266,6 @@ def write_predictions(path: Path, ids: IdList, objective: Objective, scores: np.
 
     header = ["id", *(f"p_{k}" for k in range(objective.n_classes)), "class"]
     write_id_csv(path, header, ids, scores, probabilities)
+
+
+KIND = JobKind("secureboost", BoostShare, train=train, predict=predict, witness=witness)

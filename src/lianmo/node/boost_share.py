@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import typing as t
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from lianmo.errors import ConfigError
 from lianmo.models.objectives import Objective
 from lianmo.models.tree import Tree, tree_from_dict, tree_to_dict
+from lianmo.node.share import ModelShare
 from lianmo.protocols.secureboost import GuestModel
 from lianmo.protocols.tree_route import SplitRule
 
@@ -25,8 +25,11 @@ MODEL_FORMAT = "lianmo.secureboost.share/v1"
 
 
 @dataclass(frozen=True)
-class BoostShare:
+class BoostShare(ModelShare):
     """A party's share; ``trees``, ``objective`` and ``init_score`` are the guest's only."""
+
+    FORMAT: t.ClassVar[str] = MODEL_FORMAT
+    KIND: t.ClassVar[str] = "SecureBoost"
 
     job_id: str
     party: str
@@ -78,52 +81,34 @@ class BoostShare:
         return json.dumps(data, indent=2, sort_keys=True).encode()
 
     @classmethod
-    def load(cls, path: Path, *, party: str, role: str) -> BoostShare:
-        """Read and check a share: right format, party and role, consistent references."""
-        try:
-            raw = json.loads(path.read_bytes())
-            names = tuple(str(v) for v in raw["feature_names"])
-            index = {name: i for i, name in enumerate(names)}
-            share = cls(
-                job_id=str(raw["job_id"]),
-                party=str(raw["party"]),
-                role=str(raw["role"]),
-                dataset=str(raw["dataset"]),
-                feature_names=names,
-                depth=int(raw["depth"]),
-                rules=tuple(
-                    SplitRule(index[str(r["feature"])], float(r["threshold"]), int(r["tree"]))
-                    for r in raw["rules"]
-                ),
-                importance={str(k): dict(v) for k, v in raw.get("importance", {}).items()},
-                objective=None if raw["objective"] is None else str(raw["objective"]),
-                n_classes=None if raw["n_classes"] is None else int(raw["n_classes"]),
-                init_score=None
-                if raw["init_score"] is None
-                else tuple(float(v) for v in raw["init_score"]),
-                trees=tuple(tree_from_dict(tree) for tree in raw["trees"]),
-                format=str(raw["format"]),
-            )
-        except FileNotFoundError:
-            raise ConfigError(
-                f"party '{party}' has no model share at {path}: was model_job trained with "
-                "this party, and did it succeed?"
-            ) from None
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise ConfigError(f"party '{party}': model share {path} is malformed: {exc}") from exc
-        problem = share._problem(party, role)
-        if problem:
-            raise ConfigError(
-                f"party '{party}': {path} is not a consistent {role} share of a SecureBoost "
-                f"model: {problem}"
-            )
-        return share
+    def from_raw(cls, raw: dict[str, t.Any]) -> BoostShare:
+        names = tuple(str(v) for v in raw["feature_names"])
+        index = {name: i for i, name in enumerate(names)}
+        return cls(
+            job_id=str(raw["job_id"]),
+            party=str(raw["party"]),
+            role=str(raw["role"]),
+            dataset=str(raw["dataset"]),
+            feature_names=names,
+            depth=int(raw["depth"]),
+            rules=tuple(
+                SplitRule(index[str(r["feature"])], float(r["threshold"]), int(r["tree"]))
+                for r in raw["rules"]
+            ),
+            importance={str(k): dict(v) for k, v in raw.get("importance", {}).items()},
+            objective=None if raw["objective"] is None else str(raw["objective"]),
+            n_classes=None if raw["n_classes"] is None else int(raw["n_classes"]),
+            init_score=None
+            if raw["init_score"] is None
+            else tuple(float(v) for v in raw["init_score"]),
+            trees=tuple(tree_from_dict(tree) for tree in raw["trees"]),
+            format=str(raw["format"]),
+        )
 
-    def _problem(self, party: str, role: str) -> str:
-        if self.format != MODEL_FORMAT:
-            return f"format {self.format!r}, expected {MODEL_FORMAT!r}"
-        if (self.party, self.role) != (party, role):
-            return f"it belongs to {self.role} '{self.party}'"
+    def problem(self, party: str, role: str) -> str:
+        owner = self.ownership_problem(party, role, self.format)
+        if owner:
+            return owner
         if (role == "guest") != (self.objective is not None and self.init_score is not None):
             return "trees and start scores must be present exactly in the guest's share"
         for tree in self.trees:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import typing as t
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
-from lianmo.errors import ConfigError
 from lianmo.models.scaler import Standardizer
+from lianmo.node.share import ModelShare
 
 MODEL_FORMAT = "lianmo.hetero_lr.share/v1"
 
 
 @dataclass(frozen=True, slots=True)
-class LrShare:
+class LrShare(ModelShare):
     """What a party keeps after training; the guest's share also holds the intercept."""
+
+    FORMAT: t.ClassVar[str] = MODEL_FORMAT
+    KIND: t.ClassVar[str] = "hetero LR"
 
     job_id: str
     party: str
@@ -41,40 +44,28 @@ class LrShare:
         return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
 
     @classmethod
-    def load(cls, path: Path, *, party: str, role: str) -> LrShare:
-        """Read and check a share file: right format, party and role, consistent sizes."""
-        try:
-            raw = json.loads(path.read_bytes())
-            intercept = raw["intercept"]
-            share = cls(
-                job_id=str(raw["job_id"]),
-                party=str(raw["party"]),
-                role=str(raw["role"]),
-                dataset=str(raw["dataset"]),
-                feature_names=tuple(str(v) for v in raw["feature_names"]),
-                weights=tuple(float(v) for v in raw["weights"]),
-                intercept=None if intercept is None else float(intercept),
-                mean=tuple(float(v) for v in raw["mean"]),
-                scale=tuple(float(v) for v in raw["scale"]),
-                format=str(raw["format"]),
-            )
-        except FileNotFoundError:
-            raise ConfigError(
-                f"party '{party}' has no model share at {path}: was model_job trained with "
-                "this party, and did it succeed?"
-            ) from None
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ConfigError(f"party '{party}': model share {path} is malformed: {exc}") from exc
-        n = len(share.feature_names)
-        if (
-            share.format != MODEL_FORMAT
-            or share.role != role
-            or share.party != party
-            or not len(share.weights) == len(share.mean) == len(share.scale) == n
-            or (role == "guest") != (share.intercept is not None)
-        ):
-            raise ConfigError(
-                f"party '{party}': {path} is not a consistent {role} share of a hetero LR "
-                f"model for '{party}'"
-            )
-        return share
+    def from_raw(cls, raw: dict[str, t.Any]) -> LrShare:
+        intercept = raw["intercept"]
+        return cls(
+            job_id=str(raw["job_id"]),
+            party=str(raw["party"]),
+            role=str(raw["role"]),
+            dataset=str(raw["dataset"]),
+            feature_names=tuple(str(v) for v in raw["feature_names"]),
+            weights=tuple(float(v) for v in raw["weights"]),
+            intercept=None if intercept is None else float(intercept),
+            mean=tuple(float(v) for v in raw["mean"]),
+            scale=tuple(float(v) for v in raw["scale"]),
+            format=str(raw["format"]),
+        )
+
+    def problem(self, party: str, role: str) -> str:
+        owner = self.ownership_problem(party, role, self.format)
+        if owner:
+            return owner
+        n = len(self.feature_names)
+        if not len(self.weights) == len(self.mean) == len(self.scale) == n:
+            return f"{n} features but {len(self.weights)} weights"
+        if (role == "guest") != (self.intercept is not None):
+            return "an intercept must be present exactly in the guest's share"
+        return ""

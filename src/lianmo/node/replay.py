@@ -22,8 +22,8 @@ from lianmo.compute.backend import ComputeBackend, SerialBackend
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.crypto.drbg import Drbg
 from lianmo.errors import AuditError, LianmoError
-from lianmo.node.audited_job import role_context, run_audited
 from lianmo.node.checkpoint import JobCheckpoints
+from lianmo.node.runtime import run_party
 from lianmo.protocols.context import Progress, no_progress
 
 SEED_FILE = "drbg.seed"
@@ -81,29 +81,21 @@ def replay_job(
     data = None if dataset is None else dataset.path
     channel = ReplayChannel(log)
     recorder = ReplayRecorder(log)
-    rng = Drbg(seed)
-    checkpoints = JobCheckpoints(None)  # logs the same checkpoint records, writes no files
-    checkpoints.attach(
-        rng=rng,
-        channel=channel,
-        stats=MessageStats(),
-        record=recorder.record,
-        audit_position=lambda: None,
-    )
-    ctx = role_context(
-        spec,
-        config.name,
-        channel,
-        rng,
-        compute=compute or SerialBackend(),
-        progress=progress,
-        record=recorder.record,
-        checkpoints=checkpoints,
-    )
     scratch = Path(tempfile.mkdtemp(prefix=f".replay-{spec.job_id}-", dir=folder.parent))
     try:
-        outcome = run_audited(
-            ctx, spec, dataset, scratch, recorder, signing_key=str(log.start["signing_key"])
+        outcome = run_party(
+            spec,
+            config.name,
+            rng=Drbg(seed),
+            channel=channel,
+            checkpoints=JobCheckpoints(None),  # logs the same records, writes no files
+            stats=MessageStats(),
+            records=recorder,
+            compute=compute or SerialBackend(),
+            progress=progress,
+            dataset=dataset,
+            job_dir=scratch,
+            signing_key=str(log.start["signing_key"]),
         )
     except Divergence as exc:
         raise Divergence(

@@ -32,9 +32,9 @@ from lianmo.config import JobSpec, PartyConfig
 from lianmo.crypto.drbg import Drbg
 from lianmo.errors import AuthenticationError, ConfigError, LianmoError, UnknownJobError
 from lianmo.fileio import write_atomic
-from lianmo.node.audited_job import role_context, run_audited
 from lianmo.node.checkpoint import JobCheckpoints
 from lianmo.node.redact import public_error
+from lianmo.node.runtime import run_party
 from lianmo.transport.channel import Channel
 from lianmo.transport.control import JobStatusInfo
 from lianmo.transport.envelope import Envelope, MessageObserver
@@ -255,36 +255,23 @@ class NodeService:
             checkpoints = JobCheckpoints(job.directory / "checkpoints")
             audit = self._open_log(job, checkpoints)
             stats = MessageStats()
-            rng = Drbg(self._job_seed(job))
             # checkpoints first: it refuses messages while fast-forwarding, before they are logged
             channel = self._channel_factory(spec, job.inbox, [checkpoints, audit, stats])
-            checkpoints.attach(
-                rng=rng,
-                channel=channel,
-                stats=stats,
-                record=audit.record,
-                audit_position=audit.position,
-            )
-            ctx = role_context(
+            me = spec.party(name)
+            outcome = run_party(
                 spec,
                 name,
-                channel,
-                rng,
+                rng=Drbg(self._job_seed(job)),
+                channel=channel,
+                checkpoints=checkpoints,
+                stats=stats,
+                records=audit,
                 compute=self.compute,
                 progress=lambda phase, step, total, detail="": self._progress(
                     job, phase, step, total, detail, checkpoints.last_round
                 ),
-                record=checkpoints.recorder(audit.record),
-                checkpoints=checkpoints,
-            )
-            me = spec.party(name)
-            dataset = None if me.dataset is None else self.config.dataset(me.dataset)
-            outcome = run_audited(
-                ctx,
-                spec,
-                dataset,
-                job.directory,
-                _Guarded(audit, checkpoints),
+                dataset=None if me.dataset is None else self.config.dataset(me.dataset),
+                job_dir=job.directory,
                 signing_key=UNSIGNED_KEY if self.signer is None else self.signer.public_hex,
                 identity=certificate_fields(self.config.cert),
             )
@@ -481,14 +468,6 @@ class NodeService:
                 f"{list(self.config.coordinators)}; "
                 f"'{caller}' is not one of them (add it to 'coordinators' in the party config)"
             )
-
-
-class _Guarded:
-    """The job's audit log as :func:`run_audited` sees it: silent while fast-forwarding."""
-
-    def __init__(self, audit: AuditLog, checkpoints: JobCheckpoints) -> None:
-        self.record = checkpoints.recorder(audit.record)
-        self.keep = audit.keep
 
 
 def _step_screen(spec: JobSpec, party: str) -> t.Callable[[Envelope], None]:

@@ -1,0 +1,154 @@
+"""Coordinated hetero LR jobs at a node: train (data parties), key holder (arbiter), score.
+
+The protocol is :mod:`lianmo.protocols.hetero_lr`; this module adds what a job around it
+needs: loading and aligning the table, the validation split, standardising, evaluation,
+the model share (own weights and scaler) and scoring with a stored share.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lianmo.config import DatasetEntry, JobSpec, LrSpec
+from lianmo.errors import ConfigError
+from lianmo.models.scaler import Standardizer
+from lianmo.node.job_data import (
+    JobOutcome,
+    align_rows,
+    aligned_table,
+    binary_metrics,
+    check_split,
+    labels,
+    load,
+    model_path,
+    split_rows,
+    write_scores,
+)
+from lianmo.node.kind import JobKind
+from lianmo.node.model_share import LrShare
+from lianmo.protocols import commit, hetero_lr, predict
+from lianmo.protocols.context import RoleContext
+from lianmo.wire.steps import PREDICT_VALIDATION
+
+
+def _model(spec: JobSpec) -> LrSpec:
+    if not isinstance(spec.model, LrSpec):
+        raise ConfigError(f"job '{spec.job_id}' is not a hetero LR job")
+    return spec.model
+
+
+def witness(ctx: RoleContext, spec: JobSpec, outcome: JobOutcome) -> None:
+    """The arbiter holds the key: decrypts masked gradients and losses, decides the stop."""
+    _arbiter_job(ctx, _model(spec), spec.seed, outcome)
+
+
+def train(
+    ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
+) -> None:
+    """A data party's side of training; keeps its share of the model."""
+    _train_job(ctx, spec, dataset, job_dir, outcome, _lr_params(_model(spec), spec.seed))
+
+
+def _arbiter_job(ctx: RoleContext, model: LrSpec, seed: int, outcome: JobOutcome) -> None:
+    with outcome.timed("train"):
+        result = hetero_lr.train_arbiter(ctx, _lr_params(model, seed))
+        commit.await_commit(ctx)
+    outcome.values.update(
+        losses=list(result.losses),
+        rounds=result.rounds,
+        round_losses=[round(v, 6) for v in result.round_losses],
+        epoch_seconds=list(result.epoch_seconds),
+    )
+
+
+def _lr_params(m: LrSpec, seed: int) -> hetero_lr.LrParams:
+    return hetero_lr.LrParams(
+        epochs=m.epochs,
+        batch_size=m.batch_size,
+        learning_rate=m.learning_rate,
+        lr_decay=m.lr_decay,
+        l2=m.l2,
+        tol=m.tol,
+        key_bits=m.key_bits,
+        seed=seed,
+    )
+
+
+def _train_job(
+    ctx: RoleContext,
+    spec: JobSpec,
+    dataset: DatasetEntry,
+    job_dir: Path,
+    outcome: JobOutcome,
+    params: hetero_lr.LrParams,
+) -> None:
+    role = outcome.role
+    with outcome.timed("load"):
+        table = load(ctx, role, dataset, training=True)
+    aligned = aligned_table(ctx, role, spec, table, outcome)
+    train, val = split_rows(ctx, role, spec, aligned)
+    if role == "guest":
+        check_split(ctx.party, labels(train), labels(val))
+    scaler = Standardizer.fit(train.X)
+    X_train, X_val = scaler.transform(train.X), scaler.transform(val.X)
+    outcome.values.update(aligned=len(aligned), train_rows=len(train), validation_rows=len(val))
+    with outcome.timed("train"):
+        if role == "guest":
+            w = hetero_lr.train_guest(ctx, _with_bias(X_train), labels(train), params)
+        else:
+            w = hetero_lr.train_host(ctx, X_train, params)
+    with outcome.timed("evaluate"):
+        if role == "guest":
+            scores = predict.score_guest(ctx, _with_bias(X_val) @ w, step=PREDICT_VALIDATION)
+            outcome.values["validation"] = binary_metrics(labels(val), scores)
+            write_scores(job_dir / "validation_scores.csv", val.ids, scores)
+            commit.announce_commit(ctx)
+        else:
+            predict.score_host(ctx, X_val @ w, step=PREDICT_VALIDATION)
+            commit.await_commit(ctx)
+    share = LrShare(
+        job_id=spec.job_id,
+        party=ctx.party,
+        role=role,
+        dataset=dataset.name,
+        feature_names=table.feature_names,
+        weights=tuple(float(v) for v in (w[:-1] if role == "guest" else w)),
+        intercept=float(w[-1]) if role == "guest" else None,
+        mean=tuple(float(v) for v in scaler.mean),
+        scale=tuple(float(v) for v in scaler.scale),
+    )
+    outcome.values["model_digest"] = share.write(job_dir)
+
+
+def score(
+    ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
+) -> None:
+    role = outcome.role
+    share_path = model_path(job_dir, spec)
+    share = LrShare.load(share_path, party=ctx.party, role=role)
+    with outcome.timed("load"):
+        table = load(ctx, role, dataset, training=False, feature_columns=list(share.feature_names))
+    with outcome.timed("align"):
+        rows = align_rows(ctx, role, spec, table)
+    with outcome.timed("read"):  # chunk by chunk: only the partial scores are kept
+        u = table.map_rows(rows, share.partial_scores)
+    with outcome.timed("predict"):
+        if role == "guest":
+            scores = predict.score_guest(ctx, u)
+            write_scores(job_dir / "scores.csv", table.ids[rows], scores)
+            outcome.values["scored"] = len(scores)
+            y = None if table.y is None else table.y[rows]
+            if y is not None and set(np.unique(y)) == {0.0, 1.0}:
+                outcome.values["metrics"] = binary_metrics(y, scores)
+        else:
+            predict.score_host(ctx, u)
+    outcome.values.update(aligned=len(rows))
+
+
+def _with_bias(X: np.ndarray) -> np.ndarray:
+    return np.hstack([X, np.ones((X.shape[0], 1))])
+
+
+KIND = JobKind("hetero_lr", LrShare, train=train, predict=score, witness=witness)
