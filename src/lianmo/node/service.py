@@ -18,11 +18,7 @@ import secrets
 import threading
 import time
 import typing as t
-from dataclasses import dataclass, field
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 from lianmo.audit.log import AuditLog, MessageStats
 from lianmo.audit.signing import UNSIGNED_KEY, SigningKey
@@ -33,18 +29,24 @@ from lianmo.crypto.drbg import Drbg
 from lianmo.errors import AuthenticationError, ConfigError, LianmoError, UnknownJobError
 from lianmo.fileio import write_atomic
 from lianmo.node.checkpoint import JobCheckpoints
+from lianmo.node.node_job import (
+    RESUMABLE,
+    STATUS_FILE,
+    NodeJob,
+    certificate_fields,
+    restored_job,
+    step_screen,
+    write_status,
+)
 from lianmo.node.redact import public_error
 from lianmo.node.runtime import run_party
 from lianmo.transport.channel import Channel
 from lianmo.transport.control import JobStatusInfo
-from lianmo.transport.envelope import Envelope, MessageObserver
+from lianmo.transport.envelope import MessageObserver
 from lianmo.transport.inbox import Inbox
 from lianmo.transport.spool import Spool
-from lianmo.wire.steps import REGISTRY
 
 _LOG = logging.getLogger("lianmo.node")
-STATUS_FILE = "status.json"
-RESUMABLE = frozenset({"interrupted", "failed", "cancelled"})
 
 
 class ChannelFactory(t.Protocol):
@@ -53,25 +55,6 @@ class ChannelFactory(t.Protocol):
     def __call__(
         self, spec: JobSpec, inbox: Inbox, observers: t.Sequence[MessageObserver]
     ) -> Channel: ...
-
-
-@dataclass
-class _Job:
-    spec: JobSpec
-    inbox: Inbox
-    directory: Path
-    state: str = "prepared"
-    phase: str = ""
-    step: int = 0
-    total: int = 0
-    detail: str = ""
-    error: str = ""  # public: what the coordinator reads
-    error_kind: str = ""
-    error_local: str = ""  # the full text, for this party only
-    result_json: bytes = b""
-    checkpoint_round: int = -1
-    thread: threading.Thread | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class NodeService:
@@ -96,7 +79,7 @@ class NodeService:
         self.compute = compute or make_backend(
             config.compute_backend, config.compute_workers, config.compute_address
         )
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, NodeJob] = {}
         self._lock = threading.Lock()
         self._restore_jobs()
 
@@ -156,7 +139,7 @@ class NodeService:
                 )
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_atomic(directory / "spec.json", spec.to_json())
-            job = _Job(spec=spec, inbox=self._new_inbox(spec, directory), directory=directory)
+            job = NodeJob(spec=spec, inbox=self._new_inbox(spec, directory), directory=directory)
             self._jobs[job_id] = job
         _log(
             logging.INFO,
@@ -206,7 +189,7 @@ class NodeService:
                 self._launch(job)
         return self._status(job)
 
-    def _launch(self, job: _Job) -> None:
+    def _launch(self, job: NodeJob) -> None:
         job.state = "running"
         job.thread = threading.Thread(
             target=self._run, args=(job,), name=f"job-{job.spec.job_id}", daemon=True
@@ -233,7 +216,7 @@ class NodeService:
                 )
                 job.state = "cancelled"
                 job.detail = f"cancelled by {caller}"
-                _write_status(job)
+                write_status(job)
         job.inbox.close(f"cancelled by {caller}")
         return self._status(job)
 
@@ -246,7 +229,7 @@ class NodeService:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _run(self, job: _Job) -> None:
+    def _run(self, job: NodeJob) -> None:
         spec, name = job.spec, self.config.name
         started = time.monotonic()
         audit: AuditLog | None = None
@@ -303,7 +286,7 @@ class NodeService:
             if channel is not None:
                 channel.close()
 
-    def _open_log(self, job: _Job, checkpoints: JobCheckpoints) -> AuditLog:
+    def _open_log(self, job: NodeJob, checkpoints: JobCheckpoints) -> AuditLog:
         """The job's audit log, cut back to the latest checkpoint when resuming."""
         path = job.directory / "audit.jsonl"
         options: dict[str, t.Any] = {
@@ -318,7 +301,7 @@ class NodeService:
             return AuditLog(path, **options)
         return AuditLog.reopen(path, position, **options)
 
-    def _job_seed(self, job: _Job) -> bytes:
+    def _job_seed(self, job: NodeJob) -> bytes:
         """The job's DRBG seed: drawn on the first run, read back when resuming."""
         path = job.directory / "drbg.seed"
         if path.exists():
@@ -334,7 +317,7 @@ class NodeService:
             spec.party_names,
             spool=Spool(directory / "inbox"),
             max_job_bytes=self.config.max_job_mb * 2**20,
-            screen=_step_screen(spec, self.config.name),
+            screen=step_screen(spec, self.config.name),
         )
 
     def _restore_jobs(self) -> None:
@@ -352,7 +335,7 @@ class NodeService:
             if directory.name.startswith(".") or not (directory / "spec.json").exists():
                 continue
             try:
-                job = self._restored_job(directory)
+                job = restored_job(directory, self.config)
             except (LianmoError, OSError, ValueError, KeyError) as exc:
                 _log(
                     logging.ERROR,
@@ -365,33 +348,7 @@ class NodeService:
             self._jobs[job.spec.job_id] = job
             _log(logging.INFO, job.spec.job_id, "job %s restored: %s", job.spec.job_id, job.state)
 
-    def _restored_job(self, directory: Path) -> _Job:
-        spec = JobSpec.from_json((directory / "spec.json").read_bytes())
-        inbox = Inbox.restore(
-            spec.job_id,
-            self.config.name,
-            spec.party_names,
-            Spool(directory / "inbox"),
-            max_job_bytes=self.config.max_job_mb * 2**20,
-            screen=_step_screen(spec, self.config.name),
-        )
-        job = _Job(spec=spec, inbox=inbox, directory=directory, state="interrupted")
-        job.checkpoint_round = JobCheckpoints(directory / "checkpoints").last_round
-        job.detail = "the node restarted while the job ran; resume it with 'lianmo job resume'"
-        result = directory / "result.json"
-        status = directory / STATUS_FILE
-        if result.exists():
-            job.state, job.result_json, job.detail = "succeeded", result.read_bytes(), ""
-        elif status.exists():
-            saved = json.loads(status.read_bytes())
-            job.state, job.error = str(saved["state"]), str(saved.get("error", ""))
-            job.error_kind, job.detail = str(saved.get("error_kind", "")), str(saved["detail"])
-            job.error_local = str(saved.get("error_local", job.error))
-        if job.state != "running":
-            inbox.close(f"job '{spec.job_id}' is {job.state} at party '{self.config.name}'")
-        return job
-
-    def _fail(self, job: _Job, exc: Exception, audit: AuditLog | None) -> None:
+    def _fail(self, job: NodeJob, exc: Exception, audit: AuditLog | None) -> None:
         """Stop the job on ``exc``: the full text to the log, the public one outward."""
         job_id, name = job.spec.job_id, self.config.name
         kind = type(exc).__name__ if isinstance(exc, LianmoError) else "InternalError"
@@ -404,7 +361,7 @@ class NodeService:
             if not cancelled:
                 job.state, job.error, job.error_kind = "failed", text, kind
                 job.error_local = full
-                _write_status(job)
+                write_status(job)
         if cancelled:
             _log(logging.INFO, job_id, "job %s stopped after its cancellation: %s", job_id, full)
         elif isinstance(exc, LianmoError):
@@ -429,7 +386,7 @@ class NodeService:
         job.inbox.close(f"party '{name}' failed: {text}")
 
     def _progress(
-        self, job: _Job, phase: str, step: int, total: int, detail: str, checkpoint: int
+        self, job: NodeJob, phase: str, step: int, total: int, detail: str, checkpoint: int
     ) -> None:
         with job.lock:
             if phase != job.phase:
@@ -437,14 +394,14 @@ class NodeService:
             job.phase, job.step, job.total, job.detail = phase, step, total, detail
             job.checkpoint_round = checkpoint
 
-    def _job(self, job_id: str) -> _Job:
+    def _job(self, job_id: str) -> NodeJob:
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None:
             raise UnknownJobError(f"party '{self.config.name}' has no job '{job_id}'")
         return job
 
-    def _status(self, job: _Job) -> JobStatusInfo:
+    def _status(self, job: NodeJob) -> JobStatusInfo:
         with job.lock:
             return JobStatusInfo(
                 job_id=job.spec.job_id,
@@ -470,44 +427,6 @@ class NodeService:
             )
 
 
-def _step_screen(spec: JobSpec, party: str) -> t.Callable[[Envelope], None]:
-    """Refuse arriving messages that no protocol step allows between these roles."""
-    roles = {p.name: p.role for p in spec.parties}
-    mine = roles[party]
-
-    def screen(env: Envelope) -> None:
-        REGISTRY.screen(env, roles.get(env.sender, "stranger"), mine)
-
-    return screen
-
-
 def _log(level: int, job_id: str, message: str, *args: object) -> None:
     """Log on the node's logger with the job id as a field (JSON logs show it)."""
     _LOG.log(level, message, *args, extra={"job_id": job_id})
-
-
-def _write_status(job: _Job) -> None:
-    """Persist a failure or cancellation, so a restarted node still reports it.
-
-    ``error`` is what the coordinator is told; ``error_local`` the full text.
-    """
-    data = {"state": job.state, "error": job.error, "error_kind": job.error_kind}
-    data["error_local"] = job.error_local
-    data["detail"] = job.detail
-    try:
-        write_atomic(job.directory / STATUS_FILE, json.dumps(data).encode())
-    except OSError:
-        _LOG.exception("job %s: could not write its status file", job.spec.job_id)
-
-
-def certificate_fields(cert: Path) -> dict[str, str]:
-    """The party's TLS certificate as its audit log shows it (nothing if unreadable)."""
-    try:
-        parsed = x509.load_pem_x509_certificate(cert.read_bytes())
-    except (OSError, ValueError):
-        return {}
-    return {
-        "tls_subject": parsed.subject.rfc4514_string(),
-        "tls_sha256": parsed.fingerprint(hashes.SHA256()).hex(),
-        "tls_not_after": parsed.not_valid_after_utc.isoformat(),
-    }
