@@ -40,11 +40,11 @@ from lianmo.audit.report_blocks import (
     markdown_of,
     md_escape,
 )
+from lianmo.audit.report_steps import step_table
 from lianmo.audit.signing import UNSIGNED_KEY, key_id
 from lianmo.audit.svg import bar_chart, line_chart
 from lianmo.audit.verify import JobVerdict, PartyLog
 from lianmo.fileio import write_atomic
-from lianmo.wire.steps import REGISTRY
 
 Record = dict[str, object]
 
@@ -253,33 +253,7 @@ def _messages(verdict: JobVerdict, suffix: str) -> list[Block]:
             "From the senders' logs (payload bytes, without transport framing).",
         ),
         Chart(svg, f"Message volume: {total[1]:,} bytes in {total[0]} messages."),
-        *_steps(verdict),
-    ]
-
-
-def _steps(verdict: JobVerdict) -> list[Block]:
-    """Messages and bytes per protocol step, each named as the step registry declares it."""
-    per_step: dict[str, list[int]] = {}
-    for _name, log in _logs(verdict):
-        for record in log.records:
-            if record.get("kind") == "message" and record.get("direction") == "sent":
-                count = per_step.setdefault(str(record.get("tag")), [0, 0])
-                count[0] += 1
-                count[1] += _size(record)
-    rows: list[tuple[Cell, ...]] = []
-    for tag, (n, size) in per_step.items():
-        step = REGISTRY.get(tag)
-        who = "?" if step is None else step.direction()
-        carries = "not a step of this lianmo version" if step is None else step.carries
-        rows.append((tag, who, carries, str(n), f"{size:,}"))
-    return [
-        Heading("Messages by protocol step", level=2),
-        Table(
-            ("step", "from → to", "carries", "messages", "bytes"),
-            rows,
-            frozenset({3, 4}),
-            "Steps as declared in lianmo/wire/steps.py, in the order they were first sent.",
-        ),
+        *step_table(log for _, log in _logs(verdict)),
     ]
 
 
