@@ -53,7 +53,7 @@ def test_terminal_output_redraws_one_line_with_a_bar() -> None:
 
 
 def test_plain_output_prints_a_moving_detail_inside_a_long_step_every_heartbeat() -> None:
-    # alignment of 10M ids stays at step 0/2 for minutes while its detail counts chunks
+    # a long step (e.g. one epoch of a 10M-row job) keeps its step while the detail moves
     now = [0.0]
     out = io.StringIO()
     view = ProgressView(out, interactive=False, clock=lambda: now[0])

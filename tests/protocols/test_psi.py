@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from lianmo.errors import DataError
 from lianmo.protocols import psi
+from lianmo.protocols.context import Progress
 from lianmo.protocols.psi import align_guest, align_host
 
 from .conftest import run_roles
@@ -134,3 +137,36 @@ def test_ids_as_utf8_bytes_align_exactly_as_the_strings_do() -> None:
     assert [guest_ids[i] for i in outs[0]["g"]] == sorted(set(guest_ids) & set(host_ids))
     for role in ("g", "h"):
         np.testing.assert_array_equal(outs[0][role], outs[1][role])
+
+
+def test_alignment_progress_moves_through_the_blinding_and_ends_at_100(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(psi, "CHUNK_POINTS", 64)  # several chunks per set
+    seen: dict[str, list[tuple[int, int]]] = {"g": [], "h": []}
+
+    def watch(party: str) -> Progress:
+        def progress(phase: str, step: int, total: int, detail: str = "") -> None:
+            assert phase == "align"
+            seen[party].append((step, total))
+
+        return progress
+
+    guest_ids, host_ids = _ids("p", range(0, 500)), _ids("p", range(100, 600))
+    run_roles(
+        {
+            "g": lambda ctx: align_guest(
+                replace(ctx, progress=watch("g")), guest_ids, min_intersection=1
+            ),
+            "h": lambda ctx: align_host(
+                replace(ctx, progress=watch("h")), host_ids, min_intersection=1
+            ),
+        },
+        guest="g",
+        hosts=("h",),
+    )
+    for party, steps in seen.items():
+        values = [step for step, _ in steps]
+        assert all(total == 100 for _, total in steps), party
+        assert values == sorted(values) and values[-1] == 100, (party, values)
+        assert len({v for v in values if 0 < v < 100}) >= 3, (party, values)  # it moves

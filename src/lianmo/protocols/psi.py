@@ -60,11 +60,13 @@ def align_guest(
     key = PsiKey(ctx.rng.child("psi"))
     ids = id_array(ids)
     spans = _spans(len(ids))
+    # own set once, then per host its set (assumed about as large) and the doubled set
+    meter = _Meter(ctx, len(ids) * (1 + 2 * len(ctx.hosts)))
     for k, (lo, hi) in enumerate(spans):
         hashed = hash_ids_packed(ids[lo:hi], psi_salt(ctx.job_id), ctx.compute)
         points = key.blind_packed(hashed, ctx.compute)
         ctx.broadcast(PSI_GUEST_SET, ctx.hosts, points, round=k)
-        ctx.progress(PHASE, 0, 2, f"{hi} of {len(ids)} ids blinded and sent")
+        meter.add(hi - lo, f"{hi} of {len(ids)} ids blinded and sent")
     shared = np.ones(len(ids), dtype=bool)
     positions: dict[str, np.ndarray] = {}
     for host in ctx.hosts:
@@ -72,25 +74,25 @@ def align_guest(
         for part in _recv_set(ctx, host, PSI_HOST_SET):
             parts.append(key.blind_packed(part, ctx.compute))
             done += len(parts[-1]) // POINT_BYTES
-            ctx.progress(PHASE, 0, 2, f"{done} ids of host '{host}' blinded")
+            meter.add(len(parts[-1]) // POINT_BYTES, f"{done} ids of host '{host}' blinded")
         index = PointIndex(parts)  # empties parts
         pos = np.empty(len(ids), dtype=np.int64)
         for k, (lo, hi) in enumerate(spans):
             double = ctx.recv(PSI_GUEST_SET_DOUBLE, host, round=k, count=hi - lo)
             pos[lo:hi] = index.find(double)
-            ctx.progress(PHASE, 0, 2, f"{hi} of {len(ids)} ids matched with host '{host}'")
+            meter.add(hi - lo, f"{hi} of {len(ids)} ids matched with host '{host}'")
         del index
         shared &= pos >= 0
         positions[host] = pos
     rows = np.flatnonzero(shared)
     rows = rows[np.argsort(ids[rows], kind="stable")]
-    ctx.progress(PHASE, 1, 2, f"intersection {len(rows)}")
+    meter.add(0, f"intersection {len(rows)}")
     for host in ctx.hosts:
         ctx.send(PSI_SIZE, host, len(rows))
     _check_minimum(ctx.party, len(rows), min_intersection)
     for host in ctx.hosts:
         ctx.send(PSI_POSITIONS, host, positions[host][rows])
-    ctx.progress(PHASE, 2, 2, f"intersection {len(rows)}")
+    meter.done(f"intersection {len(rows)}")
     return rows
 
 
@@ -102,24 +104,25 @@ def align_host(
     ids = id_array(ids)
     perm = np.random.default_rng(int.from_bytes(ctx.rng.child("psi-shuffle").random_bytes(32)))
     order = perm.permutation(len(ids))
+    meter = _Meter(ctx, 2 * len(ids))  # own set, then the guest's (assumed as large)
     for k, (lo, hi) in enumerate(_spans(len(ids))):
         hashed = hash_ids_packed(ids[order[lo:hi]], psi_salt(ctx.job_id), ctx.compute)
         points = key.blind_packed(hashed, ctx.compute)
         ctx.send(PSI_HOST_SET, ctx.guest, points, round=k)
-        ctx.progress(PHASE, 0, 2, f"{hi} of {len(ids)} ids blinded and sent")
+        meter.add(hi - lo, f"{hi} of {len(ids)} ids blinded and sent")
     done = 0
     for k, part in enumerate(_recv_set(ctx, ctx.guest, PSI_GUEST_SET)):
         double = key.blind_packed(part, ctx.compute)
         ctx.send(PSI_GUEST_SET_DOUBLE, ctx.guest, double, round=k)
         done += len(double) // POINT_BYTES
-        ctx.progress(PHASE, 0, 2, f"{done} of the guest's ids blinded and sent back")
+        meter.add(len(double) // POINT_BYTES, f"{done} of the guest's ids blinded and sent back")
     size = ctx.recv(PSI_SIZE, ctx.guest)
-    ctx.progress(PHASE, 1, 2, f"intersection {size}")
+    meter.add(0, f"intersection {size}")
     _check_minimum(ctx.party, size, min_intersection)
     pos = ctx.recv(PSI_POSITIONS, ctx.guest, count=size, below=len(ids))
     rows: np.ndarray = order[pos]
     rows = rows[np.argsort(ids[rows], kind="stable")]
-    ctx.progress(PHASE, 2, 2, f"intersection {len(rows)}")
+    meter.done(f"intersection {len(rows)}")
     return rows
 
 
@@ -145,6 +148,24 @@ def _recv_set(ctx: RoleContext, sender: str, step: Step[bytes, bytes]) -> Iterat
         if len(part) < CHUNK_POINTS * POINT_BYTES:
             return
         k += 1
+
+
+class _Meter:
+    """Alignment progress in percent of the points to blind and match.
+
+    The other side's set size is not known until it has arrived, so the estimate counts
+    it as large as this side's; the meter stays below 100 until the alignment is done.
+    """
+
+    def __init__(self, ctx: RoleContext, expected: int) -> None:
+        self.ctx, self.expected, self.seen = ctx, max(expected, 1), 0
+
+    def add(self, points: int, detail: str) -> None:
+        self.seen += points
+        self.ctx.progress(PHASE, min(99, 100 * self.seen // self.expected), 100, detail)
+
+    def done(self, detail: str) -> None:
+        self.ctx.progress(PHASE, 100, 100, detail)
 
 
 def _check_minimum(party: str, size: int, minimum: int) -> None:
