@@ -120,15 +120,19 @@ def test_intersection_below_the_minimum_stops_every_party_naming_itself_and_the_
 def test_min_intersection_below_one_is_refused_in_the_spec() -> None:
     with pytest.raises(ConfigError) as info:
         JobSpec.from_dict(_spec(alignment={"min_intersection": 0}), source="job.yaml")
-    assert str(info.value) == "job.yaml: alignment.min_intersection must be >= 1, got 0"
+    assert str(info.value) == (
+        "job.yaml: alignment.min_intersection is 0 but must be an integer >= 1; choose a value "
+        "in that range (or remove it for the default, 100)"
+    )
 
 
 def test_key_bits_below_2048_in_the_spec_is_refused_naming_the_field() -> None:
     with pytest.raises(ConfigError) as info:
         JobSpec.from_dict(_spec(model={"key_bits": 1024}), source="job.yaml")
     assert str(info.value) == (
-        "job.yaml: model.key_bits: 1024-bit Paillier keys are refused; use at least 2048 "
-        "(3072 for data that must stay confidential past 2030)"
+        "job.yaml: model.key_bits is 1024 but must be an integer >= 2048; smaller Paillier keys "
+        "are refused: use 2048, or 3072 for data that must stay confidential past 2030 (or "
+        "remove it for the default, 2048)"
     )
 
 
@@ -149,17 +153,18 @@ LR_FIELDS = "['batch_size', 'epochs', 'key_bits', 'l2', 'learning_rate', 'lr_dec
         ),
         (
             lambda s: s.update(model={"learning_rte": 0.1}),
-            "{path}: model: unknown field(s) ['learning_rte']; allowed fields are " + LR_FIELDS,
+            "{path}: model: unknown field(s) ['learning_rte'] (did you mean 'learning_rate'?); "
+            "allowed fields are " + LR_FIELDS,
         ),
         (
             lambda s: s["parties"][1].update(datset="d2"),
-            "{path}: parties[1]: unknown field(s) ['datset']; allowed fields are "
-            "['address', 'dataset', 'name', 'role']",
+            "{path}: parties[1]: unknown field(s) ['datset'] (did you mean 'dataset'?); "
+            "allowed fields are ['address', 'dataset', 'name', 'role']",
         ),
         (
             lambda s: s.update(alignment={"min_intersect": 5}),
-            "{path}: alignment: unknown field(s) ['min_intersect']; allowed fields are "
-            "['min_intersection']",
+            "{path}: alignment: unknown field(s) ['min_intersect'] (did you mean "
+            "'min_intersection'?); allowed fields are ['min_intersection']",
         ),
     ],
     ids=["top-level", "model", "party", "alignment"],
@@ -217,12 +222,13 @@ def _parties(*roles: str) -> list[dict[str, str]]:
         ),
         (
             {"parties": _parties("guest", "host", "arbiter", "arbiter")},
-            "job.yaml: a job has at most one arbiter, got several "
-            "(p0=guest, p1=host, p2=arbiter, p3=arbiter)",
+            "job.yaml: a job has at most one arbiter, got 2 "
+            "(p0=guest, p1=host, p2=arbiter, p3=arbiter); keep one and remove the others",
         ),
         (
             {"parties": [{"name": "p0", "role": "guest", "address": "h:1"}]},
-            "job.yaml: parties[0]: a guest must name the data set it contributes",
+            "job.yaml: parties[0].dataset is missing but a guest must name the data set it "
+            "contributes; add the name it has in that party's catalogue",
         ),
     ],
     ids=[
@@ -248,7 +254,10 @@ def test_a_spec_without_parties_names_the_missing_field() -> None:
     del raw["parties"]
     with pytest.raises(ConfigError) as info:
         JobSpec.from_dict(raw, source="job.yaml")
-    assert str(info.value) == "job.yaml: missing required field(s) ['parties']"
+    assert str(info.value) == (
+        "job.yaml: missing required field(s) ['parties']; add parties (a list of parties, each "
+        "with name, role, address, dataset)"
+    )
 
 
 @pytest.fixture
@@ -408,12 +417,14 @@ def test_cli_job_run_with_a_bad_spec_is_one_config_error_line(tmp_path: Path) ->
     [
         (
             'name = "platform"\nlisten = "127.0.0.1:0"\nstate_dir = "s"\nmax_mesage_mb = 5\n',
-            "{path}: unknown field(s) ['max_mesage_mb']; allowed fields are ['audit', "
-            "'compute', 'coordinators', 'datasets', 'health_listen', 'listen', ",  # and more
+            "{path}: unknown field(s) ['max_mesage_mb'] (did you mean 'max_message_mb'?); "
+            "allowed fields are ['audit', 'compute', 'coordinators', 'datasets', "
+            "'health_listen', 'listen', ",  # and more
         ),
         (
             'name = "platform"\nlisten = "127.0.0.1:0"\n',
-            "{path}: missing required field(s) ['state_dir', 'tls']",
+            "{path}: missing required field(s) ['state_dir', 'tls']; add state_dir (a folder "
+            "path) and tls (a table with keys cert, key, ca)",
         ),
         (None, "party config {path} does not exist"),
     ],

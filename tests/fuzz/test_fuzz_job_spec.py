@@ -69,7 +69,7 @@ def _check_spec(raw: t.Any) -> JobSpec | None:
     try:
         spec = JobSpec.from_dict(raw)
     except ConfigError as exc:
-        assert str(exc)
+        assert str(exc).startswith("job spec"), exc  # every refusal names where it is
         return None
     again = JobSpec.from_json(spec.to_json())
     assert again == spec and again.to_json() == spec.to_json()

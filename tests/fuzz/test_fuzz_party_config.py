@@ -69,7 +69,7 @@ def _load_party(files: Path, text: str | bytes) -> PartyConfig | None:
     try:
         return PartyConfig.load(write(files / "party.toml", text))
     except ConfigError as exc:
-        assert str(exc)
+        assert str(files / "party.toml") in str(exc), exc  # every refusal names the file
         return None
 
 

@@ -1,0 +1,134 @@
+"""The ``model`` section of a job spec: hetero LR or SecureBoost hyperparameters.
+
+Each field declares its default and its constraint together; ``model.type`` picks the
+dataclass (``hetero_lr``, the default, or ``secureboost``).
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass, field
+
+from lianmo.config._read import checked, read
+from lianmo.config._rules import Interval, Options, OrNone, Rule, Where, literal
+
+MIN_KEY_BITS = 2048
+#: objectives SecureBoost trains
+BOOST_OBJECTIVES = ("binary", "multiclass", "regression")
+
+KEY_BITS = Interval(
+    int,
+    MIN_KEY_BITS,
+    fix=f"smaller Paillier keys are refused: use {MIN_KEY_BITS}, or 3072 for data that must "
+    "stay confidential past 2030",
+)
+COUNT = Interval(int, 1)
+POSITIVE = Interval(float, 0, closed="right")
+NON_NEGATIVE = Interval(float, 0)
+SHARE = Interval(float, 0, 1, closed="right")
+
+
+@dataclass(frozen=True, slots=True)
+class LrSpec:
+    """Hyperparameters of coordinated hetero logistic regression."""
+
+    epochs: int = field(default=5, metadata=checked(COUNT))
+    batch_size: int = field(default=1024, metadata=checked(COUNT))
+    learning_rate: float = field(default=0.15, metadata=checked(POSITIVE))
+    lr_decay: float = field(default=0.0, metadata=checked(NON_NEGATIVE))
+    l2: float = field(default=0.0, metadata=checked(NON_NEGATIVE))
+    tol: float = field(default=1e-4, metadata=checked(NON_NEGATIVE))
+    key_bits: int = field(default=2048, metadata=checked(KEY_BITS))
+
+
+@dataclass(frozen=True, slots=True)
+class ClassWeights(Rule):
+    """'balanced', or one weight > 0 per class (lowest label first), kept as floats."""
+
+    expected: str = "'balanced' or a list of weights > 0, one per class (lowest label first)"
+
+    def __call__(self, value: t.Any, at: Where) -> t.Any:
+        if isinstance(value, list):
+            weight = POSITIVE
+            return tuple(float(weight(w, at.child(i))) for i, w in enumerate(value))
+        if value is not None and value != "balanced":
+            at.fail(value, self.expected, "write balanced or a list such as [1.0, 3.0]")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class BoostSpec:
+    """Hyperparameters of SecureBoost (XGBoost's names where they differ in brackets)."""
+
+    type: str = field(default="secureboost", metadata=checked(Options(("secureboost",))))
+    # boosting rounds [n_estimators]; multi-class grows one tree per class per round
+    trees: int = field(default=30, metadata=checked(COUNT))
+    depth: int = field(default=3, metadata=checked(Interval(int, 1, 16)))  # [max_depth]
+    learning_rate: float = field(default=0.3, metadata=checked(POSITIVE))  # [eta]
+    max_bins: int = field(default=32, metadata=checked(Interval(int, 2, 256)))
+    min_child_weight: float = field(default=1.0, metadata=checked(NON_NEGATIVE))
+    l2: float = field(default=1.0, metadata=checked(NON_NEGATIVE))  # [lambda]
+    gamma: float = field(default=0.0, metadata=checked(NON_NEGATIVE))
+    subsample: float = field(default=1.0, metadata=checked(SHARE))
+    # per party, per tree [colsample_bytree]
+    colsample: float = field(default=1.0, metadata=checked(SHARE))
+    early_stopping_rounds: int | None = field(default=None, metadata=checked(OrNone(COUNT)))
+    objective: str = field(default="binary", metadata=checked(Options(BOOST_OBJECTIVES)))
+    class_weights: tuple[float, ...] | str | None = field(
+        default=None, metadata=checked(ClassWeights())
+    )
+    key_bits: int = field(default=2048, metadata=checked(KEY_BITS))
+
+
+ModelSpec = LrSpec | BoostSpec
+MODEL_TYPES: dict[str, type[ModelSpec]] = {"hetero_lr": LrSpec, "secureboost": BoostSpec}
+
+
+def _check_boost(spec: BoostSpec, at: Where) -> None:
+    """Class weights must fit the objective."""
+    weights = spec.class_weights
+    if weights is None:
+        return
+    where = at.child("class_weights")
+    if spec.objective == "regression":
+        where.reject(
+            f"is {literal(weights)} but class weights apply to classification objectives "
+            f"only, and {at.child('objective').path} is 'regression'; remove class_weights"
+        )
+    if spec.objective == "binary" and isinstance(weights, tuple) and len(weights) != 2:
+        where.reject(
+            f"is {literal(weights)} but a binary model needs 2 weights (label 0, label 1); "
+            "give two, or write balanced"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Model(Rule):
+    """The ``model`` mapping, read as the dataclass its ``type`` names."""
+
+    @property
+    def expected(self) -> str:
+        return f"a mapping with a type (one of {list(MODEL_TYPES)}) and that model's keys"
+
+    def __call__(self, value: t.Any, at: Where) -> ModelSpec:
+        if not isinstance(value, dict):
+            at.fail(value, self.expected, "write it as a mapping")
+        kind = Options(tuple(MODEL_TYPES))(
+            value.get("type", "hetero_lr"), at.child("type", "hetero_lr")
+        )
+        if kind == "hetero_lr":
+            return read(LrSpec, value, at, also=("type",))
+        spec = read(BoostSpec, value, at)
+        _check_boost(spec, at)
+        return spec
+
+
+__all__ = [
+    "BOOST_OBJECTIVES",
+    "MIN_KEY_BITS",
+    "MODEL_TYPES",
+    "BoostSpec",
+    "LrSpec",
+    "Model",
+    "ModelSpec",
+]
