@@ -153,12 +153,11 @@ def run_audited(
         if share.exists():
             audit.record("model_input", sha256=hashlib.sha256(share.read_bytes()).hexdigest())
     outcome = run_party_job(ctx, spec, dataset, job_dir)
-    for name in ("validation", "metrics"):  # the guest's own evaluation, as it reports it
-        values = outcome.values.get(name)
-        if isinstance(values, dict):
-            scalars = {k: v for k, v in values.items() if isinstance(v, int | float | str)}
-            audit.record("evaluation", on=name, **scalars)
-    if "model_digest" in outcome.values:
-        audit.record("model", sha256=str(outcome.values["model_digest"]))
+    summary = outcome.summary
+    for name, ev in (("validation", summary.validation), ("metrics", summary.metrics)):
+        if ev is not None:  # the guest's own evaluation, as it reports it
+            audit.record("evaluation", on=name, **ev.to_json())
+    if summary.model_digest is not None:
+        audit.record("model", sha256=summary.model_digest)
     audit.record("job_end", state="succeeded")
     return outcome

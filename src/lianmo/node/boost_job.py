@@ -12,7 +12,7 @@ import numpy as np
 
 from lianmo.config import BoostSpec, DatasetEntry, JobSpec
 from lianmo.errors import ConfigError, DataError
-from lianmo.models.metrics import auc, ks
+from lianmo.models.evaluation import Evaluation
 from lianmo.models.objectives import Objective
 from lianmo.models.tree import TreeParams
 from lianmo.node.boost_share import BoostShare
@@ -23,6 +23,7 @@ from lianmo.node.job_data import (
     aligned_table,
     check_split,
     decimals,
+    evaluation,
     labels,
     load,
     model_path,
@@ -84,9 +85,8 @@ def train(
             "change validation.share or use a larger intersection"
         )
     params = boost_params(model)
-    outcome.values.update(
-        aligned=len(aligned), train_rows=len(train_rows), validation_rows=len(val)
-    )
+    outcome.summary.aligned = len(aligned)
+    outcome.summary.train_rows, outcome.summary.validation_rows = len(train_rows), len(val)
 
     def share(rules: list[SplitRule], rounds: int | None, **guest: object) -> BoostShare:
         return BoostShare(
@@ -130,25 +130,23 @@ def train(
             importance = {names[k]: v for k, v in host.importance.items()}
             final = share(host.rules, None, importance=importance)
             timings = host.timings
-    outcome.values["protocol_seconds"] = {k: round(v, 3) for k, v in timings.seconds.items()}
-    outcome.values["protocol_counts"] = dict(timings.counts)
+    outcome.summary.protocol_seconds = {k: round(v, 3) for k, v in timings.seconds.items()}
+    outcome.summary.protocol_counts = dict(timings.counts)
     with outcome.timed("evaluate"):
         if role == "guest":
             objective = result.model.objective
-            outcome.values["validation"] = metrics(objective, labels(val), result.validation_scores)
-            outcome.values.update(
-                losses=[round(v, 6) for v in result.train_loss],
-                validation_loss=[round(v, 6) for v in result.validation_loss],
-                trees=len(result.model.trees),
-                best_rounds=result.best_rounds,
-            )
+            summary = outcome.summary
+            summary.validation = metrics(objective, labels(val), result.validation_scores)
+            summary.losses = tuple(round(v, 6) for v in result.train_loss)
+            summary.validation_loss = tuple(round(v, 6) for v in result.validation_loss)
+            summary.trees, summary.best_rounds = len(result.model.trees), result.best_rounds
             write_predictions(
                 job_dir / "validation_scores.csv", val.ids, objective, result.validation_scores
             )
             commit.announce_commit(ctx)
         else:
             commit.await_commit(ctx)
-    outcome.values["model_digest"] = final.write(job_dir)
+    outcome.summary.model_digest = final.write(job_dir)
 
 
 def predict(
@@ -189,10 +187,10 @@ def predict(
                     ctx.progress("predict", b + 1, len(blocks), f"{hi} of {len(rows)} rows scored")
                 scores = np.concatenate(parts)
                 write_predictions(job_dir / "scores.csv", table.ids[rows], model.objective, scores)
-                outcome.values["scored"] = len(rows)
+                outcome.summary.scored = len(rows)
                 if table.y is not None:
                     try:
-                        outcome.values["metrics"] = metrics(model.objective, table.y[rows], scores)
+                        outcome.summary.metrics = metrics(model.objective, table.y[rows], scores)
                     except DataError:
                         pass  # labels that do not suit the objective: scores only
             else:
@@ -207,7 +205,7 @@ def predict(
                     )
     finally:
         spill.unlink(missing_ok=True)
-    outcome.values.update(aligned=len(rows))
+    outcome.summary.aligned = len(rows)
 
 
 def route_blocks(n: int) -> list[tuple[int, int]]:
@@ -228,30 +226,9 @@ def _guest_fields(model: secureboost.GuestModel) -> dict[str, object]:
     }
 
 
-def metrics(objective: Objective, y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+def metrics(objective: Objective, y: np.ndarray, scores: np.ndarray) -> Evaluation:
     """Validation metrics suited to the objective."""
-    rows = len(y)
-    if objective.name == "binary":
-        if len(np.unique(y)) < 2:
-            raise DataError("the validation split holds only one class; use a larger share")
-        return {"auc": round(auc(y, scores), 6), "ks": round(ks(y, scores), 6), "rows": rows}
-    if objective.name == "multiclass":
-        if not np.isin(y, np.arange(objective.n_classes)).all():
-            raise DataError("labels outside the model's classes")
-        picked = scores[np.arange(rows), y.astype(np.int64)]
-        return {
-            "accuracy": round(float(np.mean(scores.argmax(axis=1) == y)), 6),
-            "log_loss": round(float(-np.mean(np.log(np.clip(picked, 1e-15, None)))), 6),
-            "rows": rows,
-        }
-    residual = scores - y
-    total = float(np.sum((y - y.mean()) ** 2))
-    return {
-        "rmse": round(float(np.sqrt(np.mean(residual**2))), 6),
-        "mae": round(float(np.mean(np.abs(residual))), 6),
-        "r2": round(1.0 - float(np.sum(residual**2)) / total, 6) if total > 0 else 0.0,
-        "rows": rows,
-    }
+    return evaluation(objective.name, y, scores, objective.n_classes)
 
 
 def write_predictions(path: Path, ids: IdList, objective: Objective, scores: np.ndarray) -> None:

@@ -81,6 +81,4 @@ def _align_job(
     with outcome.timed("align"):
         rows = align_rows(ctx, outcome.role, spec, table)
     write_ids(job_dir / "aligned_ids.csv", table.ids[rows])
-    outcome.values.update(aligned=len(rows), rows=len(table))
-
-
+    outcome.summary.aligned, outcome.summary.rows = len(rows), len(table)

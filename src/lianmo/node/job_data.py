@@ -9,7 +9,7 @@ import time
 import typing as t
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +19,62 @@ from lianmo.data.split import stratified_validation_mask, validation_mask
 from lianmo.data.table import Table, TableScan, scan_checked
 from lianmo.errors import ConfigError, DataError
 from lianmo.fileio import write_atomic_chunks
-from lianmo.models.metrics import auc, ks
+from lianmo.models.evaluation import Evaluation, EvaluationError, evaluate
 from lianmo.protocols import psi, split
 from lianmo.protocols.context import Recorder, RoleContext, no_record
 
 
 @dataclass
+class JobSummary:
+    """What a party reports about its job in ``result.json``: counts, its own evaluation,
+    losses, timings and its model share's digest; never rows, ids, weights or trees.
+
+    Which fields are set depends on the job and the role; unset ones are left out.
+    """
+
+    aligned: int | None = None
+    rows: int | None = None  # alignment jobs: rows in the party's own table
+    train_rows: int | None = None
+    validation_rows: int | None = None
+    scored: int | None = None
+    validation: Evaluation | None = None  # the guest's, on the validation rows
+    metrics: Evaluation | None = None  # the guest's, on scored rows that carry labels
+    losses: tuple[float, ...] | None = None
+    validation_loss: tuple[float, ...] | None = None
+    round_losses: tuple[float, ...] | None = None
+    epoch_seconds: tuple[float, ...] | None = None
+    rounds: int | None = None
+    trees: int | None = None
+    best_rounds: int | None = None
+    protocol_seconds: t.Mapping[str, float] | None = None
+    protocol_counts: t.Mapping[str, int] | None = None
+    model_digest: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Evaluation):
+                value = value.to_json()
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, t.Mapping):
+                value = dict(value)
+            if value is not None:
+                out[f.name] = value
+        return out
+
+
+@dataclass
 class JobOutcome:
-    """A party's result summary, reported to the coordinator (no rows, no weights).
+    """A party's result: its role, :class:`JobSummary` and time per phase.
 
     Each :meth:`timed` phase also starts a ``phase`` record in the audit log; the
     record's timestamp, not a duration field, tells when, so logs stay reproducible.
     """
 
     role: str
-    values: dict[str, object] = field(default_factory=dict)
+    summary: JobSummary = field(default_factory=JobSummary)
     phase_seconds: dict[str, float] = field(default_factory=dict)
     record: Recorder = no_record
 
@@ -171,10 +212,12 @@ def labels(table: Table) -> np.ndarray:
     return table.y
 
 
-def binary_metrics(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    if len(np.unique(y)) < 2:
-        raise DataError("the validation split holds only one class; use a larger validation share")
-    return {"auc": round(auc(y, scores), 6), "ks": round(ks(y, scores), 6), "rows": len(y)}
+def evaluation(task: str, y: np.ndarray, scores: np.ndarray, n_classes: int = 2) -> Evaluation:
+    """The guest's evaluation for ``task``; DataError if the labels do not allow it."""
+    try:
+        return evaluate(task, y, scores, n_classes)
+    except EvaluationError as exc:
+        raise DataError(str(exc)) from exc
 
 
 IdList = Sequence[str] | np.ndarray  # strings, or UTF-8 bytes as TableScan.ids holds them

@@ -18,8 +18,8 @@ from lianmo.node.job_data import (
     JobOutcome,
     align_rows,
     aligned_table,
-    binary_metrics,
     check_split,
+    evaluation,
     labels,
     load,
     model_path,
@@ -55,12 +55,10 @@ def _arbiter_job(ctx: RoleContext, model: LrSpec, seed: int, outcome: JobOutcome
     with outcome.timed("train"):
         result = hetero_lr.train_arbiter(ctx, _lr_params(model, seed))
         commit.await_commit(ctx)
-    outcome.values.update(
-        losses=list(result.losses),
-        rounds=result.rounds,
-        round_losses=[round(v, 6) for v in result.round_losses],
-        epoch_seconds=list(result.epoch_seconds),
-    )
+    summary = outcome.summary
+    summary.losses, summary.rounds = tuple(result.losses), result.rounds
+    summary.round_losses = tuple(round(v, 6) for v in result.round_losses)
+    summary.epoch_seconds = tuple(result.epoch_seconds)
 
 
 def _lr_params(m: LrSpec, seed: int) -> hetero_lr.LrParams:
@@ -93,7 +91,8 @@ def _train_job(
         check_split(ctx.party, labels(train), labels(val))
     scaler = Standardizer.fit(train.X)
     X_train, X_val = scaler.transform(train.X), scaler.transform(val.X)
-    outcome.values.update(aligned=len(aligned), train_rows=len(train), validation_rows=len(val))
+    outcome.summary.aligned = len(aligned)
+    outcome.summary.train_rows, outcome.summary.validation_rows = len(train), len(val)
     with outcome.timed("train"):
         if role == "guest":
             w = hetero_lr.train_guest(ctx, _with_bias(X_train), labels(train), params)
@@ -102,7 +101,7 @@ def _train_job(
     with outcome.timed("evaluate"):
         if role == "guest":
             scores = predict.score_guest(ctx, _with_bias(X_val) @ w, step=PREDICT_VALIDATION)
-            outcome.values["validation"] = binary_metrics(labels(val), scores)
+            outcome.summary.validation = evaluation("binary", labels(val), scores)
             write_scores(job_dir / "validation_scores.csv", val.ids, scores)
             commit.announce_commit(ctx)
         else:
@@ -119,7 +118,7 @@ def _train_job(
         mean=tuple(float(v) for v in scaler.mean),
         scale=tuple(float(v) for v in scaler.scale),
     )
-    outcome.values["model_digest"] = share.write(job_dir)
+    outcome.summary.model_digest = share.write(job_dir)
 
 
 def score(
@@ -138,13 +137,13 @@ def score(
         if role == "guest":
             scores = predict.score_guest(ctx, u)
             write_scores(job_dir / "scores.csv", table.ids[rows], scores)
-            outcome.values["scored"] = len(scores)
+            outcome.summary.scored = len(scores)
             y = None if table.y is None else table.y[rows]
             if y is not None and set(np.unique(y)) == {0.0, 1.0}:
-                outcome.values["metrics"] = binary_metrics(y, scores)
+                outcome.summary.metrics = evaluation("binary", y, scores)
         else:
             predict.score_host(ctx, u)
-    outcome.values.update(aligned=len(rows))
+    outcome.summary.aligned = len(rows)
 
 
 def _with_bias(X: np.ndarray) -> np.ndarray:

@@ -115,7 +115,7 @@ def replay_job(
     rest = channel.leftovers() or recorder.leftovers()
     if rest:
         raise Divergence(_explain(Divergence(rest), recorder, log, data))
-    digest = outcome.values.get("model_digest")
+    digest = outcome.summary.model_digest
     return ReplayResult(
         party=config.name,
         job_id=spec.job_id,

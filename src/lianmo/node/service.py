@@ -261,7 +261,7 @@ class NodeService:
             result = {
                 "party": name,
                 "role": outcome.role,
-                **outcome.values,
+                **outcome.summary.to_json(),
                 "phase_seconds": outcome.phase_seconds,
                 **stats.summary(),
             }
