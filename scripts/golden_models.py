@@ -13,13 +13,16 @@ metrics at every party. Runs real party processes over mutual TLS with 2048-bit 
   5 trees of depth 3, 32 bins, stratified validation share 0.2, seed 42.
 
 Masks and Paillier randomness differ from run to run (fresh DRBG seeds), but they cancel
-exactly, so the models do not. With ``--check`` the run fails when any digest or metric
+exactly, so the models do not; only the opaque ids by which a SecureBoost guest names
+host features in its importance table are drawn afresh, and :func:`stable_digest` sets
+them aside. With ``--check`` the run fails when any digest or metric
 differs from the file's. About 3 minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -36,9 +39,27 @@ from lianmo.demo_data import demo_file
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def _digests(metrics: dict[str, t.Any]) -> dict[str, str]:
+def stable_digest(share: Path) -> str:
+    """sha256 of a model share, with a host's seed-dependent opaque feature ids set aside.
+
+    A guest's SecureBoost share names host features in its importance table as
+    ``host#id``, ids a host draws from its job DRBG (fresh every run); the values are
+    kept, sorted, so only the relabelling is ignored. Other shares: their file's sha256.
+    """
+    raw = json.loads(share.read_bytes())
+    importance = raw.get("importance") or {}
+    if not any("#" in key for key in importance):
+        return hashlib.sha256(share.read_bytes()).hexdigest()
+    raw["importance"] = {k: v for k, v in importance.items() if "#" not in k}
+    raw["host_importance"] = sorted(
+        json.dumps(v, sort_keys=True) for k, v in importance.items() if "#" in k
+    )
+    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
+
+
+def _digests(out: Path, job_id: str, metrics: dict[str, t.Any]) -> dict[str, str]:
     return {
-        name: str(party["model_digest"])
+        name: stable_digest(out / "parties" / name / "jobs" / job_id / "model.json")
         for name, party in sorted(metrics["parties"].items())
         if party.get("model_digest")
     }
@@ -61,7 +82,7 @@ def _run(out: Path, parties: dict[str, tuple[str, dict[str, tuple[Path, str, str
             cert=certs / "coordinator.pem",
             key=certs / "coordinator.key",
         )
-    return {"models": _digests(metrics), "validation": metrics["validation"]}
+    return {"models": _digests(out, spec.job_id, metrics), "validation": metrics["validation"]}
 
 
 def lr_job(out: Path) -> dict[str, t.Any]:
