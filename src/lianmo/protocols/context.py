@@ -11,6 +11,7 @@ from lianmo.crypto.drbg import Drbg
 from lianmo.crypto.paillier import PublicKey
 from lianmo.errors import ProtocolError
 from lianmo.transport.channel import Channel
+from lianmo.transport.messages import PublicKeyMsg
 from lianmo.wire.step import Expect, In, Out, Step
 
 
@@ -163,3 +164,24 @@ class RoleContext:
             insecure_test_key=insecure_test_key,
         )
         return step.decode(msg, frm, expect)
+
+    def job_key(
+        self,
+        step: Step[PublicKey, PublicKey],
+        frm: str,
+        saved: bytes | None,
+        *,
+        key_bits: int,
+        insecure_test_key: bool = False,
+    ) -> PublicKey:
+        """The job's Paillier key from ``frm``: received as ``step`` now, or the modulus a
+        checkpoint kept (``saved``), checked alike; its obfuscation base is pinned to this
+        party's job DRBG (a child stream, so the same on resuming and on replay)."""
+        if saved is None:
+            key = self.recv(step, frm, key_bits=key_bits, insecure_test_key=insecure_test_key)
+        else:
+            expect = Expect(key_bits=key_bits, insecure_test_key=insecure_test_key)
+            key = step.decode(PublicKeyMsg(n=saved), frm, expect)
+        key.prepare_obfuscation(self.rng)
+        return key
+

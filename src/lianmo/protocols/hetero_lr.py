@@ -48,8 +48,7 @@ from lianmo.data.split import batch_schedule
 from lianmo.errors import ProtocolError
 from lianmo.models.logistic import learning_rate
 from lianmo.protocols.context import RoleContext
-from lianmo.transport.messages import PublicKeyMsg
-from lianmo.wire.convert import ints_to_msg, job_public_key
+from lianmo.wire.convert import ints_to_msg
 from lianmo.wire.steps import (
     LR_CROSS_IN,
     LR_CROSS_OUT,
@@ -420,19 +419,13 @@ def _masked_update(
 
 def _job_key(ctx: RoleContext, params: LrParams, state: PartyState | None) -> PublicKey:
     """The arbiter's public key: received now, or as the round checkpoint kept it."""
-    arbiter = _arbiter(ctx)
-    if state is None:
-        key = ctx.recv(
-            LR_PUBLIC_KEY,
-            arbiter,
-            key_bits=params.key_bits,
-            insecure_test_key=params.insecure_test_key,
-        )
-        key.prepare_obfuscation(ctx.rng)
-        return key
-    msg = PublicKeyMsg(n=state.key)
-    return job_public_key(
-        msg, arbiter, ctx.rng, key_bits=params.key_bits, insecure_test_key=params.insecure_test_key
+    saved = None if state is None else state.key
+    return ctx.job_key(
+        LR_PUBLIC_KEY,
+        _arbiter(ctx),
+        saved,
+        key_bits=params.key_bits,
+        insecure_test_key=params.insecure_test_key,
     )
 
 

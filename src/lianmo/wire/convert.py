@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lianmo.crypto.drbg import Drbg
 from lianmo.crypto.paillier import (
     MIN_KEY_BITS,
     CipherVector,
@@ -38,20 +37,6 @@ def public_key_from_msg(
         return PublicKey.from_n(int.from_bytes(msg.n, "big"), min_bits=min_bits)
     except CryptoError as exc:
         raise CryptoError(f"'{sender}' sent a Paillier public key this job refuses: {exc}") from exc
-
-
-def job_public_key(
-    msg: Payload, sender: str, rng: Drbg, *, key_bits: int, insecure_test_key: bool = False
-) -> PublicKey:
-    """The job's Paillier key as received (or as a checkpoint kept it), ready to encrypt.
-
-    Checked like :func:`public_key_from_msg`; its obfuscation base is pinned to this
-    party's job DRBG (a child stream, so the same on resuming and on replay) and its
-    table built now.
-    """
-    key = public_key_from_msg(msg, sender, key_bits=key_bits, insecure_test_key=insecure_test_key)
-    key.prepare_obfuscation(rng)
-    return key
 
 
 def cipher_to_msg(cv: CipherVector) -> EncryptedVector:

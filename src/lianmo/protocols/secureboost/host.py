@@ -30,8 +30,7 @@ from lianmo.protocols.secureboost.sampling import (
 )
 from lianmo.protocols.secureboost.state import HostState
 from lianmo.protocols.tree_route import SplitRule, route_host
-from lianmo.transport.messages import PublicKeyMsg
-from lianmo.wire.convert import NO_INDEX, job_public_key
+from lianmo.wire.convert import NO_INDEX
 from lianmo.wire.steps import (
     SB_CANDIDATES,
     SB_FINAL,
@@ -291,20 +290,10 @@ def _parse_choices(
 
 def _job_key(ctx: RoleContext, params: BoostParams, saved: HostState | None) -> PublicKey:
     """The guest's public key: received now, or as the round checkpoint kept it."""
-    if saved is None:
-        key = ctx.recv(
-            SB_PUBLIC_KEY,
-            ctx.guest,
-            key_bits=params.key_bits,
-            insecure_test_key=params.insecure_test_key,
-        )
-        key.prepare_obfuscation(ctx.rng)
-        return key
-    msg = PublicKeyMsg(n=saved.key)
-    return job_public_key(
-        msg,
+    return ctx.job_key(
+        SB_PUBLIC_KEY,
         ctx.guest,
-        ctx.rng,
+        None if saved is None else saved.key,
         key_bits=params.key_bits,
         insecure_test_key=params.insecure_test_key,
     )
