@@ -6,11 +6,13 @@ trees need no scaling, so raw columns go straight to binning.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from lianmo.config import BoostSpec, DatasetEntry, JobSpec
+from lianmo.data.table import Table
 from lianmo.errors import ConfigError, DataError
 from lianmo.models.evaluation import Evaluation
 from lianmo.models.objectives import Objective
@@ -33,7 +35,7 @@ from lianmo.node.job_data import (
 from lianmo.node.kind import JobKind
 from lianmo.protocols import commit, secureboost
 from lianmo.protocols.context import RoleContext
-from lianmo.protocols.tree_route import SplitRule, route_guest, route_host
+from lianmo.protocols.tree_route import route_guest, route_host
 from lianmo.wire.steps import PREDICT_SB
 
 ROUTE_ROWS = 1 << 17  # aligned rows routed per block when scoring (bounds memory and messages)
@@ -84,69 +86,86 @@ def train(
             f"party '{ctx.party}': {len(train_rows)} training and {len(val)} validation rows; "
             "change validation.share or use a larger intersection"
         )
-    params = boost_params(model)
     outcome.summary.aligned = len(aligned)
     outcome.summary.train_rows, outcome.summary.validation_rows = len(train_rows), len(val)
+    share = BoostShare(
+        job_id=spec.job_id,
+        party=ctx.party,
+        role=role,
+        dataset=dataset.name,
+        feature_names=table.feature_names,
+        depth=model.depth,
+        rules=(),
+    )
+    if role == "guest":
+        final = _train_guest(ctx, boost_params(model), train_rows, val, share, job_dir, outcome)
+    else:
+        final = _train_host(ctx, boost_params(model), train_rows, val, share, outcome)
+    outcome.summary.model_digest = final.write(job_dir)
 
-    def share(rules: list[SplitRule], rounds: int | None, **guest: object) -> BoostShare:
-        return BoostShare(
-            job_id=spec.job_id,
-            party=ctx.party,
-            role=role,
-            dataset=dataset.name,
-            feature_names=table.feature_names,
-            depth=model.depth,
-            rules=tuple(rules),
-            rounds_done=rounds,
-            **guest,  # type: ignore[arg-type]
-        )
 
+def _train_guest(
+    ctx: RoleContext,
+    params: secureboost.BoostParams,
+    train_rows: Table,
+    val: Table,
+    share: BoostShare,
+    job_dir: Path,
+    outcome: JobOutcome,
+) -> BoostShare:
+    """The guest grows the trees, evaluates on its validation rows and commits the job."""
     with outcome.timed("train"):
-        if role == "guest":
-            result = secureboost.train_guest(
-                ctx,
-                train_rows.X,
-                labels(train_rows),
-                val.X,
-                labels(val),
-                params,
-                feature_names=table.feature_names,
-            )
-            final = share(
-                result.model.rules,
-                None,
-                importance=result.importance,
-                **_guest_fields(result.model),
-            )
-            timings = result.timings
-        else:
-            host = secureboost.train_host(
-                ctx,
-                train_rows.X,
-                val.X,
-                params,
-            )
-            names = {str(i): name for i, name in enumerate(table.feature_names)}
-            importance = {names[k]: v for k, v in host.importance.items()}
-            final = share(host.rules, None, importance=importance)
-            timings = host.timings
+        result = secureboost.train_guest(
+            ctx,
+            train_rows.X,
+            labels(train_rows),
+            val.X,
+            labels(val),
+            params,
+            feature_names=share.feature_names,
+        )
+    _timings(outcome, result.timings)
+    with outcome.timed("evaluate"):
+        objective = result.model.objective
+        summary = outcome.summary
+        summary.validation = metrics(objective, labels(val), result.validation_scores)
+        summary.losses = tuple(round(v, 6) for v in result.train_loss)
+        summary.validation_loss = tuple(round(v, 6) for v in result.validation_loss)
+        summary.trees, summary.best_rounds = len(result.model.trees), result.best_rounds
+        write_predictions(
+            job_dir / "validation_scores.csv", val.ids, objective, result.validation_scores
+        )
+        commit.announce_commit(ctx)
+    return replace(
+        share,
+        rules=tuple(result.model.rules),
+        importance=result.importance,
+        **_guest_fields(result.model),  # type: ignore[arg-type]
+    )
+
+
+def _train_host(
+    ctx: RoleContext,
+    params: secureboost.BoostParams,
+    train_rows: Table,
+    val: Table,
+    share: BoostShare,
+    outcome: JobOutcome,
+) -> BoostShare:
+    """A host answers the guest's requests; keeps its own split rules once committed."""
+    with outcome.timed("train"):
+        host = secureboost.train_host(ctx, train_rows.X, val.X, params)
+    _timings(outcome, host.timings)
+    with outcome.timed("evaluate"):
+        commit.await_commit(ctx)
+    names = {str(i): name for i, name in enumerate(share.feature_names)}
+    importance = {names[k]: v for k, v in host.importance.items()}
+    return replace(share, rules=tuple(host.rules), importance=importance)
+
+
+def _timings(outcome: JobOutcome, timings: secureboost.Timings) -> None:
     outcome.summary.protocol_seconds = {k: round(v, 3) for k, v in timings.seconds.items()}
     outcome.summary.protocol_counts = dict(timings.counts)
-    with outcome.timed("evaluate"):
-        if role == "guest":
-            objective = result.model.objective
-            summary = outcome.summary
-            summary.validation = metrics(objective, labels(val), result.validation_scores)
-            summary.losses = tuple(round(v, 6) for v in result.train_loss)
-            summary.validation_loss = tuple(round(v, 6) for v in result.validation_loss)
-            summary.trees, summary.best_rounds = len(result.model.trees), result.best_rounds
-            write_predictions(
-                job_dir / "validation_scores.csv", val.ids, objective, result.validation_scores
-            )
-            commit.announce_commit(ctx)
-        else:
-            commit.await_commit(ctx)
-    outcome.summary.model_digest = final.write(job_dir)
 
 
 def predict(
