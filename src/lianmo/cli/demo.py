@@ -163,7 +163,7 @@ def _reset_output(output: Path) -> None:
 )
 def demo(output: Path, epochs: int, key_bits: int, audit_level: str) -> None:
     """Train a joint credit model: broker (labels) + platform (behaviour) + arbiter."""
-    from lianmo.cli.main import run_and_report, stop_on_signals
+    from lianmo.cli.follow import run_and_report, stop_on_signals
     from lianmo.cli.wiring import write_identities
     from lianmo.demo_data import demo_file
 

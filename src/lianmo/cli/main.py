@@ -12,24 +12,31 @@ from pathlib import Path
 
 import click
 
-from lianmo.config import JobSpec, PartyConfig
-from lianmo.errors import ConfigError, JobFailedError, LianmoError
+from lianmo.config import PartyConfig
+from lianmo.errors import JobFailedError, LianmoError
 from lianmo.fileio import write_atomic
 
-_IDENTITY_HELP = "coordinator TLS {}: defaults to $LIANMO_{}"
+if t.TYPE_CHECKING:
+    from lianmo.cli.follow import run_and_report as run_and_report
+    from lianmo.cli.follow import stop_on_signals as stop_on_signals
+    from lianmo.cli.summary import metric_line as metric_line
+    from lianmo.cli.summary import print_summary as print_summary
+
+#: names that moved out of this module, still importable from it (scripts use them)
+_MOVED = {
+    "run_and_report": "lianmo.cli.follow",
+    "stop_on_signals": "lianmo.cli.follow",
+    "print_summary": "lianmo.cli.summary",
+    "metric_line": "lianmo.cli.summary",
+}
 
 
-def identity_options(fn: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
-    """--ca/--cert/--key options for commands that act as the coordinator."""
-    for name in ("key", "cert", "ca"):
-        fn = click.option(
-            f"--{name}",
-            envvar=f"LIANMO_{name.upper()}",
-            required=True,
-            type=click.Path(path_type=Path),
-            help=_IDENTITY_HELP.format(name, name.upper()),
-        )(fn)
-    return fn
+def __getattr__(name: str) -> object:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_MOVED[name]), name)
 
 
 @click.group()
@@ -182,205 +189,17 @@ def party_health(address: str, timeout_s: float) -> None:
     click.echo(f"{status} ({address})")
 
 
-# ---- jobs ----------------------------------------------------------------------------
-
-
-@cli.group()
-def job() -> None:
-    """Run jobs across party nodes (as the coordinator)."""
-
-
-def coordinator_command(fn: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
-    """SPEC_PATH, --output and the coordinator's TLS identity options."""
-    fn = identity_options(fn)
-    fn = click.option(
-        "--output",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="Where to write metrics.json and job.json (default: ./jobs/JOB_ID).",
-    )(fn)
-    return click.argument("spec_path", type=click.Path(path_type=Path))(fn)
-
-
-@job.command("run")
-@coordinator_command
-def job_run(spec_path: Path, output: Path | None, ca: Path, cert: Path, key: Path) -> None:
-    """Run the job in SPEC_PATH (YAML) and write its metrics."""
-    spec = JobSpec.load(spec_path)
-    run_and_report(spec, output or Path("jobs") / spec.job_id, ca=ca, cert=cert, key=key)
-
-
-@cli.command("predict")
-@coordinator_command
-def predict_cmd(spec_path: Path, output: Path | None, ca: Path, cert: Path, key: Path) -> None:
-    """Score aligned ids with a trained model (SPEC has task: predict and model_job).
-
-    The guest receives the scores, in scores.csv in its job folder.
-    """
-    spec = JobSpec.load(spec_path)
-    if spec.task != "predict":
-        raise ConfigError(f"{spec_path}: 'lianmo predict' needs task: predict in the spec")
-    run_and_report(spec, output or Path("jobs") / spec.job_id, ca=ca, cert=cert, key=key)
-
-
-def stop_on_signals() -> None:
-    """Turn SIGTERM (and SIGINT, even if inherited as ignored) into KeyboardInterrupt.
-
-    Coordinator commands then unwind through their ``finally`` blocks: the job is
-    cancelled at every party and any node processes they started are stopped.
-    """
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def run_and_report(
-    spec: JobSpec, output: Path, *, ca: Path, cert: Path, key: Path, resume: bool = False
-) -> dict[str, t.Any]:
-    """Coordinate ``spec`` over gRPC, show progress, write and print the results."""
-    from lianmo.cli.progress import ProgressView
-    from lianmo.coordinator.output import clear_output, write_output, write_spec, write_state
-    from lianmo.coordinator.run import run_job
-    from lianmo.transport.grpc_channel import ControlClient
-    from lianmo.transport.tls import TlsIdentity
-
-    stop_on_signals()
-    identity = TlsIdentity.load(cert, key, ca, party="coordinator")
-    clear_output(output)
-    write_spec(output, spec)
-    clients = {p.name: ControlClient(p.address, p.name, identity) for p in spec.parties}
-    view = ProgressView()
-    last: dict[str, t.Any] = {}
-
-    def progress(statuses: t.Mapping[str, t.Any]) -> None:
-        view(statuses)
-        last.update(statuses)
-        write_state(output, spec, "running", statuses)
-
-    try:
-        if not resume:
-            for client in clients.values():
-                client.wait_healthy(timeout_s=30.0)
-        click.echo(
-            f"job '{spec.job_id}': {'resuming with ' if resume else ''}{len(clients)} parties "
-            f"{'' if resume else 'reachable '}"
-            f"({', '.join(f'{p.name}={p.role}' for p in spec.parties)})",
-            err=True,
-        )
-        report = run_job(spec, clients, on_progress=progress, resume=resume)
-    except JobFailedError as exc:
-        write_state(output, spec, "failed", last, failed_party=exc.party, error=exc.reason)
-        raise
-    finally:
-        view.close()
-        for client in clients.values():
-            client.close()
-    path = write_output(output, report)
-    write_state(output, spec, "succeeded", last)
-    metrics = report.metrics()
-    print_summary(metrics, path)
-    return metrics
-
-
-def job_folder(job_ref: str) -> Path:
-    """A job's coordinator output folder, from the folder itself or the job id."""
-    path = Path(job_ref)
-    return path if (path / "job.json").exists() or path.is_dir() else Path("jobs") / job_ref
-
-
-@job.command("resume")
-@click.argument("job_ref", metavar="JOB")
-@identity_options
-def job_resume(job_ref: str, ca: Path, cert: Path, key: Path) -> None:
-    """Resume JOB (its output folder, or its id under ./jobs) from the parties' checkpoints.
-
-    Every party that stopped -- failed, cancelled, or interrupted by a node restart --
-    continues from its own latest checkpoint; running parties are watched as they are.
-    The final model and metrics are those of an uninterrupted run.
-    """
-    from lianmo.coordinator.output import read_spec
-
-    folder = job_folder(job_ref)
-    spec = read_spec(folder)
-    run_and_report(spec, folder, ca=ca, cert=cert, key=key, resume=True)
-
-
-@job.command("status")
-@click.argument("job_ref", metavar="JOB")
-@click.option("--ca", envvar="LIANMO_CA", type=click.Path(path_type=Path), default=None)
-@click.option("--cert", envvar="LIANMO_CERT", type=click.Path(path_type=Path), default=None)
-@click.option("--key", envvar="LIANMO_KEY", type=click.Path(path_type=Path), default=None)
-def job_status(job_ref: str, ca: Path | None, cert: Path | None, key: Path | None) -> None:
-    """Where JOB stands and why it stopped: asks every party if the coordinator's TLS
-    identity is given (--ca/--cert/--key or $LIANMO_*), else shows the last recorded state."""
-    from lianmo.cli.status import show_status
-
-    show_status(job_folder(job_ref), ca=ca, cert=cert, key=key)
-
-
-def print_summary(metrics: dict[str, t.Any], path: Path) -> None:
-    """Human summary of a finished job: the model's own metrics, losses, time, traffic."""
-    if metrics.get("validation"):
-        click.echo(metric_line("validation", metrics["validation"]))
-    if metrics.get("metrics"):
-        click.echo(metric_line("scored rows", metrics["metrics"]))
-    if metrics.get("task") == "align" and "aligned" in metrics:
-        click.echo(f"aligned {metrics['aligned']} ids common to every data party")
-    per = "round" if "trees" in metrics else "epoch"
-    if metrics.get("loss"):
-        click.echo(f"training loss per {per}: " + _numbers(metrics["loss"], ".5f"))
-    if metrics.get("validation_loss"):
-        click.echo(f"validation loss per {per}: " + _numbers(metrics["validation_loss"], ".5f"))
-    if metrics.get("epoch_seconds"):
-        click.echo("seconds per epoch: " + _numbers(metrics["epoch_seconds"], ".1f"))
-    click.echo(f"wall time {metrics['wall_seconds']:.1f}s")
-    for name, p in metrics["parties"].items():
-        phases = ", ".join(f"{k} {v:.1f}s" for k, v in p["phase_seconds"].items())
-        sent = (p["bytes_sent"] or 0) / 2**20
-        click.echo(
-            f"  {name:<10} {p['role']:<8} sent {p['messages_sent']} messages "
-            f"({sent:.1f} MiB); {phases}"
-        )
-    click.echo(f"metrics: {path}")
-
-
-#: what each kind of model reports, as (key, label); the first key tells the kind
-_METRICS = (
-    (("auc", "AUC"), ("ks", "KS")),  # binary
-    (("accuracy", "accuracy"), ("log_loss", "log loss")),  # multi-class
-    (("rmse", "RMSE"), ("mae", "MAE"), ("r2", "R²")),  # regression
-)
-
-
-def metric_line(scope: str, values: t.Mapping[str, t.Any]) -> str:
-    """``scope`` followed by the metrics the guest reported for its kind of model.
-
-    Binary models report AUC and KS, multi-class ones accuracy and log loss, regression
-    RMSE, MAE and R²; a metric of another name is shown as it is named.
-    """
-    known = next((names for names in _METRICS if names[0][0] in values), ())
-    shown = [f"{label} {float(values[key]):.4f}" for key, label in known if key in values]
-    listed = {key for key, _ in known} | {"rows"}
-    shown += [f"{key} {value}" for key, value in sorted(values.items()) if key not in listed]
-    rows = f"  ({values['rows']} rows)" if "rows" in values else ""
-    return f"{scope} {'  '.join(shown)}{rows}"
-
-
-def _numbers(values: t.Iterable[float], spec: str) -> str:
-    return ", ".join(format(v, spec) for v in values)
-
-
 # ---- entry point ---------------------------------------------------------------------
 
 
-def _register_demo() -> None:
+def _register_commands() -> None:
     from lianmo.cli.audit import audit
     from lianmo.cli.data import data
     from lianmo.cli.demo import demo
+    from lianmo.cli.job import job, predict_cmd
 
+    cli.add_command(job)
+    cli.add_command(predict_cmd)
     cli.add_command(audit)
     cli.add_command(data)
     cli.add_command(demo)
@@ -390,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors (no traceback) with a distinct exit code per class."""
     # grpc's C core logs TLS handshake failures to stderr at INFO; our one-line error says it
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    _register_demo()
+    _register_commands()
     try:
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:

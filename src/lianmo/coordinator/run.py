@@ -9,14 +9,31 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 import typing as t
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from lianmo.config import JobSpec, LrSpec
+from lianmo.coordinator.results import (
+    JobMetrics,
+    ModelMetrics,
+    PartySummary,
+    model_metrics_from_json,
+)
 from lianmo.errors import AuthenticationError, JobFailedError, LianmoError, TransportError
 from lianmo.transport.control import JobStatusInfo
+
+
+class JobCancelledError(JobFailedError):
+    """A job was cancelled: by this coordinator (``party`` is empty) or, as a party
+    reports, by another coordinator process (``lianmo job cancel``)."""
+
+    def __init__(self, job_id: str, reason: str, *, party: str = "") -> None:
+        told = f"; party '{party}' reports: {reason}" if party else f" ({reason})"
+        LianmoError.__init__(self, f"job '{job_id}' was cancelled{told}")
+        self.job_id, self.party, self.reason = job_id, party, reason
 
 
 class PartyControl(t.Protocol):
@@ -49,42 +66,46 @@ class JobReport:
         return self.results[self.spec.guest]
 
     def metrics(self) -> dict[str, t.Any]:
-        """The machine-readable job output: metrics, loss, timings, message counts, digests."""
-        out: dict[str, t.Any] = {
-            "job_id": self.spec.job_id,
-            "task": self.spec.task,
-            "wall_seconds": round(self.wall_seconds, 3),
-        }
+        """The machine-readable job output (metrics.json): metrics, loss, timings, traffic."""
+        return self.job_metrics().to_json()
+
+    def job_metrics(self) -> JobMetrics:
+        """The same, typed: the guest's evaluation and counts, losses, each party's summary."""
         guest = self.guest_result
-        for key in ("validation", "metrics", "scored", "aligned", "train_rows", "validation_rows"):
-            if key in guest:
-                out[key] = guest[key]
-        if self.spec.task == "train" and isinstance(self.spec.model, LrSpec):
+        return JobMetrics(
+            job_id=self.spec.job_id,
+            task=self.spec.task,
+            wall_seconds=round(self.wall_seconds, 3),
+            parties={name: PartySummary.from_json(r) for name, r in self.results.items()},
+            validation=_evaluation(guest.get("validation")),
+            scored_metrics=_evaluation(guest.get("metrics")),
+            scored=guest.get("scored"),
+            aligned=guest.get("aligned"),
+            train_rows=guest.get("train_rows"),
+            validation_rows=guest.get("validation_rows"),
+            **self._losses(),
+        )
+
+    def _losses(self) -> dict[str, t.Any]:
+        """Training losses: the arbiter's for hetero LR, the guest's for SecureBoost."""
+        if self.spec.task != "train":
+            return {}
+        if isinstance(self.spec.model, LrSpec):
             arbiter = self.results[str(self.spec.arbiter)]
-            out["loss"] = arbiter.get("losses", [])
-            out["loss_per_round"] = arbiter.get("round_losses", [])
-            out["epoch_seconds"] = arbiter.get("epoch_seconds", [])
-        elif self.spec.task == "train":
-            out["loss"] = guest.get("losses", [])
-            for key in ("validation_loss", "trees", "best_rounds"):
-                if key in guest:
-                    out[key] = guest[key]
-        out["parties"] = {
-            name: {
-                "role": r.get("role"),
-                "phase_seconds": r.get("phase_seconds", {}),
-                "protocol_seconds": r.get("protocol_seconds", {}),
-                "protocol_counts": r.get("protocol_counts", {}),
-                "messages_sent": r.get("messages_sent"),
-                "bytes_sent": r.get("bytes_sent"),
-                "messages_received": r.get("messages_received"),
-                "bytes_received": r.get("bytes_received"),
-                "model_digest": r.get("model_digest"),
-                "audit_head": r.get("audit_head"),
+            return {
+                "loss": tuple(arbiter.get("losses", [])),
+                "loss_per_round": tuple(arbiter.get("round_losses", [])),
+                "epoch_seconds": tuple(arbiter.get("epoch_seconds", [])),
             }
-            for name, r in self.results.items()
-        }
-        return out
+        guest = self.guest_result
+        out: dict[str, t.Any] = {"loss": tuple(guest.get("losses", []))}
+        if "validation_loss" in guest:
+            out["validation_loss"] = tuple(guest["validation_loss"])
+        return out | {k: guest[k] for k in ("trees", "best_rounds") if k in guest}
+
+
+def _evaluation(raw: object) -> ModelMetrics | None:
+    return model_metrics_from_json(raw) if isinstance(raw, Mapping) else None
 
 
 def run_job(
@@ -95,6 +116,7 @@ def run_job(
     poll_interval: float = 0.5,
     resume: bool = False,
     unreachable_limit_s: float = 300.0,
+    cancel: threading.Event | None = None,
 ) -> JobReport:
     """Run ``spec`` on the parties behind ``controls``; raise JobFailedError on failure.
 
@@ -103,22 +125,25 @@ def run_job(
     checkpoint, and the running ones are watched as they are. While watching, a party
     whose node restarted is resumed at once, and a party that cannot be reached is
     retried for ``unreachable_limit_s`` before the job is failed in its name.
+
+    Setting ``cancel`` (from any thread) cancels the job at every party and raises
+    :class:`JobCancelledError`; so does KeyboardInterrupt, which is re-raised.
     """
     started = time.perf_counter()
-    spec_json = spec.to_json()
+    stop = cancel or threading.Event()
     touched: list[str] = []
     current = spec.guest  # the party being called when a call fails
     try:
-        for current in spec.party_names:
+        for current in _each_party(spec, stop):
             touched.append(current)
-            controls[current].prepare(spec.job_id, spec_json)
-        for current in spec.party_names:
+            controls[current].prepare(spec.job_id, spec.to_json())
+        for current in _each_party(spec, stop):
             if resume:
                 controls[current].resume(spec.job_id)
             else:
                 controls[current].start(spec.job_id)
-        statuses = _watch(spec, controls, on_progress, poll_interval, unreachable_limit_s)
-    except JobFailedError as exc:
+        statuses = _watch(spec, controls, on_progress, poll_interval, unreachable_limit_s, stop)
+    except JobFailedError as exc:  # a cancellation by this coordinator names no party
         _cancel_all(spec, controls, touched, except_party=exc.party)
         raise
     except LianmoError as exc:
@@ -129,6 +154,17 @@ def run_job(
         raise
     results = {n: json.loads(s.result_json) for n, s in statuses.items()}
     return JobReport(spec=spec, results=results, wall_seconds=time.perf_counter() - started)
+
+
+def _each_party(spec: JobSpec, cancel: threading.Event) -> t.Iterator[str]:
+    for name in spec.party_names:
+        _check_cancelled(spec, cancel)
+        yield name
+
+
+def _check_cancelled(spec: JobSpec, cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise JobCancelledError(spec.job_id, "by this coordinator")
 
 
 def last_common_round(spec: JobSpec, statuses: Mapping[str, JobStatusInfo]) -> int:
@@ -143,42 +179,64 @@ def _watch(
     on_progress: ProgressCallback,
     poll_interval: float,
     unreachable_limit_s: float,
+    cancel: threading.Event,
 ) -> dict[str, JobStatusInfo]:
     last: dict[str, JobStatusInfo] = {}
     unreachable_since: dict[str, float] = {}
     while True:
         for name in spec.party_names:
-            try:
-                status = controls[name].status(spec.job_id)
-                if status.state == "interrupted":  # its node restarted: go on from its checkpoint
-                    status = controls[name].resume(spec.job_id)
-            except AuthenticationError as exc:  # certificates do not heal by waiting
-                raise JobFailedError(name, f"{exc} ({type(exc).__name__})") from exc
-            except TransportError as exc:  # down or restarting: wait, up to the limit
-                now = time.monotonic()
-                since = unreachable_since.setdefault(name, now)
-                if now - since >= unreachable_limit_s:
-                    raise JobFailedError(
-                        name, f"unreachable for {now - since:.0f}s: {exc}"
-                    ) from exc
-                previous = last.get(name, JobStatusInfo(spec.job_id, name, "running"))
-                last[name] = dataclasses.replace(previous, detail=f"unreachable: {exc}")
-                continue
-            except LianmoError as exc:  # e.g. the node no longer knows the job
-                raise JobFailedError(name, f"{exc} ({type(exc).__name__})") from exc
-            unreachable_since.pop(name, None)
-            last[name] = status
+            _check_cancelled(spec, cancel)
+            previous = last.get(name, JobStatusInfo(spec.job_id, name, "running"))
+            last[name] = _poll(
+                spec, previous, controls[name], unreachable_since, unreachable_limit_s
+            )
         on_progress(dict(last))
-        for name, status in last.items():
-            if status.state in ("failed", "cancelled"):
-                reason = status.error or status.detail or status.state
-                kind = f" ({status.error_kind})" if status.error_kind else ""
-                raise JobFailedError(name, f"{reason}{kind}")
+        _raise_if_stopped(spec, last)
         if len(last) == len(spec.party_names) and all(
             s.state == "succeeded" for s in last.values()
         ):
             return last
-        time.sleep(poll_interval)
+        cancel.wait(poll_interval)
+
+
+def _poll(
+    spec: JobSpec,
+    previous: JobStatusInfo,
+    control: PartyControl,
+    unreachable_since: dict[str, float],
+    unreachable_limit_s: float,
+) -> JobStatusInfo:
+    """A party's status, resumed if its node restarted; while it cannot be reached, its
+    previous status saying so (until ``unreachable_limit_s`` fails the job)."""
+    name = previous.party
+    try:
+        status = control.status(spec.job_id)
+        if status.state == "interrupted":  # its node restarted: go on from its checkpoint
+            status = control.resume(spec.job_id)
+    except AuthenticationError as exc:  # certificates do not heal by waiting
+        raise JobFailedError(name, f"{exc} ({type(exc).__name__})") from exc
+    except TransportError as exc:  # down or restarting: wait, up to the limit
+        now = time.monotonic()
+        since = unreachable_since.setdefault(name, now)
+        if now - since >= unreachable_limit_s:
+            raise JobFailedError(name, f"unreachable for {now - since:.0f}s: {exc}") from exc
+        return dataclasses.replace(previous, detail=f"unreachable: {exc}")
+    except LianmoError as exc:  # e.g. the node no longer knows the job
+        raise JobFailedError(name, f"{exc} ({type(exc).__name__})") from exc
+    unreachable_since.pop(name, None)
+    return status
+
+
+def _raise_if_stopped(spec: JobSpec, statuses: Mapping[str, JobStatusInfo]) -> None:
+    """A failed party is named first; a party cancelled by a coordinator cancels the job."""
+    for name, status in statuses.items():
+        if status.state == "failed":
+            reason = status.error or status.detail or status.state
+            kind = f" ({status.error_kind})" if status.error_kind else ""
+            raise JobFailedError(name, f"{reason}{kind}")
+    for name, status in statuses.items():
+        if status.state == "cancelled":
+            raise JobCancelledError(spec.job_id, status.detail or "cancelled", party=name)
 
 
 def _cancel_all(
