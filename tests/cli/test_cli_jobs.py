@@ -1,5 +1,5 @@
-"""``lianmo job list`` and ``job status --json`` on output folders written by the
-coordinator's own functions (no party needed)."""
+"""``lianmo job list``, ``job status --json`` and ``audit verify --json`` on output folders
+written by the coordinator's own functions (no party needed)."""
 
 from __future__ import annotations
 
@@ -89,3 +89,15 @@ def test_job_status_text_names_the_failed_party(
     code, out, _ = _run(["job", "status", str(root / "b-failed")], capsys)
     assert code == 0
     assert "coordinator: failed (0s ago); failed at party 'platform': bad column" in out
+
+
+def test_audit_verify_json_without_logs_is_still_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(["audit", "verify", str(tmp_path), "--json"], capsys)
+    assert code == 1 and json.loads(out) == {
+        "ok": False,
+        "error": json.loads(out)["error"],
+        "jobs": [],
+    }
+    assert "no audit.jsonl under" in json.loads(out)["error"] and err.startswith("lianmo: error")

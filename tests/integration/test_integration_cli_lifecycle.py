@@ -4,7 +4,7 @@
 - the Python API (``import lianmo``) driving a job from a thread that is not the main
   one, as a notebook kernel's worker would, and cancelling another;
 - ``lianmo job run --detach`` followed by ``job status --json``; ``job list``; ``job
-  cancel``; Ctrl-C in ``job run``; the example script of docs/api.md.
+  cancel``; ``audit verify --json``; the example script of docs/api.md.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -294,6 +295,28 @@ def test_job_list_and_job_cancel_on_a_detached_job(
     assert re.search(r"^cli-cancel\s+cancelled\s", text, re.MULTILINE), text
     for name in PARTIES:
         assert not (nodes[name].state_dir / "jobs" / "cli-cancel" / "model.json").exists()
+
+
+def test_audit_verify_json_passes_untouched_logs_and_fails_a_tampered_one(
+    api_job: lianmo.JobResult, nodes: dict[str, NodeProcess], tmp_path: Path
+) -> None:
+    folders = [nodes[n].state_dir / "jobs" / "api-breast" for n in PARTIES]
+    good = lianmo_cmd("audit", "verify", *folders, "--json", cwd=tmp_path)
+    assert good.returncode == 0, _explain(good)
+    verdict = json.loads(good.stdout)
+    assert verdict["ok"] is True and [j["job_id"] for j in verdict["jobs"]] == ["api-breast"]
+    assert sorted(verdict["jobs"][0]["parties"]) == sorted(PARTIES)
+    assert verdict["jobs"][0]["problems"] == [] and verdict["jobs"][0]["message_records"] > 0
+    copies = [shutil.copytree(f, tmp_path / name) for f, name in zip(folders, PARTIES, strict=True)]
+    log = Path(copies[1]) / "audit.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:5] + lines[6:]))  # the host drops a record
+    bad = lianmo_cmd("audit", "verify", *copies, "--json", cwd=tmp_path)
+    assert bad.returncode == 9, _explain(bad)
+    verdict = json.loads(bad.stdout)
+    assert verdict["ok"] is False and verdict["jobs"][0]["ok"] is False
+    assert verdict["jobs"][0]["problems"][0]["party"] == "platform"
+    assert "failed verification" in bad.stderr
 
 
 # ---- helpers ---------------------------------------------------------------------------------

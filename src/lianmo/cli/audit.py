@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
+import typing as t
 from pathlib import Path
 
 import click
 
-from lianmo.errors import AuditError
+from lianmo.errors import AuditError, LianmoError
+
+if t.TYPE_CHECKING:
+    from lianmo.audit.verify import JobVerdict, PartyLog
 
 
 @click.group("audit")
@@ -17,41 +22,85 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def verify_cmd(paths: tuple[Path, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (docs/api.md).")
+def verify_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     """Verify every audit log under PATHS (job folders, state dirs or a demo output).
 
     Needs no data and no private key. Checks each log's hash chain and signatures and
     its stored payloads, and across the parties of each job that what one logged as
     sent the other logged as received. Exits 9 naming the first bad record otherwise.
+    With --json the verdict is one JSON object on standard output, whatever it is.
     """
-    from lianmo.audit.signing import key_id
     from lianmo.audit.verify import verify
 
-    verdicts = verify(list(paths))
-    failed = 0
-    for verdict in verdicts:
-        records = sum(len(log.records) for log in verdict.logs.values())
-        messages = sum(
-            1 for log in verdict.logs.values() for r in log.records if r.get("kind") == "message"
-        )
-        state = "PASS" if verdict.ok else "FAIL"
-        click.echo(
-            f"{state} job '{verdict.job_id}': {len(verdict.logs)} party logs, {records} "
-            f"records, {messages} message records"
-        )
-        for party, log in sorted(verdict.logs.items()):
-            key = str(log.start.get("signing_key", ""))
-            kid = key_id(key) if len(key) == 64 else "none"
-            click.echo(f"  {party:<12} {log.role:<8} signing key {kid}  {log.path}")
-        for problem in verdict.problems:
-            click.echo(f"  problem: {problem}")
-        failed += not verdict.ok
+    try:
+        verdicts = verify(list(paths))
+    except LianmoError as exc:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "error": str(exc), "jobs": []}, indent=2))
+        raise
+    if as_json:
+        report = {"ok": all(v.ok for v in verdicts), "jobs": [_verdict_json(v) for v in verdicts]}
+        click.echo(json.dumps(report, indent=2))
+    else:
+        for verdict in verdicts:
+            _print_verdict(verdict)
+    failed = [v for v in verdicts if not v.ok]
     if failed:
-        first = next(v for v in verdicts if not v.ok)
         raise AuditError(
-            f"{failed} of {len(verdicts)} job(s) failed verification; first problem: "
-            f"{first.problems[0]}"
+            f"{len(failed)} of {len(verdicts)} job(s) failed verification; first problem: "
+            f"{failed[0].problems[0]}"
         )
+
+
+def _print_verdict(verdict: JobVerdict) -> None:
+    counts = _counts(verdict)
+    click.echo(
+        f"{'PASS' if verdict.ok else 'FAIL'} job '{verdict.job_id}': {len(verdict.logs)} party "
+        f"logs, {counts[0]} records, {counts[1]} message records"
+    )
+    for party, log in sorted(verdict.logs.items()):
+        click.echo(f"  {party:<12} {log.role:<8} signing key {_key_id(log)}  {log.path}")
+    for problem in verdict.problems:
+        click.echo(f"  problem: {problem}")
+
+
+def _verdict_json(verdict: JobVerdict) -> dict[str, object]:
+    records, messages = _counts(verdict)
+    return {
+        "job_id": verdict.job_id,
+        "ok": verdict.ok,
+        "records": records,
+        "message_records": messages,
+        "parties": {
+            party: {
+                "role": log.role,
+                "signing_key_id": _key_id(log),
+                "records": len(log.records),
+                "log": str(log.path),
+            }
+            for party, log in sorted(verdict.logs.items())
+        },
+        "problems": [
+            {"party": p.party, "record": p.seq, "log": str(p.path), "text": p.text}
+            for p in verdict.problems
+        ],
+    }
+
+
+def _counts(verdict: JobVerdict) -> tuple[int, int]:
+    records = sum(len(log.records) for log in verdict.logs.values())
+    messages = sum(
+        1 for log in verdict.logs.values() for r in log.records if r.get("kind") == "message"
+    )
+    return records, messages
+
+
+def _key_id(log: PartyLog) -> str:
+    from lianmo.audit.signing import key_id
+
+    key = str(log.start.get("signing_key", ""))
+    return key_id(key) if len(key) == 64 else "none"
 
 
 @audit.command("replay")
