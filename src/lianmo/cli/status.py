@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from lianmo.config import JobSpec
 from lianmo.coordinator.output import list_jobs, read_metrics, read_spec, read_status
 from lianmo.coordinator.results import JobStatus, PartyStatus
 from lianmo.errors import TransportError
@@ -25,7 +26,7 @@ def show_status(
 
         asked = Client(ca=ca, cert=cert, key=key).status(folder)
     if as_json:
-        click.echo(json.dumps(status_json(folder, spec.task, recorded, asked), indent=2))
+        click.echo(json.dumps(status_json(folder, spec, recorded, asked), indent=2))
         return
     click.echo(f"job '{spec.job_id}' ({spec.task}, {type(spec.model).__name__})")
     if recorded is not None:
@@ -46,11 +47,11 @@ def show_status(
 
 
 def status_json(
-    folder: Path, task: str, recorded: JobStatus | None, asked: JobStatus | None
+    folder: Path, spec: JobSpec, recorded: JobStatus | None, asked: JobStatus | None
 ) -> dict[str, object]:
     """``job status --json``: the recorded state (coordinator.json), the parties' statuses
     (asked now if ``asked``), and metrics.json once the job succeeded."""
-    base = recorded or JobStatus(job_id=asked.job_id if asked else folder.name, state="unknown")
+    base = recorded or JobStatus(job_id=spec.job_id, state="unknown")
     out = base.to_json()
     if recorded is None:
         out["updated"] = None
@@ -61,7 +62,7 @@ def status_json(
     return {
         **out,
         "output": str(folder),
-        "task": task,
+        "task": spec.task,
         "asked": asked is not None,
         "metrics": None if metrics is None else metrics.to_json(),
     }
