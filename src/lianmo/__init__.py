@@ -34,7 +34,7 @@ if t.TYPE_CHECKING:
     from lianmo.coordinator.results import PartyStatus as PartyStatus
     from lianmo.coordinator.results import PartySummary as PartySummary
     from lianmo.coordinator.results import RegressionMetrics as RegressionMetrics
-    from lianmo.coordinator.run import JobCancelledError as JobCancelledError
+    from lianmo.errors import JobCancelledError as JobCancelledError
     from lianmo.errors import JobFailedError as JobFailedError
     from lianmo.errors import LianmoError as LianmoError
 
@@ -54,7 +54,7 @@ _EXPORTS = {
     "MulticlassMetrics": "lianmo.coordinator.results",
     "RegressionMetrics": "lianmo.coordinator.results",
     "JobFailedError": "lianmo.errors",
-    "JobCancelledError": "lianmo.coordinator.run",
+    "JobCancelledError": "lianmo.errors",
     "LianmoError": "lianmo.errors",
 }
 

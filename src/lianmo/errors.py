@@ -15,7 +15,8 @@
     │   └── AuthenticationError     exit 7   TLS identity missing, untrusted or not the
     │                                        party the job expects
     ├── JobFailedError              exit 8   a job stopped; carries the failing party and its
-    │                                        own error text
+    │   │                                    error (public form: no ids, values or paths)
+    │   └── JobCancelledError                cancelled by a coordinator
     └── AuditError                  exit 9   an audit log failed verification, or its replay
                                              diverged from what was logged
 
@@ -153,6 +154,16 @@ class JobFailedError(LianmoError):
         super().__init__(f"job failed at party '{party}': {reason}")
         self.party = party
         self.reason = reason
+
+
+class JobCancelledError(JobFailedError):
+    """A job was cancelled: by this coordinator (``party`` is empty) or, as a party
+    reports, by another coordinator process (``lianmo job cancel``)."""
+
+    def __init__(self, job_id: str, reason: str, *, party: str = "") -> None:
+        told = f"; party '{party}' reports: {reason}" if party else f" ({reason})"
+        LianmoError.__init__(self, f"job '{job_id}' was cancelled{told}")
+        self.job_id, self.party, self.reason = job_id, party, reason
 
 
 class AuditError(LianmoError):

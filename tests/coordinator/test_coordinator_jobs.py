@@ -18,8 +18,8 @@ from lianmo.config import JobSpec
 from lianmo.coordinator.jobs import Connect, Job
 from lianmo.coordinator.output import read_metrics, read_status
 from lianmo.coordinator.results import BinaryMetrics, JobMetrics, JobStatus, RegressionMetrics
-from lianmo.coordinator.run import JobCancelledError, PartyControl
-from lianmo.errors import JobFailedError, TransportError
+from lianmo.coordinator.run import PartyControl
+from lianmo.errors import JobCancelledError, JobFailedError, TransportError
 from lianmo.transport.control import JobStatusInfo
 from tests.coordinator.test_coordinator_run import SPEC, Scripted
 

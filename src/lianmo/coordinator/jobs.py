@@ -21,8 +21,8 @@ from pathlib import Path
 from lianmo.config import JobSpec
 from lianmo.coordinator.output import job_status, start_output, write_output, write_status
 from lianmo.coordinator.results import JobMetrics, JobResult, JobStatus
-from lianmo.coordinator.run import JobCancelledError, PartyControl, run_job
-from lianmo.errors import JobFailedError, LianmoError
+from lianmo.coordinator.run import PartyControl, run_job
+from lianmo.errors import JobCancelledError, JobFailedError, LianmoError
 from lianmo.transport.control import JobStatusInfo
 
 _LOG = logging.getLogger("lianmo.coordinator")

@@ -22,18 +22,14 @@ from lianmo.coordinator.results import (
     PartySummary,
     model_metrics_from_json,
 )
-from lianmo.errors import AuthenticationError, JobFailedError, LianmoError, TransportError
+from lianmo.errors import (
+    AuthenticationError,
+    JobCancelledError,
+    JobFailedError,
+    LianmoError,
+    TransportError,
+)
 from lianmo.transport.control import JobStatusInfo
-
-
-class JobCancelledError(JobFailedError):
-    """A job was cancelled: by this coordinator (``party`` is empty) or, as a party
-    reports, by another coordinator process (``lianmo job cancel``)."""
-
-    def __init__(self, job_id: str, reason: str, *, party: str = "") -> None:
-        told = f"; party '{party}' reports: {reason}" if party else f" ({reason})"
-        LianmoError.__init__(self, f"job '{job_id}' was cancelled{told}")
-        self.job_id, self.party, self.reason = job_id, party, reason
 
 
 class PartyControl(t.Protocol):
