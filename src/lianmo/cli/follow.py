@@ -53,8 +53,9 @@ class CommandProgress:
         self._view = ProgressView()
 
     def __call__(self, status: JobStatus) -> None:
-        if not self._announced and status.state != "starting":
-            self._announced = True
+        answered = any(p.state != "unreachable" for p in status.parties.values())
+        if not self._announced and status.state != "starting" and answered:
+            self._announced = True  # not before a party answered: the banner says reachable
             click.echo(self._banner, err=True)
         if status.parties:
             self._view({n: p.to_info(status.job_id, n) for n, p in status.parties.items()})
