@@ -141,7 +141,10 @@ def test_key_bits_below_2048_in_the_spec_is_refused_naming_the_field() -> None:
 TOP_FIELDS = (
     "['alignment', 'job_id', 'model', 'model_job', 'parties', 'seed', 'task', 'validation']"
 )
-LR_FIELDS = "['batch_size', 'epochs', 'key_bits', 'l2', 'learning_rate', 'lr_decay', 'tol', 'type']"
+LR_FIELDS = (
+    "['batch_size', 'epochs', 'key_bits', 'l2', 'label_protection', 'learning_rate', "
+    "'lr_decay', 'tol', 'type']"
+)
 
 
 @pytest.mark.parametrize(

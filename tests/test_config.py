@@ -114,7 +114,7 @@ def _boost(**changes: t.Any) -> dict[str, t.Any]:
             {"model": {"learning_rte": 0.1}},
             "job.yaml: model: unknown field(s) ['learning_rte'] (did you mean "
             "'learning_rate'?); allowed fields are ['batch_size', 'epochs', 'key_bits', 'l2', "
-            "'learning_rate', 'lr_decay', 'tol', 'type']",
+            "'label_protection', 'learning_rate', 'lr_decay', 'tol', 'type']",
         ),
         (
             {"model": {"type": "secureboot"}},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lianmo.data.split import batch_schedule, validation_mask
+from lianmo.data.split import batch_count, batch_schedule, validation_mask
 from lianmo.errors import ConfigError
 
 IDS = [f"client-{i}" for i in range(10_000)]
@@ -55,13 +55,33 @@ def test_validation_mask_rejects_a_share_outside_0_1(share: float) -> None:
         validation_mask(IDS[:3], share, seed=0)
 
 
-@pytest.mark.parametrize(("n_rows", "batch_size"), [(10, 3), (12, 4), (5, 10), (1, 1)])
-def test_batch_schedule_covers_every_row_once_per_epoch(n_rows: int, batch_size: int) -> None:
+@pytest.mark.parametrize(
+    ("n_rows", "batch_size", "sizes"),
+    [
+        (10, 3, [3, 3, 4]),
+        (12, 4, [4, 4, 4]),
+        (5, 10, [5]),
+        (1, 1, [1]),
+        (1027, 256, [256] * 3 + [259]),
+    ],
+)
+def test_batch_schedule_covers_every_row_once_per_epoch(
+    n_rows: int, batch_size: int, sizes: list[int]
+) -> None:
     for epoch in range(3):
         batches = batch_schedule(n_rows, batch_size, epoch, seed=5)
-        assert [len(b) for b in batches[:-1]] == [batch_size] * (len(batches) - 1)
-        assert 1 <= len(batches[-1]) <= batch_size
+        assert [len(b) for b in batches] == sizes
+        assert len(batches) == batch_count(n_rows, batch_size)
         np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(n_rows))
+
+
+def test_no_batch_is_short_the_remainder_joins_the_last_batch() -> None:
+    """A short final batch (n mod batch_size rows) would let an LR host solve its rows'
+    labels from one gradient; no batch has fewer than batch_size rows."""
+    for n_rows in range(64, 300):
+        batches = batch_schedule(n_rows, 64, epoch=1, seed=3)
+        assert min(len(b) for b in batches) >= 64
+        assert max(len(b) for b in batches) < 128
 
 
 def test_batch_schedule_is_the_same_on_every_call_and_differs_per_epoch() -> None:

@@ -4,24 +4,49 @@ Each field declares its rule with :func:`checked` and its default the dataclass 
 both sit in one place. :func:`read` refuses unknown and missing keys, checks every key
 that is present with its rule, and leaves an absent key to the dataclass default. A field
 may live in a nested table of the file (``checked(rule, key="tls.cert")``).
+:func:`plain` is the inverse: the mapping a dataclass is hashed and sent as.
 """
 
 from __future__ import annotations
 
 import typing as t
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 
 from lianmo.config._rules import REQUIRED, Rule, Where, did_you_mean, shown
 
 T = t.TypeVar("T")
 _RULE = "lianmo.rule"
 _KEY = "lianmo.key"
+_OPTIONAL = "lianmo.optional"
 
 
-def checked(rule: Rule, *, key: str | None = None) -> dict[str, t.Any]:
-    """Field metadata: the field is read from ``key`` (default: its name) under ``rule``."""
-    return {_RULE: rule} if key is None else {_RULE: rule, _KEY: key}
+def checked(rule: Rule, *, key: str | None = None, optional: bool = False) -> dict[str, t.Any]:
+    """Field metadata: the field is read from ``key`` (default: its name) under ``rule``.
+
+    ``optional``: a setting added after specs were first hashed; :func:`plain` leaves it
+    out while it holds its default, so every spec written before keeps its digest.
+    """
+    meta: dict[str, t.Any] = {_RULE: rule, _OPTIONAL: True} if optional else {_RULE: rule}
+    return meta if key is None else {**meta, _KEY: key}
+
+
+def plain(value: t.Any) -> t.Any:
+    """``value`` as plain data, as :func:`dataclasses.asdict` gives it, but without the
+    ``optional`` fields that hold their defaults."""
+    if is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in fields(value):
+            item = getattr(value, f.name)
+            if f.metadata.get(_OPTIONAL) and item == f.default:
+                continue
+            out[f.name] = plain(item)
+        return out
+    if isinstance(value, list | tuple):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import typing as t
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from lianmo.config._read import ListOf, Section, checked, read
+from lianmo.config._read import ListOf, Section, checked, plain, read
 from lianmo.config._rules import Boolean, Interval, Name, Options, OrNone, Text, Where
 from lianmo.config.model import LrSpec, Model, ModelSpec
 from lianmo.errors import ConfigError
@@ -119,7 +119,7 @@ class JobSpec:
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys, no spaces): what crosses the wire and is hashed."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+        return json.dumps(plain(self), sort_keys=True, separators=(",", ":")).encode()
 
     def digest(self) -> str:
         """sha256 of the canonical JSON, recorded in every party's audit log."""

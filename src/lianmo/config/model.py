@@ -9,7 +9,7 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from lianmo.config._read import checked, read
+from lianmo.config._read import Section, checked, read
 from lianmo.config._rules import Interval, Options, OrNone, Rule, Where, literal
 
 MIN_KEY_BITS = 2048
@@ -29,6 +29,18 @@ SHARE = Interval(float, 0, 1, closed="right")
 
 
 @dataclass(frozen=True, slots=True)
+class LabelProtection:
+    """Differential privacy of the labels against hosts: (ε, δ) over all epochs.
+
+    The guest adds Gaussian noise calibrated to it to the residuals hosts compute their
+    gradients with (protocols/label_noise.py); smaller ε, more noise, lower AUC.
+    """
+
+    epsilon: float = field(metadata=checked(Interval(float, 0, 100, closed="right")))
+    delta: float = field(default=1e-5, metadata=checked(Interval(float, 0, 1e-3, closed="right")))
+
+
+@dataclass(frozen=True, slots=True)
 class LrSpec:
     """Hyperparameters of coordinated hetero logistic regression."""
 
@@ -39,6 +51,20 @@ class LrSpec:
     l2: float = field(default=0.0, metadata=checked(NON_NEGATIVE))
     tol: float = field(default=1e-4, metadata=checked(NON_NEGATIVE))
     key_bits: int = field(default=2048, metadata=checked(KEY_BITS))
+    # off by default: noise costs AUC (docs/protocols.md reports how much)
+    label_protection: LabelProtection | None = field(
+        default=None, metadata=checked(OrNone(Section(LabelProtection)), optional=True)
+    )
+
+
+def _check_lr(spec: LrSpec, at: Where) -> None:
+    """Label protection accounts for every epoch: an early stop would leak past it."""
+    if spec.label_protection is not None and spec.tol != 0:
+        at.child("tol").reject(
+            f"is {literal(spec.tol)} but model.label_protection needs tol: 0; a stop "
+            "decided on the exact loss would tell hosts about the labels outside the "
+            "privacy budget (every epoch is accounted for)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +143,9 @@ class Model(Rule):
             value.get("type", "hetero_lr"), at.child("type", "hetero_lr")
         )
         if kind == "hetero_lr":
-            return read(LrSpec, value, at, also=("type",))
+            lr = read(LrSpec, value, at, also=("type",))
+            _check_lr(lr, at)
+            return lr
         spec = read(BoostSpec, value, at)
         _check_boost(spec, at)
         return spec
@@ -128,6 +156,7 @@ __all__ = [
     "MIN_KEY_BITS",
     "MODEL_TYPES",
     "BoostSpec",
+    "LabelProtection",
     "LrSpec",
     "Model",
     "ModelSpec",

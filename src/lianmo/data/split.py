@@ -10,7 +10,7 @@ import numpy as np
 
 from lianmo.errors import ConfigError
 
-__all__ = ["batch_schedule", "stratified_validation_mask", "validation_mask"]
+__all__ = ["batch_count", "batch_schedule", "stratified_validation_mask", "validation_mask"]
 
 _SPLIT_DOMAIN = "lianmo-split-v1"
 
@@ -65,8 +65,13 @@ def batch_schedule(n_rows: int, batch_size: int, epoch: int, seed: int) -> list[
 
     The row positions ``0 .. n_rows - 1`` are permuted with
     ``numpy.random.default_rng(numpy.random.SeedSequence([seed, epoch]))`` and cut into
-    consecutive batches of ``batch_size``; the last batch may be smaller. The shuffle is
-    public (it orders already aligned rows), so a seeded numpy generator is appropriate.
+    :func:`batch_count` consecutive batches of ``batch_size``; the ``n_rows mod
+    batch_size`` rows left over join the last batch, so no batch is smaller than
+    ``batch_size`` (fewer rows than that make one batch of all of them). A short final
+    batch would hand hetero LR's hosts a gradient over a few rows, which they could solve
+    for those rows' labels; merging keeps every row in every epoch, where dropping the
+    remainder would leave rows out of training. The shuffle is public (it orders already
+    aligned rows), so a seeded numpy generator is appropriate.
 
     Parameters
     ----------
@@ -82,7 +87,8 @@ def batch_schedule(n_rows: int, batch_size: int, epoch: int, seed: int) -> list[
     Returns
     -------
     list of numpy.ndarray
-        Integer row positions of each batch; together they cover every row exactly once.
+        Integer row positions of each batch; together they cover every row exactly once,
+        and each has ``batch_size`` to ``2 * batch_size - 1`` rows (or all ``n_rows``).
 
     Raises
     ------
@@ -99,7 +105,13 @@ def batch_schedule(n_rows: int, batch_size: int, epoch: int, seed: int) -> list[
             raise ConfigError(f"{name} is {value} but must be at least {least}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, epoch]))
     order = rng.permutation(n_rows)
-    return [order[start : start + batch_size] for start in range(0, n_rows, batch_size)]
+    cuts = [i * batch_size for i in range(1, batch_count(n_rows, batch_size))]
+    return list(np.split(order, cuts)) if n_rows else []
+
+
+def batch_count(n_rows: int, batch_size: int) -> int:
+    """How many batches :func:`batch_schedule` makes of ``n_rows`` rows per epoch."""
+    return max(n_rows // batch_size, 1) if n_rows > 0 else 0
 
 
 def stratified_validation_mask(

@@ -49,6 +49,8 @@ class JobSummary:
     protocol_seconds: t.Mapping[str, float] | None = None
     protocol_counts: t.Mapping[str, int] | None = None
     model_digest: str | None = None
+    # the guest's, with model.label_protection: epsilon, delta and the noise sigma
+    label_protection: t.Mapping[str, float] | None = None
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {}

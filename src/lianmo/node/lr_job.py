@@ -71,6 +71,11 @@ def _lr_params(m: LrSpec, seed: int) -> hetero_lr.LrParams:
         tol=m.tol,
         key_bits=m.key_bits,
         seed=seed,
+        label_protection=(
+            None
+            if m.label_protection is None
+            else (m.label_protection.epsilon, m.label_protection.delta)
+        ),
     )
 
 
@@ -93,6 +98,13 @@ def _train_job(
     X_train, X_val = scaler.transform(train.X), scaler.transform(val.X)
     outcome.summary.aligned = len(aligned)
     outcome.summary.train_rows, outcome.summary.validation_rows = len(train), len(val)
+    if role == "guest" and params.label_protection is not None:
+        epsilon, delta = params.label_protection
+        outcome.summary.label_protection = {
+            "epsilon": epsilon,
+            "delta": delta,
+            "sigma": round(params.label_noise, 6),
+        }
     with outcome.timed("train"):
         if role == "guest":
             w = hetero_lr.train_guest(ctx, _with_bias(X_train), labels(train), params)

@@ -143,6 +143,7 @@ class RoleContext:
         round: int = 0,
         count: int | None = None,
         key: PublicKey | None = None,
+        exponent: int | None = None,
         below: int | None = None,
         cols: int | None = None,
         key_bits: int = 0,
@@ -150,14 +151,15 @@ class RoleContext:
     ) -> Out:
         """The next message from ``frm``, which must be ``step`` of ``round``, checked.
 
-        ``count``, ``key``, ``below``, ``cols``, ``key_bits``: what this party expects of
-        the message (see :class:`~lianmo.wire.step.Expect`).
+        ``count``, ``key``, ``exponent``, ``below``, ``cols``, ``key_bits``: what this
+        party expects of the message (see :class:`~lianmo.wire.step.Expect`).
         """
         step.check_direction(frm, self.role_of(frm), self.party, self.role_of(self.party))
         msg = self.channel.recv(frm, step.tag, round=round)
         expect = Expect(
             count=count,
             key=key,
+            exponent=exponent,
             below=below,
             cols=cols,
             key_bits=key_bits,

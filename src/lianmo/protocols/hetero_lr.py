@@ -2,21 +2,28 @@
 
 The arbiter makes the Paillier key and decrypts only masked gradients and the loss. The
 guest holds labels and its own columns (with the bias), each host its own columns; each
-keeps its own weights. Per mini-batch (``round`` = global batch number):
+keeps its own weights. Before training each data party checks the batch floor against
+its own coordinate count and announces its gradient's shape to the arbiter
+(``lr.gradient_shape``; the guest first sends ``lr.plan``), and the arbiter checks every
+shape before it sends the key (:mod:`lianmo.protocols.lr_guard`). Per mini-batch
+(``round`` = global batch number):
 
 1. host_k  -> guest   : [[u_k]] = [[X_k w_k]] and [[Σ u_k²]]
-2. guest   -> host_k  : [[4d]] = [[Σ_k u_k]] + [[u_A + 2 - 4y]]   (d = Taylor residual)
+2. guest   -> host_k  : [[4d]] = [[Σ_k u_k]] + [[u_A + 2 - 4y (+ e)]]   (d = Taylor residual;
+                        e: label-protection noise, :mod:`lianmo.protocols.label_noise`)
 3. guest   -> host_k  : [[S_<k]] = [[Σ_{j<k} u_j]]  (k ≥ 2 only, for the loss cross terms)
    host_k  -> guest   : [[Σ_i S_<k,i u_k,i]]
 4. guest   -> arbiter : [[8 L]], the batch's Taylor loss times eight
 5. every data party p -> arbiter : [[X_p^T 4d + r_p]] with a fresh random mask r_p
-   arbiter -> p       : X_p^T 4d + r_p, decrypted; p removes r_p and updates w_p
+   arbiter -> p       : X_p^T 4d + r_p, decrypted if p's announced count and exponent
+                        and the mask's window fit; p removes r_p and updates w_p
 6. arbiter -> all     : after each epoch, continue or stop (loss change below tol)
 
-Who learns what: the arbiter learns the loss per batch and masked gradients (uniform
-noise to it); the guest never sees host weights or features, only ciphertexts it cannot
-decrypt; a host never sees labels or the residual in plaintext. Aligned row counts and
-the batch schedule are known to all.
+Who learns what: the arbiter learns the loss per batch, each party's coordinate count
+and masked gradients (uniform noise to it); the guest never sees host weights or
+features, only ciphertexts it cannot decrypt; a host learns ``X_kᵀ·4d`` per batch, ``m``
+linear combinations of at least ``16 m`` residuals (docs/protocols.md states the bound).
+Aligned row counts and the batch schedule are known to all.
 
 Fixed point: u and d use exponent ``U_EXP`` (16**-6 = 2**-24); loss weights are
 quantised to ``X_EXP`` (2**-12), so the loss comes out at ``G_EXP`` = U_EXP + X_EXP and
@@ -44,10 +51,18 @@ from lianmo.crypto.paillier import (
     PublicKey,
     generate_keypair,
 )
-from lianmo.data.split import batch_schedule
+from lianmo.data.split import batch_count, batch_schedule
 from lianmo.errors import ProtocolError
 from lianmo.models.logistic import learning_rate
+from lianmo.protocols import label_noise
 from lianmo.protocols.context import RoleContext
+from lianmo.protocols.lr_guard import (
+    MASK_BITS,
+    GradientShape,
+    check_announced,
+    check_batch_floor,
+    check_masked_window,
+)
 from lianmo.wire.convert import ints_to_msg
 from lianmo.wire.steps import (
     LR_CROSS_IN,
@@ -62,12 +77,12 @@ from lianmo.wire.steps import (
     LR_PLAN,
     LR_PUBLIC_KEY,
     LR_RESIDUAL,
+    LR_SHAPE,
     LR_U_EXP,
     LR_X_EXP,
 )
 
 U_EXP, X_EXP, G_EXP = LR_U_EXP, LR_X_EXP, LR_G_EXP  # declared with the steps that carry them
-MASK_BITS = 256  # masks hide gradients below 2**200 with > 2**-56 statistical distance
 PHASE = "train"
 CHECKPOINT = "lr/train"
 
@@ -85,16 +100,26 @@ class LrParams:
     key_bits: int
     seed: int
     insecure_test_key: bool = False  # unit tests only: allows keys below 2048 bits
+    label_protection: tuple[float, float] | None = None
+    """(ε, δ) the labels keep against hosts over all epochs, or None (see label_noise)."""
+
+    @property
+    def label_noise(self) -> float:
+        """σ of the noise on each residual: calibrated to ``label_protection``, or 0."""
+        if self.label_protection is None:
+            return 0.0
+        epsilon, delta = self.label_protection
+        return label_noise.sigma_for(epsilon, delta, self.epochs)
 
     def schedule(self, n_rows: int, epoch: int) -> list[np.ndarray]:
         return batch_schedule(n_rows, self.batch_size, epoch, self.seed)
 
     def total_rounds(self, n_rows: int) -> int:
-        return self.epochs * math.ceil(n_rows / self.batch_size)
+        return self.epochs * batch_count(n_rows, self.batch_size)
 
     def first_round(self, n_rows: int, epoch: int) -> int:
         """The global round number of ``epoch``'s first batch."""
-        return epoch * math.ceil(n_rows / self.batch_size)
+        return epoch * batch_count(n_rows, self.batch_size)
 
     def batch_rows(self, n_rows: int, epoch: int, step: int) -> int:
         """How many rows round ``step`` (in ``epoch``) trains on."""
@@ -122,11 +147,13 @@ class ArbiterState:
     epoch_seconds: tuple[float, ...] = ()  # wall clock: out of the logged digest
     loss_sum: float = 0.0
     stopped: bool = False
+    shapes: tuple[tuple[int, int], ...] = ()  # (count, exponent) per data party, in order
 
     def to_checkpoint(self) -> dict[str, t.Any]:
         return {
             "round": self.round,
             "n_rows": self.n_rows,
+            "shapes": [list(s) for s in self.shapes],
             "losses": list(self.losses),
             "round_losses": list(self.round_losses),
             "timing": list(self.epoch_seconds),
@@ -144,6 +171,7 @@ class ArbiterState:
             epoch_seconds=tuple(float(v) for v in raw["timing"]),
             loss_sum=float(raw["loss_sum"]),
             stopped=bool(raw["stopped"]),
+            shapes=tuple((int(c), int(e)) for c, e in raw["shapes"]),
         )
 
 
@@ -185,8 +213,9 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
     data_parties = (ctx.guest, *ctx.hosts)
     state = ctx.checkpoints.restore(CHECKPOINT, ArbiterState)
     if state is None:
-        ctx.broadcast(LR_PUBLIC_KEY, data_parties, public)
-        state = ArbiterState(round=-1, n_rows=ctx.recv(LR_PLAN, ctx.guest))
+        state = _accept_shapes(ctx, params, data_parties)
+        ctx.broadcast(LR_PUBLIC_KEY, data_parties, public)  # the key only once all are fit
+    shapes = {p: GradientShape(*s) for p, s in zip(data_parties, state.shapes, strict=True)}
     n_rows = state.n_rows
     losses = list(state.losses)
     round_losses = list(state.round_losses)
@@ -200,7 +229,7 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
         loss_sum += batch_loss
         round_losses.append(batch_loss / params.batch_rows(n_rows, epoch, step))
         for party in data_parties:  # 5. decrypt masked gradients
-            _decrypt_masked(ctx, private, party, step)
+            _decrypt_masked(ctx, private, party, step, shapes[party])
         ctx.record("round", round=step, epoch=epoch, loss=round(round_losses[-1], 10))
         ctx.progress(PHASE, step + 1, total, f"round loss {round_losses[-1]:.5f}")
         elapsed = time.perf_counter() - started
@@ -222,7 +251,14 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
             decision = "stop" if stop else "continue"
             ctx.broadcast(LR_EPOCH_END, data_parties, decision, round=step)  # 6.
         saved = ArbiterState(
-            step, n_rows, tuple(losses), tuple(round_losses), tuple(epoch_seconds), loss_sum, stop
+            step,
+            n_rows,
+            tuple(losses),
+            tuple(round_losses),
+            tuple(epoch_seconds),
+            loss_sum,
+            stop,
+            state.shapes,
         )
         ctx.checkpoints.save(CHECKPOINT, saved)
         if stop:
@@ -260,10 +296,35 @@ def _add_seconds(seconds: list[float], epoch: int, elapsed: float) -> list[float
     return out
 
 
-def _decrypt_masked(ctx: RoleContext, private: PrivateKey, party: str, step: int) -> None:
-    masked = ctx.recv(LR_MASKED_GRADIENT, party, round=step, key=private.public_key)
+def _accept_shapes(
+    ctx: RoleContext, params: LrParams, data_parties: tuple[str, ...]
+) -> ArbiterState:
+    """0. The training row count and every data party's gradient shape, each checked."""
+    n_rows = ctx.recv(LR_PLAN, ctx.guest)
+    shapes = []
+    for party in data_parties:
+        shape = GradientShape(*ctx.recv(LR_SHAPE, party))
+        check_announced(party, shape, n_rows, params.batch_size)
+        shapes.append((shape.count, shape.exponent))
+    return ArbiterState(round=-1, n_rows=n_rows, shapes=tuple(shapes))
+
+
+def _decrypt_masked(
+    ctx: RoleContext, private: PrivateKey, party: str, step: int, shape: GradientShape
+) -> None:
+    """Decrypt ``party``'s masked gradient only if it has the shape the party announced
+    and every value lies in the window a gradient plus its mask can reach."""
+    masked = ctx.recv(
+        LR_MASKED_GRADIENT,
+        party,
+        round=step,
+        key=private.public_key,
+        count=shape.count,
+        exponent=shape.exponent,
+    )
     width = (private.public_key.n.bit_length() + 7) // 8
     plain = private.decrypt_raw(masked, ctx.compute)
+    check_masked_window(party, plain, int(private.public_key.n), step)
     ctx.send(LR_GRADIENT, party, ints_to_msg(plain, width), round=step)
 
 
@@ -273,18 +334,28 @@ def _decrypt_masked(ctx: RoleContext, private: PrivateKey, party: str, step: int
 def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams) -> np.ndarray:
     """Guest side. ``X`` is standardised and ends with a bias column; returns its weights."""
     state = ctx.checkpoints.restore(CHECKPOINT, PartyState)
+    features = _Quantised.of(X)
+    if state is None:
+        check_batch_floor(ctx.party, X.shape[1], len(y), params.batch_size)
+        ctx.send(LR_PLAN, _arbiter(ctx), len(y))
+        _announce_shape(ctx, features)
     key = _job_key(ctx, params, state)
     if state is None:
-        ctx.send(LR_PLAN, _arbiter(ctx), len(y))
         state = PartyState(-1, (0.0,) * X.shape[1], False, key.n_bytes())
-    features = _Quantised.of(X)
+    if params.label_protection is not None:
+        epsilon, delta = params.label_protection
+        sigma = round(params.label_noise, 6)
+        ctx.record("label_protection", epsilon=epsilon, delta=delta, sigma=sigma)
     w = np.array(state.weights, dtype=np.float64)
     total = params.total_rounds(len(y))
     for epoch, step, last in _rounds(params, len(y), state.round + 1, state.stopped):
         batch = params.schedule(len(y), epoch)[step - params.first_round(len(y), epoch)]
         u_a = X[batch] @ w
         # encrypt the guest's own term first: the hosts encrypt theirs at the same time
-        own = key.encrypt(u_a + 2.0 - 4.0 * y[batch], U_EXP, ctx.rng, ctx.compute)
+        own_term = u_a + 2.0 - 4.0 * y[batch]
+        if params.label_noise > 0:  # the guest's update uses the same noisy residual
+            own_term = own_term + label_noise.gaussian(ctx.rng, len(batch), params.label_noise)
+        own = key.encrypt(own_term, U_EXP, ctx.rng, ctx.compute)
         u_hosts = [_recv_forward(ctx, key, h, step, len(batch)) for h in ctx.hosts]  # 1.
         u_b = u_hosts[0][0]
         for other, _ in u_hosts[1:]:
@@ -312,10 +383,13 @@ def _save_round(ctx: RoleContext, key: PublicKey, step: int, w: np.ndarray, stop
 def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
     """Host side. ``X`` is standardised (no bias); returns the host's own weights."""
     state = ctx.checkpoints.restore(CHECKPOINT, PartyState)
+    features = _Quantised.of(X)
+    if state is None:
+        check_batch_floor(ctx.party, X.shape[1], X.shape[0], params.batch_size)
+        _announce_shape(ctx, features)
     key = _job_key(ctx, params, state)
     if state is None:
         state = PartyState(-1, (0.0,) * X.shape[1], False, key.n_bytes())
-    features = _Quantised.of(X)
     w = np.array(state.weights, dtype=np.float64)
     position = ctx.hosts.index(ctx.party)
     n_rows = X.shape[0]
@@ -415,6 +489,12 @@ def _masked_update(
     g = np.array([float(x) for x in g_int]) * 16.0**gradient.exponent
     grad = 0.25 * g / features.Xq.shape[0] + l2 * w
     return np.asarray(w - lr * grad, dtype=np.float64)
+
+
+def _announce_shape(ctx: RoleContext, features: _Quantised) -> None:
+    """0. Tell the arbiter the one gradient shape it may decrypt for this party."""
+    shape = (features.Xq.shape[1], U_EXP + features.exponent)
+    ctx.send(LR_SHAPE, _arbiter(ctx), shape)
 
 
 def _job_key(ctx: RoleContext, params: LrParams, state: PartyState | None) -> PublicKey:

@@ -52,7 +52,8 @@ class Expect:
     """What a receiver knows about a message before it arrives; each check uses its part.
 
     ``count``: how many values (ciphertexts, floats, integers, indices; rows of a bit
-    matrix); ``key``: the job's Paillier key, for encrypted payloads; ``below``: a bound
+    matrix); ``key``: the job's Paillier key, for encrypted payloads; ``exponent``: the
+    fixed-point exponent of ciphertexts whose step does not fix one; ``below``: a bound
     on every index; ``cols``: columns of a bit matrix; ``key_bits`` and
     ``insecure_test_key``: the smallest Paillier key accepted (never below 2048 bits
     outside unit tests).
@@ -60,6 +61,7 @@ class Expect:
 
     count: int | None = None
     key: PublicKey | None = None
+    exponent: int | None = None
     below: int | None = None
     cols: int | None = None
     key_bits: int = 0  # convert.public_key_from_msg never accepts fewer than MIN_KEY_BITS
@@ -101,10 +103,12 @@ class Ciphertexts(Codec[CipherVector, CipherVector]):
     def decode(self, msg: t.Any, sender: str, tag: str, expect: Expect) -> CipherVector:
         key = _need(expect.key, "key", tag)
         cv = convert.cipher_from_msg(msg, key, sender, tag, count=expect.count)
-        if self.exponent is not None and cv.exponent != self.exponent:
+        exponent = self.exponent if self.exponent is not None else expect.exponent
+        if exponent is not None and cv.exponent != exponent:
             raise ProtocolError(
                 f"'{sender}' sent '{tag}' at fixed-point exponent {cv.exponent}, expected "
-                f"{self.exponent}; the parties run incompatible lianmo versions"
+                f"{exponent}; the parties run incompatible lianmo versions, or the sender "
+                "does not follow the protocol"
             )
         return cv
 
@@ -241,6 +245,34 @@ class Count(Codec[int, int]):
     def describe(self) -> str:
         bounds = f"≥ {self.low}" if self.high is None else f"{self.low}..{self.high}"
         return f"'{self.name}', {bounds}"
+
+
+_SHAPE = re.compile(r"^([1-9][0-9]{0,8}) (0|-[1-9][0-9]?)$")
+
+
+@dataclass(frozen=True)
+class Shape(Codec[tuple[int, int], tuple[int, int]]):
+    """A vector's length and fixed-point exponent, as ``'count exponent'`` in a
+    :class:`Signal` called ``name``: what a receiver later holds a vector to."""
+
+    payload = Signal
+    name: str
+
+    def encode(self, value: tuple[int, int]) -> Payload:
+        count, exponent = value
+        return Signal(self.name, f"{int(count)} {int(exponent)}")
+
+    def decode(self, msg: t.Any, sender: str, tag: str, expect: Expect) -> tuple[int, int]:
+        match = _SHAPE.match(msg.value) if msg.name == self.name else None
+        if match is None:
+            raise ProtocolError(
+                f"'{sender}' sent a malformed '{tag}': expected {self.name!r} as a count "
+                "of at least 1 and a fixed-point exponent from -99 to 0"
+            )
+        return int(match[1]), int(match[2])
+
+    def describe(self) -> str:
+        return f"'{self.name}': count ≥ 1, exponent −99..0"
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from lianmo.wire.step import (
     PaillierKey,
     Points,
     Registry,
+    Shape,
     SigningKey,
     Step,
 )
@@ -100,6 +101,13 @@ LR_PUBLIC_KEY = Step(
     "lr.public_key", ("arbiter",), ("guest", "host"), PaillierKey(), "the job's Paillier key"
 )
 LR_PLAN = Step("lr.plan", ("guest",), ("arbiter",), Count("n_train", low=1), "training rows")
+LR_SHAPE = Step(
+    "lr.gradient_shape",
+    ("guest", "host"),
+    ("arbiter",),
+    Shape("gradient"),
+    "length and exponent of the sender's gradient, all the arbiter decrypts for it",
+)
 LR_HOST_FORWARD = Step(
     "lr.host_forward",
     ("host",),
@@ -260,6 +268,7 @@ REGISTRY = Registry(
         SPLIT_VALIDATION_ROWS,
         LR_PUBLIC_KEY,
         LR_PLAN,
+        LR_SHAPE,
         LR_HOST_FORWARD,
         LR_HOST_SQUARE_SUM,
         LR_RESIDUAL,
