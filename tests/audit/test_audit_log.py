@@ -312,5 +312,5 @@ def test_what_one_party_logged_as_sent_the_other_logged_as_received(job) -> None
             if r["kind"] == "message":
                 ends = (party, r["peer"]) if r["direction"] == "sent" else (r["peer"], party)
                 logged[str(r["direction"])].add((*ends, r["msg_seq"], r["tag"], r["sha256"]))
-    assert len(logged["sent"]) > 50
+    assert len(logged["sent"]) > 30  # 2 rounds: breast's host needs batches of 320 rows
     assert logged["sent"] == logged["received"]

@@ -205,7 +205,7 @@ def _job(job_id: str, addresses: Mapping[str, str], **extra: object) -> dict[str
         ],
         "alignment": {"min_intersection": 100},
         "validation": {"share": 0.2},
-        "model": {"type": "hetero_lr", "epochs": 1, "batch_size": 256, "learning_rate": 0.5},
+        "model": {"type": "hetero_lr", "epochs": 1, "batch_size": 320, "learning_rate": 0.5},
         **extra,
     }
 

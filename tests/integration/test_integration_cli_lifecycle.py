@@ -40,7 +40,7 @@ from .test_integration_cli import lianmo as lianmo_cmd
 pytestmark = pytest.mark.timeout(300)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "api_quickstart.py"
-LONG = {"type": "hetero_lr", "epochs": 40, "batch_size": 64, "learning_rate": 0.5}
+LONG = {"type": "hetero_lr", "epochs": 40, "batch_size": 320, "learning_rate": 0.5}
 
 
 # ---- fixtures: one CA, three node processes for the module -------------------------------
@@ -211,7 +211,7 @@ def test_the_documented_example_script_runs_a_job(
 def test_job_run_detach_returns_at_once_and_job_status_follows_it_to_succeeded(
     workdir: Path, identity: tuple[str, ...], addresses: dict[str, str]
 ) -> None:
-    model = {"type": "hetero_lr", "epochs": 5, "batch_size": 128, "learning_rate": 0.5}
+    model = {"type": "hetero_lr", "epochs": 5, "batch_size": 320, "learning_rate": 0.5}
     spec = _write_yaml(workdir / "detach.yaml", _job("cli-detach", addresses, model=model))
     output = workdir / "jobs" / "cli-detach"
     started = time.monotonic()

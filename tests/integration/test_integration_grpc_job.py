@@ -176,7 +176,7 @@ def _spec(job_id: str, addresses: Mapping[str, str]) -> JobSpec:
             "alignment": {"min_intersection": 100},
             "validation": {"share": 0.2},
             # Default key_bits: real 2048-bit Paillier keys.
-            "model": {"epochs": 2, "batch_size": 256, "learning_rate": 0.3},
+            "model": {"epochs": 2, "batch_size": 320, "learning_rate": 0.3},
         }
     )
 

@@ -164,7 +164,7 @@ def train_spec(job_id: str = "breast-wire", **model: object) -> JobSpec:
                 {"name": ARBITER, "role": "arbiter", "address": "-"},
             ],
             "alignment": {"min_intersection": 100},
-            "model": {"epochs": 2, "batch_size": 128, "learning_rate": 0.3, **model},
+            "model": {"epochs": 2, "batch_size": 320, "learning_rate": 0.3, **model},
         }
     )
 

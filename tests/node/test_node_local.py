@@ -134,7 +134,7 @@ def test_a_guest_with_two_hosts_trains_one_model(tmp_path: Path, shared_data: Pa
                 {"name": "telecom", "role": "host", "address": "-", "dataset": "part"},
                 {"name": "arbiter", "role": "arbiter", "address": "-"},
             ],
-            "model": {"epochs": 2, "batch_size": 128, "learning_rate": 0.3},
+            "model": {"epochs": 2, "batch_size": 320, "learning_rate": 0.3},
         }
     )
     report = run_job(
