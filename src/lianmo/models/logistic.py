@@ -8,7 +8,7 @@ pure: no crypto, no I/O, no randomness beyond the public batch schedule.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -86,6 +86,7 @@ def train_plaintext_taylor(
     l2: float,
     seed: int,
     tol: float,
+    residual_noise: Callable[[int], np.ndarray] | None = None,
 ) -> tuple[list[np.ndarray], list[float]]:
     """Train vertically split logistic regression in plaintext, exactly as the protocol does.
 
@@ -104,6 +105,9 @@ def train_plaintext_taylor(
        loss of each batch under the weights used for that batch, without the L2 term.
     5. After an epoch, training stops early if ``abs(previous_loss - loss) < tol``
        (``tol=0`` never stops early).
+    6. With ``residual_noise``, every party's update in step 3 uses
+       ``r + residual_noise(len(b)) / 4``: the noise ``e`` the protocol's label protection
+       adds to ``4d`` (the loss stays exact).
 
     Parameters
     ----------
@@ -125,6 +129,8 @@ def train_plaintext_taylor(
         Seed of the batch schedule.
     tol : float
         Early-stopping tolerance ``>= 0`` on the change of the epoch loss.
+    residual_noise : callable, optional
+        Draws the label-protection noise on ``4d`` for a batch of the given length.
 
     Returns
     -------
@@ -152,6 +158,8 @@ def train_plaintext_taylor(
             z = sum((X @ w for X, w in zip(rows, weights, strict=True)), np.zeros(len(batch)))
             total += len(batch) * taylor_loss(z, labels[batch])
             residual = taylor_residual(z, labels[batch])
+            if residual_noise is not None:
+                residual = residual + residual_noise(len(batch)) / 4.0
             rate = _decayed(learning_rate, lr_decay, step)
             for X, w in zip(rows, weights, strict=True):
                 w -= rate * (X.T @ residual / len(batch) + l2 * w)

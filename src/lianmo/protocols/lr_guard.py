@@ -9,10 +9,11 @@ checked where the number it needs is known:
 - **batch floor**: every data party refuses a job whose smallest batch has fewer than
   ``BATCH_FACTOR`` rows per gradient coordinate (its own; the guest counts its bias),
   and the arbiter refuses any announced shape above the same floor. Measured on
-  ``default_credit_hetero`` and the demo data (``scripts/lr_label_attack.py``): the
-  least-squares attack's label AUC is 1.0 at 1 row per coordinate, 0.95 at 2, 0.86 at
-  4, 0.78 at 8, and from 16 on within 0.03 of 0.72, what a regression of the labels on
-  the host's own columns gives (the signal the trained model is meant to share);
+  ``default_credit_hetero`` and the demo data (``scripts/lr_label_protection.py``):
+  the least-squares attack's label AUC is 1.0 at 1 row per coordinate, 0.93-0.95 at 2,
+  0.82-0.86 at 4, 0.76-0.79 at 8, 0.74-0.75 at 16 and 0.73 at 32, against 0.72 for a
+  regression of the labels on the host's own columns (the signal the trained model is
+  meant to share): 16 is where more rows stop buying much;
 - **announced shapes**: before the key is sent, every data party tells the arbiter its
   coordinate count and gradient exponent (``lr.gradient_shape``); the arbiter refuses
   any ``lr.masked_gradient`` of another count or exponent, so batch-length vectors
