@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from lianmo.audit.log import verify_chain
+from lianmo.audit.log import read_records, verify_chain
 from lianmo.config import DatasetEntry, JobSpec, PartyConfig
 from lianmo.coordinator.run import run_job
-from lianmo.errors import JobFailedError
+from lianmo.errors import ConfigError, JobFailedError
 from lianmo.node.service import NodeService
+from lianmo.protocols.label_noise import sigma_for
 
 from .inprocess_nodes import DirectControl, breast_configs, make_nodes, train_spec
 
@@ -231,3 +232,30 @@ def test_parquet_tables_train_and_score_exactly_as_their_csv(
         )
     assert outputs["csv"] == outputs["parquet"]
     assert outputs["csv"][3] == 569
+
+
+def test_label_protection_reports_its_budget_in_the_summary_and_the_audit_log(
+    nodes: dict[str, NodeService], tmp_path: Path
+) -> None:
+    spec = _spec("breast-dp", tol=0.0, label_protection={"epsilon": 8.0, "delta": 1e-6})
+    report = run_job(
+        spec, {n: DirectControl(node) for n, node in nodes.items()}, poll_interval=0.05
+    )
+    sigma = round(sigma_for(8.0, 1e-6, 2), 6)
+    assert report.guest_result["label_protection"] == {
+        "epsilon": 8.0,
+        "delta": 1e-6,
+        "sigma": sigma,
+    }
+    assert report.guest_result["validation"]["auc"] > 0.9  # noisy, still a model
+    log = read_records(tmp_path / "broker" / "jobs" / "breast-dp" / "audit.jsonl")
+    [record] = [r for r in log if r["kind"] == "label_protection"]
+    assert (record["epsilon"], record["delta"], record["sigma"]) == (8.0, 1e-6, sigma)
+    assert "label_protection" not in report.results["platform"]
+
+
+def test_label_protection_with_early_stopping_is_refused() -> None:
+    with pytest.raises(
+        ConfigError, match=r"model.tol is 0.0001 but model.label_protection needs tol: 0"
+    ):
+        _spec("breast-dp", label_protection={"epsilon": 1.0})
