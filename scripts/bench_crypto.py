@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -41,6 +40,7 @@ from lianmo.crypto.drbg import Drbg
 from lianmo.crypto.fixedpoint import choose_exponent, quantisation_bits, quantise
 from lianmo.crypto.packing import Packing
 from lianmo.crypto.paillier import CipherVector, PrivateKey, PublicKey, generate_keypair
+from lianmo.data.split import batch_count
 from lianmo.data.table import load_table
 from lianmo.models.metrics import auc
 from lianmo.models.scaler import Standardizer
@@ -407,7 +407,7 @@ def bench_lr_epoch(
         key_bits=KEY_BITS,
         seed=42,
     )
-    batches = math.ceil(n / params.batch_size)
+    batches = batch_count(n, params.batch_size)
     say(f"lr_epoch: phe on one batch of {subset} rows ...")
     per_batch = phe_lr_batch_seconds(pk, sk, Xg, Xh, y, subset)
     # per-row work scales with rows; the 23 decryptions per batch are a small part
