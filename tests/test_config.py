@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tomllib
 import typing as t
 from pathlib import Path
 
@@ -554,3 +555,13 @@ def test_fields_read_from_the_file_all_declare_a_rule() -> None:
         if "lianmo.rule" not in f.metadata
     ]
     assert unchecked == ["DatasetEntry.name"]  # the name of its [datasets.NAME] table
+
+
+def test_the_policy_docs_example_is_a_valid_party_config() -> None:
+    """docs/policy.md's full example and README's party.toml parse with their [policy]."""
+    root = Path(__file__).resolve().parents[1]
+    for doc in ("docs/policy.md", "README.md"):
+        text = (root / doc).read_text(encoding="utf-8")
+        block = next(b for b in text.split("```toml\n")[1:] if "[policy]" in b).split("```")[0]
+        config = PartyConfig.from_dict(tomllib.loads(block), base=Path("/srv"), source=doc)
+        assert config.policy.arbiters == ("arbiter",), doc
