@@ -52,12 +52,15 @@ class NodePolicy:
     # None: the names in the node's top-level `coordinators` (they already submit its jobs)
     arbiters: tuple[str, ...] | None = field(default=None, metadata=checked(OrNone(PEERS)))
     tasks: tuple[str, ...] = field(default=TASKS, metadata=checked(TASK_LIST))
+    # floors (and a cap) on the spec: below them a job could single people out
     min_intersection: int = field(default=100, metadata=checked(Interval(int, 1)))
     min_batch_size: int = field(default=64, metadata=checked(Interval(int, 1)))
     min_child_weight: float = field(default=1.0, metadata=checked(Interval(float, 0)))
     max_depth: int = field(default=6, metadata=checked(Interval(int, 1, 16)))
     min_key_bits: int = field(default=MIN_KEY_BITS, metadata=checked(Interval(int, MIN_KEY_BITS)))
+    # the most ids a peer may bring to alignment (checked when it announces its set size)
     max_peer_set: int = field(default=10_000_000, metadata=checked(Interval(int, 1)))
+    # guests besides the training guest that may score with this party's model shares
     predict_guests: tuple[str, ...] = field(
         default=(), metadata=checked(ListOf(NAME, "a list of party names"))
     )
