@@ -152,7 +152,7 @@ def run_once(
                         "dataset": "ids",
                     },
                 ],
-                "alignment": {"min_intersection": 1},
+                "alignment": {"min_intersection": 100},  # the nodes' policy floor
             }
         )
         metrics, wall, memory = _run_job(spec, run_dir / "out", certs, configs)
@@ -243,7 +243,7 @@ def run_lr_once(work: Path, n: int, backend: str, tables: dict[str, Path]) -> di
                     }
                     for name in names
                 ],
-                "alignment": {"min_intersection": 1},
+                "alignment": {"min_intersection": 100},  # the nodes' policy floor
                 "validation": {"share": 0.2},
                 "model": {
                     "type": "hetero_lr",

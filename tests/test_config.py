@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tomllib
 import typing as t
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from lianmo.config import (
     DatasetEntry,
     JobSpec,
     LrSpec,
+    NodePolicy,
     PartyConfig,
     PartySpec,
     ValidationSpec,
@@ -282,6 +284,25 @@ def test_bad_party_configs_are_refused(
         PartyConfig.load(tmp_path / "party.toml")
 
 
+def test_party_config_reads_its_policy_table(tmp_path: Path) -> None:
+    (tmp_path / "party.toml").write_text(
+        PARTY_TOML
+        + '\n[policy]\narbiters = ["arbiter"]\nhosts = ["platform"]\nmin_intersection = 1000'
+        + '\nmax_peer_set = 50000\npredict_guests = ["broker-scoring"]\ntasks = ["train"]\n'
+    )
+    policy = PartyConfig.load(tmp_path / "party.toml").policy
+    assert policy == NodePolicy(
+        arbiters=("arbiter",),
+        hosts=("platform",),
+        min_intersection=1000,
+        max_peer_set=50000,
+        predict_guests=("broker-scoring",),
+        tasks=("train",),
+    )
+    assert policy.guests == ("*",) and policy.accepted("arbiter", ("coordinator",)) == ("arbiter",)
+    assert NodePolicy().accepted("arbiter", ("coordinator",)) == ("coordinator",)
+
+
 def test_party_config_names_its_compute_backend(tmp_path: Path) -> None:
     (tmp_path / "party.toml").write_text(
         PARTY_TOML + '\n[compute]\nbackend = "local"\nworkers = 3\n'
@@ -315,8 +336,8 @@ def _party(**changes: t.Any) -> dict[str, t.Any]:
             "party.toml: unknown field(s) ['max_mesage_mb'] (did you mean 'max_message_mb'?); "
             "allowed fields are ['audit', 'compute', 'coordinators', 'datasets', "
             "'health_listen', 'listen', 'max_job_mb', 'max_message_mb', 'name', "
-            "'peer_backoff_s', 'peer_retries', 'recv_timeout_s', 'send_deadline_s', "
-            "'state_dir', 'tls']",
+            "'peer_backoff_s', 'peer_retries', 'policy', 'recv_timeout_s', "
+            "'send_deadline_s', 'state_dir', 'tls']",
         ),
         (
             {"datasets": {"credit_broker": {"path": "credit.csv", "id_column": 5}}},
@@ -367,6 +388,33 @@ def _party(**changes: t.Any) -> dict[str, t.Any]:
             {"recv_timeout_s": math.inf},
             "party.toml: recv_timeout_s is inf but must be a finite number >= 1; choose a value "
             "in that range (or remove it for the default, 1800.0)",
+        ),
+        (
+            {"policy": {"arbiter": ["arbiter"]}},
+            "party.toml: policy: unknown field(s) ['arbiter'] (did you mean 'arbiters'?); "
+            "allowed fields are ['arbiters', 'guests', 'hosts', 'max_depth', 'max_peer_set', "
+            "'min_batch_size', 'min_child_weight', 'min_intersection', 'min_key_bits', "
+            "'predict_guests', 'tasks']",
+        ),
+        (
+            {"policy": {"arbiters": ["arbiter", "all of them"]}},
+            "party.toml: policy.arbiters[1] is 'all of them' but must be a party name or '*' "
+            "(any party certified by the CA); write the name in the party's certificate",
+        ),
+        (
+            {"policy": {"min_intersection": 0}},
+            "party.toml: policy.min_intersection is 0 but must be an integer >= 1; choose a "
+            "value in that range (or remove it for the default, 100)",
+        ),
+        (
+            {"policy": {"tasks": ["trian"]}},
+            "party.toml: policy.tasks[0] is 'trian' but must be one of ['train', 'predict', "
+            "'align']; did you mean 'train'?",
+        ),
+        (
+            {"policy": {"min_key_bits": 1024}},
+            "party.toml: policy.min_key_bits is 1024 but must be an integer >= 2048; choose a "
+            "value in that range (or remove it for the default, 2048)",
         ),
     ],
 )
@@ -476,11 +524,12 @@ def test_keys_left_out_take_the_dataclass_defaults() -> None:
     fields = dataclasses.fields(PartyConfig)
     defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
     assert {name: getattr(config, name) for name in defaults} == defaults
+    assert config.policy == NodePolicy()
 
 
 CONFIG_CLASSES = [
     PartyConfig, DatasetEntry, JobSpec, PartySpec, AlignmentSpec, ValidationSpec, LrSpec,
-    BoostSpec,
+    BoostSpec, NodePolicy,
 ]  # fmt: skip
 
 
@@ -506,3 +555,13 @@ def test_fields_read_from_the_file_all_declare_a_rule() -> None:
         if "lianmo.rule" not in f.metadata
     ]
     assert unchecked == ["DatasetEntry.name"]  # the name of its [datasets.NAME] table
+
+
+def test_the_policy_docs_example_is_a_valid_party_config() -> None:
+    """docs/policy.md's full example and README's party.toml parse with their [policy]."""
+    root = Path(__file__).resolve().parents[1]
+    for doc in ("docs/policy.md", "README.md"):
+        text = (root / doc).read_text(encoding="utf-8")
+        block = next(b for b in text.split("```toml\n")[1:] if "[policy]" in b).split("```")[0]
+        config = PartyConfig.from_dict(tomllib.loads(block), base=Path("/srv"), source=doc)
+        assert config.policy.arbiters == ("arbiter",), doc

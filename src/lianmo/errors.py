@@ -4,6 +4,7 @@
 
     LianmoError                     exit 1   anything lianmo raises on purpose
     ├── ConfigError                 exit 2   party config or job spec is invalid
+    │   └── PolicyError                      a job falls outside a party's [policy]
     ├── DataError                   exit 3   a party's table is unusable (file, column, row named)
     ├── CryptoError                 exit 4   bad key, key too small, ciphertext not in Z*_{n^2},
     │                                        values under different keys, overflow
@@ -65,6 +66,11 @@ class ConfigError(LianmoError):
     """A party config or job spec is missing, malformed or inconsistent."""
 
     exit_code: t.ClassVar[int] = 2
+
+
+class PolicyError(ConfigError):
+    """A job asks for something a party's ``[policy]`` does not accept (a peer, a setting
+    below its floor, a scoring guest), or its parties do not hold the same spec."""
 
 
 class DataError(LianmoError):

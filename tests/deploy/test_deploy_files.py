@@ -31,6 +31,7 @@ from dockerfile_parse import DockerfileParser
 import lianmo
 from lianmo.cli.wiring import write_identities
 from lianmo.config import JobSpec, PartyConfig
+from lianmo.node.policy import check_job
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose"
@@ -162,6 +163,7 @@ def test_compose_job_names_the_services_and_their_data_sets() -> None:
         host, port = party.address.rsplit(":", 1)
         assert host in compose["services"] and int(port) == 7000
         config = PartyConfig.load(COMPOSE / "config" / f"{party.name}.toml")
+        check_job(config, spec)  # each party's [policy] accepts the demo job
         if party.dataset is not None:
             entry = config.dataset(party.dataset)
             # The demo data ships in the image, in the package of the base image's Python.

@@ -112,6 +112,7 @@ def _party_config(name: str, base: Path, pki: Pki, shared_data: Path) -> PartyCo
             },
             "datasets": datasets,
             "recv_timeout_s": 120,
+            "policy": {"arbiters": ["arbiter"]},
         },
         base=base,
     )

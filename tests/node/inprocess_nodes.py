@@ -59,6 +59,7 @@ def party_config(
             "state_dir": name,
             "tls": {"cert": "x", "key": "x", "ca": "x"},
             "datasets": catalogue,
+            "policy": {"arbiters": [ARBITER]},
         },
         base=tmp_path,
     )

@@ -122,6 +122,7 @@ def test_a_guest_with_two_hosts_trains_one_model(tmp_path: Path, shared_data: Pa
                 "state_dir": name,
                 "tls": {"cert": "x", "key": "x", "ca": "x"},
                 "datasets": {"part": {"path": f"{name}.csv", "id_column": "id"}},
+                "policy": {"arbiters": ["arbiter"]},
             },
             base=tmp_path,
         )

@@ -474,12 +474,17 @@ def test_recording_holds_every_message_as_serialised_for_the_wire(recorded: Reco
 def test_payload_types_between_each_pair_of_parties(recorded: Recorded) -> None:
     used: dict[tuple[str, str], set[str]] = defaultdict(set)
     float_tags: set[str] = set()
-    key_pairs = set()
+    key_pairs, digest_pairs = set(), set()
     for env in recorded.sent:
         if env.tag == "audit.signing_key":  # every pair: a public signing key, nothing else
             signal = serde.decode_payload(env.payload_type, env.payload)
             assert isinstance(signal, Signal) and len(bytes.fromhex(signal.value)) == 32
             key_pairs.add((env.sender, env.receiver))
+            continue
+        if env.tag == "job.spec_digest":  # every pair: the digest of the spec, nothing else
+            signal = serde.decode_payload(env.payload_type, env.payload)
+            assert isinstance(signal, Signal) and signal.value == recorded.spec.digest()
+            digest_pairs.add((env.sender, env.receiver))
             continue
         used[(env.sender, env.receiver)].add(env.payload_type.removeprefix("lianmo.v1."))
         if env.payload_type == _t("FloatVector"):
@@ -491,10 +496,10 @@ def test_payload_types_between_each_pair_of_parties(recorded: Recorded) -> None:
         (HOST, ARBITER): {"Signal", "EncryptedVector"},  # lr.gradient_shape; gradients
         (ARBITER, GUEST): {"PublicKey", "IntVector", "Signal"},
         (ARBITER, HOST): {"PublicKey", "IntVector", "Signal"},
-        (HOST, GUEST): {"PointList", "EncryptedVector", "FloatVector"},
+        (HOST, GUEST): {"Signal", "PointList", "EncryptedVector", "FloatVector"},
     }
     assert set(used) == set(allowed), f"unexpected party pairs:\n{table}"
-    assert key_pairs == set(allowed)
+    assert key_pairs == digest_pairs == set(allowed)
     for pair, types in used.items():
         assert types <= allowed[pair], (
             f"{pair[0]}->{pair[1]} used {types - allowed[pair]}:\n{table}"

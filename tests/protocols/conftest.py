@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 import pytest
 
 from lianmo.crypto.drbg import Drbg
-from lianmo.protocols.context import RoleContext
+from lianmo.protocols.context import Limits, RoleContext
 from lianmo.transport.envelope import Direction, Envelope
 from lianmo.transport.memory import MemoryHub
 
@@ -37,8 +37,12 @@ def run_roles(
     job_id: str = "test-job",
     recorder: WireRecorder | None = None,
     timeout: float = 300.0,
+    limits: Mapping[str, Limits] | None = None,
 ) -> dict[str, t.Any]:
-    """Run each party's role function in its own thread; return results or raise the first error."""
+    """Run each party's role function in its own thread; return results or raise the first error.
+
+    ``limits``: a party's own policy bounds (none by default).
+    """
     hub = MemoryHub(job_id, roles.keys())
     results: dict[str, t.Any] = {}
     errors: dict[str, BaseException] = {}
@@ -53,6 +57,7 @@ def run_roles(
                 guest=guest,
                 hosts=hosts,
                 arbiter=arbiter,
+                limits=(limits or {}).get(party, Limits()),
             )
             results[party] = fn(ctx)
         except BaseException as exc:  # noqa: BLE001 - reported to the test below

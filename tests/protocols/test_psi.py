@@ -7,12 +7,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from lianmo.errors import DataError
+from lianmo.errors import DataError, PolicyError, ProtocolError
 from lianmo.protocols import psi
-from lianmo.protocols.context import Progress
+from lianmo.protocols.context import Limits, Progress, RoleContext
 from lianmo.protocols.psi import align_guest, align_host
+from lianmo.transport import serde
+from lianmo.wire.steps import PSI_GUEST_SET, PSI_GUEST_SIZE, PSI_HOST_SET, PSI_HOST_SIZE
 
-from .conftest import run_roles
+from .conftest import WireRecorder, run_roles
 
 
 def _ids(prefix: str, numbers: range | list[int]) -> list[str]:
@@ -170,3 +172,113 @@ def test_alignment_progress_moves_through_the_blinding_and_ends_at_100(
         assert all(total == 100 for _, total in steps), party
         assert values == sorted(values) and values[-1] == 100, (party, values)
         assert len({v for v in values if 0 < v < 100}) >= 3, (party, values)  # it moves
+
+
+# ---- set sizes first: what a curious or dishonest party can no longer do ----------------------
+
+
+def _tags(wire: WireRecorder) -> list[str]:
+    return [e.tag for e in wire.envelopes]
+
+
+def test_both_sizes_are_announced_before_any_point() -> None:
+    recorder = WireRecorder()
+    run_roles(
+        {
+            "g": lambda ctx: align_guest(ctx, _ids("s", range(0, 120)), min_intersection=10),
+            "h": lambda ctx: align_host(ctx, _ids("s", range(60, 200)), min_intersection=10),
+        },
+        guest="g",
+        hosts=("h",),
+        recorder=recorder,
+    )
+    assert _tags(recorder)[:2] == ["psi.guest_size", "psi.host_size"]
+    sizes = [
+        int(serde.decode_payload(e.payload_type, e.payload).value) for e in recorder.envelopes[:2]
+    ]
+    assert sizes == [120, 140]
+
+
+def test_attack_a_one_id_guest_set_is_refused_before_the_host_sends_anything() -> None:
+    """A guest aligning one id would learn whether that person is a host customer."""
+    recorder = WireRecorder()
+    with pytest.raises(
+        DataError,
+        match="party 'h': guest 'g' brings 1 ids to alignment, fewer than the job's minimum "
+        "intersection of 100; so small a set could single people out",
+    ):
+        run_roles(
+            {
+                "g": lambda ctx: align_guest(ctx, ["target-person"], min_intersection=100),
+                "h": lambda ctx: align_host(ctx, _ids("c", range(0, 500)), min_intersection=100),
+            },
+            guest="g",
+            hosts=("h",),
+            recorder=recorder,
+        )
+    # the host sent nothing at all: no size, no blinded set, no doubled guest point
+    assert _tags(recorder) == ["psi.guest_size"]
+
+
+def test_attack_an_oversized_guest_set_is_refused_by_the_hosts_cap() -> None:
+    """A guest bringing a whole population would learn the host's customer list."""
+    recorder = WireRecorder()
+    with pytest.raises(
+        PolicyError,
+        match=r"party 'h': guest 'g' brings 300 ids to alignment, more than this party's "
+        r"policy.max_peer_set of 250; alignment stops before any id is compared",
+    ):
+        run_roles(
+            {
+                "g": lambda ctx: align_guest(ctx, _ids("p", range(0, 300)), min_intersection=10),
+                "h": lambda ctx: align_host(ctx, _ids("p", range(0, 200)), min_intersection=10),
+            },
+            guest="g",
+            hosts=("h",),
+            recorder=recorder,
+            limits={"h": Limits(max_peer_set=250)},
+        )
+    assert _tags(recorder) == ["psi.guest_size"]
+
+
+def test_a_host_set_above_the_guests_cap_is_refused_before_the_guest_sends_its_set() -> None:
+    recorder = WireRecorder()
+    with pytest.raises(PolicyError, match="host 'h' brings 200 ids .*policy.max_peer_set of 150"):
+        run_roles(
+            {
+                "g": lambda ctx: align_guest(ctx, _ids("p", range(0, 120)), min_intersection=10),
+                "h": lambda ctx: align_host(ctx, _ids("p", range(0, 200)), min_intersection=10),
+            },
+            guest="g",
+            hosts=("h",),
+            recorder=recorder,
+            limits={"g": Limits(max_peer_set=150)},
+        )
+    tags = _tags(recorder)
+    assert tags[:2] == ["psi.guest_size", "psi.host_size"]
+    # no guest point was blinded for the host, and the host doubled nothing
+    assert "psi.guest_set" not in tags and "psi.guest_set_double" not in tags
+
+
+def test_attack_a_guest_that_sends_more_points_than_it_announced_is_refused() -> None:
+    """A dishonest guest announcing a small set to pass the cap, then sending a large one."""
+    recorder = WireRecorder()
+
+    def lying_guest(ctx: RoleContext) -> None:
+        ctx.send(PSI_GUEST_SIZE, "h", 150)  # within the host's cap of 200
+        ctx.recv(PSI_HOST_SIZE, "h")
+        ctx.send(PSI_GUEST_SET, "h", bytes(32 * 400))  # 400 points in the first chunk
+        ctx.recv(PSI_HOST_SET, "h", count=300)
+
+    with pytest.raises(ProtocolError, match="sent 400 points as 'psi.guest_set', expected 150"):
+        run_roles(
+            {
+                "g": lying_guest,
+                "h": lambda ctx: align_host(ctx, _ids("q", range(0, 300)), min_intersection=10),
+            },
+            guest="g",
+            hosts=("h",),
+            recorder=recorder,
+            limits={"h": Limits(max_peer_set=200)},
+        )
+    assert "psi.guest_set_double" not in _tags(recorder)

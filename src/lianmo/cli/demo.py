@@ -7,6 +7,7 @@ the coordinator and shuts the nodes down on success, failure and Ctrl-C.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -28,6 +29,8 @@ DEMO_PARTIES = {
     "platform": ("host", "credit_platform", "credit_platform.csv.gz", None),
     "arbiter": ("arbiter", None, None, None),
 }
+#: the parties a demo node accepts as key-holding arbiter ([policy] arbiters)
+DEMO_ARBITERS = tuple(name for name, (role, *_rest) in DEMO_PARTIES.items() if role == "arbiter")
 
 
 def write_party_config(
@@ -37,8 +40,13 @@ def write_party_config(
     datasets: Mapping[str, tuple[Path, str, str | None]],
     *,
     audit_level: str = "full",
+    arbiters: t.Sequence[str] = DEMO_ARBITERS,
 ) -> Path:
-    """Write ``directory/party.toml`` for a node listening on a free loopback port."""
+    """Write ``directory/party.toml`` for a node listening on a free loopback port.
+
+    Its ``[policy]`` accepts ``arbiters`` as key holders (the demo's arbiter by default)
+    and keeps every other policy default (docs/policy.md).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     lines = [
         f'name = "{name}"',
@@ -53,6 +61,9 @@ def write_party_config(
         "[audit]",
         f'signing_key = "{(certs / f"{name}.signing.key").resolve()}"',
         f'level = "{audit_level}"',
+        "",
+        "[policy]",
+        f"arbiters = {json.dumps(list(arbiters))}",  # a JSON list of strings is TOML too
     ]
     for ds_name, (path, id_col, label) in datasets.items():
         lines += [

@@ -27,6 +27,8 @@ from lianmo.config.party import AUDIT_LEVELS as AUDIT_LEVELS
 from lianmo.config.party import COMPUTE_BACKENDS as COMPUTE_BACKENDS
 from lianmo.config.party import DatasetEntry as DatasetEntry
 from lianmo.config.party import PartyConfig as PartyConfig
+from lianmo.config.policy import ANY_PEER as ANY_PEER
+from lianmo.config.policy import NodePolicy as NodePolicy
 
 
 def check_name(where: str, name: object) -> str:

@@ -1,4 +1,5 @@
-"""The party node config (TOML): identity, listen address, state, limits, data catalogue.
+"""The party node config (TOML): identity, listen address, state, limits, data catalogue,
+and the policy of what jobs it accepts (:mod:`lianmo.config.policy`).
 
 Each field declares its key in the file, its default and its constraint in one place;
 relative paths are relative to the config file.
@@ -11,8 +12,9 @@ import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lianmo.config._read import ListOf, TableOf, checked, read
+from lianmo.config._read import ListOf, Section, TableOf, checked, read
 from lianmo.config._rules import FilePath, Interval, Name, Options, OrNone, Text, Where, shown
+from lianmo.config.policy import NodePolicy
 from lianmo.errors import ConfigError
 
 AUDIT_LEVELS = ("full", "chain")
@@ -46,7 +48,7 @@ CATALOGUE = TableOf(DatasetEntry, Name(), "a table of [datasets.NAME] tables")
 
 @dataclass(frozen=True, slots=True)
 class PartyConfig:
-    """Everything a party node needs: identity, listen address, state, data catalogue."""
+    """Everything a party node needs: identity, listen address, state, data catalogue, policy."""
 
     name: str = field(metadata=checked(Name()))
     listen: str = field(metadata=checked(Text("a string 'host:port'")))
@@ -85,6 +87,7 @@ class PartyConfig:
             OrNone(Text("a string 'host:port' (plaintext gRPC health only, for probes)"))
         ),
     )
+    policy: NodePolicy = field(default_factory=NodePolicy, metadata=checked(Section(NodePolicy)))
 
     @property
     def signing_key_path(self) -> Path:

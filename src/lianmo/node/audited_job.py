@@ -7,7 +7,8 @@ checks exactly what the node did:
 1. ``job_start``: role, spec digest (the spec itself goes to the payload store), lianmo
    version, public signing key, a commitment to the DRBG seed and one to the data file;
 2. the signing-key exchange (:mod:`lianmo.protocols.signing_keys`) and one ``peer_key``
-   record per peer;
+   record per peer, then every party confirms that its peers hold the same spec
+   (:mod:`lianmo.protocols.same_spec`) before any data-dependent message;
 3. the job itself, whose protocols add ``phase``, ``round``, ``level``, ``checkpoint``,
    ``evaluation`` records and one ``message`` record per message;
 4. ``model`` (digest of the model share written, if any) and ``job_end``.
@@ -29,6 +30,7 @@ from lianmo.node.job import run_party_job
 from lianmo.node.job_data import JobOutcome, model_path
 from lianmo.protocols.context import (
     Checkpoints,
+    Limits,
     NoCheckpoints,
     Progress,
     Recorder,
@@ -36,6 +38,7 @@ from lianmo.protocols.context import (
     no_progress,
     no_record,
 )
+from lianmo.protocols.same_spec import confirm_same_spec
 from lianmo.protocols.signing_keys import exchange_signing_keys
 from lianmo.transport.channel import Channel
 
@@ -88,6 +91,18 @@ def file_commitment(rng: Drbg, path: Path) -> str:
     return mac.hexdigest()
 
 
+def limit_fields(limits: Limits) -> dict[str, int]:
+    """The party's own limits as ``job_start`` records them (replay runs with them again)."""
+    cap = limits.max_peer_set
+    return {} if cap is None else {"max_peer_set": cap}
+
+
+def logged_limits(job_start: t.Mapping[str, object]) -> Limits:
+    """The limits a logged ``job_start`` records (see :func:`limit_fields`)."""
+    cap = job_start.get("max_peer_set")
+    return Limits(max_peer_set=cap if isinstance(cap, int) else None)
+
+
 def role_context(
     spec: JobSpec,
     party: str,
@@ -98,6 +113,7 @@ def role_context(
     progress: Progress = no_progress,
     record: Recorder = no_record,
     checkpoints: Checkpoints | None = None,
+    limits: Limits | None = None,
 ) -> RoleContext:
     """The context a party runs its role of ``spec`` in, live and under replay alike."""
     return RoleContext(
@@ -113,6 +129,7 @@ def role_context(
         record=record,
         checkpoints=checkpoints or NoCheckpoints(),
         roles={p.name: p.role for p in spec.parties},
+        limits=limits or Limits(),
     )
 
 
@@ -140,6 +157,7 @@ def run_audited(
         seed_commitment=seed_commitment(ctx.rng.seed),
         dataset=None if dataset is None else dataset.name,
         data_commitment=None if dataset is None else file_commitment(ctx.rng, dataset.path),
+        **limit_fields(ctx.limits),
         **(identity or {}),
     )
     audit.record("phase", name="keys")
@@ -147,6 +165,7 @@ def run_audited(
         peer_keys = exchange_signing_keys(ctx, signing_key)
         for peer, key in sorted(peer_keys.items()):
             audit.record("peer_key", peer=peer, signing_key=key)
+        confirm_same_spec(ctx, spec.digest())
         ctx.checkpoints.save("keys", PeerKeys(peer_keys))
     if spec.task == "predict" and role != "arbiter":
         share = model_path(job_dir, spec)

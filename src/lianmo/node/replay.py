@@ -22,6 +22,7 @@ from lianmo.compute.backend import ComputeBackend, SerialBackend
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.crypto.drbg import Drbg
 from lianmo.errors import AuditError, LianmoError
+from lianmo.node.audited_job import logged_limits
 from lianmo.node.checkpoint import JobCheckpoints
 from lianmo.node.runtime import run_party
 from lianmo.protocols.context import Progress, no_progress
@@ -96,6 +97,7 @@ def replay_job(
             dataset=dataset,
             job_dir=scratch,
             signing_key=str(log.start["signing_key"]),
+            limits=logged_limits(log.start),
         )
     except Divergence as exc:
         raise Divergence(

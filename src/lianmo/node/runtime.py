@@ -20,7 +20,7 @@ from lianmo.crypto.drbg import Drbg
 from lianmo.node.audited_job import role_context, run_audited
 from lianmo.node.checkpoint import JobCheckpoints
 from lianmo.node.job_data import JobOutcome
-from lianmo.protocols.context import Progress
+from lianmo.protocols.context import Limits, Progress
 from lianmo.transport.channel import Channel
 
 
@@ -57,6 +57,7 @@ def run_party(
     job_dir: Path,
     signing_key: str,
     identity: t.Mapping[str, str] | None = None,
+    limits: Limits | None = None,
 ) -> JobOutcome:
     """Run ``party``'s role of ``spec`` (resuming from ``checkpoints`` if they hold any)."""
     checkpoints.attach(
@@ -76,6 +77,7 @@ def run_party(
         progress=progress,
         record=guarded.record,
         checkpoints=checkpoints,
+        limits=limits,
     )
     return run_audited(
         ctx, spec, dataset, job_dir, guarded, signing_key=signing_key, identity=identity

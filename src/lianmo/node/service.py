@@ -38,8 +38,10 @@ from lianmo.node.node_job import (
     step_screen,
     write_status,
 )
+from lianmo.node.policy import check_job
 from lianmo.node.redact import public_error
 from lianmo.node.runtime import run_party
+from lianmo.protocols.context import Limits
 from lianmo.transport.channel import Channel
 from lianmo.transport.control import JobStatusInfo
 from lianmo.transport.envelope import MessageObserver
@@ -103,12 +105,13 @@ class NodeService:
     # -- control side --------------------------------------------------------------------
 
     def prepare(self, caller: str, job_id: str, spec_json: bytes) -> JobStatusInfo:
-        """Validate a job against this party's config and catalogue; make its inbox."""
+        """Validate a job against this party's policy, config and catalogue; make its inbox."""
         self._authorize(caller)
         spec = JobSpec.from_json(spec_json)
         if spec.job_id != job_id:
             raise ConfigError(f"job id '{job_id}' does not match the spec's '{spec.job_id}'")
         me = spec.party(self.config.name)
+        check_job(self.config, spec)
         if me.dataset is not None:
             entry = self.config.dataset(me.dataset)
             if not entry.path.exists():
@@ -257,6 +260,7 @@ class NodeService:
                 job_dir=job.directory,
                 signing_key=UNSIGNED_KEY if self.signer is None else self.signer.public_hex,
                 identity=certificate_fields(self.config.cert),
+                limits=Limits(max_peer_set=self.config.policy.max_peer_set),
             )
             result = {
                 "party": name,

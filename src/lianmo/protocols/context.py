@@ -78,6 +78,17 @@ class NoCheckpoints:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Bounds this party's own policy sets on what its peers may bring (its node's
+    ``[policy]``; a job spec cannot lower them).
+
+    ``max_peer_set``: the most ids a peer may align with this party (None: no cap).
+    """
+
+    max_peer_set: int | None = None
+
+
+@dataclass(frozen=True)
 class RoleContext:
     """One party's view of a job while it runs a protocol role.
 
@@ -86,8 +97,9 @@ class RoleContext:
     source, so that a party's side can be replayed from its seed. ``compute`` runs the
     chunked crypto kernels (a process pool on a party node); results never depend on it.
     ``record`` appends the party's own decisions (e.g. the splits chosen per tree level)
-    to its audit log. ``checkpoints`` keeps the protocol's state after each round so a
-    killed party resumes where it was (see :class:`Checkpoints`).
+    to its audit log. ``limits`` are this party's own bounds on its peers (:class:`Limits`).
+    ``checkpoints`` keeps the protocol's state after each round so a killed party resumes
+    where it was (see :class:`Checkpoints`).
 
     Protocols exchange messages only through :meth:`send`, :meth:`broadcast` and
     :meth:`recv`, naming a step of :mod:`lianmo.wire.steps`: the roles are checked
@@ -108,6 +120,7 @@ class RoleContext:
     roles: t.Mapping[str, str] = field(default_factory=dict)
     """Every party's role in the job, where it is not plain from the fields above (a
     scoring job's arbiter still exchanges signing keys)."""
+    limits: Limits = field(default_factory=Limits)
 
     def role_of(self, party: str) -> str:
         """``party``'s role in this job."""
@@ -186,4 +199,3 @@ class RoleContext:
             key = step.decode(PublicKeyMsg(n=saved), frm, expect)
         key.prepare_obfuscation(self.rng)
         return key
-

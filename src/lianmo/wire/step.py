@@ -322,11 +322,12 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
-class SigningKey(Codec[str, str]):
-    """An Ed25519 public key, as 64 hex digits in a :class:`Signal` named ``ed25519``."""
+class Hex32(Codec[str, str]):
+    """32 bytes as 64 lower-case hex digits in a :class:`Signal` named ``name``."""
 
     payload = Signal
-    name: str = "ed25519"
+    name: str
+    what: str  # what the digits are, for the error message
 
     def encode(self, value: str) -> Payload:
         return Signal(self.name, value)
@@ -334,13 +335,13 @@ class SigningKey(Codec[str, str]):
     def decode(self, msg: t.Any, sender: str, tag: str, expect: Expect) -> str:
         if msg.name != self.name or not _HEX64.match(msg.value):
             raise ProtocolError(
-                f"party '{sender}' sent '{tag}' that is not an Ed25519 public key in hex; "
+                f"party '{sender}' sent '{tag}' that is not {self.what} in hex; "
                 "it runs an incompatible lianmo version"
             )
         return str(msg.value)
 
     def describe(self) -> str:
-        return "'ed25519': 64 hex digits"
+        return f"'{self.name}': 64 hex digits"
 
 
 @dataclass(frozen=True)

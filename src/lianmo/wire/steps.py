@@ -36,12 +36,12 @@ from lianmo.wire.step import (
     Ciphertexts,
     Count,
     Floats,
+    Hex32,
     Indices,
     PaillierKey,
     Points,
     Registry,
     Shape,
-    SigningKey,
     Step,
 )
 
@@ -52,10 +52,21 @@ LR_X_EXP = -3
 LR_G_EXP = LR_U_EXP + LR_X_EXP
 STOP_OR_CONTINUE = ("stop", "continue")
 
-# ---- every job (protocols/signing_keys.py, protocols/commit.py) ------------------------------
+# ---- every job (protocols/signing_keys.py, protocols/same_spec.py, protocols/commit.py) -----
 
 AUDIT_SIGNING_KEY = Step(
-    "audit.signing_key", ANY, ANY, SigningKey(), "the sender's Ed25519 audit signing key"
+    "audit.signing_key",
+    ANY,
+    ANY,
+    Hex32("ed25519", "an Ed25519 public key"),
+    "the sender's Ed25519 audit signing key",
+)
+JOB_SPEC_DIGEST = Step(
+    "job.spec_digest",
+    ANY,
+    ANY,
+    Hex32("sha256", "a sha256 digest"),
+    "sha256 of the job spec the sender holds",
 )
 JOB_COMMIT = Step(
     "job.commit",
@@ -67,6 +78,12 @@ JOB_COMMIT = Step(
 
 # ---- alignment: ECDH PSI (protocols/psi.py) ---------------------------------------------------
 
+PSI_GUEST_SIZE = Step(
+    "psi.guest_size", ("guest",), ("host",), Count("set_size"), "how many ids the guest aligns"
+)
+PSI_HOST_SIZE = Step(
+    "psi.host_size", ("host",), ("guest",), Count("set_size"), "how many ids the host aligns"
+)
 PSI_GUEST_SET = Step(
     "psi.guest_set", ("guest",), ("host",), Points(), "a·H(x), guest ids blinded", "chunk"
 )
@@ -259,7 +276,10 @@ PREDICT_SB = _route("predict.sb", "scored rows through the model", "block")
 REGISTRY = Registry(
     [
         AUDIT_SIGNING_KEY,
+        JOB_SPEC_DIGEST,
         JOB_COMMIT,
+        PSI_GUEST_SIZE,
+        PSI_HOST_SIZE,
         PSI_GUEST_SET,
         PSI_HOST_SET,
         PSI_GUEST_SET_DOUBLE,
