@@ -93,6 +93,7 @@ class StallWatch:
         """Cancel a deadline set by :meth:`arm` (it has passed: nothing happens)."""
         with self._cond:
             self._armed.pop(token, None)
+            self._cond.notify()  # the thread drops it, and ends when nothing is armed
 
     def _run(self) -> None:
         while (due := self._next_due()) is not None:
