@@ -329,6 +329,7 @@ def test_message_for_an_unknown_job_is_refused_by_the_real_node(
         listen="127.0.0.1:0",
         identity=_identity(pki, "platform"),
         inbox_for=node.inbox_for,
+        is_member=lambda name: True,
         grace_s=0,
     ) as (_, port):
         with PeerClient(f"127.0.0.1:{port}", "platform", _identity(pki, "broker")) as client:
@@ -422,7 +423,7 @@ def test_cli_job_run_with_a_bad_spec_is_one_config_error_line(tmp_path: Path) ->
             'name = "platform"\nlisten = "127.0.0.1:0"\nstate_dir = "s"\nmax_mesage_mb = 5\n',
             "{path}: unknown field(s) ['max_mesage_mb'] (did you mean 'max_message_mb'?); "
             "allowed fields are ['audit', 'compute', 'coordinators', 'datasets', "
-            "'health_listen', 'listen', ",  # and more
+            "'health_listen', 'limits', 'listen', ",  # and more
         ),
         (
             'name = "platform"\nlisten = "127.0.0.1:0"\n',
@@ -472,6 +473,7 @@ def test_cli_job_run_against_a_node_of_another_ca_is_one_authentication_error_li
         listen="127.0.0.1:0",
         identity=TlsIdentity(cert, key, other_ca),
         inbox_for=lambda job_id: t.cast(t.Any, None),
+        is_member=lambda name: True,
         grace_s=0,
     ) as (_, port):
         spec = _spec()

@@ -335,7 +335,7 @@ def _party(**changes: t.Any) -> dict[str, t.Any]:
             {"max_mesage_mb": 5},
             "party.toml: unknown field(s) ['max_mesage_mb'] (did you mean 'max_message_mb'?); "
             "allowed fields are ['audit', 'compute', 'coordinators', 'datasets', "
-            "'health_listen', 'listen', 'max_job_mb', 'max_message_mb', 'name', "
+            "'health_listen', 'limits', 'listen', 'max_job_mb', 'max_message_mb', 'name', "
             "'peer_backoff_s', 'peer_retries', 'policy', 'recv_timeout_s', "
             "'send_deadline_s', 'state_dir', 'tls']",
         ),
@@ -415,6 +415,16 @@ def _party(**changes: t.Any) -> dict[str, t.Any]:
             {"policy": {"min_key_bits": 1024}},
             "party.toml: policy.min_key_bits is 1024 but must be an integer >= 2048; choose a "
             "value in that range (or remove it for the default, 2048)",
+        ),
+        (
+            {"limits": {"calls_per_peer": 13}},
+            "party.toml: limits.calls_per_peer is 13 but must be an integer >= 1 and <= 12; "
+            "choose a value in that range (or remove it for the default, 4)",
+        ),
+        (
+            {"limits": {"first_chunk_s": 0}},
+            "party.toml: limits.first_chunk_s is 0 but must be a number >= 1; choose a value "
+            "in that range (or remove it for the default, 30.0)",
         ),
     ],
 )

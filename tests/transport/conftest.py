@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lianmo.errors import UnknownJobError
+from lianmo.transport.admission import DEFAULT_LIMITS, CallLimits
 from lianmo.transport.certs import make_ca, make_party_cert, write_identity_dir
 from lianmo.transport.control import ControlHandler
 from lianmo.transport.envelope import Envelope
@@ -21,6 +22,7 @@ from lianmo.transport.tls import TlsIdentity
 
 PARTIES = ("broker", "platform")
 NAMES = (*PARTIES, "coordinator")
+STRANGER = "stranger"  # a certificate from the same CA, in no job of any test node
 JOB = "job-1"
 
 
@@ -36,10 +38,10 @@ class Pki:
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     directory = tmp_path_factory.mktemp("pki")
-    write_identity_dir(directory, list(NAMES))
+    write_identity_dir(directory, [*NAMES, STRANGER])
     ids = {
         n: TlsIdentity.load(directory / f"{n}.pem", directory / f"{n}.key", directory / "ca.pem")
-        for n in NAMES
+        for n in (*NAMES, STRANGER)
     }
     other_ca, other_key = make_ca("another CA")
     cert, key = make_party_cert(other_ca, other_key, "broker")
@@ -80,6 +82,7 @@ def start_node(pki: Pki) -> Iterator[StartNode]:
             port: int = 0,
             control: ControlHandler | None = None,
             max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+            limits: CallLimits = DEFAULT_LIMITS,
         ) -> Node:
             node = Node(name, 0, {JOB: Inbox(JOB, name, NAMES)})
             _, node.port = stack.enter_context(
@@ -87,8 +90,10 @@ def start_node(pki: Pki) -> Iterator[StartNode]:
                     listen=f"127.0.0.1:{port}",
                     identity=identity or pki.ids[name],
                     inbox_for=node.inbox_for,
+                    is_member=NAMES.__contains__,
                     control=control,
                     max_message_bytes=max_message_bytes,
+                    limits=limits,
                     grace_s=0,
                 )
             )

@@ -47,6 +47,7 @@ def late_server(pki: Pki, free_port: int) -> Iterator[tuple[str, Inbox]]:
             listen=f"127.0.0.1:{free_port}",
             identity=pki.ids["platform"],
             inbox_for=lambda job_id: inbox,
+            is_member=lambda name: True,
             grace_s=0,
         ):
             stop.wait(30)

@@ -107,5 +107,6 @@ def test_second_node_on_a_used_port_fails_loudly(pki: Pki, platform: Node) -> No
             listen=platform.address,
             identity=pki.ids["broker"],
             inbox_for=platform.inbox_for,
+            is_member=lambda name: True,
             control=None,
         )

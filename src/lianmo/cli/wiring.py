@@ -9,6 +9,7 @@ from lianmo.audit.signing import signing_key_file, write_signing_key
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.errors import ConfigError
 from lianmo.node.service import NodeService
+from lianmo.transport.admission import CallLimits
 from lianmo.transport.certs import write_identity_dir
 from lianmo.transport.envelope import MessageObserver
 from lianmo.transport.grpc_channel import GrpcChannel
@@ -69,7 +70,13 @@ def start_party_node(
         identity=identity,
         inbox_for=node.inbox_for,
         control=node,
+        is_member=node.is_member,
         max_message_bytes=config.max_message_mb * 2**20,
+        limits=CallLimits(
+            first_chunk_s=config.first_chunk_s,
+            chunk_gap_s=config.chunk_gap_s,
+            calls_per_peer=config.calls_per_peer,
+        ),
         health_servicer=health,
     )
     return node, server, port

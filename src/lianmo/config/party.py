@@ -66,6 +66,14 @@ class PartyConfig:
     send_deadline_s: float = field(default=600.0, metadata=checked(SECONDS))
     peer_retries: int = field(default=8, metadata=checked(Interval(int, 0)))
     peer_backoff_s: float = field(default=0.2, metadata=checked(Interval(float, 0.01)))
+    # [limits]: what one peer's incoming calls may hold (threads, time) at this node
+    first_chunk_s: float = field(
+        default=30.0, metadata=checked(SECONDS, key="limits.first_chunk_s")
+    )
+    chunk_gap_s: float = field(default=60.0, metadata=checked(SECONDS, key="limits.chunk_gap_s"))
+    calls_per_peer: int = field(
+        default=4, metadata=checked(Interval(int, 1, 12), key="limits.calls_per_peer")
+    )
     compute_backend: str = field(
         default="local", metadata=checked(Options(COMPUTE_BACKENDS), key="compute.backend")
     )

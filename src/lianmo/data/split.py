@@ -1,4 +1,8 @@
-"""Deterministic train/validation splits and mini-batch schedules every party derives alike."""
+"""Train/validation splits and the mini-batch schedule.
+
+The plain split and the batches are derived alike by every party from public ids and
+the job seed; the stratified split is drawn by the label holder alone, in secret.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lianmo.crypto.drbg import Drbg
 from lianmo.errors import ConfigError
 
 __all__ = ["batch_count", "batch_schedule", "stratified_validation_mask", "validation_mask"]
@@ -114,39 +119,36 @@ def batch_count(n_rows: int, batch_size: int) -> int:
     return max(n_rows // batch_size, 1) if n_rows > 0 else 0
 
 
-def stratified_validation_mask(
-    ids: Sequence[str], labels: np.ndarray, share: float, seed: int
-) -> np.ndarray:
-    """Mark ``round(share * n_c)`` rows of every label value ``c`` for validation.
+def stratified_validation_mask(labels: np.ndarray, share: float, rng: Drbg) -> np.ndarray:
+    """Mark exactly ``round(share * n_c)`` rows of every label value ``c``, drawn at random.
 
-    Within each class the rows whose ids hash lowest (the same hash as
-    :func:`validation_mask`) are chosen, so the split is deterministic in (ids, labels,
-    share, seed) and every class keeps its share. Only the label holder can compute it;
-    it tells the other parties which rows are validation rows.
+    Within each class, the rows are chosen uniformly at random with the label holder's
+    own secret DRBG: each row gets 64 random bits and the class's rows with the lowest
+    draws are taken. Only the guest can compute it, and nothing the other parties know
+    (ids, the job seed) predicts which rows were taken, so the split they are told tells
+    them nothing about labels beyond the class shares. (A split keyed on a public hash
+    would: a host could find the per-class cut-off hashes and read the labels of every
+    row between them.) The same DRBG stream gives the same split again, for replay.
 
     Parameters
     ----------
-    ids : sequence of str
-        Row ids.
     labels : numpy.ndarray
         Label per row; each distinct value is one stratum.
     share : float
         Fraction of each class put in validation, ``0 <= share < 1``.
-    seed : int
-        Split seed agreed in the job spec.
+    rng : Drbg
+        The guest's secret generator for this purpose (``ctx.rng.child(...)``).
 
     Returns
     -------
     numpy.ndarray
-        Boolean array of ``len(ids)``; True marks a validation row.
+        Boolean array of ``len(labels)``; True marks a validation row.
     """
-    validation_mask(ids[:0], share, seed)  # the same checks on share
-    if len(labels) != len(ids):
-        raise ConfigError(f"{len(ids)} ids but {len(labels)} labels")
-    keys = np.array(_id_keys(ids, seed), dtype=np.uint64)
-    mask = np.zeros(len(ids), dtype=np.bool_)
+    validation_mask([], share, 0)  # the same checks on share
+    draws = np.frombuffer(rng.random_bytes(8 * len(labels)), dtype=">u8")
+    mask = np.zeros(len(labels), dtype=np.bool_)
     for value in np.unique(labels):
         rows = np.flatnonzero(labels == value)
         take = int(round(share * len(rows)))
-        mask[rows[np.argsort(keys[rows], kind="stable")[:take]]] = True
+        mask[rows[np.argsort(draws[rows], kind="stable")[:take]]] = True
     return mask

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lianmo.config import DatasetEntry, JobSpec
-from lianmo.data.split import stratified_validation_mask, validation_mask
+from lianmo.data.split import validation_mask
 from lianmo.data.table import Table, TableScan, scan_checked
 from lianmo.errors import ConfigError, DataError
 from lianmo.fileio import write_atomic_chunks
@@ -189,8 +189,7 @@ def split_rows(ctx: RoleContext, role: str, spec: JobSpec, aligned: Table) -> tu
     elif not spec.validation.stratify:
         is_val = validation_mask(aligned.ids, share, seed)
     elif role == "guest":
-        is_val = stratified_validation_mask(aligned.ids, labels(aligned), share, seed)
-        split.send_validation_rows(ctx, is_val)
+        is_val = split.send_validation_rows(ctx, labels(aligned), share)
     else:
         is_val = split.receive_validation_rows(ctx, len(aligned))
     if saved is None:

@@ -102,6 +102,13 @@ class NodeService:
             )
         return job.inbox
 
+    def is_member(self, name: str) -> bool:
+        """True if ``name`` is a coordinator of this node or a party of a job it holds."""
+        if name in self.config.coordinators:
+            return True
+        with self._lock:
+            return any(name in job.spec.party_names for job in self._jobs.values())
+
     # -- control side --------------------------------------------------------------------
 
     def prepare(self, caller: str, job_id: str, spec_json: bytes) -> JobStatusInfo:

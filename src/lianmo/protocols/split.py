@@ -1,22 +1,31 @@
-"""Agreeing on the validation rows when only the label holder can draw them (stratified).
+"""The stratified validation split: drawn by the label holder in secret, told to the hosts.
 
 1. guest -> host_k : the aligned positions of the validation rows
 
-Hosts learn which aligned rows are held out for validation, nothing about their labels
-beyond what the per-class shares imply.
+The guest draws ``round(share · n_class)`` rows of each class uniformly at random with
+its own job DRBG (:func:`lianmo.data.split.stratified_validation_mask`). Hosts learn
+which aligned rows are held out and how many there are; since the draw uses randomness
+they never see, membership tells them nothing about a row's label beyond the class
+shares the counts imply.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from lianmo.data.split import stratified_validation_mask
 from lianmo.protocols.context import RoleContext
 from lianmo.wire.steps import SPLIT_VALIDATION_ROWS
 
+SPLIT_RNG = "split/validation"
+"""Label of the guest's DRBG stream the stratified split is drawn from."""
 
-def send_validation_rows(ctx: RoleContext, mask: np.ndarray) -> None:
-    """Guest side: tell every host which aligned rows are validation rows."""
+
+def send_validation_rows(ctx: RoleContext, labels: np.ndarray, share: float) -> np.ndarray:
+    """Guest side: draw the stratified split, tell every host, return the validation mask."""
+    mask = stratified_validation_mask(labels, share, ctx.rng.child(SPLIT_RNG))
     ctx.broadcast(SPLIT_VALIDATION_ROWS, ctx.hosts, np.flatnonzero(mask))
+    return mask
 
 
 def receive_validation_rows(ctx: RoleContext, n_rows: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from lianmo.transport._pb import control_pb2, control_pb2_grpc, federation_pb2, 
 from lianmo.transport.channel import DEFAULT_RECV_TIMEOUT, Channel
 from lianmo.transport.control import JobStatusInfo
 from lianmo.transport.envelope import Envelope, MessageObserver
-from lianmo.transport.grpc_errors import error_from_rpc, is_tls_failure
+from lianmo.transport.grpc_errors import error_from_rpc, is_busy, is_tls_failure
 from lianmo.transport.inbox import Inbox
 from lianmo.transport.tls import TlsIdentity
 
@@ -58,7 +58,8 @@ def call_with_retries(
     backoff_s: float,
     what: str,
 ) -> _T:
-    """Run one RPC, retrying only UNAVAILABLE (never a TLS failure) with exponential backoff.
+    """Run one RPC, retrying UNAVAILABLE (never a TLS failure) and a busy peer's refusal
+    with exponential backoff.
 
     Other failures become the lianmo error the remote party raised (see
     :func:`~lianmo.transport.grpc_errors.error_from_rpc`).
@@ -66,7 +67,7 @@ def call_with_retries(
     Raises
     ------
     TransportError
-        If the peer is still unavailable after ``retries`` retries.
+        If the peer is still unavailable, or still busy, after ``retries`` retries.
     """
     for attempt in range(retries + 1):
         try:
@@ -74,14 +75,17 @@ def call_with_retries(
         except grpc.RpcError as err:
             rpc = t.cast(grpc.Call, err)
             details = rpc.details() or ""
-            if rpc.code() != grpc.StatusCode.UNAVAILABLE or is_tls_failure(details):
+            unavailable = rpc.code() == grpc.StatusCode.UNAVAILABLE
+            retryable = (unavailable and not is_tls_failure(details)) or is_busy(err)
+            if not retryable or (attempt == retries and not unavailable):
                 raise error_from_rpc(err, party, address) from err
             if attempt == retries:
                 raise _unreachable(party, address, attempt + 1, details, what) from err
             delay = min(backoff_s * 2**attempt, MAX_BACKOFF_S) * random.uniform(0.8, 1.2)
             _LOGGER.warning(
-                "party '%s' at %s unavailable (%s), retry %d/%d in %.1fs",
-                *(party, address, details, attempt + 1, retries, delay),
+                "party '%s' at %s %s (%s), retry %d/%d in %.1fs",
+                *(party, address, "unavailable" if unavailable else "busy", details),
+                *(attempt + 1, retries, delay),
             )
             time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover

@@ -29,9 +29,12 @@ from lianmo.errors import (
     UnexpectedMessageError,
     UnknownJobError,
 )
+from lianmo.transport.admission import PeerBusyError
 from lianmo.transport.tls import NoIdentityError
 
 ERROR_KIND_KEY = "lianmo-error-kind"
+# Set when the call was refused before anything was read and may simply be sent again.
+RETRY_KEY = "lianmo-retry"
 # Only for JobFailedError: which party failed (it may not be the one that answered).
 ERROR_PARTY_KEY = "lianmo-error-party"
 _LOGGER = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ _LOGGER = logging.getLogger(__name__)
 # Most specific class first: the first isinstance match wins.
 _STATUS_OF: tuple[tuple[type[LianmoError], grpc.StatusCode], ...] = (
     (NoIdentityError, grpc.StatusCode.UNAUTHENTICATED),
+    (PeerBusyError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (UnknownJobError, grpc.StatusCode.NOT_FOUND),
     (UnexpectedMessageError, grpc.StatusCode.FAILED_PRECONDITION),
     (AuthenticationError, grpc.StatusCode.PERMISSION_DENIED),
@@ -93,6 +97,8 @@ def abort(
     if isinstance(exc, JobFailedError):
         details = exc.reason
         metadata.append((ERROR_PARTY_KEY, exc.party))
+    if isinstance(exc, PeerBusyError):
+        metadata.append((RETRY_KEY, "busy"))
     context.set_trailing_metadata(tuple(metadata))
     context.abort(code if code is not None else status_for(exc), details)
     raise AssertionError("unreachable: context.abort returned")  # pragma: no cover
@@ -138,6 +144,15 @@ def is_tls_failure(details: str) -> bool:
     """True if grpc's error text says the TLS handshake (not the network) failed."""
     lowered = details.lower()
     return any(marker in lowered for marker in _TLS_FAILURE_MARKERS)
+
+
+def is_busy(err: grpc.RpcError) -> bool:
+    """True if the peer refused the call as busy (:class:`PeerBusyError`): retry later."""
+    call = t.cast(grpc.Call, err)
+    return (
+        call.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        and _trailing(call).get(RETRY_KEY) == "busy"
+    )
 
 
 def error_from_rpc(err: grpc.RpcError, party: str, address: str) -> LianmoError:

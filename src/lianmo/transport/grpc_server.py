@@ -14,9 +14,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from lianmo.errors import AuthenticationError, ProtocolError, TransportError
 from lianmo.transport import serde
 from lianmo.transport._pb import control_pb2, control_pb2_grpc, federation_pb2, federation_pb2_grpc
+from lianmo.transport.admission import (
+    CONTROL_RESERVE,
+    DEFAULT_LIMITS,
+    Admission,
+    CallLimits,
+    IsMember,
+)
 from lianmo.transport.control import ControlHandler
 from lianmo.transport.grpc_errors import abort, maps_errors
 from lianmo.transport.inbox import Inbox
+from lianmo.transport.stall import StallWatch
 from lianmo.transport.tls import TlsIdentity, peer_name
 
 DEFAULT_MAX_MESSAGE_BYTES = 2 * 1024**3
@@ -51,21 +59,50 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
         Returns the inbox of a job; raises :class:`UnknownJobError` for jobs not run here.
     max_message_bytes
         Largest payload accepted; larger ones end with RESOURCE_EXHAUSTED.
+    admission
+        Who may call and how many calls at once; None admits every caller (tests).
+    limits
+        The deadlines on a call's chunks (and the per-caller cap ``admission`` applies).
     """
 
     def __init__(
-        self, inbox_for: InboxLookup, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+        self,
+        inbox_for: InboxLookup,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        *,
+        admission: Admission | None = None,
+        limits: CallLimits = DEFAULT_LIMITS,
     ) -> None:
         self._inbox_for = inbox_for
         self._max_bytes = max_message_bytes
+        self._admission = admission
+        self._limits = limits
+        self._stalls = StallWatch()
 
     @maps_errors
     def Send(
         self, request_iterator: Iterator[federation_pb2.Chunk], context: grpc.ServicerContext
     ) -> federation_pb2.SendReply:
-        """Reassemble one envelope, check who sent it, and deliver it to the inbox."""
+        """Admit the caller, then reassemble one envelope and deliver it to the inbox."""
         caller = peer_name(context)
-        chunks = iter(request_iterator)
+        # Strangers and callers over their cap are refused before a byte is read.
+        admission = self._admission
+        with contextlib.nullcontext() if admission is None else admission.call(caller):
+            chunks = self._stalls.paced(
+                iter(request_iterator),
+                context,
+                first_s=self._limits.first_chunk_s,
+                gap_s=self._limits.chunk_gap_s,
+                what=f"Send from '{caller}'",
+            )
+            return self._receive(caller, chunks, context)
+
+    def _receive(
+        self,
+        caller: str,
+        chunks: Iterator[federation_pb2.Chunk],
+        context: grpc.ServicerContext,
+    ) -> federation_pb2.SendReply:
         first = next(chunks, None)
         if first is None:
             raise ProtocolError(
@@ -201,7 +238,9 @@ def serve(
     identity: TlsIdentity,
     inbox_for: InboxLookup,
     control: ControlHandler | None,
+    is_member: IsMember,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    limits: CallLimits = DEFAULT_LIMITS,
     max_workers: int = 16,
     health_servicer: HealthServicer | None = None,
 ) -> tuple[grpc.Server, int]:
@@ -217,10 +256,17 @@ def serve(
         Job id to inbox lookup for incoming federation messages.
     control
         The node's control handler, or None to serve no Control service.
+    is_member
+        Whether a certificate name may send federation messages here: a coordinator or
+        a party of a job this node holds. Others are refused before anything is read.
     max_message_bytes
         Largest federation payload accepted.
+    limits
+        Deadlines for each call's chunks and the cap on calls per caller.
     max_workers
-        Thread pool size; each in-flight message stream holds one thread.
+        Thread pool size; each in-flight call holds one thread. Message streams may take
+        all but :data:`~lianmo.transport.admission.CONTROL_RESERVE` of them, so that
+        control and health calls are always served.
     health_servicer
         The health service to serve (and mark SERVING); pass one to share it with
         :func:`serve_health`. A new one by default.
@@ -235,9 +281,22 @@ def serve(
     TransportError
         If ``listen`` cannot be bound.
     """
+    if max_workers <= CONTROL_RESERVE:
+        raise ValueError(f"max_workers must exceed {CONTROL_RESERVE}, got {max_workers}")
+    admission = Admission(
+        identity.own_name(),
+        is_member,
+        calls_per_peer=limits.calls_per_peer,
+        total=max_workers - CONTROL_RESERVE,
+    )
+    # No maximum_concurrent_rpcs: grpc would count calls before knowing who makes them,
+    # so a flood from any certificate holder would get the coordinator refused too.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers), options=SERVER_OPTIONS)
+    federation = FederationServicer(
+        inbox_for, max_message_bytes, admission=admission, limits=limits
+    )
     federation_pb2_grpc.add_FederationServicer_to_server(  # type: ignore[no-untyped-call]
-        FederationServicer(inbox_for, max_message_bytes), server
+        federation, server
     )
     services = ["", FEDERATION_SERVICE]
     if control is not None:
@@ -304,8 +363,10 @@ def running_server(
     listen: str,
     identity: TlsIdentity,
     inbox_for: InboxLookup,
+    is_member: IsMember,
     control: ControlHandler | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    limits: CallLimits = DEFAULT_LIMITS,
     max_workers: int = 16,
     grace_s: float = 1.0,
 ) -> Iterator[tuple[grpc.Server, int]]:
@@ -315,7 +376,9 @@ def running_server(
         identity=identity,
         inbox_for=inbox_for,
         control=control,
+        is_member=is_member,
         max_message_bytes=max_message_bytes,
+        limits=limits,
         max_workers=max_workers,
     )
     try:
