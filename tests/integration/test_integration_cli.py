@@ -227,9 +227,11 @@ def trained(
 
 
 def test_certs_init_writes_private_keys_only_the_owner_can_read(certs: Path) -> None:
-    for name in (*PARTIES, "coordinator", "ca"):
+    for name in (*PARTIES, "coordinator"):
         assert (certs / f"{name}.pem").exists()
         assert (certs / f"{name}.key").stat().st_mode & 0o077 == 0
+    assert (certs / "ca.pem").exists() and not (certs / "ca.key").exists()
+    assert (certs / "ca" / "ca.key").stat().st_mode & 0o077 == 0  # the CA key, apart
 
 
 def test_job_run_trains_and_writes_metrics(
