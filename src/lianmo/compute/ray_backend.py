@@ -102,7 +102,7 @@ class RayBackend(ComputeBackend):
                     f"[compute] backend = 'ray' cannot reach the Ray cluster at {address!r}: "
                     f"{exc}; check [compute] address and that the cluster runs"
                 ) from exc
-        machines = sum(1 for node in ray.nodes() if node.get("Alive"))
+        machines = sum(1 for n in ray.nodes() if n.get("Alive")) if address == "auto" else 1
         problem = cluster_problem(address, machines, ray_tls_on())
         if problem:
             self.close()
