@@ -6,7 +6,7 @@ breast data with 2048-bit keys. The victim is killed once it has checkpointed ro
 same config; the coordinator, still watching, resumes it. A killed coordinator is
 replaced by ``lianmo job resume``. Either way, every party's final model share must be
 byte-identical to an uninterrupted run's, and the metrics equal. A killed platform node
-comes back with the job's seed where nodes before lianmo 0.3 kept it, in the job folder:
+comes back with the job's seed where older nodes kept it, in the job folder:
 it moves the seed out to its secrets folder, resumes, and its side of the job replays.
 """
 
