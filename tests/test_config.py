@@ -311,9 +311,11 @@ def test_party_config_names_its_compute_backend(tmp_path: Path) -> None:
     assert (config.compute_backend, config.compute_workers) == ("local", 3)
     (tmp_path / "party.toml").write_text(
         PARTY_TOML + '\n[compute]\nbackend = "ray"\naddress = "ray://head:10001"\n'
+        'tls_cert = "ray.pem"\ntls_key = "ray.key"\ntls_ca = "ray-ca.pem"\n'
     )
     config = PartyConfig.load(tmp_path / "party.toml")
     assert (config.compute_backend, config.compute_address) == ("ray", "ray://head:10001")
+    assert config.ray_tls == (tmp_path / "ray.pem", tmp_path / "ray.key", tmp_path / "ray-ca.pem")
 
 
 def _party(**changes: t.Any) -> dict[str, t.Any]:
@@ -336,7 +338,7 @@ def _party(**changes: t.Any) -> dict[str, t.Any]:
             "party.toml: unknown field(s) ['max_mesage_mb'] (did you mean 'max_message_mb'?); "
             "allowed fields are ['audit', 'compute', 'coordinators', 'datasets', "
             "'health_listen', 'limits', 'listen', 'max_job_mb', 'max_message_mb', 'name', "
-            "'peer_backoff_s', 'peer_retries', 'policy', 'recv_timeout_s', "
+            "'peer_backoff_s', 'peer_retries', 'policy', 'recv_timeout_s', 'secrets_dir', "
             "'send_deadline_s', 'state_dir', 'tls']",
         ),
         (
@@ -371,8 +373,8 @@ def _party(**changes: t.Any) -> dict[str, t.Any]:
         ),
         (
             {"compute": 5},
-            "party.toml: compute is 5 but must be a table with keys backend, workers, address; "
-            "write it as a table (or remove it for the defaults)",
+            "party.toml: compute is 5 but must be a table with keys backend, workers, address, "
+            "tls_cert, tls_key, tls_ca; write it as a table (or remove it for the defaults)",
         ),
         (
             {"audit": {"level": "ful"}},

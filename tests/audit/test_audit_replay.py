@@ -14,9 +14,12 @@ from lianmo.audit.log import read_records
 from lianmo.audit.replay import Divergence
 from lianmo.config import PartyConfig
 from lianmo.data.split import validation_mask
+from lianmo.errors import AuditError
+from lianmo.node.job_secrets import seed_path
 from lianmo.node.replay import replay_job
 from tests.audit.jobs import PARTIES, AuditedJobs, run_audited_jobs, train_spec
 from tests.node.inprocess_nodes import ARBITER, GUEST, HOST
+from tests.secret_files import secret_files
 
 
 def _logged(jobs: AuditedJobs, party: str, job_id: str) -> list[dict[str, object]]:
@@ -97,11 +100,38 @@ def test_a_changed_validation_cell_diverges_only_at_the_validation_round(
 
 def test_a_wrong_seed_is_named(audited_jobs: AuditedJobs, tmp_path: Path) -> None:
     jobs = audited_jobs.copy(tmp_path / "t")
-    (jobs.job_dir(ARBITER, "lr-a") / "drbg.seed").write_bytes(bytes(32))
+    seed_path(jobs.configs[ARBITER], "lr-a").write_bytes(bytes(32))
     with pytest.raises(Divergence) as info:
         replay_job(jobs.configs[ARBITER], jobs.job_dir(ARBITER, "lr-a"))
     assert "message 'lr.public_key' (arbiter → guest or host: " in str(info.value)
     assert "Likely cause: seed wrong" in str(info.value)
+
+
+def test_job_folders_hold_no_seed_or_key_and_replay_reads_the_secrets_folder(
+    audited_jobs: AuditedJobs, tmp_path: Path
+) -> None:
+    """What auditors get (each party's jobs/JOB/) holds no secret; the seeds sit apart."""
+    for party, config in audited_jobs.configs.items():
+        assert secret_files(config.state_dir / "jobs") == []
+        for job_id in ("lr-a", "lr-p", "sb-a", "lr-b"):
+            assert seed_path(config, job_id).stat().st_mode & 0o077 == 0, (party, job_id)
+    # Only the job folders handed over, without the party's secrets folder: no replay.
+    jobs = audited_jobs.copy(tmp_path / "t")
+    path = seed_path(jobs.configs[GUEST], "lr-a")
+    path.unlink()
+    with pytest.raises(AuditError, match=rf"has no seed for job 'lr-a': {path} does not exist"):
+        replay_job(jobs.configs[GUEST], jobs.job_dir(GUEST, "lr-a"))
+
+
+def test_a_job_folder_from_an_older_node_with_its_seed_inside_still_replays(
+    audited_jobs: AuditedJobs, tmp_path: Path
+) -> None:
+    jobs = audited_jobs.copy(tmp_path / "t")
+    folder = jobs.job_dir(HOST, "lr-a")
+    seed_path(jobs.configs[HOST], "lr-a").rename(folder / "drbg.seed")
+    result = replay_job(jobs.configs[HOST], folder)
+    assert result.notes and "read from the job folder" in result.notes[-1]
+    assert (folder / "drbg.seed").exists()
 
 
 def test_another_lianmo_version_is_noted_or_blamed(
@@ -144,7 +174,7 @@ def test_the_cli_replays_a_party_from_its_config(
         main(["audit", "replay", "--config", str(config), "lr-a"])
     assert exit_info.value.code == 0
     assert "PASS replay of party 'platform' in job 'lr-a'" in capsys.readouterr().out
-    (jobs.job_dir(HOST, "lr-a") / "drbg.seed").write_bytes(bytes(32))
+    seed_path(jobs.configs[HOST], "lr-a").write_bytes(bytes(32))
     with pytest.raises(SystemExit) as exit_info:
         main(["audit", "replay", "--config", str(config), "lr-a"])
     assert exit_info.value.code == 9

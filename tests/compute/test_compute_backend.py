@@ -275,6 +275,16 @@ def test_ray_backend_comes_from_the_party_config(ray_pool: RayBackend, tmp_path:
     assert ray_pool.map(abs, [-4, -5]) == [4, 5]  # closing the second left the cluster up
 
 
+def test_ray_auto_on_a_one_machine_cluster_runs_without_tls(
+    ray_pool: RayBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'auto' joins the cluster this machine is in; with one machine, nothing crosses a network."""
+    monkeypatch.delenv("RAY_USE_TLS", raising=False)
+    with make_backend("ray", None, "auto") as joined:
+        assert isinstance(joined, RayBackend) and joined.map(abs, [-1, -2]) == [1, 2]
+    assert ray_pool.map(abs, [-4, -5]) == [4, 5]
+
+
 def test_map_after_close_raises() -> None:
     unused = ProcessPoolBackend(2)
     unused.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -32,6 +33,7 @@ import lianmo
 from lianmo.cli.wiring import write_identities
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.node.policy import check_job
+from tests.secret_files import is_private_key
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose"
@@ -149,6 +151,47 @@ def test_compose_party_gets_its_own_config_and_only_its_own_keys(party: str) -> 
     others = [p for p in (*PARTIES, "coordinator") if p != party]
     assert not [s for s in mounts.values() if any(f"/{o}." in s for o in others)]
     assert _port(config.listen) == 7000 and config.health_listen == "0.0.0.0:7001"
+
+
+def _documented_certs_init(text: str) -> list[str]:
+    """The arguments of the one ``lianmo certs init`` command a file documents."""
+    (line,) = [
+        ln for ln in text.splitlines() if ln.lstrip("# ").startswith("lianmo certs init")
+    ]
+    return shlex.split(line.split("lianmo certs init", 1)[1])
+
+
+def test_compose_never_mounts_or_hands_the_ca_key_to_a_party(tmp_path: Path) -> None:
+    """The documented `certs init`, run for real: no file or folder a party gets is the CA's."""
+    from lianmo.cli.main import main
+
+    args = _documented_certs_init((COMPOSE / "compose.yaml").read_text())
+    args = [a.replace("deploy/compose", str(tmp_path)) for a in args]
+    with pytest.raises(SystemExit) as done:
+        main(["certs", "init", *args])
+    assert done.value.code == 0
+    ca_key = tmp_path / args[args.index("--ca-dir") + 1] / "ca.key"
+    assert is_private_key(ca_key)
+    chowned = tmp_path / "certs"  # `chown -R 10001` makes all of it the party user's
+    assert not ca_key.resolve().is_relative_to(chowned.resolve())
+    for name, service in _compose()["services"].items():
+        for source in _mounts(service).values():
+            if source.startswith("./"):
+                mounted = (tmp_path / source).resolve()
+                assert mounted != ca_key.resolve(), name
+                assert not ca_key.resolve().is_relative_to(mounted), name
+                assert not mounted.is_relative_to(ca_key.parent.resolve()), name
+    assert _documented_certs_init((ROOT / "docs" / "deploy.md").read_text()) == [
+        a.replace(str(tmp_path), "deploy/compose") for a in args
+    ]
+
+
+def test_kubernetes_secret_holds_only_the_partys_own_files() -> None:
+    secret = set(_one("Secret")["stringData"])
+    assert secret == {"ca.pem", "party.pem", "party.key", "party.signing.key"}
+    header = (K8S / "party-node.yaml").read_text().split("apiVersion", 1)[0]
+    files = re.findall(r"--from-file=(?:[\w.]+=)?([\w.]+)", header)
+    assert files == ["ca.pem", "broker.pem", "broker.key", "broker.signing.key"]
 
 
 def _port(address: str) -> int:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from lianmo.cli.demo import write_party_config
+from tests.secret_files import secret_files
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -227,9 +228,11 @@ def trained(
 
 
 def test_certs_init_writes_private_keys_only_the_owner_can_read(certs: Path) -> None:
-    for name in (*PARTIES, "coordinator", "ca"):
+    for name in (*PARTIES, "coordinator"):
         assert (certs / f"{name}.pem").exists()
         assert (certs / f"{name}.key").stat().st_mode & 0o077 == 0
+    assert (certs / "ca.pem").exists() and not (certs / "ca.key").exists()
+    assert (certs / "ca" / "ca.key").stat().st_mode & 0o077 == 0  # the CA key, apart
 
 
 def test_job_run_trains_and_writes_metrics(
@@ -259,6 +262,18 @@ def test_job_run_leaves_shares_and_audit_logs_with_the_parties(
         job_dir = node.state_dir / "jobs" / TRAIN_JOB
         assert (job_dir / "audit.jsonl").exists() and (job_dir / "result.json").exists()
         assert (job_dir / "model.json").exists() == (name != "arbiter")
+
+
+def test_the_job_folders_handed_to_auditors_hold_no_seed_and_no_key(
+    trained: subprocess.CompletedProcess[str], nodes: dict[str, NodeProcess]
+) -> None:
+    """Each node drew its seed into state_dir/secrets/JOB (0700/0600), not into jobs/JOB."""
+    assert trained.returncode == 0, _explain(trained)
+    for node in nodes.values():
+        assert secret_files(node.state_dir / "jobs") == []
+        seed = node.state_dir / "secrets" / TRAIN_JOB / "drbg.seed"
+        assert len(seed.read_bytes()) == 32 and seed.stat().st_mode & 0o777 == 0o600
+        assert seed.parent.stat().st_mode & 0o777 == 0o700
 
 
 def test_predict_scores_every_aligned_id_at_the_guest(

@@ -5,7 +5,9 @@ breast data with 2048-bit keys. The victim is killed once it has checkpointed ro
 (K drawn at random and shown in the test output). A killed node is restarted with the
 same config; the coordinator, still watching, resumes it. A killed coordinator is
 replaced by ``lianmo job resume``. Either way, every party's final model share must be
-byte-identical to an uninterrupted run's, and the metrics equal.
+byte-identical to an uninterrupted run's, and the metrics equal. A killed platform node
+comes back with the job's seed where older nodes kept it, in the job folder:
+it moves the seed out to its secrets folder, resumes, and its side of the job replays.
 """
 
 from __future__ import annotations
@@ -80,6 +82,10 @@ class Federation:
 
     def job_dir(self, name: str) -> Path:
         return self.configs[name].parent / "jobs" / JOB
+
+    def seed(self, name: str) -> Path:
+        """Where the node keeps the job's seed: state_dir/secrets, outside the job folder."""
+        return self.configs[name].parent / "secrets" / JOB / "drbg.seed"
 
     def checkpointed_round(self, name: str, model: str) -> int:
         path = self.job_dir(name) / "checkpoints" / CHECKPOINT[model]
@@ -268,6 +274,8 @@ def test_sigkill_at_a_random_round_then_resume_gives_the_uninterrupted_model(
     else:
         fed.nodes[victim].proc.send_signal(signal.SIGKILL)
         fed.nodes[victim].proc.wait()
+        if victim == "platform":  # its job folder as an older node kept it: seed inside
+            fed.seed(victim).rename(fed.job_dir(victim) / "drbg.seed")
         fed.start(victim)  # same config and state: it comes back with the job interrupted
         out, err = run.communicate(timeout=300)
         assert run.returncode == 0, f"exit {run.returncode}\n{out}\n{err}"
@@ -283,3 +291,11 @@ def test_sigkill_at_a_random_round_then_resume_gives_the_uninterrupted_model(
         assert any(r["kind"] == "resume" and r["party"] == victim for r in records)
     verify = lianmo("audit", "verify", *(fed.job_dir(n) for n in PARTIES), cwd=fed.root)
     assert verify.returncode == 0, _explain(verify)
+    for name in PARTIES:  # the restarted node moved an old-style seed out of the job folder
+        assert not (fed.job_dir(name) / "drbg.seed").exists() and fed.seed(name).exists()
+    if victim == "platform":  # and the resumed job replays from the moved seed
+        replay = lianmo(
+            "audit", "replay", "--config", fed.configs[victim], JOB, cwd=fed.root, timeout=300
+        )
+        assert replay.returncode == 0, _explain(replay)
+        assert f"PASS replay of party 'platform' in job '{JOB}'" in replay.stdout

@@ -256,7 +256,7 @@ def test_same_seq_with_a_different_payload_is_rejected(
 
 
 def _expired(pki: Pki, name: str) -> TlsIdentity:
-    ca_key = (pki.directory / "ca.key").read_bytes()
+    ca_key = (pki.directory / "ca" / "ca.key").read_bytes()
     past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     cert, key = make_party_cert(pki.ids[name].ca_pem, ca_key, name, not_valid_after=past)
     return TlsIdentity(cert, key, pki.ids[name].ca_pem)

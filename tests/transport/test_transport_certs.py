@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -45,12 +46,52 @@ def test_invalid_party_names_are_refused(name: str) -> None:
 
 def test_identity_dir_files_and_key_modes(pki: Pki) -> None:
     names = sorted(p.name for p in pki.directory.iterdir())
-    assert names == sorted(
-        ["ca.pem", "ca.key"] + [f"{n}.{e}" for n in pki.ids for e in ("pem", "key")]
-    )
-    for key in pki.directory.glob("*.key"):
+    assert names == sorted(["ca.pem", "ca"] + [f"{n}.{e}" for n in pki.ids for e in ("pem", "key")])
+    assert [p.name for p in (pki.directory / "ca").iterdir()] == ["ca.key"]
+    assert stat.S_IMODE((pki.directory / "ca").stat().st_mode) == 0o700
+    for key in [*pki.directory.glob("*.key"), pki.directory / "ca" / "ca.key"]:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert {n: i.own_name() for n, i in pki.ids.items()} == {n: n for n in pki.ids}
+
+
+def _public(key_pem: bytes) -> bytes:
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    return key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _ca_public(directory: Path) -> bytes:
+    return (
+        x509.load_pem_x509_certificate((directory / "ca.pem").read_bytes())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
+@pytest.mark.parametrize("ca_dir", [None, "../vault/ca"])
+def test_no_file_handed_to_a_party_is_the_ca_key(tmp_path: Path, ca_dir: str | None) -> None:
+    """The party files (DIR/*) hold no key that signs as the CA; the CA key sits apart."""
+    directory = tmp_path / "certs"
+    written = write_identity_dir(
+        directory, ["broker", "platform"], ca_dir=None if ca_dir is None else directory / ca_dir
+    )
+    ca = _ca_public(directory)
+    party_files = [p for p in directory.iterdir() if p.is_file()]
+    keys = [p for p in party_files if p.read_bytes().startswith(b"-----BEGIN PRIVATE KEY")]
+    assert sorted(p.name for p in keys) == ["broker.key", "platform.key"]
+    assert all(_public(p.read_bytes()) != ca for p in keys)
+    assert written.name == "ca.key" and _public(written.read_bytes()) == ca  # it is the CA's
+    expected = directory / "ca" if ca_dir is None else tmp_path / "vault" / "ca"
+    assert written.parent.resolve() == expected.resolve()
+
+
+@pytest.mark.parametrize("ca_dir", [".", "..", "../.."])
+def test_the_ca_key_may_not_go_among_or_above_the_party_files(tmp_path: Path, ca_dir: str) -> None:
+    directory = tmp_path / "a" / "certs"
+    with pytest.raises(ConfigError, match=r"the CA key must stay apart from the parties' keys"):
+        write_identity_dir(directory, ["broker"], ca_dir=directory / ca_dir)
+    assert not directory.exists()
 
 
 def test_identity_dir_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:

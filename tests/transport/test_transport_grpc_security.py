@@ -31,7 +31,7 @@ def _raw_send(channel: grpc.Channel) -> grpc.RpcError:
 
 
 def _expired_broker(pki: Pki) -> TlsIdentity:
-    ca_key = (pki.directory / "ca.key").read_bytes()
+    ca_key = (pki.directory / "ca" / "ca.key").read_bytes()
     past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     cert, key = make_party_cert(pki.ids["broker"].ca_pem, ca_key, "broker", not_valid_after=past)
     return TlsIdentity(cert, key, pki.ids["broker"].ca_pem)

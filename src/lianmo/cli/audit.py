@@ -115,8 +115,9 @@ def _key_id(log: PartyLog) -> str:
 def replay_cmd(config_path: Path, job: str) -> None:
     """Re-run this party's side of JOB (a job id or job folder) and compare every output.
 
-    Uses the party's own data, the job's seed (drbg.seed in the job folder) and the
-    logged inbound messages. Passes if every message sent and every record made is
+    Uses the party's own data, the job's seed (SECRETS/JOB/drbg.seed, where SECRETS is
+    the config's secrets_dir, by default state_dir/secrets) and the logged inbound
+    messages. Passes if every message sent and every record made is
     byte-identical to the log; otherwise exits 9 naming the round, the message and the
     likely cause (data changed, code version changed, seed wrong).
     """
@@ -135,7 +136,12 @@ def replay_cmd(config_path: Path, job: str) -> None:
             last[0] = now
             click.echo(f"  replaying {phase} {step}/{total} {detail}", err=True)
 
-    compute = make_backend(config.compute_backend, config.compute_workers, config.compute_address)
+    compute = make_backend(
+        config.compute_backend,
+        config.compute_workers,
+        config.compute_address,
+        ray_tls=config.ray_tls,
+    )
     try:
         click.echo(f"replaying party '{config.name}' from {folder}", err=True)
         result = replay_job(config, folder, compute=compute, progress=progress)

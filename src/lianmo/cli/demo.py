@@ -3,6 +3,11 @@
 Makes a throwaway CA and certificates, writes one party config per node, starts
 ``lianmo party serve`` for broker (guest), platform (host) and arbiter, runs the job as
 the coordinator and shuts the nodes down on success, failure and Ctrl-C.
+
+Two folders: the output (``demo-output/``: the job's results, each party's config, log
+and job folders) is what an auditor may be handed, so it holds no secret; every key and
+each party's secrets folder (the jobs' DRBG seeds) go to the secrets folder beside it
+(``demo-output-secrets/``).
 """
 
 from __future__ import annotations
@@ -41,17 +46,20 @@ def write_party_config(
     *,
     audit_level: str = "full",
     arbiters: t.Sequence[str] = DEMO_ARBITERS,
+    secrets_dir: Path | None = None,
 ) -> Path:
     """Write ``directory/party.toml`` for a node listening on a free loopback port.
 
     Its ``[policy]`` accepts ``arbiters`` as key holders (the demo's arbiter by default)
-    and keeps every other policy default (docs/policy.md).
+    and keeps every other policy default (docs/policy.md). ``secrets_dir`` (default: the
+    node's ``state_dir/secrets``) is where it keeps seeds.
     """
     directory.mkdir(parents=True, exist_ok=True)
     lines = [
         f'name = "{name}"',
         'listen = "127.0.0.1:0"',
         'state_dir = "."',
+        *([f'secrets_dir = "{secrets_dir.resolve()}"'] if secrets_dir else []),
         "",
         "[tls]",
         f'cert = "{(certs / f"{name}.pem").resolve()}"',
@@ -143,7 +151,7 @@ MARKER = ".lianmo-demo-output"
 
 
 def _reset_output(output: Path) -> None:
-    """Wipe a previous demo's output, but never a folder the demo did not make."""
+    """Wipe a previous demo's output (or secrets), but never a folder the demo did not make."""
     if output.exists():
         if not (output / MARKER).exists() and any(output.iterdir()):
             raise ConfigError(
@@ -161,7 +169,13 @@ def _reset_output(output: Path) -> None:
     type=click.Path(path_type=Path),
     default=Path("demo-output"),
     show_default=True,
-    help="Where the job output and party state go (wiped first).",
+    help="Where the job output and party state go (wiped first); it holds no secret.",
+)
+@click.option(
+    "--secrets",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the keys and the parties' seeds go (wiped first) [default: OUTPUT-secrets].",
 )
 @click.option("--epochs", default=5, show_default=True, help="Training epochs.")
 @click.option("--key-bits", default=2048, show_default=True, help="Paillier key size (>= 2048).")
@@ -172,23 +186,14 @@ def _reset_output(output: Path) -> None:
     show_default=True,
     help="full: signed logs plus payloads (verify and replay work); chain: hash chain only.",
 )
-def demo(output: Path, epochs: int, key_bits: int, audit_level: str) -> None:
+def demo(output: Path, secrets: Path | None, epochs: int, key_bits: int, audit_level: str) -> None:
     """Train a joint credit model: broker (labels) + platform (behaviour) + arbiter."""
     from lianmo.cli.follow import run_and_report, stop_on_signals
-    from lianmo.cli.wiring import write_identities
-    from lianmo.demo_data import demo_file
 
     stop_on_signals()  # Ctrl-C or SIGTERM: cancel the job, then stop the nodes we started
     started = time.perf_counter()
-    _reset_output(output)
-    certs = output / "certs"
-    write_identities(certs, [*DEMO_PARTIES, "coordinator"], force=True)
-    configs = {}
-    for name, (_role, ds, file, label) in DEMO_PARTIES.items():
-        datasets = {} if ds is None else {ds: (demo_file(str(file)), "client_id", label)}
-        configs[name] = write_party_config(
-            output / "parties" / name, name, certs, datasets, audit_level=audit_level
-        )
+    secrets = secrets_folder(output, secrets)
+    certs, configs = lay_out(output, secrets, audit_level=audit_level)
     click.echo(
         f"starting party nodes {', '.join(configs)} (logs in {output}/parties/*/node.log)", err=True
     )
@@ -205,10 +210,54 @@ def demo(output: Path, epochs: int, key_bits: int, audit_level: str) -> None:
         )
     click.echo(
         f"demo finished in {time.perf_counter() - started:.1f}s; party state, model "
-        f"shares and audit logs in {output}/parties/<party>/jobs/{spec.job_id}/\n"
+        f"shares and audit logs in {output}/parties/<party>/jobs/{spec.job_id}/, keys and "
+        f"seeds in {secrets}/\n"
         f"audit it: lianmo audit verify {output}; lianmo audit replay --config "
         f"{output}/parties/broker/party.toml {spec.job_id}; lianmo audit report {output}"
     )
+
+
+def secrets_folder(output: Path, secrets: Path | None) -> Path:
+    """``--secrets``, by default OUTPUT-secrets beside the output; never inside it."""
+    secrets = secrets or output.with_name(f"{output.name}-secrets")
+    if secrets.resolve().is_relative_to(output.resolve()) or output.resolve().is_relative_to(
+        secrets.resolve()
+    ):
+        raise ConfigError(
+            f"--secrets {secrets} and --output {output} overlap; the output is what auditors "
+            "may be handed, so keys and seeds go to a folder beside it, not in it"
+        )
+    return secrets
+
+
+def lay_out(
+    output: Path, secrets: Path, *, audit_level: str = "full"
+) -> tuple[Path, dict[str, Path]]:
+    """Fresh output and secrets folders, identities and party configs; (certs, configs).
+
+    Keys (the CA's in ``secrets/ca``, the parties' and the coordinator's in
+    ``secrets/certs``) and each party's ``secrets_dir`` (``secrets/parties/NAME``) live in
+    the secrets folder; the output gets the party configs, and the nodes' state.
+    """
+    from lianmo.cli.wiring import write_identities
+    from lianmo.demo_data import demo_file
+
+    _reset_output(output)
+    _reset_output(secrets)
+    certs = secrets / "certs"
+    write_identities(certs, [*DEMO_PARTIES, "coordinator"], force=True, ca_dir=secrets / "ca")
+    configs = {}
+    for name, (_role, ds, file, label) in DEMO_PARTIES.items():
+        datasets = {} if ds is None else {ds: (demo_file(str(file)), "client_id", label)}
+        configs[name] = write_party_config(
+            output / "parties" / name,
+            name,
+            certs,
+            datasets,
+            audit_level=audit_level,
+            secrets_dir=secrets / "parties" / name,
+        )
+    return certs, configs
 
 
 def demo_spec(addresses: Mapping[str, str], *, epochs: int, key_bits: int) -> dict[str, t.Any]:

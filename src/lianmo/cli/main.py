@@ -72,19 +72,29 @@ def certs() -> None:
     required=True,
     help="A party (or 'coordinator') to issue a certificate for; repeat.",
 )
+@click.option(
+    "--ca-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for the CA key ca.key (mode 0700) [default: DIRECTORY/ca]. Never mount "
+    "it into a party node.",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
-def certs_init(directory: Path, names: tuple[str, ...], force: bool) -> None:
-    """Write ca.pem/ca.key, NAME.pem/NAME.key and NAME.signing.key for every --name.
+def certs_init(directory: Path, names: tuple[str, ...], ca_dir: Path | None, force: bool) -> None:
+    """Write ca.pem, NAME.pem/NAME.key and NAME.signing.key for every --name; the CA key apart.
 
-    For a throwaway setup only: in production each institution's certificates come
-    from a CA both sides agreed on (see README.md, "Certificates"). NAME.signing.key is
-    the Ed25519 key a party signs its audit logs with.
+    The CA key goes to its own folder (--ca-dir): whoever holds it can mint any party's
+    certificate, so it never belongs among the files a party node gets. For a throwaway
+    setup only: in production each institution's certificates come from a CA both sides
+    agreed on (see README.md, "Certificates"). NAME.signing.key is the Ed25519 key a
+    party signs its audit logs with.
     """
     from lianmo.cli.wiring import write_identities
 
-    write_identities(directory, names, force=force)
+    ca_key = write_identities(directory, names, force=force, ca_dir=ca_dir)
     click.echo(
-        f"wrote a CA, certificates and audit signing keys for {', '.join(names)} to {directory}"
+        f"wrote a CA, certificates and audit signing keys for {', '.join(names)} to "
+        f"{directory}; the CA key to {ca_key} (keep it off the party nodes)"
     )
 
 

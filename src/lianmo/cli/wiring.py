@@ -18,11 +18,22 @@ from lianmo.transport.inbox import Inbox
 from lianmo.transport.tls import TlsIdentity
 
 
-def write_identities(directory: Path, names: t.Sequence[str], *, force: bool = False) -> None:
-    """A throwaway CA, and per name a TLS certificate and key plus an audit signing key."""
-    write_identity_dir(directory, list(names), force=force)
+def write_identities(
+    directory: Path,
+    names: t.Sequence[str],
+    *,
+    force: bool = False,
+    ca_dir: Path | None = None,
+) -> Path:
+    """A throwaway CA, and per name a TLS certificate and key plus an audit signing key.
+
+    The CA key goes to ``ca_dir`` (default ``directory/ca``), apart from the parties'
+    files; returns its path.
+    """
+    ca_key = write_identity_dir(directory, list(names), force=force, ca_dir=ca_dir)
     for name in names:
         write_signing_key(signing_key_file(directory, name), force=force)
+    return ca_key
 
 
 def load_identity(config: PartyConfig) -> TlsIdentity:

@@ -281,7 +281,11 @@ def chunk_bounds(total: int, parts: int, min_size: int = 1) -> list[tuple[int, i
 
 
 def make_backend(
-    kind: str = "local", workers: int | None = None, address: str | None = None
+    kind: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    *,
+    ray_tls: tuple[Path, Path, Path] | None = None,
 ) -> ComputeBackend:
     """Return the backend a party config names.
 
@@ -296,6 +300,9 @@ def make_backend(
         container's CPU quota (:func:`usable_cores`).
     address : str, optional
         The Ray cluster for ``"ray"``: ``"ray://HEAD:10001"``, ``"auto"`` or ``"local"``.
+    ray_tls : tuple of Path, optional
+        ``(cert, key, ca)`` for Ray's TLS; an address other than ``"local"`` or
+        ``"auto"`` is refused without it (or the environment's ``RAY_USE_TLS``).
 
     Returns
     -------
@@ -309,7 +316,7 @@ def make_backend(
     if kind == "ray":
         from lianmo.compute.ray_backend import RayBackend
 
-        return RayBackend(address or "local")
+        return RayBackend(address or "local", tls=ray_tls)
     raise ConfigError(
         f"unknown compute backend {kind!r}; use 'local' (process pool), 'serial' or 'ray'"
     )

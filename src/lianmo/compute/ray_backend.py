@@ -8,15 +8,21 @@ local process pool (the contract of :class:`~lianmo.compute.backend.ComputeBacke
 
 Decryption and CRT-encryption chunks carry the party's private key factors, and Ray's
 object store is not encrypted: the cluster must be as trusted as the node itself, inside
-the same institution, never shared with a partner.
+the same institution, never shared with a partner. Ray's traffic is clear text unless its
+TLS is on, so an address that crosses a network is refused without TLS
+(:func:`lianmo.config.party.ray_tls_problem`): only ``"local"`` and ``"auto"`` on a
+one-machine cluster run without it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import typing as t
+from pathlib import Path
 
 from lianmo.compute.backend import ComputeBackend
+from lianmo.config.party import RAY_TLS_ENV, ray_tls_on, ray_tls_problem
 from lianmo.errors import ConfigError, LianmoError
 
 T = t.TypeVar("T")
@@ -51,15 +57,33 @@ class RayBackend(ComputeBackend):
         or ``"auto"``.
     cpus : int, optional
         With ``"local"``: the cores that instance may use (default: all).
+    tls : tuple of Path, optional
+        ``(cert, key, ca)`` for Ray's TLS (``[compute] tls_cert, tls_key, tls_ca``),
+        exported as Ray's ``RAY_USE_TLS`` variables before connecting. Without it, the
+        environment's own ``RAY_USE_TLS`` settings count.
 
     Raises
     ------
     ConfigError
-        If Ray is not installed, or the cluster cannot be reached.
+        If Ray is not installed, the cluster cannot be reached, or Ray's traffic would
+        cross a network in clear text (an address other than ``"local"`` or ``"auto"``,
+        or ``"auto"`` on a cluster of several machines, without TLS).
     """
 
-    def __init__(self, address: str = "local", *, cpus: int | None = None) -> None:
+    def __init__(
+        self,
+        address: str = "local",
+        *,
+        cpus: int | None = None,
+        tls: tuple[Path, Path, Path] | None = None,
+    ) -> None:
+        problem = ray_tls_problem(address, tls is not None)
+        if problem:
+            raise ConfigError(f"[compute] address {problem}")
         ray = _ray()
+        if tls is not None:
+            os.environ.update(zip(RAY_TLS_ENV, map(str, tls), strict=True))
+            os.environ["RAY_USE_TLS"] = "1"
         self.address = address
         self._lock = threading.Lock()
         self._closed = False
@@ -78,6 +102,11 @@ class RayBackend(ComputeBackend):
                     f"[compute] backend = 'ray' cannot reach the Ray cluster at {address!r}: "
                     f"{exc}; check [compute] address and that the cluster runs"
                 ) from exc
+        machines = sum(1 for n in ray.nodes() if n.get("Alive")) if address == "auto" else 1
+        problem = cluster_problem(address, machines, ray_tls_on())
+        if problem:
+            self.close()
+            raise ConfigError(problem)
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._task = ray.remote(_apply)
 
@@ -110,3 +139,20 @@ class RayBackend(ComputeBackend):
             self._closed = True
         if self._owns_ray:
             _ray().shutdown()
+
+
+def cluster_problem(address: str, machines: int, tls_on: bool) -> str | None:
+    """Why the Ray cluster joined through ``address`` may not be used, or None.
+
+    ``"auto"`` joins the cluster this machine belongs to; spread over several machines,
+    its workers receive key factors over the network, so it needs TLS like any remote
+    address.
+    """
+    if address != "auto" or machines <= 1 or tls_on:
+        return None
+    return (
+        f"[compute] address = 'auto' joined a Ray cluster of {machines} machines, but Ray's "
+        "TLS is off: this party's Paillier key factors would cross the network in clear "
+        "text. Start the cluster and the node with RAY_USE_TLS=1 (or set [compute] "
+        "tls_cert, tls_key and tls_ca), or use address = 'local'"
+    )

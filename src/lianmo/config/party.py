@@ -7,8 +7,10 @@ relative paths are relative to the config file.
 
 from __future__ import annotations
 
+import os
 import tomllib
 import typing as t
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,10 @@ RAY_ADDRESS = (
     "the Ray cluster: 'ray://HEAD:10001', 'auto' (the cluster this machine is in) or "
     "'local' (a Ray instance inside the node)"
 )
+#: ``[compute] address`` values that keep Ray's traffic on this machine (see _check_compute)
+RAY_ON_THIS_MACHINE = ("local", "auto")
+#: Ray's own TLS switch and files (ray._common.tls_utils.load_certs_from_env)
+RAY_TLS_ENV = ("RAY_TLS_SERVER_CERT", "RAY_TLS_SERVER_KEY", "RAY_TLS_CA_CERT")
 MEGABYTES = Interval(int, 1)
 SECONDS = Interval(float, 1)
 FILE = FilePath("a file path, relative to the party config")
@@ -57,6 +63,9 @@ class PartyConfig:
     key: Path = field(metadata=checked(FILE, key="tls.key"))
     ca: Path = field(metadata=checked(FILE, key="tls.ca"))
     datasets: dict[str, DatasetEntry] = field(default_factory=dict, metadata=checked(CATALOGUE))
+    secrets_dir: Path | None = field(  # None: state_dir/secrets
+        default=None, metadata=checked(OrNone(FilePath("a folder path")))
+    )
     coordinators: tuple[str, ...] = field(
         default=("coordinator",), metadata=checked(ListOf(Name(), "a list of certificate names"))
     )
@@ -83,6 +92,15 @@ class PartyConfig:
     compute_address: str | None = field(
         default=None, metadata=checked(OrNone(Text(RAY_ADDRESS)), key="compute.address")
     )
+    compute_tls_cert: Path | None = field(
+        default=None, metadata=checked(OrNone(FILE), key="compute.tls_cert")
+    )
+    compute_tls_key: Path | None = field(
+        default=None, metadata=checked(OrNone(FILE), key="compute.tls_key")
+    )
+    compute_tls_ca: Path | None = field(
+        default=None, metadata=checked(OrNone(FILE), key="compute.tls_ca")
+    )
     signing_key: Path | None = field(
         default=None, metadata=checked(OrNone(FILE), key="audit.signing_key")
     )
@@ -96,6 +114,21 @@ class PartyConfig:
         ),
     )
     policy: NodePolicy = field(default_factory=NodePolicy, metadata=checked(Section(NodePolicy)))
+
+    @property
+    def secrets_path(self) -> Path:
+        """Where per-job secrets (the DRBG seed) live: ``secrets_dir``, else state_dir/secrets.
+
+        Never inside ``state_dir/jobs``: a job's folder is what auditors receive.
+        """
+        return self.secrets_dir or self.state_dir / "secrets"
+
+    @property
+    def ray_tls(self) -> tuple[Path, Path, Path] | None:
+        """``[compute] tls_cert, tls_key, tls_ca`` for Ray's TLS, if the config sets them."""
+        if self.compute_tls_cert and self.compute_tls_key and self.compute_tls_ca:
+            return (self.compute_tls_cert, self.compute_tls_key, self.compute_tls_ca)
+        return None
 
     @property
     def signing_key_path(self) -> Path:
@@ -135,8 +168,22 @@ class PartyConfig:
 
 
 def _check_compute(config: PartyConfig, at: Where) -> None:
-    """``workers`` belongs to the local pool, ``address`` to Ray (which needs it)."""
+    """``workers`` belongs to the local pool, ``address`` and TLS to Ray (which needs them)."""
     backend = config.compute_backend
+    tls_keys = {"tls_cert": config.compute_tls_cert, "tls_key": config.compute_tls_key}
+    tls_keys["tls_ca"] = config.compute_tls_ca
+    given = [k for k, v in tls_keys.items() if v is not None]
+    if given and backend != "ray":
+        at.child(given[0]).reject(
+            f"applies only to backend = 'ray' (compute.backend is {backend!r}); remove it "
+            "or switch the backend"
+        )
+    if given and len(given) < len(tls_keys):
+        missing = [k for k in tls_keys if k not in given]
+        at.child(missing[0]).reject(
+            f"is missing: Ray's TLS needs tls_cert, tls_key and tls_ca together "
+            f"(the config sets {', '.join(given)}); add {', '.join(missing)}"
+        )
     if config.compute_workers is not None and backend != "local":
         at.child("workers").reject(
             f"is {shown(config.compute_workers)} but workers applies only to backend = 'local' "
@@ -151,3 +198,36 @@ def _check_compute(config: PartyConfig, at: Where) -> None:
             f"is {shown(config.compute_address)} but address applies only to backend = 'ray' "
             f"(compute.backend is {backend!r}); remove it or switch the backend"
         )
+    if backend == "ray" and config.compute_address is not None:
+        problem = ray_tls_problem(config.compute_address, config.ray_tls is not None)
+        if problem:
+            at.child("address").reject(problem)
+
+
+def ray_tls_on(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment turns Ray's TLS on: RAY_USE_TLS=1 and its three files."""
+    env = os.environ if environ is None else environ
+    return env.get("RAY_USE_TLS", "0").lower() in ("1", "true") and all(
+        env.get(name) for name in RAY_TLS_ENV
+    )
+
+
+def ray_tls_problem(
+    address: str, tls_in_config: bool, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """Why Ray at ``address`` may not be used as configured, or None if it may.
+
+    Ray carries decryption chunks (the Paillier key's factors) between the node and its
+    workers in clear text unless its TLS is on. 'local' (a Ray instance inside the node)
+    and 'auto' (the cluster this machine belongs to, checked at start to be this machine
+    alone) keep that traffic on this machine; any other address crosses a network.
+    """
+    if address in RAY_ON_THIS_MACHINE or tls_in_config or ray_tls_on(environ):
+        return None
+    return (
+        f"is {shown(address)}, a Ray cluster reached over the network, but Ray's TLS is off: "
+        "Ray would carry this party's Paillier key factors in clear text. Turn Ray's TLS "
+        "on with [compute] tls_cert, tls_key and tls_ca (or RAY_USE_TLS=1 with "
+        f"{', '.join(RAY_TLS_ENV)} in the node's environment), with the cluster itself "
+        "started with RAY_USE_TLS=1; or use address = 'local' or 'auto' on this machine"
+    )

@@ -1,8 +1,9 @@
 """``lianmo audit replay``: re-run one party's side of a logged job and compare every output.
 
 Needs what only the party has: its data (through its party config's catalogue), the
-job's DRBG seed (``drbg.seed`` in the job folder) and the job folder's log and payload
-store. The party's role runs again exactly as on the node (:func:`run_audited`), with
+job's DRBG seed (``drbg.seed`` in the config's secrets folder, never in the job folder:
+:mod:`lianmo.node.job_secrets`) and the job folder's log and payload store. The party's
+role runs again exactly as on the node (:func:`run_audited`), with
 the logged inbound messages as input; every message it sends and every record it makes
 must equal the logged one. Outputs go to a scratch folder that is removed afterwards;
 the job folder is not touched.
@@ -24,10 +25,9 @@ from lianmo.crypto.drbg import Drbg
 from lianmo.errors import AuditError, LianmoError
 from lianmo.node.audited_job import logged_limits
 from lianmo.node.checkpoint import JobCheckpoints
+from lianmo.node.job_secrets import replay_seed
 from lianmo.node.runtime import run_party
 from lianmo.protocols.context import Progress, no_progress
-
-SEED_FILE = "drbg.seed"
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def replay_job(
             f"'{config.name}'s; replay a party's job with its own config"
         )
     spec = JobSpec.from_json(log.store.get(str(log.start.get("spec_payload"))))
-    seed = _seed(folder, config.name)
+    seed, seed_note = replay_seed(config, spec.job_id, folder)
     me = spec.party(config.name)
     dataset = None if me.dataset is None else config.dataset(me.dataset)
     data = None if dataset is None else dataset.path
@@ -124,18 +124,8 @@ def replay_job(
         messages=channel.compared,
         records=recorder.compared,
         model_digest=None if digest is None else str(digest),
-        notes=tuple(_causes(recorder, data)),
+        notes=(*_causes(recorder, data), *([seed_note] if seed_note else [])),
     )
-
-
-def _seed(folder: Path, party: str) -> bytes:
-    try:
-        return (folder / SEED_FILE).read_bytes()
-    except OSError as exc:
-        raise AuditError(
-            f"party '{party}': cannot read the job's seed {folder / SEED_FILE} ({exc}); "
-            "replay needs the seed the node drew for this job"
-        ) from exc
 
 
 def _causes(recorder: ReplayRecorder, data: Path | None) -> list[str]:

@@ -29,6 +29,7 @@ from lianmo.crypto.drbg import Drbg
 from lianmo.errors import AuthenticationError, ConfigError, LianmoError, UnknownJobError
 from lianmo.fileio import write_atomic
 from lianmo.node.checkpoint import JobCheckpoints
+from lianmo.node.job_secrets import job_seed, move_legacy_seed, refuse_reused_id
 from lianmo.node.node_job import (
     RESUMABLE,
     STATUS_FILE,
@@ -79,7 +80,10 @@ class NodeService:
         # Tests pin seeds to check that reruns log the same bytes; nodes draw fresh ones.
         self._seed_for = seed_for or (lambda spec: secrets.token_bytes(32))
         self.compute = compute or make_backend(
-            config.compute_backend, config.compute_workers, config.compute_address
+            config.compute_backend,
+            config.compute_workers,
+            config.compute_address,
+            ray_tls=config.ray_tls,
         )
         self._jobs: dict[str, NodeJob] = {}
         self._lock = threading.Lock()
@@ -147,6 +151,8 @@ class NodeService:
                     f"party '{self.config.name}' already finished a job '{job_id}'; "
                     "choose a new job_id"
                 )
+            if not directory.exists():
+                refuse_reused_id(self.config, job_id)
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_atomic(directory / "spec.json", spec.to_json())
             job = NodeJob(spec=spec, inbox=self._new_inbox(spec, directory), directory=directory)
@@ -313,13 +319,10 @@ class NodeService:
         return AuditLog.reopen(path, position, **options)
 
     def _job_seed(self, job: NodeJob) -> bytes:
-        """The job's DRBG seed: drawn on the first run, read back when resuming."""
-        path = job.directory / "drbg.seed"
-        if path.exists():
-            return path.read_bytes()
-        seed = self._seed_for(job.spec)
-        write_atomic(path, seed, mode=0o600)
-        return seed
+        """The job's DRBG seed, kept outside the job folder (:mod:`lianmo.node.job_secrets`)."""
+        return job_seed(
+            self.config, job.spec.job_id, job.directory, lambda: self._seed_for(job.spec)
+        )
 
     def _new_inbox(self, spec: JobSpec, directory: Path) -> Inbox:
         return Inbox(
@@ -347,6 +350,7 @@ class NodeService:
                 continue
             try:
                 job = restored_job(directory, self.config)
+                move_legacy_seed(self.config, job.spec.job_id, directory)
             except (LianmoError, OSError, ValueError, KeyError) as exc:
                 _log(
                     logging.ERROR,

@@ -20,6 +20,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 # Tolerate a few minutes of clock skew between institutions.
 _BACKDATE = dt.timedelta(minutes=5)
 _RESERVED = frozenset({"ca"})
+#: The CA's private key, in a folder of its own (never one mounted into a party node).
+CA_KEY_FILE = "ca.key"
 # One certificate serves both a node's listener and its outgoing calls.
 _PARTY_EKU = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
 
@@ -172,11 +174,20 @@ def _load_ca(
     return ca_cert, ca_key
 
 
-def write_identity_dir(directory: Path, names: Sequence[str], *, force: bool = False) -> None:
-    """Write a fresh CA and one certificate per name into ``directory``.
+def write_identity_dir(
+    directory: Path,
+    names: Sequence[str],
+    *,
+    force: bool = False,
+    ca_dir: Path | None = None,
+) -> Path:
+    """Write a fresh CA and one certificate per name; the CA key apart from the rest.
 
-    Files: ``ca.pem``, ``ca.key``, ``<name>.pem``, ``<name>.key``; keys are mode 0600.
-    Parties and the coordinator must all be listed (e.g. ``["broker", "platform",
+    Files: ``directory/ca.pem``, ``directory/<name>.pem``, ``directory/<name>.key``, and
+    the CA's key ``ca_dir/ca.key`` (by default ``directory/ca/``, a folder of its own,
+    mode 0700). Keys are mode 0600. Whoever holds the CA key can mint any party's
+    identity, so it must never sit among the files handed to (or mounted into) a party
+    node. Parties and the coordinator must all be listed (e.g. ``["broker", "platform",
     "coordinator"]``): they trust each other only through this one CA.
 
     Parameters
@@ -187,31 +198,50 @@ def write_identity_dir(directory: Path, names: Sequence[str], *, force: bool = F
         Party names, each issued its own certificate.
     force
         Overwrite existing files instead of refusing.
+    ca_dir
+        The folder for the CA key; neither ``directory`` itself nor a folder above it.
+
+    Returns
+    -------
+    Path
+        The CA key's path.
 
     Raises
     ------
     ConfigError
-        If a name is invalid or repeated, or a file exists and ``force`` is false.
+        If a name is invalid or repeated, ``ca_dir`` is ``directory`` or holds it, or a
+        file exists and ``force`` is false.
     """
     for name in names:
         _check_name(name)
     if len(set(names)) != len(names):
         raise ConfigError(f"party names must be distinct to issue certificates, got {list(names)}")
-    files = ["ca.pem", "ca.key"] + [f"{n}.{ext}" for n in names for ext in ("pem", "key")]
-    existing = [f for f in files if (directory / f).exists()]
+    ca_dir = directory / "ca" if ca_dir is None else ca_dir
+    if directory.resolve().is_relative_to(ca_dir.resolve()):
+        raise ConfigError(
+            f"the CA key folder {ca_dir} holds the party identities' folder {directory}; the "
+            "CA key must stay apart from the parties' keys: choose another --ca-dir"
+        )
+    files = [directory / "ca.pem", ca_dir / CA_KEY_FILE] + [
+        directory / f"{n}.{ext}" for n in names for ext in ("pem", "key")
+    ]
+    existing = [str(f) for f in files if f.exists()]
     if existing and not force:
         raise ConfigError(
-            f"refusing to overwrite {existing} in {directory}: these may be a live "
-            "deployment's identities; choose an empty directory or pass force=True (--force)"
+            f"refusing to overwrite {existing}: these may be a live deployment's "
+            "identities; choose an empty directory or pass force=True (--force)"
         )
     directory.mkdir(parents=True, exist_ok=True)
+    ca_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ca_dir.chmod(0o700)
     ca_cert, ca_key = make_ca()
     _write(directory / "ca.pem", ca_cert, 0o644)
-    _write(directory / "ca.key", ca_key, 0o600)
+    _write(ca_dir / CA_KEY_FILE, ca_key, 0o600)
     for name in names:
         cert, key = make_party_cert(ca_cert, ca_key, name)
         _write(directory / f"{name}.pem", cert, 0o644)
         _write(directory / f"{name}.key", key, 0o600)
+    return ca_dir / CA_KEY_FILE
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
