@@ -17,7 +17,7 @@ that way by :meth:`lianmo.crypto.vector.CipherVector.pack` before decryption.
 A party that packs values computed from another party's ciphertexts cannot see what they
 hold, so a dishonest encrypter could put data above the honest slots.
 :meth:`Packing.masked` adds one mask slot on top of each packed value, as wide as the
-plaintext's room allows, and :func:`draw_masks` gives the random plaintexts to add: a
+plaintext's room allows, and :meth:`Packing.draw_masks` gives the random plaintexts to add: a
 uniform value in the mask slot of every packed value, and in every slot of the unused
 places of a last, partly filled plaintext. Whatever the encrypter hid there is then
 hidden from it in turn: a decryption tells it at most ``log2(n)`` minus the mask bits,
@@ -174,6 +174,47 @@ class Packing:
         masked = per * self.slot_bits[-1]
         return (int(n).bit_length() - masked) / per
 
+    def draw_masks(self, count: int, n: int, rng: Drbg) -> list[int]:
+        """Random plaintexts to add to ``count`` values packed in this (:meth:`masked`) layout.
+
+        One per packed plaintext (as :meth:`~lianmo.crypto.vector.CipherVector.pack` groups
+        them): a uniform signed value in the top (mask) slot of each packed value, and in
+        every slot of the places a last plaintext leaves empty. Each slot keeps its signed
+        range, so :meth:`Packing.unpack` still reads every slot back and the honest slots
+        unchanged.
+
+        Parameters
+        ----------
+        count : int
+            How many values were packed.
+        n : int
+            The Paillier modulus.
+        rng : Drbg
+            Source of the masks (the packing party's job DRBG).
+
+        Returns
+        -------
+        list of int
+            Signed integers, ``ceil(count / per_plaintext)`` of them.
+        """
+        per = self.per_plaintext(int(n))
+        offsets = self._offsets()
+        top = len(self.slot_bits) - 1
+
+        def uniform(k: int, shift: int) -> int:
+            width = self.slot_bits[k]
+            return (rng.randbits(width) - (1 << (width - 1))) << shift
+
+        out = []
+        for first in range(0, count, per):
+            total = 0
+            for place in range(per):
+                base = place * self.total_bits
+                slots = [top] if first + place < count else range(len(offsets))
+                total += sum(uniform(k, base + offsets[k]) for k in slots)
+            out.append(total)
+        return out
+
     def repeat(self, count: int) -> Packing:
         """Return this layout repeated ``count`` times (the first copy lowest)."""
         return Packing(self.slot_bits * count, self.value_bits * count)
@@ -255,47 +296,3 @@ class Packing:
                     "more terms were summed than the packing was sized for"
                 )
         return out
-
-
-def draw_masks(layout: Packing, count: int, n: int, rng: Drbg) -> list[int]:
-    """Random plaintexts to add to ``count`` values packed by a :meth:`Packing.masked` layout.
-
-    One per packed plaintext (as :meth:`~lianmo.crypto.vector.CipherVector.pack` groups
-    them): a uniform signed value in the top (mask) slot of each packed value, and in
-    every slot of the places a last plaintext leaves empty. Each slot keeps its signed
-    range, so :meth:`Packing.unpack` still reads every slot back and the honest slots
-    unchanged.
-
-    Parameters
-    ----------
-    layout : Packing
-        A layout from :meth:`Packing.masked`.
-    count : int
-        How many values were packed.
-    n : int
-        The Paillier modulus.
-    rng : Drbg
-        Source of the masks (the packing party's job DRBG).
-
-    Returns
-    -------
-    list of int
-        Signed integers, ``ceil(count / per_plaintext)`` of them.
-    """
-    per = layout.per_plaintext(int(n))
-    offsets = layout._offsets()
-    top = len(layout.slot_bits) - 1
-
-    def uniform(k: int, shift: int) -> int:
-        width = layout.slot_bits[k]
-        return (rng.randbits(width) - (1 << (width - 1))) << shift
-
-    out = []
-    for first in range(0, count, per):
-        total = 0
-        for place in range(per):
-            base = place * layout.total_bits
-            slots = [top] if first + place < count else range(len(offsets))
-            total += sum(uniform(k, base + offsets[k]) for k in slots)
-        out.append(total)
-    return out

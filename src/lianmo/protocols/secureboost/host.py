@@ -8,7 +8,7 @@ It cannot see what the guest encrypted, so it bounds what a dishonest guest can 
 it refuses a (g, h) layout wider than an honest guest computes for the tree's row count
 (:func:`~lianmo.models.tree.honest_value_bits`), sizes the packed slots itself from
 that layout, and adds a fresh random mask above each candidate's slots
-(:meth:`~lianmo.crypto.packing.Packing.masked`), so a decryption shows only the
+(:meth:`~lianmo.crypto.paillier.Packing.masked`), so a decryption shows only the
 honest slots' width per candidate, whatever the guest put in its ciphertexts.
 """
 
@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 
-from lianmo.crypto.packing import draw_masks
 from lianmo.crypto.paillier import CipherVector, Packing, PublicKey
 from lianmo.errors import ProtocolError
 from lianmo.models.binning import QuantileBins
@@ -144,7 +143,7 @@ class _HostTree:
             hist = self._histograms(gh, B, at, node_ids, parent_ids, previous, nb)
             cells, counts, offered = self._candidates(hist, B, at, m, nb, F, t)
             mask_rng = ctx.rng.child(f"sb/mask/{t}/{depth}")
-            masks = draw_masks(layout, len(cells), self.key.n, mask_rng)
+            masks = layout.draw_masks(len(cells), self.key.n, mask_rng)
             packed = cells.pack(layout, ctx.compute).add_plain_ints(masks)
             packed = packed.obfuscate(ctx.rng, ctx.compute)
             self.timings.add("histogram", started)
