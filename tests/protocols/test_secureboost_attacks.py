@@ -183,11 +183,14 @@ def _candidate_left_sets(data: Data, params: BoostParams) -> np.ndarray:
     return np.array(out)
 
 
-def _powers_attack(data: Data, rows_at: t.Callable[[Packing], range]) -> dict[str, t.Any]:
-    """The guest sends [[2^(p + i)]] for row i at bit ``p + i`` of ``rows_at(layout)``.
+def _powers_attack(
+    data: Data, rows_at: t.Callable[[Packing], range], shift: int = 0
+) -> dict[str, t.Any]:
+    """The guest sends [[2^p]] for row i, ``p`` the i-th of ``rows_at(layout)``.
 
-    Returns the layout and, per candidate, the bits the guest reads at those positions
-    together with the true left/right side of those rows (candidate matched on the bits).
+    Returns the layout, the key's modulus, the candidate count and, for every place of
+    every packed plaintext (empty places of the last one too), the bits the guest reads
+    at those positions less ``shift`` places, from the place's own slots.
     """
     params = _params(rounds=1, tree=TreeParams(depth=1))
     found: dict[str, t.Any] = {}
@@ -206,10 +209,13 @@ def _powers_attack(data: Data, rows_at: t.Callable[[Packing], range]) -> dict[st
         total = int(ctx.recv(SB_CANDIDATES, HOST, round=0).sum())
         cv = ctx.recv(SB_HISTOGRAMS, HOST, round=0, key=private.public_key)
         per = layout.per_plaintext(private.public_key.n)
-        values = _values(private.decrypt_ints(cv), layout, per)[:total]
-        read = [[(value >> p) & 1 for p in positions] for value in values]
-        found.update(layout=layout, n=private.public_key.n, read=np.array(read, dtype=bool))
-        found["rows"] = len(positions)
+        n = private.public_key.n
+        plaintexts = [m - n if m > n // 2 else m for m in private.decrypt_raw(cv)]  # mod n
+        values = _values(plaintexts, layout, per)
+        back = shift * layout.total_bits
+        read = np.array([[(v >> (p - back)) & 1 for p in positions] for v in values], dtype=bool)
+        found.update(layout=layout, n=private.public_key.n, total=total, places=read)
+        found.update(read=read[:total], rows=len(positions))
         raise _Stop
 
     with pytest.raises(_Stop):
@@ -268,6 +274,35 @@ def test_powers_of_two_above_the_honest_slots_show_nothing(data: Data) -> None:
     # and the bits themselves look like coin flips
     assert 0.4 < read.mean() < 0.6
     assert best.mean() < 0.95  # without the mask every reading would match exactly (1.0)
+
+
+def test_a_part_filled_plaintext_shows_nothing_in_its_empty_places(data: Data) -> None:
+    """Rows put one place up spill into the next candidate's slots: B rows, no more.
+
+    In the last, part-filled plaintext each candidate's slots then show the previous
+    candidate's sides (the guest chooses which candidate a place shows, not how much;
+    in full plaintexts the top candidate's spill wraps modulo n and garbles them). Above
+    the last candidate the empty places are masked in full: without that mask they
+    would show its sides for B more rows.
+    """
+
+    def next_place(layout: Packing) -> range:
+        B = sum(layout.slot_bits[:-1])
+        return range(layout.total_bits, layout.total_bits + B)
+
+    found = _powers_attack(data, next_place, shift=1)
+    per = found["layout"].per_plaintext(found["n"])
+    total, places, rows = found["total"], found["places"], found["rows"]
+    truth = _candidate_left_sets(data, _params())[:, :rows]
+    last = total - total % per
+    assert total - last >= 4, "the last plaintext must be part filled for this test"
+    spilled = range(last + 1, total)  # its places above the lowest: the spill, readable
+    exact = [bool((truth == places[c]).all(axis=1).any()) for c in spilled]
+    assert np.mean(exact) >= 0.8, exact  # the spill channel carries B rows
+    empty = places[total]  # the first empty place: the last candidate's spill, masked
+    best = (truth == empty).mean(axis=1).max()
+    chance = np.mean([(truth == r).mean(axis=1).max() for r in _coin_flips((20, rows))])
+    assert best < 0.9 and abs(best - chance) < 0.1, (best, chance)
 
 
 def _coin_flips(shape: tuple[int, ...]) -> np.ndarray:
