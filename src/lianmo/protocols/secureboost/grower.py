@@ -125,7 +125,7 @@ class GuestGrower:
     def grow(
         self, t: int, output: int, g: np.ndarray, h: np.ndarray, rules: dict[int, SplitRule]
     ) -> tuple[Tree, np.ndarray]:
-        """Tree ``t`` for ``output`` from the rows' (g, h); appends own splits to ``rules``.
+        """Tree ``t`` for ``output`` from the rows' (g, h); adds its own splits to ``rules``.
 
         Returns the tree and the leaf of every training row.
         """

@@ -115,7 +115,7 @@ class _HostTree:
         self.binned, self.bins, self.timings = binned, bins, timings
 
     def grow(self, rules: dict[int, SplitRule]) -> None:
-        """Steps 1-4 of tree ``t`` at this host; appends the splits it wins to ``rules``."""
+        """Steps 1-4 of tree ``t`` at this host; adds the splits it wins to ``rules``."""
         ctx, t, n = self.ctx, self.t, self.binned.shape[0]
         guest = ctx.guest
         if self.params.subsample < 1.0:
