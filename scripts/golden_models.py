@@ -13,9 +13,8 @@ metrics at every party. Runs real party processes over mutual TLS with 2048-bit 
   5 trees of depth 3, 32 bins, stratified validation share 0.2, seed 42.
 
 Masks and Paillier randomness differ from run to run (fresh DRBG seeds), but they cancel
-exactly, so the models do not; only the opaque ids by which a SecureBoost guest names
-host features in its importance table are drawn afresh, and :func:`stable_digest` sets
-them aside. With ``--check`` the run fails when any digest or metric
+exactly, so the models do not; only the random ids a SecureBoost host gives its splits
+(and the guest's trees use) are drawn afresh, and :func:`stable_digest` renumbers them. With ``--check`` the run fails when any digest or metric
 differs from the file's. About 3 minutes on 2 cores.
 """
 
@@ -40,20 +39,28 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def stable_digest(share: Path) -> str:
-    """sha256 of a model share, with a host's seed-dependent opaque feature ids set aside.
+    """sha256 of a model share, with a host's seed-dependent split ids renumbered.
 
-    A guest's SecureBoost share names host features in its importance table as
-    ``host#id``, ids a host draws from its job DRBG (fresh every run); the values are
-    kept, sorted, so only the relabelling is ignored. Other shares: their file's sha256.
+    A SecureBoost host names its splits by random ids it draws from its job DRBG (fresh
+    every run), and the guest's trees name host splits by those ids. Both are replaced by
+    their order of first appearance (the host's rules in the order made, the guest's
+    trees node by node), the same for every honest run. Other shares: their file's sha256.
     """
     raw = json.loads(share.read_bytes())
-    importance = raw.get("importance") or {}
-    if not any("#" in key for key in importance):
+    if not str(raw.get("format", "")).startswith("lianmo.secureboost"):
         return hashlib.sha256(share.read_bytes()).hexdigest()
-    raw["importance"] = {k: v for k, v in importance.items() if "#" not in k}
-    raw["host_importance"] = sorted(
-        json.dumps(v, sort_keys=True) for k, v in importance.items() if "#" in k
-    )
+    order: dict[tuple[str, int], int] = {}
+
+    def renumber(owner: str, split_id: int) -> int:
+        return order.setdefault((owner, split_id), len(order))
+
+    if raw["role"] != "guest":
+        for rule in raw["rules"]:
+            rule["id"] = renumber(raw["party"], rule["id"])
+    for tree in raw["trees"]:
+        for node in tree["nodes"]:
+            if "owner" in node and node["owner"] != raw["party"]:
+                node["split"] = renumber(node["owner"], node["split"])
     return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
 
 

@@ -338,3 +338,70 @@ def test_decrypt_packed_checks_the_count(keypair: Keypair, rng: Drbg) -> None:
         sk.decrypt_packed(cv, packing, -1)
     assert sk.decrypt_packed(cv.select([]), packing, 0).shape == (0, 2)
     np.testing.assert_array_equal(sk.decrypt_packed(cv, packing, 2 * per), 0)
+
+
+# --- masked layouts: a mask slot on top of every packed value --------------------------------
+
+
+@PROPS
+@given(packing=sum_layouts(max_slots=2), n_bits=st.sampled_from([1024, 2048, 3072]))
+def test_masked_layout_fills_the_room_without_costing_plaintexts(
+    packing: Packing, n_bits: int
+) -> None:
+    n = (1 << (n_bits - 1)) + 1
+    room = max_int(n).bit_length()
+    masked = packing.masked(n)
+    assert masked.slot_bits[:-1] == packing.slot_bits
+    per = masked.per_plaintext(n)
+    assert per >= room // (packing.total_bits + 2)  # as many values as a 2-bit mask allows
+    width = masked.slot_bits[-1]
+    assert 2 <= width <= 64
+    if width < 64:  # the room left over is less than one bit per packed value
+        assert room - per * masked.total_bits < per
+        assert masked.exposed_bits(n) < packing.total_bits + 1 + 2 / per
+
+
+@CIPHER
+@given(data=st.data(), seed=seeds)
+def test_masks_leave_every_honest_slot_as_it_was(
+    keypair: Keypair, data: st.DataObject, seed: bytes
+) -> None:
+    """Packed, masked, decrypted: the honest slots read back exactly, the masks vary."""
+    pk, sk = keypair
+    n = int(pk.n)
+    terms = data.draw(st.integers(1, 300))
+    bits = data.draw(st.lists(st.integers(0, 50), min_size=2, max_size=2))
+    layout = Packing.for_sums(bits, terms).masked(n)
+    honest = Packing.for_sums(bits, terms)
+    count = data.draw(st.integers(0, 2 * layout.per_plaintext(n) + 1))
+    values = data.draw(rows_for(honest, count)).reshape(count, 2)
+    cv = pk.encrypt_ints(honest.pack(values) if count else [], 0, Drbg(seed))
+    masks = layout.draw_masks(count, n, Drbg(seed, "masks"))
+    assert len(masks) == -(-count // layout.per_plaintext(n))
+    packed = cv.pack(layout).add_plain_ints(masks)
+    got = sk.decrypt_packed(packed, layout, count)
+    np.testing.assert_array_equal(got[:, :2], values)
+    if count >= 8:  # the mask slot holds the random mask, not zero
+        assert len(np.unique(got[:, 2])) > 1
+
+
+def test_masked_layout_refuses_a_value_too_wide_for_the_key() -> None:
+    with pytest.raises(CryptoError, match="and its mask do not fit"):
+        Packing((64,) * 16).masked((1 << 1023) + 1)
+
+
+def test_a_mask_hides_what_was_put_above_the_honest_slots(keypair: Keypair, rng: Drbg) -> None:
+    """Plaintexts with data above the honest slots: the mask slot reads back uniform."""
+    pk, sk = keypair
+    n = int(pk.n)
+    layout = Packing.for_sums((20, 20), 100).masked(n)
+    width = layout.slot_bits[-1]
+    above = sum(layout.slot_bits[:-1])
+    count = 400
+    secret = np.array([i % 2 for i in range(count)])  # one bit per value, just above
+    cv = pk.encrypt_ints([int(b) << above for b in secret], 0, rng)
+    packed = cv.pack(layout).add_plain_ints(layout.draw_masks(count, n, rng))
+    masks = sk.decrypt_packed(packed, layout, count)[:, 2]
+    low_bit = (masks + (1 << (width - 1))) & 1  # the secret's place in the mask slot
+    agree = float(np.mean(low_bit == secret))
+    assert 0.4 < agree < 0.6, agree  # without the mask every bit would read back (agree 1.0)

@@ -97,7 +97,7 @@ class Federation:
     def model_digests(self) -> dict[str, str]:
         """sha256 of each data party's model share, without the seed-dependent split ids.
 
-        A SecureBoost host names its splits by opaque ids drawn from its job DRBG, whose
+        A SecureBoost host names its splits by random ids drawn from its job DRBG, whose
         seed every run draws afresh; the same model under another run's seed differs in
         those labels only. Logistic regression shares are compared byte for byte.
         """
@@ -146,13 +146,11 @@ def _without_split_ids(share: dict[str, object]) -> dict[str, object]:
         {**tree, "nodes": [{k: v for k, v in n.items() if k != "split"} for n in tree["nodes"]]}
         for tree in t.cast(list[dict[str, t.Any]], share["trees"])
     ]
-    rules = sorted(
-        json.dumps(r, sort_keys=True) for r in t.cast(list[dict[str, t.Any]], share["rules"])
-    )
-    importance = {
-        k: v for k, v in t.cast(dict[str, t.Any], share["importance"]).items() if "#" not in k
-    }
-    return {**share, "trees": trees, "rules": rules, "importance": importance}
+    rules = [
+        {k: v for k, v in r.items() if k != "id"}
+        for r in t.cast(list[dict[str, t.Any]], share["rules"])
+    ]
+    return {**share, "trees": trees, "rules": rules}
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,7 @@ def test_secureboost_job_trains_keeps_private_shares_and_predicts(
     owners = {n["owner"] for t in g_share["trees"] for n in t["nodes"] if "owner" in n}
     assert owners == {GUEST, HOST}
     importance = g_share["importance"]
-    assert all(k in g_share["feature_names"] or k.startswith(f"{HOST}#") for k in importance)
+    assert all(k in g_share["feature_names"] or k == f"host:{HOST}" for k in importance)
     assert set(h_share["importance"]) <= host_columns and "importance" not in guest
     for party in (GUEST, HOST):  # the last round's checkpoint, which a resume would start from
         saved = json.loads((tmp_path / party / "jobs/sb-1/checkpoints/sb-train.json").read_text())

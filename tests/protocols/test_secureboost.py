@@ -188,7 +188,7 @@ def _rule(trained: Trained, job: Job, owner: str, split_id: int) -> tuple[int, S
         return 0, trained.model.rules[split_id]
     assert owner in job.hosts, f"a split is owned by '{owner}', not a party of the job"
     rules = trained.hosts[owner].rules
-    assert 0 <= split_id < len(rules), f"'{owner}' has no split {split_id}"
+    assert split_id in rules, f"'{owner}' has no split {split_id}"
     return job.hosts.index(owner) + 1, rules[split_id]
 
 
@@ -267,7 +267,7 @@ def assert_lossless(trained: Trained, ref: RefModel, job: Job) -> None:
         if node.split is not None and node.split.owner != GUEST
     }
     for name, result in trained.hosts.items():
-        assert {i for owner, i in used if owner == name} == set(range(len(result.rules)))
+        assert {i for owner, i in used if owner == name} == set(result.rules)
         assert result.trees == len(trained.model.trees)
 
 
@@ -416,7 +416,7 @@ def test_no_label_gradient_or_host_threshold_crosses_the_wire(
     assert not _hits(payloads, int_needles)
 
     # the hosts' thresholds stay with the hosts
-    thresholds = [r.threshold for result in trained.hosts.values() for r in result.rules]
+    thresholds = [r.threshold for result in trained.hosts.values() for r in result.rules.values()]
     needles = _as_u64(_informative(np.array(thresholds)), "<f8")
     assert len(needles) > 0
     assert not _hits(payloads, needles)
@@ -452,7 +452,7 @@ def test_early_stopping_keeps_the_best_rounds_on_every_party(breast: Job) -> Non
     assert len(trained.model.trees) == best
     host = trained.hosts["host"]
     assert host.trees == best
-    assert all(rule.tree < best for rule in host.rules)
+    assert all(rule.tree < best for rule in host.rules.values())
     # the kept model is the first ``best`` rounds, and scores are its predictions
     assert_lossless(trained, _reference(breast, params, rounds=best), breast)
     np.testing.assert_allclose(

@@ -13,6 +13,15 @@ values ``|v| < 2**b`` and must absorb sums of up to ``T`` of them gets
 Several packed values fit in one plaintext of a key when the whole layout, repeated,
 stays within ``max_int(n)`` (:meth:`Packing.per_plaintext`); ciphertexts are combined
 that way by :meth:`lianmo.crypto.vector.CipherVector.pack` before decryption.
+
+A party that packs values computed from another party's ciphertexts cannot see what they
+hold, so a dishonest encrypter could put data above the honest slots.
+:meth:`Packing.masked` adds one mask slot on top of each packed value, as wide as the
+plaintext's room allows, and :meth:`Packing.draw_masks` gives the random plaintexts to add: a
+uniform value in the mask slot of every packed value, and in every slot of the unused
+places of a last, partly filled plaintext. Whatever the encrypter hid there is then
+hidden from it in turn: a decryption tells it at most ``log2(n)`` minus the mask bits,
+about the honest slots' width per packed value (see :meth:`Packing.exposed_bits`).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from lianmo.crypto.drbg import Drbg
 from lianmo.crypto.fixedpoint import max_int
 from lianmo.errors import CryptoError
 
@@ -126,6 +136,84 @@ class Packing:
                 f"{room} bits; use a larger key or fewer/narrower slots"
             )
         return count
+
+    def masked(self, n: int) -> Packing:
+        """Return this layout plus one mask slot on top, filling the plaintext's room.
+
+        The number of packed values per plaintext of modulus ``n`` stays what a 2-bit
+        mask slot allows, and the mask slot takes the room left over (at most
+        :data:`MAX_SLOT_BITS`), so masking costs no extra ciphertexts where it fits.
+
+        Parameters
+        ----------
+        n : int
+            The Paillier modulus.
+
+        Returns
+        -------
+        Packing
+            ``slot_bits + (w,)``: the honest slots, then a ``w``-bit mask slot.
+        """
+        room = max_int(int(n)).bit_length()
+        per = room // (self.total_bits + 2)
+        if per < 1:
+            raise CryptoError(
+                f"a packed value of {self.total_bits} bits and its mask do not fit a "
+                f"plaintext of {room} bits; use a larger key or fewer/narrower slots"
+            )
+        width = min(room // per - self.total_bits, MAX_SLOT_BITS)
+        return Packing(self.slot_bits + (width,), self.value_bits + (width - 1,))
+
+    def exposed_bits(self, n: int) -> float:
+        """Bits per packed value a decryption can show when the top slot is a mask.
+
+        ``(log2 n - masked bits) / per_plaintext``: the honest slots' width plus the
+        plaintext's unused top bits shared out, whatever the encrypter put in.
+        """
+        per = self.per_plaintext(int(n))
+        masked = per * self.slot_bits[-1]
+        return (int(n).bit_length() - masked) / per
+
+    def draw_masks(self, count: int, n: int, rng: Drbg) -> list[int]:
+        """Random plaintexts to add to ``count`` values packed in this (:meth:`masked`) layout.
+
+        One per packed plaintext (as :meth:`~lianmo.crypto.vector.CipherVector.pack` groups
+        them): a uniform signed value in the top (mask) slot of each packed value, and in
+        every slot of the places a last plaintext leaves empty. Each slot keeps its signed
+        range, so :meth:`Packing.unpack` still reads every slot back and the honest slots
+        unchanged.
+
+        Parameters
+        ----------
+        count : int
+            How many values were packed.
+        n : int
+            The Paillier modulus.
+        rng : Drbg
+            Source of the masks (the packing party's job DRBG).
+
+        Returns
+        -------
+        list of int
+            Signed integers, ``ceil(count / per_plaintext)`` of them.
+        """
+        per = self.per_plaintext(int(n))
+        offsets = self._offsets()
+        top = len(self.slot_bits) - 1
+
+        def uniform(k: int, shift: int) -> int:
+            width = self.slot_bits[k]
+            return (rng.randbits(width) - (1 << (width - 1))) << shift
+
+        out = []
+        for first in range(0, count, per):
+            total = 0
+            for place in range(per):
+                base = place * self.total_bits
+                slots = [top] if first + place < count else range(len(offsets))
+                total += sum(uniform(k, base + offsets[k]) for k in slots)
+            out.append(total)
+        return out
 
     def repeat(self, count: int) -> Packing:
         """Return this layout repeated ``count`` times (the first copy lowest)."""

@@ -35,6 +35,7 @@ __all__ = [
     "TreeNode",
     "TreeParams",
     "best_candidate",
+    "honest_value_bits",
     "quantise_gh",
     "split_gains",
 ]
@@ -89,6 +90,17 @@ def quantise_gh(g: np.ndarray, h: np.ndarray, max_terms: int) -> GhQuantised:
         h=np.rint(h * scale).astype(np.int64),
         frac_bits=frac_bits,
     )
+
+
+def honest_value_bits(max_terms: int) -> int:
+    """The most ``value_bits`` :func:`quantise_gh` gives for ``max_terms`` rows, any g and h.
+
+    ``quantise_gh`` scales the largest magnitude to at most ``2**(SUM_BITS - 1) / max_terms``
+    (then rounds), whatever the objective, weights or values, so a layout announcing more
+    bits than this is not one an honest label holder computed.
+    """
+    terms = max(int(max_terms), 1)
+    return max(((1 << (SUM_BITS - 1)) // terms + 1).bit_length(), 1)
 
 
 def split_gains(

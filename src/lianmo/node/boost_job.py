@@ -95,7 +95,7 @@ def train(
         dataset=dataset.name,
         feature_names=table.feature_names,
         depth=model.depth,
-        rules=(),
+        rules={},
     )
     if role == "guest":
         final = _train_guest(ctx, boost_params(model), train_rows, val, share, job_dir, outcome)
@@ -138,7 +138,7 @@ def _train_guest(
         commit.announce_commit(ctx)
     return replace(
         share,
-        rules=tuple(result.model.rules),
+        rules=dict(result.model.rules),
         importance=result.importance,
         **_guest_fields(result.model),  # type: ignore[arg-type]
     )
@@ -160,7 +160,7 @@ def _train_host(
         commit.await_commit(ctx)
     names = {str(i): name for i, name in enumerate(share.feature_names)}
     importance = {names[k]: v for k, v in host.importance.items()}
-    return replace(share, rules=tuple(host.rules), importance=importance)
+    return replace(share, rules=dict(host.rules), importance=importance)
 
 
 def _timings(outcome: JobOutcome, timings: secureboost.Timings) -> None:

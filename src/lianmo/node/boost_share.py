@@ -2,8 +2,9 @@
 
 The guest's share holds the trees (structure, split owners, leaf weights), the start
 scores and the guest's own split rules; a host's share holds only its own split rules
-(feature name and threshold per opaque split id). Neither holds the other's features or
-thresholds.
+(feature name, threshold, tree and depth per random split id). Neither holds the other's
+features or thresholds. Format v2: rules carry their id and depth (v1 shares, whose
+host split ids counted up, are not read: retrain).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from lianmo.models.objectives import Objective
 from lianmo.models.tree import Tree, tree_from_dict, tree_to_dict
 from lianmo.node.share import ModelShare
 from lianmo.protocols.secureboost import GuestModel
-from lianmo.protocols.tree_route import SplitRule
+from lianmo.protocols.tree_route import Rules, SplitRule
+from lianmo.wire.convert import NO_INDEX
 
-MODEL_FORMAT = "lianmo.secureboost.share/v1"
+MODEL_FORMAT = "lianmo.secureboost.share/v2"
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class BoostShare(ModelShare):
     dataset: str
     feature_names: tuple[str, ...]
     depth: int
-    rules: tuple[SplitRule, ...]
+    rules: Rules  # split id -> rule, in the order made
     importance: dict[str, dict[str, float]] = field(default_factory=dict)
     objective: str | None = None
     n_classes: int | None = None
@@ -53,7 +55,7 @@ class BoostShare(ModelShare):
             Objective(self.objective, self.n_classes),
             np.asarray(self.init_score, dtype=np.float64),
             list(self.trees),
-            list(self.rules),
+            dict(self.rules),
             self.depth,
         )
 
@@ -67,8 +69,14 @@ class BoostShare(ModelShare):
             "feature_names": list(self.feature_names),
             "depth": self.depth,
             "rules": [
-                {"feature": self.feature_names[r.feature], "threshold": r.threshold, "tree": r.tree}
-                for r in self.rules
+                {
+                    "id": i,
+                    "feature": self.feature_names[r.feature],
+                    "threshold": r.threshold,
+                    "tree": r.tree,
+                    "depth": r.depth,
+                }
+                for i, r in self.rules.items()
             ],
             "importance": self.importance,
             "objective": self.objective,
@@ -91,10 +99,7 @@ class BoostShare(ModelShare):
             dataset=str(raw["dataset"]),
             feature_names=names,
             depth=int(raw["depth"]),
-            rules=tuple(
-                SplitRule(index[str(r["feature"])], float(r["threshold"]), int(r["tree"]))
-                for r in raw["rules"]
-            ),
+            rules=_rules(raw["rules"], index),
             importance={str(k): dict(v) for k, v in raw.get("importance", {}).items()},
             objective=None if raw["objective"] is None else str(raw["objective"]),
             n_classes=None if raw["n_classes"] is None else int(raw["n_classes"]),
@@ -106,17 +111,32 @@ class BoostShare(ModelShare):
         )
 
     def problem(self, party: str, role: str) -> str:
+        """Why this is not a consistent share of ``role`` ``party`` ('' if it is)."""
         owner = self.ownership_problem(party, role, self.format)
         if owner:
             return owner
         if (role == "guest") != (self.objective is not None and self.init_score is not None):
             return "trees and start scores must be present exactly in the guest's share"
+        if any(not 0 <= i < NO_INDEX for i in self.rules):
+            return "a split id is out of range"
         for tree in self.trees:
             for i, node in enumerate(tree.nodes):
                 if node.split is None:
                     continue
                 if not (i < node.left < len(tree.nodes) and i < node.right < len(tree.nodes)):
                     return f"a node's children are out of order at node {i}"
-                if node.split.owner == party and not 0 <= node.split.split_id < len(self.rules):
+                if node.split.owner == party and node.split.split_id not in self.rules:
                     return f"node {i} names split {node.split.split_id}, which does not exist"
         return ""
+
+
+def _rules(rows: list[dict[str, t.Any]], index: dict[str, int]) -> dict[int, SplitRule]:
+    """The ``rules`` of a share file by split id (ValueError if an id repeats)."""
+    out: dict[int, SplitRule] = {}
+    for r in rows:
+        split_id = int(r["id"])
+        if split_id in out:
+            raise ValueError(f"split id {split_id} is repeated")
+        feature = index[str(r["feature"])]
+        out[split_id] = SplitRule(feature, float(r["threshold"]), int(r["tree"]), int(r["depth"]))
+    return out

@@ -1,22 +1,29 @@
 """Routing rows through federated trees: every party answers only for its own splits.
 
 The label holder (guest) holds the tree structures; a split is known to it only as
-(owner, split id). Rows move down one level per step; ``depth`` steps bring every row to
-a leaf. Per step and per host:
+(owner, split id), a host's split ids being random (:mod:`lianmo.protocols.secureboost`).
+Rows move down one level per step; ``depth`` steps bring every row to a leaf. Per step
+and per host:
 
 1. guest  -> host : the host's split ids that currently hold rows, and which rows
                     (a bit matrix: split x row)
 2. host   -> guest: for each of those splits, which of those rows go left
 
-The guest answers its own splits from its own columns. What each side learns: the host
-learns which scored rows reach each of its split nodes (the same instance-space
-information SecureBoost training reveals); the guest learns the side each row takes at a
-host split on its path, never the host's feature or threshold.
+The guest answers its own splits from its own columns. A host answers only for its
+splits at the step's depth (step ``d`` routes rows sitting at depth ``d``), of the trees
+being routed (while training: the tree just grown), and for each row at most once per
+tree per step; any other question stops the job (:func:`route_host`).
+
+What each side learns: the host learns which routed rows reach each of its split nodes
+(the same instance-space information SecureBoost training reveals); the guest learns the
+side each row takes at a host split it asks about, never the host's feature or
+threshold. A dishonest guest is not held to its tree's paths: per row, tree and step it
+may pick any of the host's splits of that depth and learn that split's side for the row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,20 +36,29 @@ from lianmo.wire.steps import SB_ROUTE, RouteSteps
 
 @dataclass(frozen=True, slots=True)
 class SplitRule:
-    """A party's own split: rows with ``X[:, feature] <= threshold`` go left."""
+    """A party's own split: rows with ``X[:, feature] <= threshold`` go left.
+
+    ``tree`` and ``depth`` (0 at the root) place the split's node, so that a host
+    answers routing questions about it only where the node is.
+    """
 
     feature: int
     threshold: float
     tree: int
+    depth: int
 
     def goes_left(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return np.asarray(X[rows, self.feature] <= self.threshold, dtype=bool)
 
 
+#: A party's split rules by split id (the guest's count up from 0; a host's are random)
+Rules = Mapping[int, SplitRule]
+
+
 def route_guest(
     ctx: RoleContext,
     trees: Sequence[Tree],
-    rules: Sequence[SplitRule],
+    rules: Rules,
     X: np.ndarray,
     *,
     depth: int,
@@ -92,23 +108,65 @@ def route_guest(
 
 def route_host(
     ctx: RoleContext,
-    rules: Sequence[SplitRule],
+    rules: Rules,
     X: np.ndarray,
     *,
     depth: int,
     round: int = 0,
     steps: RouteSteps = SB_ROUTE,
+    trees: Collection[int] | None = None,
 ) -> None:
-    """Host side: answer ``depth`` steps of routing questions about this host's splits."""
+    """Host side: answer ``depth`` steps of routing questions about this host's splits.
+
+    Step ``d`` is answered only for splits at depth ``d`` of ``trees`` (all of the
+    rules' trees if None), each row at most once per tree; anything else is refused.
+    """
     n = X.shape[0]
-    for _ in range(depth):
-        ids = ctx.recv(steps.splits, ctx.guest, round=round, below=len(rules))
+    for step in range(depth):
+        ids = ctx.recv(steps.splits, ctx.guest, round=round)
         mask = ctx.recv(steps.rows, ctx.guest, round=round, count=len(ids), cols=n)
+        asked = _check_question(ctx, rules, ids, mask, step, trees, steps)
         left = np.zeros_like(mask)
-        for j, split_id in enumerate(ids):
+        for j, rule in enumerate(asked):
             rows = np.flatnonzero(mask[j])
-            left[j, rows] = rules[int(split_id)].goes_left(X, rows)
+            left[j, rows] = rule.goes_left(X, rows)
         ctx.send(steps.left, ctx.guest, left, round=round)
+
+
+def _check_question(
+    ctx: RoleContext,
+    rules: Rules,
+    ids: np.ndarray,
+    mask: np.ndarray,
+    step: int,
+    trees: Collection[int] | None,
+    steps: RouteSteps,
+) -> list[SplitRule]:
+    """The rules asked about in one routing step, if the question is one to answer."""
+    where = f"guest '{ctx.guest}' asked '{steps.splits.tag}' at step {step}"
+    asked: list[SplitRule] = []
+    seen: dict[int, np.ndarray] = {}  # tree -> rows already asked about in this step
+    for j, split_id in enumerate(ids):
+        rule = rules.get(int(split_id))
+        if rule is None:
+            raise ProtocolError(
+                f"{where} about split {int(split_id)}, which this host does not have: refused"
+            )
+        if rule.depth != step or (trees is not None and rule.tree not in trees):
+            being = "any tree" if trees is None else f"tree(s) {sorted(trees)}"
+            raise ProtocolError(
+                f"{where} about split {int(split_id)} of tree {rule.tree} at depth "
+                f"{rule.depth}; this step routes depth {step} of {being}: refused"
+            )
+        rows = seen.setdefault(rule.tree, np.zeros(mask.shape[1], dtype=bool))
+        if (rows & mask[j]).any():
+            raise ProtocolError(
+                f"{where} about a row twice in tree {rule.tree}; a row sits at one node "
+                "per tree: refused"
+            )
+        rows |= mask[j]
+        asked.append(rule)
+    return asked
 
 
 def _move(at: np.ndarray, rows: np.ndarray, left: np.ndarray, to_left: int, to_right: int) -> None:

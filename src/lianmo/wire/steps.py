@@ -229,7 +229,7 @@ SB_SPLITS = Step(
     "sb.splits", ("guest",), ("host",), Indices(), "(node, tied candidates) the host won", "tree"
 )
 SB_SPLIT_IDS = Step(
-    "sb.split_ids", ("host",), ("guest",), Indices(), "(split id, opaque feature id)", "tree"
+    "sb.split_ids", ("host",), ("guest",), Indices(), "a fresh random id per split made", "tree"
 )
 SB_PARTITIONS = Step(
     "sb.partitions", ("host",), ("guest",), Bits(), "rows going left per won node", "tree"

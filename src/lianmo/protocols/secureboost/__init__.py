@@ -14,15 +14,17 @@ bins its own columns locally (:class:`~lianmo.models.binning.QuantileBins`). Per
                      by ciphertext subtraction; running sums over bins give every
                      candidate split's left-child sums; candidates with an empty bin are
                      dropped (they repeat the previous candidate), the rest shuffled per
-                     node, packed many per plaintext and re-randomised
+                     node, packed many per plaintext in a layout the host checks and
+                     sizes itself, a fresh mask above each candidate's slots, and
+                     re-randomised
    host_k -> guest : the packed candidate sums and the candidate count per node
 4. guest           : decrypts (one decryption per ~18 candidates with a 2048-bit key),
                      computes the gain of its own and every host's candidates (from exact
                      integer sums, see :mod:`lianmo.models.tree`), picks the best per node
    guest -> host_k : (node, candidate number) for the nodes host_k's candidate won
-   host_k -> guest : per such node, which of its rows go left, and an opaque feature id;
-                     the host keeps feature and threshold and records the split under a
-                     split id the guest only knows as (host, id)
+   host_k -> guest : per such node, which of its rows go left, and a fresh random split
+                     id; the host keeps feature, threshold, tree and depth under it,
+                     the guest knows the split only as (host, id)
    after the last level:
 5. guest           : leaf weights from its own plaintext g, h; routes the validation
                      rows through the new tree (:mod:`lianmo.protocols.tree_route`)
@@ -31,10 +33,13 @@ bins its own columns locally (:class:`~lianmo.models.binning.QuantileBins`). Per
 
 Who learns what (semi-honest): hosts see only ciphertexts of g, h, and learn which rows
 share each tree node (the instance space, as in SecureBoost), never labels, g, h, leaf
-weights or the guest's splits' features; the guest learns per-candidate left sums of
-(g, h), which rows go left at host splits, and nothing about host features or thresholds
-beyond that. Candidate order is shuffled, so a candidate number says nothing about which
-feature it belongs to; opaque feature ids only group a host's splits for importance.
+weights or the guest's splits' features; the guest learns per-candidate exact left sums
+of (g, h) and which rows go left at host splits, enough to relate a host's partitions
+(for rows at host splits, the order of a column's bins), never host feature names,
+thresholds or values. Candidate order is shuffled and split ids are random, so nothing
+the guest receives groups a host's splits by feature. A dishonest guest that encrypts
+chosen values reads at most the honest slots' width (~106 bits at 24,000 rows) per
+candidate; docs/protocols.md states the bounds and the tests behind them.
 
 Modules: ``params`` (hyperparameters, results, timings), ``guest`` (the guest's boosting
 round loop), ``grower`` (the guest's side of one tree, level by level), ``host`` (a

@@ -121,12 +121,11 @@ class GuestGrower:
         self.params = params
         self.timings = timings
         self.n_bins = bins.max_bins
-        self.host_features: dict[tuple[str, int], int] = {}  # (host, split id) -> opaque id
 
     def grow(
-        self, t: int, output: int, g: np.ndarray, h: np.ndarray, rules: list[SplitRule]
+        self, t: int, output: int, g: np.ndarray, h: np.ndarray, rules: dict[int, SplitRule]
     ) -> tuple[Tree, np.ndarray]:
-        """Tree ``t`` for ``output`` from the rows' (g, h); appends own splits to ``rules``.
+        """Tree ``t`` for ``output`` from the rows' (g, h); adds its own splits to ``rules``.
 
         Returns the tree and the leaf of every training row.
         """
@@ -150,7 +149,7 @@ class GuestGrower:
                 for j, (G, H) in enumerate(totals)
             ]
             goes_left = self._host_partitions(t, decisions, local)
-            self._apply(t, tree, local, decisions, totals, goes_left, rules)
+            self._apply(t, depth, tree, local, decisions, totals, goes_left, rules)
             ctx.record(
                 "level",
                 tree=t,
@@ -164,7 +163,11 @@ class GuestGrower:
     def _send_gradients(
         self, t: int, g: np.ndarray, h: np.ndarray, sample: np.ndarray
     ) -> tuple[GhQuantised, Packing]:
-        """Step 1: the sample, the (g, h) layout and [[g + h·2^s]] of every sampled row."""
+        """Step 1: the sample, the (g, h) layout and [[g + h·2^s]] of every sampled row.
+
+        Returns the quantised (g, h) and the layout the hosts pack candidate sums in:
+        the (g, h) slots with a mask slot on top (see the host's ``_layout``).
+        """
         ctx = self.ctx
         if self.params.subsample < 1.0:
             ctx.broadcast(SB_SAMPLE, ctx.hosts, sample, round=t)
@@ -177,7 +180,7 @@ class GuestGrower:
         self.timings.count("encryptions", len(sample))
         ctx.broadcast(SB_GH_LAYOUT, ctx.hosts, gh.value_bits, round=t)
         ctx.broadcast(SB_GH, ctx.hosts, encrypted, round=t)
-        return gh, packing
+        return gh, packing.masked(self.private.public_key.n)
 
     def _offers(
         self,
@@ -221,7 +224,7 @@ class GuestGrower:
         cv = ctx.recv(SB_HISTOGRAMS, host, round=t, key=self.private.public_key)
         started = time.perf_counter()
         try:
-            sums = self.private.decrypt_packed(cv, packing, total, ctx.compute)
+            sums = self.private.decrypt_packed(cv, packing, total, ctx.compute)[:, :2]  # mask off
         except Exception as exc:  # a wrong count or overflowing slot
             raise ProtocolError(f"host '{host}' sent histograms that do not unpack: {exc}") from exc
         self.timings.add("decrypt", started)
@@ -249,26 +252,26 @@ class GuestGrower:
         out: dict[tuple[str, int], tuple[int, np.ndarray]] = {}
         for host in ctx.hosts:
             items = won[host]
-            ids = ctx.recv(SB_SPLIT_IDS, host, round=t, count=2 * len(items))
+            ids = ctx.recv(SB_SPLIT_IDS, host, round=t, count=len(items))
             left = ctx.recv(SB_PARTITIONS, host, round=t, count=len(items), cols=len(local))
             for i, (j, _) in enumerate(items):
                 if (left[i] & (local != j)).any():
                     raise ProtocolError(
                         f"host '{host}' sent a partition with rows outside the node"
                     )
-                out[(host, j)] = (int(ids[2 * i]), left[i])
-                self.host_features[(host, int(ids[2 * i]))] = int(ids[2 * i + 1])
+                out[(host, j)] = (int(ids[i]), left[i])
         return out
 
     def _apply(
         self,
         t: int,
+        depth: int,
         tree: _Building,
         local: np.ndarray,
         decisions: list[Choice | None],
         totals: list[np.ndarray],
         goes_left: dict[tuple[str, int], tuple[int, np.ndarray]],
-        rules: list[SplitRule],
+        rules: dict[int, SplitRule],
     ) -> None:
         """Split every open node as decided (own splits from own bins), or make it a leaf."""
         next_open = []
@@ -282,7 +285,7 @@ class GuestGrower:
             if decision.owner == self.ctx.party:
                 f, b = divmod(decision.candidates[0], self.n_bins)
                 split_id = len(rules)
-                rules.append(SplitRule(f, self.bins.threshold(f, b), t))
+                rules[split_id] = SplitRule(f, self.bins.threshold(f, b), t, depth)
                 left = self.binned[rows, f] <= b
             else:
                 split_id, host_left = goes_left[(decision.owner, j)]

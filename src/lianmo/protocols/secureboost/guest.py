@@ -74,13 +74,13 @@ def train_guest(
         ctx.broadcast(SB_PLAN, ctx.hosts, objective.outputs)
     bins = QuantileBins.fit(X, params.max_bins)
     weights = objective.row_weights(y, params.class_weights)
-    model = GuestModel(objective, objective.init_score(y, weights), [], [], params.tree.depth)
+    model = GuestModel(objective, objective.init_score(y, weights), [], {}, params.tree.depth)
     grower = GuestGrower(ctx, private, bins.transform(X), bins, params, timings)
     F_val = np.tile(model.init_score, (len(y_val), 1))
     run = _Progress(np.tile(model.init_score, (len(y), 1)), F_val, F_val.copy())
     start, stopped = 0, False
     if saved is not None:
-        model.trees, model.rules = list(saved.trees), list(saved.rules)
+        model.trees, model.rules = list(saved.trees), dict(saved.rules)
         run = _Progress(
             saved.F.copy(),
             saved.F_val.copy(),
@@ -90,7 +90,6 @@ def train_guest(
             saved.best_rounds,
             saved.since_best,
         )
-        grower.host_features = dict(saved.host_features)
         timings.seconds, timings.counts = dict(saved.seconds), dict(saved.counts)
         start, stopped = saved.round + 1, saved.stopped
     for r in range(start, 0 if stopped else params.rounds):
@@ -98,10 +97,10 @@ def train_guest(
         stop = run.close_round(r, objective, y, y_val, params)
         _report_round(ctx, r, run, params.rounds * objective.outputs, objective.outputs)
         ctx.broadcast(SB_ROUND_END, ctx.hosts, "stop" if stop else "continue", round=r)  # 6.
-        ctx.checkpoints.save(CHECKPOINT, _state(r, stop, model, run, grower, timings))
+        ctx.checkpoints.save(CHECKPOINT, _state(r, stop, model, run, timings))
         if stop:
             break
-    return _finish(ctx, model, run, params, grower, feature_names, timings)
+    return _finish(ctx, model, run, params, feature_names, timings)
 
 
 def _boosting_round(
@@ -146,14 +145,12 @@ def _report_round(ctx: RoleContext, r: int, run: _Progress, total: int, outputs:
     )
 
 
-def _state(
-    r: int, stop: bool, model: GuestModel, run: _Progress, grower: GuestGrower, timings: Timings
-) -> GuestState:
+def _state(r: int, stop: bool, model: GuestModel, run: _Progress, timings: Timings) -> GuestState:
     return GuestState(
         round=r,
         stopped=stop,
         trees=tuple(model.trees),
-        rules=tuple(model.rules),
+        rules=dict(model.rules),
         F=run.F,
         F_val=run.F_val,
         best_F_val=run.best_F_val,
@@ -161,7 +158,6 @@ def _state(
         val_loss=tuple(run.val_loss),
         best_rounds=int(run.best),
         since_best=int(run.since_best),
-        host_features=grower.host_features,
         seconds=timings.seconds,
         counts=timings.counts,
     )
@@ -172,7 +168,6 @@ def _finish(
     model: GuestModel,
     run: _Progress,
     params: BoostParams,
-    grower: GuestGrower,
     feature_names: Sequence[str],
     timings: Timings,
 ) -> GuestResult:
@@ -183,27 +178,24 @@ def _finish(
     kept = best * model.objective.outputs
     ctx.broadcast(SB_FINAL, ctx.hosts, kept)
     model.trees = model.trees[:kept]
-    model.rules = [rule for rule in model.rules if rule.tree < kept]  # a suffix: ids hold
+    model.rules = {i: rule for i, rule in model.rules.items() if rule.tree < kept}
     return GuestResult(
         model=model,
         train_loss=run.train_loss,
         validation_loss=run.val_loss,
         best_rounds=best,
-        importance=_importance(model, grower.host_features, feature_names, ctx.party),
+        importance=_importance(model, feature_names, ctx.party),
         validation_scores=model.objective.predict_proba(best_F_val),
         timings=timings,
     )
 
 
-def _importance(
-    model: GuestModel,
-    host_features: dict[tuple[str, int], int],
-    names: Sequence[str],
-    party: str,
-) -> dict[str, dict[str, float]]:
+def _importance(model: GuestModel, names: Sequence[str], party: str) -> dict[str, dict[str, float]]:
     """Split count and total gain per feature over the kept trees.
 
-    The guest's own features appear by name; a host's as ``host#id`` with an opaque id.
+    The guest's own features appear by name; a host's splits together as ``host:<name>``
+    (the guest cannot tell which of them share a feature; the host's share counts its
+    own splits per feature).
     """
     out: dict[str, dict[str, float]] = {}
     for tree in model.trees:
@@ -213,7 +205,6 @@ def _importance(
             if node.split.owner == party:
                 key = names[model.rules[node.split.split_id].feature]
             else:
-                opaque = host_features[(node.split.owner, node.split.split_id)]
-                key = f"{node.split.owner}#{opaque}"
+                key = f"host:{node.split.owner}"
             add_importance(out, key, node.split.gain)
     return out

@@ -1,8 +1,15 @@
 """A host's SecureBoost: encrypted histograms for the guest, partitions at its own splits.
 
 The host never decrypts anything and never sends a threshold or a feature: per level it
-returns the packed, shuffled, re-randomised left sums of its candidates (step 3), and for
-the nodes it wins, which rows go left and an opaque feature id (step 4).
+returns the packed, masked, shuffled, re-randomised left sums of its candidates (step 3),
+and for the nodes it wins, which rows go left under a fresh random split id (step 4).
+
+It cannot see what the guest encrypted, so it bounds what a dishonest guest can read:
+it refuses a (g, h) layout wider than an honest guest computes for the tree's row count
+(:func:`~lianmo.models.tree.honest_value_bits`), sizes the packed slots itself from
+that layout, and adds a fresh random mask above each candidate's slots
+(:meth:`~lianmo.crypto.paillier.Packing.masked`), so a decryption shows only the
+honest slots' width per candidate, whatever the guest put in its ciphertexts.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import numpy as np
 from lianmo.crypto.paillier import CipherVector, Packing, PublicKey
 from lianmo.errors import ProtocolError
 from lianmo.models.binning import QuantileBins
+from lianmo.models.tree import honest_value_bits
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.secureboost.params import (
     CHECKPOINT,
@@ -23,11 +31,7 @@ from lianmo.protocols.secureboost.params import (
     Timings,
     add_importance,
 )
-from lianmo.protocols.secureboost.sampling import (
-    opaque_feature_ids,
-    permutation,
-    sample_features,
-)
+from lianmo.protocols.secureboost.sampling import new_split_id, permutation, sample_features
 from lianmo.protocols.secureboost.state import HostState
 from lianmo.protocols.tree_route import SplitRule, route_host
 from lianmo.wire.convert import NO_INDEX
@@ -60,25 +64,24 @@ def train_host(
     saved = ctx.checkpoints.restore(CHECKPOINT, HostState)
     key = _job_key(ctx, params, saved)
     if saved is None:
-        saved = HostState(-1, False, (), ctx.recv(SB_PLAN, ctx.guest), key.n_bytes(), {}, {})
+        saved = HostState(-1, False, {}, ctx.recv(SB_PLAN, ctx.guest), key.n_bytes(), {}, {})
     outputs = saved.outputs
     bins = QuantileBins.fit(X, params.max_bins)
     binned = bins.transform(X)
-    opaque = opaque_feature_ids(ctx, X.shape[1])
-    rules = list(saved.rules)
+    rules = dict(saved.rules)
     timings.seconds, timings.counts = dict(saved.seconds), dict(saved.counts)
     total = params.rounds * outputs
     for r in range(saved.round + 1, 0 if saved.stopped else params.rounds):
         for k in range(outputs):
             t = r * outputs + k
-            _HostTree(ctx, key, binned, bins, params, t, opaque, timings).grow(rules)
-            route_host(ctx, rules, X_val, depth=params.tree.depth, round=t)
+            _HostTree(ctx, key, binned, bins, params, t, timings).grow(rules)
+            route_host(ctx, rules, X_val, depth=params.tree.depth, round=t, trees=(t,))
             ctx.progress(PHASE, t + 1, total, f"tree {t + 1}/{total}")
         decision = ctx.recv(SB_ROUND_END, ctx.guest, round=r)
         state = HostState(
             r,
             decision == "stop",
-            tuple(rules),
+            dict(rules),
             outputs,
             key.n_bytes(),
             timings.seconds,
@@ -88,9 +91,9 @@ def train_host(
         if decision == "stop":
             break
     kept = ctx.recv(SB_FINAL, ctx.guest)
-    rules = [rule for rule in rules if rule.tree < kept]
+    rules = {i: rule for i, rule in rules.items() if rule.tree < kept}
     counts: dict[str, dict[str, float]] = {}
-    for rule in rules:
+    for rule in rules.values():
         add_importance(counts, str(rule.feature), None)
     return HostResult(rules=rules, importance=counts, trees=kept, timings=timings)
 
@@ -106,29 +109,27 @@ class _HostTree:
         bins: QuantileBins,
         params: BoostParams,
         t: int,
-        opaque: np.ndarray,
         timings: Timings,
     ) -> None:
         self.ctx, self.key, self.params, self.t = ctx, key, params, t
-        self.binned, self.bins, self.opaque, self.timings = binned, bins, opaque, timings
+        self.binned, self.bins, self.timings = binned, bins, timings
 
-    def grow(self, rules: list[SplitRule]) -> None:
-        """Steps 1-4 of tree ``t`` at this host; appends the splits it wins to ``rules``."""
+    def grow(self, rules: dict[int, SplitRule]) -> None:
+        """Steps 1-4 of tree ``t`` at this host; adds the splits it wins to ``rules``."""
         ctx, t, n = self.ctx, self.t, self.binned.shape[0]
         guest = ctx.guest
         if self.params.subsample < 1.0:
             sample = ctx.recv(SB_SAMPLE, guest, round=t, below=n)
         else:
             sample = np.arange(n)
-        value_bits = ctx.recv(SB_GH_LAYOUT, guest, round=t)
-        packing = Packing.for_sums((value_bits, value_bits), max(len(sample), 1))
+        layout = self._layout(ctx.recv(SB_GH_LAYOUT, guest, round=t), len(sample))
         gh = ctx.recv(SB_GH, guest, round=t, key=self.key, count=len(sample))
         features = sample_features(ctx, self.binned.shape[1], self.params.colsample, t)
         B = self.binned[np.ix_(sample, features)]
         nb = max((self.bins.n_bins(f) for f in features), default=1)
         F = len(features)
         previous: dict[int, CipherVector] = {}
-        for _depth in range(self.params.tree.depth):
+        for depth in range(self.params.tree.depth):
             pairs = ctx.recv(SB_NODES, guest, round=t)
             if len(pairs) == 0:
                 break
@@ -141,21 +142,41 @@ class _HostTree:
             started = time.perf_counter()
             hist = self._histograms(gh, B, at, node_ids, parent_ids, previous, nb)
             cells, counts, offered = self._candidates(hist, B, at, m, nb, F, t)
-            packed = cells.pack(packing, ctx.compute).obfuscate(ctx.rng, ctx.compute)
+            mask_rng = ctx.rng.child(f"sb/mask/{t}/{depth}")
+            masks = layout.draw_masks(len(cells), self.key.n, mask_rng)
+            packed = cells.pack(layout, ctx.compute).add_plain_ints(masks)
+            packed = packed.obfuscate(ctx.rng, ctx.compute)
             self.timings.add("histogram", started)
             ctx.send(SB_CANDIDATES, guest, counts, round=t)
             ctx.send(SB_HISTOGRAMS, guest, packed, round=t)  # 3.
-            self._partition(rules, B, local, at, features, offered)  # 4.
+            self._partition(rules, B, local, at, features, offered, depth)  # 4.
             previous = {int(node_ids[j]): hist[j] for j in range(m)}
+
+    def _layout(self, value_bits: int, rows: int) -> Packing:
+        """The packed layout of candidate sums: the guest's (g, h) slots, then a mask.
+
+        Refuses a layout wider than an honest guest computes for ``rows`` rows: the
+        slots, and so what a dishonest guest could read per candidate, stay that narrow.
+        """
+        honest = honest_value_bits(rows)
+        if value_bits > honest:
+            raise ProtocolError(
+                f"guest '{self.ctx.guest}' announced {value_bits}-bit gradients in "
+                f"'{SB_GH_LAYOUT.tag}' for tree {self.t} of {rows} rows; an honest guest "
+                f"needs at most {honest} (models/tree.py quantise_gh): refused, as a "
+                "wider layout would let the guest read more rows per candidate"
+            )
+        return Packing.for_sums((value_bits, value_bits), max(rows, 1)).masked(self.key.n)
 
     def _partition(
         self,
-        rules: list[SplitRule],
+        rules: dict[int, SplitRule],
         B: np.ndarray,
         local: np.ndarray,
         at: np.ndarray,
         features: np.ndarray,
         offered: list[list[tuple[int, int]]],
+        depth: int,
     ) -> None:
         """Step 4 at the host: record the splits the guest chose; which rows go left."""
         ctx, t, guest = self.ctx, self.t, self.ctx.guest
@@ -166,8 +187,9 @@ class _HostTree:
             f_local, b = min(offered[j][c] for c in tied)
             f_local, b = self._canonical(B, at, j, f_local, b)
             f = int(features[f_local])
-            ids.extend([len(rules), int(self.opaque[f])])
-            rules.append(SplitRule(f, self.bins.threshold(f, b), t))
+            split_id = new_split_id(ctx, rules, t, depth, j)
+            ids.append(split_id)
+            rules[split_id] = SplitRule(f, self.bins.threshold(f, b), t, depth)
             lefts.append((local == j) & (self.binned[:, f] <= b))
         ctx.send(SB_SPLIT_IDS, guest, ids, round=t)
         n = len(local)

@@ -52,7 +52,7 @@ class GuestModel:
     objective: Objective
     init_score: np.ndarray
     trees: list[Tree]
-    rules: list[SplitRule]
+    rules: dict[int, SplitRule]  # own splits by id (0, 1, ... in the order made)
     depth: int
 
     def raw_scores(self, leaves: np.ndarray) -> np.ndarray:
@@ -76,7 +76,7 @@ class GuestResult:
 
 @dataclass
 class HostResult:
-    rules: list[SplitRule]
+    rules: dict[int, SplitRule]  # own splits by their random ids, in the order made
     importance: dict[str, dict[str, float]]
     trees: int
     timings: Timings

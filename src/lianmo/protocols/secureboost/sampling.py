@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import typing as t
+
 import numpy as np
 
 from lianmo.protocols.context import RoleContext
+from lianmo.wire.convert import NO_INDEX
 
 
 def numpy_rng(ctx: RoleContext, label: str) -> np.random.Generator:
@@ -32,6 +35,16 @@ def sample_features(ctx: RoleContext, n: int, share: float, t: int) -> np.ndarra
     return np.sort(numpy_rng(ctx, f"sb/features/{t}").choice(n, size=size, replace=False))
 
 
-def opaque_feature_ids(ctx: RoleContext, n: int) -> np.ndarray:
-    """A host's stand-in ids for its columns, as the guest sees them in importance."""
-    return permutation(ctx, n, "sb/opaque-features")
+def new_split_id(ctx: RoleContext, taken: t.Container[int], t_: int, depth: int, j: int) -> int:
+    """A host's id for its split at node ``j`` of level ``depth`` of tree ``t_``.
+
+    Uniform among the 32-bit indices the wire carries (the "no index" value aside) and
+    unused in ``taken``; drawn from a DRBG stream of that node, so a resumed or replayed
+    job draws the same id. The guest cannot tell from ids which splits share a feature,
+    nor in which order they were made.
+    """
+    stream = ctx.rng.child(f"sb/split-id/{t_}/{depth}/{j}")
+    while True:
+        split_id = stream.randbelow(NO_INDEX)
+        if split_id not in taken:
+            return split_id

@@ -8,15 +8,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from lianmo.models.tree import Tree, tree_from_dict, tree_to_dict
-from lianmo.protocols.tree_route import SplitRule
+from lianmo.protocols.tree_route import Rules, SplitRule
 
 
-def rule_row(rule: SplitRule) -> list[int | float]:
-    return [int(rule.feature), float(rule.threshold), int(rule.tree)]
+def rule_rows(rules: Rules) -> list[list[int | float]]:
+    """Split rules as JSON rows ``[id, feature, threshold, tree, depth]``, in their order."""
+    return [
+        [int(i), int(r.feature), float(r.threshold), int(r.tree), int(r.depth)]
+        for i, r in rules.items()
+    ]
 
 
-def rules_of(rows: t.Iterable[t.Sequence[t.Any]]) -> tuple[SplitRule, ...]:
-    return tuple(SplitRule(int(f), float(v), int(tr)) for f, v, tr in rows)
+def rules_of(rows: t.Iterable[t.Sequence[t.Any]]) -> dict[int, SplitRule]:
+    """The rules :func:`rule_rows` wrote (ValueError if a row has another shape)."""
+    return {int(i): SplitRule(int(f), float(v), int(tr), int(d)) for i, f, v, tr, d in rows}
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,7 @@ class GuestState:
     round: int
     stopped: bool
     trees: tuple[Tree, ...]
-    rules: tuple[SplitRule, ...]
+    rules: Rules
     F: np.ndarray  # raw scores of the training rows (rows x outputs)
     F_val: np.ndarray  # raw scores of the validation rows
     best_F_val: np.ndarray  # validation raw scores at the best round so far
@@ -34,7 +39,6 @@ class GuestState:
     val_loss: tuple[float, ...]
     best_rounds: int
     since_best: int
-    host_features: t.Mapping[tuple[str, int], int]  # (host, split id) -> opaque feature id
     seconds: t.Mapping[str, float]  # wall clock: out of the logged digest
     counts: t.Mapping[str, int]
 
@@ -43,7 +47,7 @@ class GuestState:
             "round": self.round,
             "stopped": self.stopped,
             "trees": [tree_to_dict(tree) for tree in self.trees],
-            "rules": [rule_row(rule) for rule in self.rules],
+            "rules": rule_rows(self.rules),
             "F": self.F.tolist(),
             "F_val": self.F_val.tolist(),
             "best": self.best_F_val.tolist(),
@@ -51,7 +55,6 @@ class GuestState:
             "val_loss": list(self.val_loss),
             "best_rounds": int(self.best_rounds),
             "since_best": int(self.since_best),
-            "host_features": [[h, int(i), int(o)] for (h, i), o in self.host_features.items()],
             "timing": dict(self.seconds),
             "counts": dict(self.counts),
         }
@@ -70,7 +73,6 @@ class GuestState:
             val_loss=tuple(float(v) for v in raw["val_loss"]),
             best_rounds=int(raw["best_rounds"]),
             since_best=int(raw["since_best"]),
-            host_features={(str(h), int(i)): int(o) for h, i, o in raw["host_features"]},
             seconds={str(k): float(v) for k, v in raw["timing"].items()},
             counts={str(k): int(v) for k, v in raw["counts"].items()},
         )
@@ -82,7 +84,7 @@ class HostState:
 
     round: int
     stopped: bool
-    rules: tuple[SplitRule, ...]
+    rules: Rules
     outputs: int
     key: bytes  # the guest's modulus, big-endian (empty before the first round)
     seconds: t.Mapping[str, float]
@@ -92,7 +94,7 @@ class HostState:
         return {
             "round": self.round,
             "stopped": self.stopped,
-            "rules": [rule_row(rule) for rule in self.rules],
+            "rules": rule_rows(self.rules),
             "outputs": self.outputs,
             "key": self.key.hex(),
             "timing": dict(self.seconds),
