@@ -40,3 +40,31 @@ def test_write_atomic_chunks_writes_them_in_order_and_a_failure_keeps_the_old_fi
         write_atomic_chunks(target, failing())
     assert target.read_bytes() == b"0\n1\n2\n"
     assert [p.name for p in tmp_path.iterdir()] == ["scores.csv"]
+
+
+def test_two_writers_of_one_file_never_collide(tmp_path: Path) -> None:
+    """Two threads (like a coordinator's two commands) rewriting one file both succeed.
+
+    With one shared temporary name, one writer's rename took the other's temporary file
+    away under it (FileNotFoundError) or renamed a half-written file into place.
+    """
+    import threading
+
+    target = tmp_path / "status.json"
+    errors: list[BaseException] = []
+
+    def writer(byte: bytes) -> None:
+        try:
+            for _ in range(300):
+                write_atomic(target, byte * 4096)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(b,)) for b in (b"a", b"b")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert target.read_bytes() in (b"a" * 4096, b"b" * 4096)
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,7 +12,9 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Write via a temporary file beside ``path``, fsync, then rename over it.
 
     The file is created with ``mode`` from the start, so a secret is never readable by
-    others, not even briefly. A crash leaves at most a hidden ``.NAME.tmp`` behind.
+    others, not even briefly. A crash leaves at most a hidden ``.NAME.PID.THREAD.tmp``
+    behind. The temporary name is unique per process and thread, so two writers of the
+    same file (a coordinator's two commands, two threads) never write into each other's.
     """
     write_atomic_chunks(path, [data], mode=mode)
 
@@ -22,7 +25,7 @@ def write_atomic_chunks(path: Path, chunks: Iterable[bytes], *, mode: int = 0o64
     If producing a chunk raises, the temporary file is removed and ``path`` is left as
     it was: nothing half-written is left looking complete.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
