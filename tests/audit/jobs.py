@@ -81,13 +81,17 @@ AUDITOR_FILES = ("audit.jsonl", "result.json", "payloads")
 def hand_to_auditors(sources: Iterable[Path], target: Path) -> Path:
     """Copy of each job folder under ``sources`` as auditors get it: log, payloads, result.
 
-    ``target/<source name>/<path of the job folder under the source>``; ``target`` is
-    replaced. No seed, key, checkpoint or inbox comes along.
+    ``target/<source name>/<path of the job folder under the source>`` (sources of the same
+    name, such as the job folders of one job, become ``<i>-<name>``); ``target`` is replaced.
+    No seed, key, checkpoint or inbox comes along.
     """
     shutil.rmtree(target, ignore_errors=True)
-    for source in sources:
+    sources = list(sources)
+    names = [s.name for s in sources]
+    for i, source in enumerate(sources):
+        name = source.name if names.count(source.name) == 1 else f"{i}-{source.name}"
         for log in sorted(source.rglob("audit.jsonl")):
-            folder = target / source.name / log.parent.relative_to(source)
+            folder = target / name / log.parent.relative_to(source)
             folder.mkdir(parents=True)
             for name in AUDITOR_FILES:
                 item = log.parent / name
