@@ -93,12 +93,12 @@ def hand_to_auditors(sources: Iterable[Path], target: Path) -> Path:
         for log in sorted(source.rglob("audit.jsonl")):
             folder = target / name / log.parent.relative_to(source)
             folder.mkdir(parents=True)
-            for name in AUDITOR_FILES:
-                item = log.parent / name
+            for kept in AUDITOR_FILES:
+                item = log.parent / kept
                 if item.is_dir():
-                    shutil.copytree(item, folder / name)
+                    shutil.copytree(item, folder / kept)
                 elif item.exists():
-                    shutil.copy2(item, folder / name)
+                    shutil.copy2(item, folder / kept)
     return target
 
 
