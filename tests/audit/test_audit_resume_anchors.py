@@ -1,8 +1,8 @@
 """A party that fails mid-round and resumes stays verifiable, anchors included.
 
-The host fails right after sending round 2's masked gradient, which the arbiter takes and
+The host fails right after sending round 1's masked gradient, which the arbiter takes and
 logs with the host's head of that moment. On resuming, the host cuts its log back to its
-round-1 checkpoint and sends the message again; the arbiter keeps the first copy. That
+round-0 checkpoint and sends the message again; the arbiter keeps the first copy. That
 head is in no record of the host's final log, yet it lies in the window a resume redoes,
 which verify allows (docs/audit.md, "Anchors").
 """
@@ -51,7 +51,7 @@ class _FailOnce:
 def test_a_resumed_party_whose_peer_kept_the_first_copy_still_verifies(
     tmp_path: Path, shared_data: Path
 ) -> None:
-    fault = _FailOnce("lr.masked_gradient", 2)
+    fault = _FailOnce("lr.masked_gradient", 1)
     nodes = make_nodes(tmp_path, shared_data, observers=[fault], seed_for=fixed_seeds)
     controls = {n: DirectControl(node) for n, node in nodes.items()}
     spec = train_spec("resumed")
@@ -73,7 +73,7 @@ def test_a_resumed_party_whose_peer_kept_the_first_copy_still_verifies(
         if r["kind"] == "message" and r["direction"] == "received" and r["peer"] == HOST
         if r["peer_head"] not in hashes
     ]
-    assert [(r["tag"], r["round"]) for r in kept] == [("lr.masked_gradient", 2)]
+    assert [(r["tag"], r["round"]) for r in kept] == [("lr.masked_gradient", 1)]
     assert any(r["kind"] == "resume" for r in host)
 
     (verdict,) = verify([hand_to_auditors([tmp_path], tmp_path.with_name("handed"))])
