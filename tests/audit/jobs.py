@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,10 +63,43 @@ class AuditedJobs:
     def job_dir(self, party: str, job_id: str) -> Path:
         return self.root / party / "jobs" / job_id
 
+    def handed(self) -> Path:
+        """What the parties hand auditors, copied afresh from the state root: see
+        :func:`hand_to_auditors` (verify refuses the state root itself: it holds seeds and
+        keys)."""
+        return hand_to_auditors([self.root], self.root.with_name(self.root.name + "-handed"))
+
     def copy(self, target: Path) -> AuditedJobs:
         """A copy to tamper with (configs re-rooted there, data files shared)."""
         shutil.copytree(self.root, target)
         return AuditedJobs(target, breast_configs(target, _data_dir(self.configs)))
+
+
+AUDITOR_FILES = ("audit.jsonl", "result.json", "payloads")
+
+
+def hand_to_auditors(sources: Iterable[Path], target: Path) -> Path:
+    """Copy of each job folder under ``sources`` as auditors get it: log, payloads, result.
+
+    ``target/<source name>/<path of the job folder under the source>`` (sources of the same
+    name, such as the job folders of one job, become ``<i>-<name>``); ``target`` is replaced.
+    No seed, key, checkpoint or inbox comes along.
+    """
+    shutil.rmtree(target, ignore_errors=True)
+    sources = list(sources)
+    names = [s.name for s in sources]
+    for i, source in enumerate(sources):
+        name = source.name if names.count(source.name) == 1 else f"{i}-{source.name}"
+        for log in sorted(source.rglob("audit.jsonl")):
+            folder = target / name / log.parent.relative_to(source)
+            folder.mkdir(parents=True)
+            for kept in AUDITOR_FILES:
+                item = log.parent / kept
+                if item.is_dir():
+                    shutil.copytree(item, folder / kept)
+                elif item.exists():
+                    shutil.copy2(item, folder / kept)
+    return target
 
 
 def _data_dir(configs: dict[str, PartyConfig]) -> Path:

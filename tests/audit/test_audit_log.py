@@ -9,9 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from lianmo.audit.log import GENESIS, AuditLog, MessageStats, read_records, verify_chain
+from lianmo.audit.log import (
+    GENESIS,
+    LEGACY_FORMAT,
+    AuditLog,
+    MessageStats,
+    read_records,
+    verify_chain,
+)
 from lianmo.errors import LianmoError
 from lianmo.transport.envelope import Envelope
+from lianmo.transport.memory import MemoryHub
+from lianmo.transport.messages import Signal
 from tests.node.inprocess_nodes import (
     ARBITER,
     GUEST,
@@ -110,7 +119,7 @@ def test_rewriting_a_record_with_a_fresh_hash_breaks_the_next_link(tmp_path: Pat
     lines = _lines(path)
     record = json.loads(lines[3])
     record["value"] = "forged"
-    body = {k: v for k, v in record.items() if k not in ("hash", "time", "sig")}
+    body = {k: v for k, v in record.items() if k not in ("hash", "sig")}
     record["hash"] = hashlib.sha256(
         json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
@@ -235,6 +244,84 @@ def test_message_records_hold_the_header_and_digest_never_the_payload(tmp_path: 
     }
     assert received["direction"] == "received" and received["peer"] == "b"
     assert secret.decode() not in (tmp_path / "audit.jsonl").read_text()
+
+
+def test_a_channel_stamps_the_senders_head_and_the_receiver_logs_it(tmp_path: Path) -> None:
+    hub = MemoryHub("job-1", ["a", "b"])
+    logs = {p: AuditLog(tmp_path / f"{p}.jsonl", party=p, job_id="job-1") for p in "ab"}
+    channels = {p: hub.channel(p, [logs[p]]) for p in "ab"}
+    for p in "ab":
+        channels[p].anchor(lambda p=p: logs[p].head)  # type: ignore[misc]
+    logs["a"].record("job_start")
+    head_before_send = logs["a"].head
+    channels["a"].send("b", "t", Signal("go"))
+    channels["b"].recv("a", "t")
+    (received,) = read_records(tmp_path / "b.jsonl")
+    assert received["direction"] == "received" and received["peer_head"] == head_before_send
+    sent = list(read_records(tmp_path / "a.jsonl"))[1]
+    assert sent["direction"] == "sent" and "peer_head" not in sent
+
+
+# ---- timestamps ---------------------------------------------------------------------------------
+
+
+def test_time_is_chained_so_moving_it_breaks_the_record(tmp_path: Path) -> None:
+    path = _log(tmp_path / "audit.jsonl")
+    lines = _lines(path)
+    record = json.loads(lines[3])
+    record["time"] += 1.0
+    lines[3] = json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
+    _write(path, lines)
+    with pytest.raises(LianmoError, match=r"record 3 was altered"):
+        verify_chain(path)
+
+
+def test_timestamps_never_go_backwards_even_when_the_clock_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = iter([100.0, 50.0, 120.0, 119.5])
+    monkeypatch.setattr("lianmo.audit.log.time.time", lambda: next(clock))
+    log = AuditLog(tmp_path / "audit.jsonl", party="p", job_id="j")
+    log.record("job_start")
+    log.record("a")
+    log.record("b")
+    reopened = AuditLog(tmp_path / "audit.jsonl", party="p", job_id="j")
+    reopened.record("c")  # the clock went back across a restart, too
+    times = [r["time"] for r in read_records(tmp_path / "audit.jsonl")]
+    assert times == [100.0, 100.0, 120.0, 120.0]
+
+
+def _legacy_log(path: Path) -> Path:
+    """A log as lianmo wrote it before format v3: time outside the hashed content."""
+    prev, lines = GENESIS, []
+    for seq, kind in enumerate(["job_start", "phase", "job_end"]):
+        r: dict[str, object] = {
+            "format": LEGACY_FORMAT, "seq": seq, "party": "p", "job_id": "j", "kind": kind,
+            "prev": prev,
+        }
+        body = json.dumps(r, sort_keys=True, separators=(",", ":")).encode()
+        r["hash"] = prev = hashlib.sha256(body).hexdigest()
+        r["time"] = 1000.0 + seq
+        lines.append(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n")
+    _write(path, lines)
+    return path
+
+
+def test_a_legacy_v2_log_still_verifies_but_is_not_extended(tmp_path: Path) -> None:
+    path = _legacy_log(tmp_path / "audit.jsonl")
+    assert verify_chain(path) == 3
+    with pytest.raises(LianmoError, match="written by an older lianmo .format 'lianmo.audit/v2'"):
+        AuditLog(path, party="p", job_id="j")
+
+
+def test_a_log_mixing_formats_is_refused(tmp_path: Path) -> None:
+    path = _legacy_log(tmp_path / "audit.jsonl")
+    lines = _lines(path)
+    fresh = AuditLog(tmp_path / "new.jsonl", party="p", job_id="j")
+    fresh.record("job_start")
+    _write(path, [*_lines(tmp_path / "new.jsonl"), *lines[1:]])
+    with pytest.raises(LianmoError, match="record 1 has format 'lianmo.audit/v2', not 'lianmo"):
+        verify_chain(path)
 
 
 # ---- the log of a real job ---------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import shutil
 from collections import Counter
 from html import escape
 from pathlib import Path
@@ -22,7 +21,7 @@ from lianmo.audit.verify import JobVerdict, PartyLog, Problem, verify
 from lianmo.cli.main import main
 from lianmo.errors import AuditError
 from lianmo.wire.steps import REGISTRY
-from tests.audit.jobs import boost_spec, predict_spec
+from tests.audit.jobs import boost_spec, hand_to_auditors, predict_spec
 from tests.node.inprocess_nodes import (
     ARBITER,
     GUEST,
@@ -51,7 +50,7 @@ def root(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def verdicts(root: Path) -> dict[str, JobVerdict]:
-    return {v.job_id: v for v in verify([root])}
+    return {v.job_id: v for v in verify([hand_to_auditors([root], root.with_name("handed"))])}
 
 
 def _log(root: Path, party: str, job_id: str) -> list[Record]:
@@ -220,9 +219,8 @@ def _flip_a_payload_byte(root: Path, job_id: str) -> None:
 def test_tampered_payload_turns_the_report_to_fail_with_the_problem(
     root: Path, tmp_path: Path
 ) -> None:
-    copy = tmp_path / "copy"
-    shutil.copytree(root, copy)
-    _flip_a_payload_byte(copy, LR)
+    copy = hand_to_auditors([root], tmp_path / "copy")
+    _flip_a_payload_byte(copy / root.name, LR)
 
     (verdict,) = [v for v in verify([copy]) if v.job_id == LR]
     assert not verdict.ok
@@ -240,10 +238,9 @@ def test_tampered_payload_turns_the_report_to_fail_with_the_problem(
 def test_cli_report_is_written_and_exits_9_when_verification_fails(
     root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tampered: bool
 ) -> None:
-    copy, out = tmp_path / "copy", tmp_path / "audit-report"
-    shutil.copytree(root, copy)
+    copy, out = hand_to_auditors([root], tmp_path / "copy"), tmp_path / "audit-report"
     if tampered:
-        _flip_a_payload_byte(copy, LR)
+        _flip_a_payload_byte(copy / root.name, LR)
 
     with pytest.raises(SystemExit) as exit_info:
         main(["audit", "report", str(copy), "--out", str(out)])

@@ -22,8 +22,8 @@ from tests.node.inprocess_nodes import ARBITER, GUEST, HOST
 Record = dict[str, object]
 
 
-def _verdict(root: Path, job_id: str) -> JobVerdict:
-    (verdict,) = [v for v in verify([root]) if v.job_id == job_id]
+def _verdict(jobs: AuditedJobs, job_id: str) -> JobVerdict:
+    (verdict,) = [v for v in verify([jobs.handed()]) if v.job_id == job_id]
     return verdict
 
 
@@ -67,20 +67,20 @@ def _rewrite(
 
 
 def test_untouched_logs_of_every_job_verify(audited_jobs: AuditedJobs) -> None:
-    verdicts = verify([audited_jobs.root])
+    verdicts = verify([audited_jobs.handed()])
     assert [v.job_id for v in verdicts] == ["lr-a", "lr-b", "lr-p", "sb-a"]
     for v in verdicts:
         assert v.ok, [str(p) for p in v.problems]
         assert sorted(v.logs) == sorted(PARTIES) and sorted(v.expected_parties) == sorted(PARTIES)
     with pytest.raises(SystemExit) as exit_info:
-        main(["audit", "verify", str(audited_jobs.root)])
+        main(["audit", "verify", str(audited_jobs.handed())])
     assert exit_info.value.code == 0
 
 
 def test_old_jobs_still_verify_after_every_party_rotated_its_key(
     audited_jobs: AuditedJobs,
 ) -> None:
-    before, after = _verdict(audited_jobs.root, "lr-a"), _verdict(audited_jobs.root, "lr-b")
+    before, after = _verdict(audited_jobs, "lr-a"), _verdict(audited_jobs, "lr-b")
     assert before.ok and after.ok
     for party in PARTIES:
         old, new = (str(v.logs[party].start["signing_key"]) for v in (before, after))
@@ -98,7 +98,7 @@ def test_flipping_one_byte_of_a_record_names_it(audited_jobs: AuditedJobs, tmp_p
     lines = _lines(log)
     lines[k] = re.sub(r'"size":(\d)', lambda m: f'"size":{(int(m[1]) + 1) % 10}', lines[k], count=1)
     log.write_text("".join(lines))
-    problem = _first(_verdict(jobs.root, "lr-a"))
+    problem = _first(_verdict(jobs, "lr-a"))
     assert (problem.party, problem.seq) == (GUEST, k)
     assert "was altered: its content does not match its hash" in problem.text
 
@@ -114,7 +114,7 @@ def test_flipping_one_byte_of_a_stored_payload_names_the_record(
     data = bytearray(payload.read_bytes())
     data[len(data) // 2] ^= 0x01
     payload.write_bytes(bytes(data))
-    problem = _first(_verdict(jobs.root, "lr-a"))
+    problem = _first(_verdict(jobs, "lr-a"))
     assert (problem.party, problem.seq) == (HOST, k)
     assert f"payload {digest[:16]}... in the store" in problem.text and "altered" in problem.text
 
@@ -148,7 +148,7 @@ def test_deleted_reordered_forged_or_foreign_records_are_named(
             r["hash"] = record_digest(r)
         lines = [canonical(r).decode() + "\n" for r in records]
     log.write_text("".join(lines))
-    problem = _first(_verdict(jobs.root, "lr-a"))
+    problem = _first(_verdict(jobs, "lr-a"))
     assert (problem.party, problem.seq) == (GUEST, seq), str(problem)
     assert text in problem.text
 
@@ -158,11 +158,11 @@ def test_a_truncated_log_is_detected(audited_jobs: AuditedJobs, tmp_path: Path) 
     log = jobs.job_dir(ARBITER, "lr-a") / "audit.jsonl"
     lines = _lines(log)
     log.write_text("".join(lines[:-3]))
-    problems = [p for p in _verdict(jobs.root, "lr-a").problems if p.party == ARBITER]
+    problems = [p for p in _verdict(jobs, "lr-a").problems if p.party == ARBITER]
     assert problems and problems[0].seq is None
     assert f"ends at record {len(lines) - 4} without job_end" in problems[0].text
     log.write_text("".join(lines)[:-30])  # cut mid-record
-    problem = _first(_verdict(jobs.root, "lr-a"))
+    problem = _first(_verdict(jobs, "lr-a"))
     assert (problem.party, problem.seq) == (ARBITER, len(lines) - 1)
     assert f"line {len(lines)} is not a JSON record" in problem.text
 
@@ -174,7 +174,7 @@ def test_dropping_a_record_before_job_end_is_named(
     log = jobs.job_dir(ARBITER, "lr-a") / "audit.jsonl"
     lines = _lines(log)
     log.write_text("".join(lines[:-2] + lines[-1:]))  # job_end kept, the record before it gone
-    problem = _first(_verdict(jobs.root, "lr-a"))
+    problem = _first(_verdict(jobs, "lr-a"))
     assert (problem.party, problem.seq) == (ARBITER, len(lines) - 2)
 
 
@@ -185,7 +185,7 @@ def test_a_re_signed_log_shorter_than_its_published_head_is_caught(
     log = jobs.job_dir(ARBITER, "lr-b") / "audit.jsonl"
     key = SigningKey.load(jobs.configs[ARBITER].signing_key_path, party=ARBITER)
     _rewrite(log, key, lambda records: [*records[:-3], records[-1]], republish=False)
-    problems = [p for p in _verdict(jobs.root, "lr-b").problems if p.party == ARBITER]
+    problems = [p for p in _verdict(jobs, "lr-b").problems if p.party == ARBITER]
     assert any("differs from the audit_head in result.json" in p.text for p in problems)
 
 
@@ -208,6 +208,7 @@ def test_a_received_message_the_sender_never_sent_is_named(
             "payload_type": "lianmo.v1.Signal",
             "size": 0,
             "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "peer_head": GENESIS,
         }
         for name in ("state", "sha256_model"):
             fake.pop(name, None)
@@ -217,7 +218,7 @@ def test_a_received_message_the_sender_never_sent_is_named(
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     ).write_bytes(b"")
     _rewrite(log, key, claim_one_more)
-    verdict = _verdict(jobs.root, "lr-b")
+    verdict = _verdict(jobs, "lr-b")
     problem = _first(verdict)
     assert (problem.party, problem.seq) == (HOST, len(_lines(log)) - 2), str(problem)
     assert (
@@ -242,7 +243,7 @@ def test_a_received_payload_other_than_the_one_sent_is_named(
         return records
 
     _rewrite(job / "audit.jsonl", key, swap_payload)
-    problem = _first(_verdict(jobs.root, "lr-b"))
+    problem = _first(_verdict(jobs, "lr-b"))
     assert (problem.party, problem.seq) == (HOST, k), str(problem)
     assert (
         f"but '{ARBITER}' logged sending 'lr.gradient' (arbiter → guest or host: "
@@ -263,13 +264,16 @@ def test_a_log_re_signed_with_another_key_is_caught_by_the_peers_logs(
         return records
 
     _rewrite(log, other, new_key)
-    problems = _verdict(jobs.root, "lr-a").problems
-    assert {(p.party, p.seq) for p in problems} == {(GUEST, 0)}
-    assert {p.text.split("(record")[1].split("of '")[1].rstrip("')") for p in problems} == {
+    problems = _verdict(jobs, "lr-a").problems
+    keys = [p for p in problems if "signed with a key other than the one" in p.text]
+    assert {(p.party, p.seq) for p in keys} == {(GUEST, 0)}
+    assert {p.text.split("(record")[1].split("of '")[1].rstrip("')") for p in keys} == {
         HOST,
         ARBITER,
     }
-    assert all("signed with a key other than the one" in p.text for p in problems)
+    # and re-chaining it from record 0 left none of the heads its peers logged
+    (anchor,) = [p for p in problems if p not in keys]
+    assert anchor.party == GUEST and "which is no record of this log" in anchor.text
 
 
 def test_a_missing_party_log_and_the_cli_exit_code(
@@ -277,10 +281,10 @@ def test_a_missing_party_log_and_the_cli_exit_code(
 ) -> None:
     jobs = audited_jobs.copy(tmp_path / "t")
     shutil.rmtree(jobs.job_dir(ARBITER, "lr-a"))
-    problems = _verdict(jobs.root, "lr-a").problems
+    problems = _verdict(jobs, "lr-a").problems
     assert any(p.party == ARBITER and "no log of this party was found" in p.text for p in problems)
     with pytest.raises(SystemExit) as exit_info:
-        main(["audit", "verify", str(jobs.root / GUEST), str(jobs.root / HOST)])
+        main(["audit", "verify", str(jobs.handed() / "t" / GUEST), str(jobs.handed() / "t" / HOST)])
     assert exit_info.value.code == 9
     out = capsys.readouterr()
     assert "FAIL job 'lr-a'" in out.out and "no log of this party was found" in out.err

@@ -302,6 +302,7 @@ def envelopes(draw: st.DrawFn) -> Envelope:
         seq=draw(UINT64),
         payload_type=draw(type_names),
         payload=draw(blobs),
+        audit_head=draw(st.sampled_from(["", "0" * 64, hashlib.sha256(b"h").hexdigest()])),
     )
 
 
@@ -358,6 +359,21 @@ def test_a_resent_message_is_a_duplicate_and_a_changed_one_is_refused(files: Pat
         servicer.Send(iter(chunks), context)
     assert aborted.value.code == Code.FAILED_PRECONDITION
     assert "differs from the message it already holds" in aborted.value.details
+
+
+@pytest.mark.parametrize("head", ["0" * 63, "Z" * 64, "0" * 64 + "\n{}", "x" * 10_000])
+def test_a_header_with_a_malformed_audit_head_is_refused(files: Path, head: str) -> None:
+    """The sender's audit head lands in the receiver's log: only a sha256 hex digest may."""
+    inbox = Inbox(JOB, RECEIVER, [RECEIVER, CALLER], spool=Spool(files / "head"))
+    servicer = FederationServicer(lambda job_id: inbox, MAX_MESSAGE_BYTES)
+    context = t.cast(grpc.ServicerContext, FakeContext(CALLER))
+    header = _header(tag="t", payload_size=1, payload_sha256=hashlib.sha256(b"a").digest())
+    header.audit_head = head
+    with pytest.raises(Aborted) as aborted:
+        servicer.Send(iter(_stream(header, [b"a"])), context)
+    assert aborted.value.code == Code.INVALID_ARGUMENT
+    assert "carries an audit head that is not a sha256 hex digest" in aborted.value.details
+    assert inbox.arrived(CALLER) == 0
 
 
 #: What a stream can get wrong; :func:`streams` gets none, one or two of them wrong.

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 import lianmo
+from tests.audit.jobs import hand_to_auditors
 
 from .test_integration_cli import (
     PARTIES,
@@ -300,7 +301,9 @@ def test_job_list_and_job_cancel_on_a_detached_job(
 def test_audit_verify_json_passes_untouched_logs_and_fails_a_tampered_one(
     api_job: lianmo.JobResult, nodes: dict[str, NodeProcess], tmp_path: Path
 ) -> None:
-    folders = [nodes[n].state_dir / "jobs" / "api-breast" for n in PARTIES]
+    job_folders = [nodes[n].state_dir / "jobs" / "api-breast" for n in PARTIES]
+    handed = hand_to_auditors(job_folders, tmp_path / "handed")  # the logs, no seed or key
+    folders = sorted(handed.iterdir())
     good = lianmo_cmd("audit", "verify", *folders, "--json", cwd=tmp_path)
     assert good.returncode == 0, _explain(good)
     verdict = json.loads(good.stdout)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.audit.jobs import hand_to_auditors
 from tests.integration.test_integration_cli import (
     PARTIES,
     NodeProcess,
@@ -287,7 +288,10 @@ def test_sigkill_at_a_random_round_then_resume_gives_the_uninterrupted_model(
     ]
     if victim != "coordinator":  # the restarted party noted where it resumed
         assert any(r["kind"] == "resume" and r["party"] == victim for r in records)
-    verify = lianmo("audit", "verify", *(fed.job_dir(n) for n in PARTIES), cwd=fed.root)
+    # the resumed party sent some messages twice; its peers kept the first copies, whose
+    # audit heads lie in the part of its log cut back on resuming: verify allows exactly that
+    handed = hand_to_auditors([fed.job_dir(n) for n in PARTIES], fed.root / "handed")
+    verify = lianmo("audit", "verify", handed, cwd=fed.root)
     assert verify.returncode == 0, _explain(verify)
     for name in PARTIES:  # the restarted node moved an old-style seed out of the job folder
         assert not (fed.job_dir(name) / "drbg.seed").exists() and fed.seed(name).exists()

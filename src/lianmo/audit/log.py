@@ -2,19 +2,22 @@
 
 A record is one JSON object per line::
 
-    {"format": "lianmo.audit/v2", "seq": 7, "party": "broker", "job_id": "credit-demo",
-     "kind": "message", ...fields..., "prev": "<hash of record 6>", "hash": "<sha256>",
-     "time": 1763800000.123456, "sig": "<Ed25519 signature>"}
+    {"format": "lianmo.audit/v3", "seq": 7, "party": "broker", "job_id": "credit-demo",
+     "kind": "message", ...fields..., "time": 1763800000.123456,
+     "prev": "<hash of record 6>", "hash": "<sha256>", "sig": "<Ed25519 signature>"}
 
 ``hash`` is the sha256 of the record's canonical JSON (sorted keys, no spaces) without
-``hash``, ``time`` and ``sig``; ``prev`` chains it to the record before (the first links
-to 64 zeros). ``sig`` signs ``[hash, time]`` (canonical JSON) with the party's Ed25519
-key. The wall-clock ``time`` stays outside the chained content but inside the signature:
-two runs of the same job with the same seeds give the same chain of hashes, and nobody
-can alter a timestamp unnoticed.
+``hash`` and ``sig``; ``prev`` chains it to the record before (the first links to 64
+zeros). The wall-clock ``time`` is chained content: a timestamp cannot be moved without
+re-chaining every later record, which the heads the party's peers logged then expose
+(below), and the log never lets time go backwards. ``sig`` signs ``[hash, time]``
+(canonical JSON) with the party's Ed25519 key. The legacy format ``lianmo.audit/v2``
+(before issue 18) kept ``time`` outside the chain; :func:`record_digest` still reads it.
 
 Message records hold what crossed the wire (peer, round, tag, sequence number, payload
-type, size, sha256); the payload bytes themselves go to a content-addressed
+type, size, sha256); a received one also holds ``peer_head``, the sender's audit head
+when it sent the message (carried in the envelope), which anchors the sender's log in
+the receiver's. The payload bytes themselves go to a content-addressed
 :class:`~lianmo.audit.store.PayloadStore` beside the log. See ``docs/audit.md`` for
 every record kind.
 """
@@ -34,12 +37,14 @@ from lianmo.audit.store import PayloadStore
 from lianmo.errors import LianmoError
 from lianmo.transport.envelope import Direction, Envelope
 
-FORMAT = "lianmo.audit/v2"
+FORMAT = "lianmo.audit/v3"
+LEGACY_FORMAT = "lianmo.audit/v2"
 GENESIS = "0" * 64
-UNHASHED = frozenset({"hash", "time", "sig"})
+UNHASHED = frozenset({"hash", "sig"})
+_UNHASHED_BY_FORMAT = {FORMAT: UNHASHED, LEGACY_FORMAT: UNHASHED | {"time"}}
 
 Scalar = str | int | float | bool | None
-RESERVED = frozenset({"format", "seq", "party", "job_id", "kind", "prev"} | UNHASHED)
+RESERVED = frozenset({"format", "seq", "party", "job_id", "kind", "prev", "time"} | UNHASHED)
 
 
 def canonical(value: object) -> bytes:
@@ -48,9 +53,13 @@ def canonical(value: object) -> bytes:
 
 
 def record_digest(record: dict[str, object]) -> str:
-    """sha256 hex of a record's chained content (everything but hash, time and sig)."""
+    """sha256 hex of a record's chained content: everything but hash and sig.
+
+    A record of the legacy format ``lianmo.audit/v2`` leaves its ``time`` out too.
+    """
+    unhashed = _UNHASHED_BY_FORMAT.get(str(record.get("format")), UNHASHED)
     return hashlib.sha256(
-        canonical({k: v for k, v in record.items() if k not in UNHASHED})
+        canonical({k: v for k, v in record.items() if k not in unhashed})
     ).hexdigest()
 
 
@@ -84,10 +93,18 @@ class AuditLog:
         self._lock = threading.Lock()
         self._seq = 0
         self._prev = GENESIS
+        self._time = 0.0
         if path.exists():  # continue only a chain that holds: never extend a tampered log
             self._seq = verify_chain(path)
             for record in read_records(path):
+                if record.get("format") != FORMAT:
+                    raise LianmoError(
+                        f"audit log {path} was written by an older lianmo (format "
+                        f"{record.get('format')!r}); finish the job with that version or "
+                        "start it afresh"
+                    )
                 self._prev = str(record["hash"])
+                self._time = float(t.cast(float, record["time"]))
 
     @classmethod
     def reopen(
@@ -140,6 +157,8 @@ class AuditLog:
                 "which the log reserves for its own metadata; rename them"
             )
         with self._lock:
+            # never backwards, even if the wall clock is set back: verify checks the order
+            self._time = max(round(time.time(), 6), self._time)
             entry: dict[str, object] = {
                 "format": FORMAT,
                 "seq": self._seq,
@@ -147,10 +166,10 @@ class AuditLog:
                 "job_id": self.job_id,
                 "kind": kind,
                 **fields,
+                "time": self._time,
                 "prev": self._prev,
             }
             entry["hash"] = record_digest(entry)
-            entry["time"] = round(time.time(), 6)
             if self.signer is not None:
                 entry["sig"] = self.signer.sign(signed_bytes(entry))
             with self.path.open("a", encoding="utf-8") as fh:
@@ -163,10 +182,15 @@ class AuditLog:
         return None if self.store is None else self.store.put(data)
 
     def on_message(self, direction: Direction, envelope: Envelope) -> None:
-        """Channel observer: keep the payload, then log the message."""
+        """Channel observer: keep the payload, then log the message.
+
+        A received message's record keeps the sender's audit head from its envelope
+        (``peer_head``): verify checks it is a record of the sender's log before the send.
+        """
         digest = envelope.sha256.hex()
         if self.store is not None:
             self.store.put(envelope.payload, digest)
+        anchor = {} if direction == "sent" else {"peer_head": envelope.audit_head}
         self.record(
             "message",
             direction=direction,
@@ -177,6 +201,7 @@ class AuditLog:
             payload_type=envelope.payload_type,
             size=len(envelope.payload),
             sha256=digest,
+            **anchor,
         )
 
 
@@ -196,10 +221,20 @@ def read_records(path: Path) -> Iterator[dict[str, object]]:
             yield record
 
 
-def chain_problem(record: dict[str, object], seq: int, prev: str) -> str | None:
-    """What is wrong with ``record`` as record number ``seq`` after hash ``prev``, or None."""
-    if record.get("format") != FORMAT:
-        return f"has format {record.get('format')!r}, not {FORMAT!r}"
+def chain_problem(
+    record: dict[str, object], seq: int, prev: str, fmt: str = FORMAT
+) -> str | None:
+    """What is wrong with ``record`` as record number ``seq`` after hash ``prev``, or None.
+
+    ``fmt`` is the format of the log's first record: every record must have it.
+    """
+    if fmt not in _UNHASHED_BY_FORMAT:
+        return (
+            f"has format {fmt!r}, which this lianmo does not read (it reads {FORMAT!r} "
+            f"and {LEGACY_FORMAT!r})"
+        )
+    if record.get("format") != fmt:
+        return f"has format {record.get('format')!r}, not {fmt!r}"
     if record.get("seq") != seq:
         return (
             f"carries seq {record.get('seq')!r} where {seq} belongs: records were "
@@ -214,9 +249,10 @@ def chain_problem(record: dict[str, object], seq: int, prev: str) -> str | None:
 
 def verify_chain(path: Path) -> int:
     """Check every record's hash and link (not signatures); return the record count."""
-    prev, count = GENESIS, 0
+    prev, count, fmt = GENESIS, 0, FORMAT
     for record in read_records(path):
-        problem = chain_problem(record, count, prev)
+        fmt = str(record.get("format")) if count == 0 else fmt
+        problem = chain_problem(record, count, prev, fmt)
         if problem:
             raise LianmoError(f"audit log {path}: record {count} {problem}")
         prev, count = str(record["hash"]), count + 1

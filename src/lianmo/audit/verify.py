@@ -1,13 +1,17 @@
 """``lianmo audit verify``: check a job's logs without any data or private key.
 
-For every party's log: the hash chain, the Ed25519 signature of every record under the
-key the log's ``job_start`` names, that every message payload is in the store and
-unaltered, and that the log ends with ``job_end`` (and at the head its ``result.json``
-published). Across the parties of a job: the same job spec and lianmo version, each
-party's signing key as every peer received it, and for every pair A, B that the
-messages A logged as sent to B are, in the same order and with the same digests, the
-messages B logged as received from A. Problems name the party, the record's sequence
-number and what is wrong.
+Refuses folders that hold a party's secrets (:mod:`lianmo.audit.handover`). For every
+party's log: the hash chain (timestamps included, never moving backwards), the Ed25519
+signature of every record under the key the log's ``job_start`` names, that every
+message payload and the job spec are in the store and unaltered, and that the log ends
+with ``job_end`` (and at the head its ``result.json`` published). Across the parties of
+a job: a log from every party the spec (the one whose sha256 every log records) lists
+and from every peer any log exchanged messages with; the same job spec and lianmo
+version; each party's signing key as every peer received it; for every pair A, B that
+the messages A logged as sent to B are, in the same order and with the same digests,
+the messages B logged as received from A; and that the audit head each message carried
+is a record of A's log before the send (:mod:`lianmo.audit.anchors`). Problems name the
+party, the record's sequence number and what is wrong.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lianmo.audit.log import GENESIS, chain_problem, read_records, signed_bytes
+from lianmo.audit.anchors import unanchored
+from lianmo.audit.handover import refuse_secrets
+from lianmo.audit.log import FORMAT, GENESIS, chain_problem, read_records, signed_bytes
 from lianmo.audit.signing import UNSIGNED_KEY, signature_ok
 from lianmo.audit.store import PayloadStore
 from lianmo.errors import LianmoError
@@ -88,14 +94,16 @@ class JobVerdict:
         return not self.problems
 
     def spec(self) -> dict[str, object] | None:
-        """The job spec as stored by any party (None if no store has it)."""
+        """The job spec whose sha256 the logs record, from any party's store (None if none
+        holds it intact)."""
         for log in self.logs.values():
-            digest = log.start.get("spec_payload")
-            if isinstance(digest, str):
-                try:
-                    return dict(json.loads(log.store.get(digest)))
-                except (LianmoError, ValueError):
-                    continue
+            digest = log.start.get("spec_sha256")
+            if isinstance(digest, str) and log.start.get("spec_payload") == digest:
+                if log.store.check(digest) is None:
+                    try:
+                        return dict(json.loads(log.store.get(digest)))
+                    except (LianmoError, ValueError, TypeError):
+                        continue
         return None
 
 
@@ -118,9 +126,14 @@ def find_logs(paths: Iterable[Path]) -> list[Path]:
 
 
 def verify(paths: Sequence[Path]) -> list[JobVerdict]:
-    """Verify every log found under ``paths``, grouped by job."""
+    """Verify every log found under ``paths``, grouped by job.
+
+    AuditError, before anything is read, if ``paths`` hold a seed or a private key.
+    """
+    logs = find_logs(paths)
+    refuse_secrets(paths)
     verdicts: dict[str, JobVerdict] = {}
-    for path in find_logs(paths):
+    for path in logs:
         log, problems = read_log(path)
         verdict = verdicts.setdefault(log.job_id, JobVerdict(log.job_id))
         verdict.problems.extend(problems)
@@ -177,7 +190,7 @@ def _check_log(log: PartyLog) -> list[Problem]:
             0, "the log is not signed (the party ran at audit level 'chain'); it cannot be verified"
         )
     store = log.store
-    prev = GENESIS
+    prev, fmt, last_time = GENESIS, str(log.records[0].get("format")), None
     for seq, record in enumerate(log.records):
         problem = None
         if (record.get("party"), record.get("job_id")) != (log.party, log.job_id):
@@ -186,19 +199,23 @@ def _check_log(log: PartyLog) -> list[Problem]:
                 f"not to '{log.party}' in '{log.job_id}': a record from another log was "
                 "swapped in"
             )
-        problem = problem or chain_problem(record, seq, prev)
+        problem = problem or chain_problem(record, seq, prev, fmt)
         if problem is None and key is not None:
             sig = record.get("sig")
             if not isinstance(sig, str) or not signature_ok(key, sig, signed_bytes(record)):
                 problem = "has no valid signature by the party's signing key"
+        problem = problem or _time_problem(record, last_time)
         if problem is None and record.get("kind") == "message":
-            problem = store.check(str(record.get("sha256")))
+            problem = store.check(str(record.get("sha256"))) or _anchor_field(record, fmt)
         if problem is None and record.get("kind") == "job_start" and seq:
             problem = "is a second job_start"
         if problem is not None:
             bad(seq, problem)
             return problems  # everything after the first break is unanchored
-        prev = str(record["hash"])
+        prev, last_time = str(record["hash"]), record["time"]
+    spec = _spec_problem(log)
+    if spec is not None:
+        bad(0, spec)
     last = log.records[-1]
     if last.get("kind") != "job_end":
         bad(
@@ -218,6 +235,44 @@ def _check_log(log: PartyLog) -> list[Problem]:
     return problems
 
 
+def _time_problem(record: dict[str, object], last: object) -> str | None:
+    """Timestamps are numbers that never go backwards within a log."""
+    now = record.get("time")
+    if not isinstance(now, int | float) or isinstance(now, bool):
+        return f"has no valid timestamp (time = {now!r})"
+    if isinstance(last, int | float) and now < last:
+        return (
+            f"is timed {now}, before the record preceding it ({last}): its timestamp was "
+            "moved"
+        )
+    return None
+
+
+def _anchor_field(record: dict[str, object], fmt: str) -> str | None:
+    """Since format v3 a received message's record holds the sender's audit head."""
+    if fmt != FORMAT or record.get("direction") != "received":
+        return None
+    if not isinstance(record.get("peer_head"), str):
+        return "records a received message without the sender's audit head (peer_head)"
+    return None
+
+
+def _spec_problem(log: PartyLog) -> str | None:
+    """The job spec a full-level log stored is the one its ``spec_sha256`` names."""
+    stored, digest = log.start.get("spec_payload"), log.start.get("spec_sha256")
+    if stored is None:  # audit level chain keeps no payloads (reported as unsigned)
+        return None
+    if stored != digest:
+        return (
+            f"names the job spec {str(digest)[:16]}... but stored {str(stored)[:16]}...: the "
+            "spec in its store is not the one the job ran"
+        )
+    problem = log.store.check(str(digest))
+    if problem is not None:
+        return f"the job spec it ran: {problem}; without it nobody can tell which parties took part"
+    return None
+
+
 def _published_head(path: Path) -> str | None:
     try:
         return str(json.loads((path.parent / "result.json").read_text())["audit_head"])
@@ -227,19 +282,17 @@ def _published_head(path: Path) -> str | None:
 
 def _check_job(verdict: JobVerdict) -> None:
     logs = verdict.logs
-    spec = verdict.spec()
-    if spec is not None:
-        parties = spec.get("parties")
-        if isinstance(parties, list):
-            verdict.expected_parties = tuple(str(p.get("name")) for p in parties)
-    for name in verdict.expected_parties:
+    expected = _expected_parties(verdict)
+    verdict.expected_parties = tuple(expected)
+    for name, why in expected.items():
         if name not in logs:
             verdict.problems.append(
                 Problem(
                     name,
                     None,
                     Path("-"),
-                    "no log of this party was found; pass the folder holding its job folder too",
+                    f"no log of this party was found, but {why}; pass the folder holding "
+                    "its job folder too",
                 )
             )
     for field_name, what in (("spec_sha256", "job spec"), ("software", "lianmo version")):
@@ -274,6 +327,54 @@ def _check_job(verdict: JobVerdict) -> None:
                 )
     for sender, receiver in ((a, b) for a in logs for b in logs if a != b):
         _match(verdict, logs[sender], logs[receiver])
+    for sender in logs:
+        _anchored(verdict, logs[sender], [logs[r] for r in logs if r != sender])
+
+
+def _expected_parties(verdict: JobVerdict) -> dict[str, str]:
+    """Every party that must have a log, with why: the spec lists it, or a peer saw it."""
+    expected: dict[str, str] = {}
+    spec = verdict.spec()
+    parties = None if spec is None else spec.get("parties")
+    if isinstance(parties, list):
+        for p in parties:
+            name = str(p.get("name")) if isinstance(p, dict) else str(p)
+            expected[name] = "the job spec lists it"
+    for party, log in sorted(verdict.logs.items()):
+        for r in log.records:
+            peer = r.get("peer")
+            if r.get("kind") in ("message", "peer_key") and isinstance(peer, str):
+                expected.setdefault(
+                    peer, f"'{party}' logged exchanging messages with it (record {r.get('seq')})"
+                )
+    return expected
+
+
+def _anchored(verdict: JobVerdict, sender: PartyLog, receivers: list[PartyLog]) -> None:
+    """The heads ``sender``'s messages carried are records of its log before each send."""
+    found = [
+        (u, receiver)
+        for receiver in receivers
+        if (
+            u := unanchored(
+                sender.records, receiver.party, receiver.messages("received", sender.party)
+            )
+        )
+        is not None
+    ]
+    if not found:
+        return
+    first, receiver = min(found, key=lambda f: int(str(f[0].sent.get("seq"))))
+    verdict.problems.append(
+        Problem(
+            sender.party,
+            _seq(first.sent),
+            sender.path,
+            f"sent {describe(str(first.sent.get('tag')))} round {first.sent.get('round')} to "
+            f"'{receiver.party}' (record {first.received.get('seq')} of '{receiver.party}'), "
+            f"which {first.why}",
+        )
+    )
 
 
 _SAME = ("msg_seq", "round", "tag", "payload_type", "size", "sha256")

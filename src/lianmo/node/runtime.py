@@ -33,6 +33,11 @@ class JobRecords(t.Protocol):
 
     def position(self) -> object: ...
 
+    @property
+    def head(self) -> str:
+        """Hash of the last record so far: every message sent carries it to its receiver."""
+        ...
+
 
 class _Guarded:
     """``records`` as the job sees them: silent while fast-forwarding to a checkpoint."""
@@ -60,6 +65,7 @@ def run_party(
     limits: Limits | None = None,
 ) -> JobOutcome:
     """Run ``party``'s role of ``spec`` (resuming from ``checkpoints`` if they hold any)."""
+    channel.anchor(lambda: records.head)
     checkpoints.attach(
         rng=rng,
         channel=channel,

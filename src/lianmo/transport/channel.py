@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from lianmo.errors import UnexpectedMessageError
 from lianmo.transport import serde
@@ -40,6 +40,7 @@ class Channel(abc.ABC):
         self._inbox = inbox
         self._observers = list(observers)
         self._recv_timeout = recv_timeout
+        self._audit_head: Callable[[], str] = str  # "": no audit log to anchor
         self._seq = dict.fromkeys(self.peers, 0)
         # One lock per peer, held from numbering to delivery: two threads sending to the
         # same peer must not deliver seq n+1 before seq n (the inbox would reject it).
@@ -48,6 +49,11 @@ class Channel(abc.ABC):
     def add_observer(self, observer: MessageObserver) -> None:
         """Also tell ``observer`` about every message from now on."""
         self._observers.append(observer)
+
+    def anchor(self, audit_head: Callable[[], str]) -> None:
+        """Stamp every envelope sent from now on with ``audit_head()``, this party's
+        current audit head: its peers log it, so its log cannot be rewritten later."""
+        self._audit_head = audit_head
 
     def send(self, to: str, tag: str, payload: Payload, *, round: int = 0) -> None:
         """Send ``payload`` to party ``to`` as protocol step ``tag`` of ``round``."""
@@ -67,6 +73,7 @@ class Channel(abc.ABC):
                 seq=self._seq[to],
                 payload_type=payload_type,
                 payload=data,
+                audit_head=self._audit_head(),
             )
             self._deliver(env)
             # Only a delivered message uses up its number. If a failed delivery did arrive

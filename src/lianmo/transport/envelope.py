@@ -15,6 +15,9 @@ class Envelope:
 
     Identified by ``(job_id, sender, receiver, seq)``; ``(round, tag)`` say which
     protocol step it belongs to. ``sha256`` is the digest of ``payload``.
+    ``audit_head`` is the hash of the last record in the sender's audit log when it
+    sent the message ("" if it keeps none): the receiver logs it, which anchors the
+    sender's log in its peers' logs (``lianmo audit verify`` checks it).
     """
 
     job_id: str
@@ -26,6 +29,7 @@ class Envelope:
     payload_type: str
     payload: bytes
     sha256: bytes
+    audit_head: str = ""
 
     @classmethod
     def build(
@@ -39,6 +43,7 @@ class Envelope:
         seq: int,
         payload_type: str,
         payload: bytes,
+        audit_head: str = "",
     ) -> Envelope:
         """Make an envelope, computing the payload digest."""
         return cls(
@@ -51,6 +56,7 @@ class Envelope:
             payload_type=payload_type,
             payload=payload,
             sha256=hashlib.sha256(payload).digest(),
+            audit_head=audit_head,
         )
 
     def describe(self) -> str:

@@ -10,6 +10,7 @@ sizes so that a malformed payload fails here with a clear error, not deep in a p
 from __future__ import annotations
 
 import json
+import re
 import typing as t
 from collections.abc import Callable
 
@@ -186,11 +187,18 @@ def header_to_proto(env: Envelope) -> pb.EnvelopeHeader:
         payload_type=env.payload_type,
         payload_size=len(env.payload),
         payload_sha256=env.sha256,
+        audit_head=env.audit_head,
     )
 
 
 def announced_envelope(header: pb.EnvelopeHeader) -> Envelope:
     """The envelope a header announces, with the sha256 it claims and no payload yet."""
+    if header.audit_head and not _AUDIT_HEAD_RE.fullmatch(header.audit_head):
+        raise ProtocolError(
+            f"message '{header.tag}' round {header.round} from '{header.sender}' carries "
+            f"an audit head that is not a sha256 hex digest ({header.audit_head[:80]!r}); "
+            "the sender runs a broken or altered lianmo"
+        )
     return Envelope(
         job_id=header.job_id,
         round=header.round,
@@ -201,6 +209,7 @@ def announced_envelope(header: pb.EnvelopeHeader) -> Envelope:
         payload_type=header.payload_type,
         payload=b"",
         sha256=bytes(header.payload_sha256),
+        audit_head=header.audit_head,
     )
 
 
@@ -222,6 +231,7 @@ def job_status_to_proto(info: JobStatusInfo) -> control_pb.JobStatus:
 
 
 _JOB_STATES = t.get_args(JobState)
+_AUDIT_HEAD_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def job_status_from_proto(m: control_pb.JobStatus) -> JobStatusInfo:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alianmo/v1/federation.proto\x12\tlianmo.v1\"\xaf\x01\n\x0e\x45nvelopeHeader\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\r\x12\x0b\n\x03tag\x18\x03 \x01(\t\x12\x0e\n\x06sender\x18\x04 \x01(\t\x12\x10\n\x08receiver\x18\x05 \x01(\t\x12\x0b\n\x03seq\x18\x06 \x01(\x04\x12\x14\n\x0cpayload_type\x18\x07 \x01(\t\x12\x14\n\x0cpayload_size\x18\x08 \x01(\x04\x12\x16\n\x0epayload_sha256\x18\t \x01(\x0c\"@\n\x05\x43hunk\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.lianmo.v1.EnvelopeHeader\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x1e\n\tSendReply\x12\x11\n\tduplicate\x18\x01 \x01(\x08\"\x16\n\tPublicKey\x12\t\n\x01n\x18\x01 \x01(\x0c\"_\n\x0f\x45ncryptedVector\x12\x0e\n\x06key_id\x18\x01 \x01(\x0c\x12\x10\n\x08\x65xponent\x18\x02 \x01(\x11\x12\r\n\x05\x63ount\x18\x03 \x01(\r\x12\r\n\x05width\x18\x04 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\"7\n\tIntVector\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x1b\n\x0b\x46loatVector\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"7\n\tPointList\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x19\n\tIndexList\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"5\n\tBitMatrix\x12\x0c\n\x04rows\x18\x01 \x01(\r\x12\x0c\n\x04\x63ols\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"%\n\x06Signal\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t2>\n\nFederation\x12\x30\n\x04Send\x12\x10.lianmo.v1.Chunk\x1a\x14.lianmo.v1.SendReply(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alianmo/v1/federation.proto\x12\tlianmo.v1\"\xc3\x01\n\x0e\x45nvelopeHeader\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\r\x12\x0b\n\x03tag\x18\x03 \x01(\t\x12\x0e\n\x06sender\x18\x04 \x01(\t\x12\x10\n\x08receiver\x18\x05 \x01(\t\x12\x0b\n\x03seq\x18\x06 \x01(\x04\x12\x14\n\x0cpayload_type\x18\x07 \x01(\t\x12\x14\n\x0cpayload_size\x18\x08 \x01(\x04\x12\x16\n\x0epayload_sha256\x18\t \x01(\x0c\x12\x12\n\naudit_head\x18\n \x01(\t\"@\n\x05\x43hunk\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.lianmo.v1.EnvelopeHeader\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x1e\n\tSendReply\x12\x11\n\tduplicate\x18\x01 \x01(\x08\"\x16\n\tPublicKey\x12\t\n\x01n\x18\x01 \x01(\x0c\"_\n\x0f\x45ncryptedVector\x12\x0e\n\x06key_id\x18\x01 \x01(\x0c\x12\x10\n\x08\x65xponent\x18\x02 \x01(\x11\x12\r\n\x05\x63ount\x18\x03 \x01(\r\x12\r\n\x05width\x18\x04 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\"7\n\tIntVector\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x1b\n\x0b\x46loatVector\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"7\n\tPointList\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x19\n\tIndexList\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"5\n\tBitMatrix\x12\x0c\n\x04rows\x18\x01 \x01(\r\x12\x0c\n\x04\x63ols\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"%\n\x06Signal\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t2>\n\nFederation\x12\x30\n\x04Send\x12\x10.lianmo.v1.Chunk\x1a\x14.lianmo.v1.SendReply(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,27 +32,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lianmo.v1.federation_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENVELOPEHEADER']._serialized_start=42
-  _globals['_ENVELOPEHEADER']._serialized_end=217
-  _globals['_CHUNK']._serialized_start=219
-  _globals['_CHUNK']._serialized_end=283
-  _globals['_SENDREPLY']._serialized_start=285
-  _globals['_SENDREPLY']._serialized_end=315
-  _globals['_PUBLICKEY']._serialized_start=317
-  _globals['_PUBLICKEY']._serialized_end=339
-  _globals['_ENCRYPTEDVECTOR']._serialized_start=341
-  _globals['_ENCRYPTEDVECTOR']._serialized_end=436
-  _globals['_INTVECTOR']._serialized_start=438
-  _globals['_INTVECTOR']._serialized_end=493
-  _globals['_FLOATVECTOR']._serialized_start=495
-  _globals['_FLOATVECTOR']._serialized_end=522
-  _globals['_POINTLIST']._serialized_start=524
-  _globals['_POINTLIST']._serialized_end=579
-  _globals['_INDEXLIST']._serialized_start=581
-  _globals['_INDEXLIST']._serialized_end=606
-  _globals['_BITMATRIX']._serialized_start=608
-  _globals['_BITMATRIX']._serialized_end=661
-  _globals['_SIGNAL']._serialized_start=663
-  _globals['_SIGNAL']._serialized_end=700
-  _globals['_FEDERATION']._serialized_start=702
-  _globals['_FEDERATION']._serialized_end=764
+  _globals['_ENVELOPEHEADER']._serialized_end=237
+  _globals['_CHUNK']._serialized_start=239
+  _globals['_CHUNK']._serialized_end=303
+  _globals['_SENDREPLY']._serialized_start=305
+  _globals['_SENDREPLY']._serialized_end=335
+  _globals['_PUBLICKEY']._serialized_start=337
+  _globals['_PUBLICKEY']._serialized_end=359
+  _globals['_ENCRYPTEDVECTOR']._serialized_start=361
+  _globals['_ENCRYPTEDVECTOR']._serialized_end=456
+  _globals['_INTVECTOR']._serialized_start=458
+  _globals['_INTVECTOR']._serialized_end=513
+  _globals['_FLOATVECTOR']._serialized_start=515
+  _globals['_FLOATVECTOR']._serialized_end=542
+  _globals['_POINTLIST']._serialized_start=544
+  _globals['_POINTLIST']._serialized_end=599
+  _globals['_INDEXLIST']._serialized_start=601
+  _globals['_INDEXLIST']._serialized_end=626
+  _globals['_BITMATRIX']._serialized_start=628
+  _globals['_BITMATRIX']._serialized_end=681
+  _globals['_SIGNAL']._serialized_start=683
+  _globals['_SIGNAL']._serialized_end=720
+  _globals['_FEDERATION']._serialized_start=722
+  _globals['_FEDERATION']._serialized_end=784
 # @@protoc_insertion_point(module_scope)

@@ -6,7 +6,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EnvelopeHeader(_message.Message):
-    __slots__ = ("job_id", "round", "tag", "sender", "receiver", "seq", "payload_type", "payload_size", "payload_sha256")
+    __slots__ = ("job_id", "round", "tag", "sender", "receiver", "seq", "payload_type", "payload_size", "payload_sha256", "audit_head")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     TAG_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class EnvelopeHeader(_message.Message):
     PAYLOAD_TYPE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_SHA256_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_HEAD_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     round: int
     tag: str
@@ -25,7 +26,8 @@ class EnvelopeHeader(_message.Message):
     payload_type: str
     payload_size: int
     payload_sha256: bytes
-    def __init__(self, job_id: _Optional[str] = ..., round: _Optional[int] = ..., tag: _Optional[str] = ..., sender: _Optional[str] = ..., receiver: _Optional[str] = ..., seq: _Optional[int] = ..., payload_type: _Optional[str] = ..., payload_size: _Optional[int] = ..., payload_sha256: _Optional[bytes] = ...) -> None: ...
+    audit_head: str
+    def __init__(self, job_id: _Optional[str] = ..., round: _Optional[int] = ..., tag: _Optional[str] = ..., sender: _Optional[str] = ..., receiver: _Optional[str] = ..., seq: _Optional[int] = ..., payload_type: _Optional[str] = ..., payload_size: _Optional[int] = ..., payload_sha256: _Optional[bytes] = ..., audit_head: _Optional[str] = ...) -> None: ...
 
 class Chunk(_message.Message):
     __slots__ = ("header", "data")
