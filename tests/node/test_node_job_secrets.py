@@ -42,6 +42,7 @@ def _config(tmp_path: Path, **extra: t.Any) -> PartyConfig:
             "tls": {"cert": "x", "key": "x", "ca": "x"},
             "audit": {"level": "chain"},
             "datasets": {"breast_host": {"path": "host.csv", "id_column": "id"}},
+            "policy": {"arbiters": ["arbiter"]},
             **extra,
         },
         base=tmp_path,
