@@ -52,7 +52,7 @@ PROXY_FAULTS: dict[str, dict[str, t.Any]] = {
     "delay": {"delay_s": 0.01},
     "cut": {"cut_every": (20_000, 150_000), "max_cuts": 6},
 }
-# One seeded generator draws every call's fault, so with this job's 53 messages the
+# One seeded generator draws every call's fault, so with this job's 47 messages the
 # number of faults of each kind does not depend on thread timing (at least 3 of each).
 CALL_FAULTS = {"lose_ack": 0.1, "drop": 0.1, "duplicate": 0.1, "delay_s": 0.02}
 
@@ -79,7 +79,7 @@ def _assert_each_message_logged_once(job_dirs: t.Mapping[str, Path]) -> None:
     assert not repeated, f"messages logged more than once: {repeated[:3]}"
     sent = {m[1:] for m in records if m[0] == "sent"}
     received = {m[1:] for m in records if m[0] == "received"}
-    assert sent == received and len(sent) > 50
+    assert sent == received and len(sent) > 40
 
 
 # ---- real node processes behind faulty proxies ---------------------------------------
