@@ -5,10 +5,11 @@ Usage (inside the project's environment, e.g. ``.venv/bin/python``)::
     python scripts/bench_secureboost.py --json OUT.json [--data-set default_credit|credit]
 
 Runs FATE's benchmark configuration (30 trees, depth 3, 32 bins, learning rate 0.3,
-validation share 0.2 stratified, seed 42) with 2048-bit keys: guest and host are two
-``lianmo party serve`` processes with mutual TLS, exactly as users run them, each with
-its default compute backend (a process pool over all cores; on a small machine both
-parties share the same cores). Writes::
+validation share 0.2, seed 42) with 2048-bit keys. The split is not stratified, so that
+pooled XGBoost can use the very same rows (a stratified split is drawn from the guest's
+secret per-job randomness). Guest and host are two ``lianmo party serve`` processes with
+mutual TLS, exactly as users run them, each with its default compute backend (a process
+pool over all cores; on a small machine both parties share the same cores). Writes::
 
     {"data", "auc", "ks", "pooled_auc", "wall_s", "phases": {...}, "phe": {...}, ...}
 
@@ -43,7 +44,7 @@ from lianmo.cli.demo import party_processes, write_party_config
 from lianmo.cli.main import run_and_report
 from lianmo.cli.wiring import write_identities
 from lianmo.config import JobSpec
-from lianmo.data.split import stratified_validation_mask
+from lianmo.data.split import validation_mask
 from lianmo.data.table import load_table
 from lianmo.models.metrics import auc
 
@@ -113,7 +114,7 @@ def main() -> int:
                     for n in ("guest", "host")
                 ],
                 "alignment": {"min_intersection": 100},
-                "validation": {"share": 0.2, "stratify": True},
+                "validation": {"share": 0.2, "stratify": False},
                 "model": model,
             }
         )
@@ -171,7 +172,7 @@ def main() -> int:
         },
         "traffic": traffic,
         "trees": trees,
-        "config": {**model, "validation_share": 0.2, "stratified": True, "seed": 42},
+        "config": {**model, "validation_share": 0.2, "stratified": False, "seed": 42},
         "validation_rows": metrics.get("validation_rows"),
         "train_rows": metrics.get("train_rows"),
         "channel": "gRPC over loopback, mutual TLS, one process per party",
@@ -210,7 +211,7 @@ def _phe_costs(key_bits: int, sample: int) -> dict[str, float]:
 def _pooled_auc(
     args: argparse.Namespace, guest_file: str, host_file: str, id_col: str, label: str
 ) -> float | None:
-    """XGBoost on all columns pooled, on the same stratified split of the common rows."""
+    """XGBoost on all columns pooled, on the same split of the common rows (ids and seed)."""
     try:
         import xgboost  # noqa: PLC0415 - optional, installed with the dev extras
     except ImportError:
@@ -223,7 +224,7 @@ def _pooled_auc(
     h = h.select(np.array([where[row_id] for row_id in g.ids]))
     assert g.y is not None
     X, y = np.hstack([g.X, h.X]), g.y
-    val = stratified_validation_mask(g.ids, y, 0.2, 42)
+    val = validation_mask(g.ids, 0.2, 42)
     model = xgboost.XGBClassifier(
         n_estimators=args.trees,
         max_depth=args.depth,

@@ -15,7 +15,8 @@ metrics at every party. Runs real party processes over mutual TLS with 2048-bit 
 Masks and Paillier randomness differ from run to run (fresh DRBG seeds), but they cancel
 exactly, so the models do not; only the random ids a SecureBoost host gives its splits
 (and the guest's trees use) are drawn afresh, and :func:`stable_digest` renumbers them.
-With ``--check`` the run fails when any digest or metric differs from the file's. About 3 minutes on 2 cores.
+With ``--check`` the run fails when any digest or metric differs from the file's. About
+3 minutes on 2 cores.
 """
 
 from __future__ import annotations
