@@ -394,9 +394,9 @@ def _party(**changes: t.Any) -> dict[str, t.Any]:
         (
             {"policy": {"arbiter": ["arbiter"]}},
             "party.toml: policy: unknown field(s) ['arbiter'] (did you mean 'arbiters'?); "
-            "allowed fields are ['arbiters', 'guests', 'hosts', 'max_depth', 'max_peer_set', "
-            "'min_batch_size', 'min_child_weight', 'min_intersection', 'min_key_bits', "
-            "'predict_guests', 'tasks']",
+            "allowed fields are ['arbiters', 'coordinator_tasks', 'guests', 'hosts', "
+            "'max_depth', 'max_peer_set', 'min_batch_size', 'min_child_weight', "
+            "'min_intersection', 'min_key_bits', 'predict_guests', 'tasks']",
         ),
         (
             {"policy": {"arbiters": ["arbiter", "all of them"]}},
@@ -577,3 +577,6 @@ def test_the_policy_docs_example_is_a_valid_party_config() -> None:
         block = next(b for b in text.split("```toml\n")[1:] if "[policy]" in b).split("```")[0]
         config = PartyConfig.from_dict(tomllib.loads(block), base=Path("/srv"), source=doc)
         assert config.policy.arbiters == ("arbiter",), doc
+        if doc == "docs/policy.md":
+            assert config.policy.tasks_of("ops") == ("align",)
+            assert config.policy.tasks_of("coordinator") == ("train", "predict", "align")

@@ -14,14 +14,19 @@ from pathlib import Path
 import pytest
 
 from lianmo.config import JobSpec, PartyConfig
-from lianmo.errors import PolicyError
+from lianmo.errors import ConfigError, PolicyError
 from lianmo.node.policy import check_job
 from lianmo.protocols.same_spec import confirm_same_spec
 
 from ..protocols.conftest import WireRecorder, run_roles
 
 
-def _config(tmp_path: Path, name: str = "platform", **policy: t.Any) -> PartyConfig:
+def _config(
+    tmp_path: Path,
+    name: str = "platform",
+    extra_top: dict[str, t.Any] | None = None,
+    **policy: t.Any,
+) -> PartyConfig:
     return PartyConfig.from_dict(
         {
             "name": name,
@@ -30,6 +35,7 @@ def _config(tmp_path: Path, name: str = "platform", **policy: t.Any) -> PartyCon
             "tls": {"cert": "x", "key": "x", "ca": "x"},
             "datasets": {"d": {"path": "d.csv", "id_column": "id"}},
             **({"policy": policy} if policy else {}),
+            **(extra_top or {}),
         },
         base=tmp_path,
     )
@@ -213,3 +219,35 @@ def test_parties_holding_different_specs_stop_before_anything_else() -> None:
         )
     assert {e.tag for e in recorder.envelopes} == {"job.spec_digest"}
     assert len(recorder.envelopes) == 6  # every party's digest reached every other
+
+
+def test_a_coordinator_limited_to_some_tasks_cannot_submit_others(tmp_path: Path) -> None:
+    """``[policy.coordinator_tasks]``: an operations coordinator may only align."""
+    config = _config(
+        tmp_path,
+        arbiters=["arbiter"],
+        coordinator_tasks={"ops": ["align"]},
+        extra_top={"coordinators": ["coordinator", "ops"]},
+    )
+    check_job(config, _spec(task="align"), "ops")
+    text = _refusal_by(config, _spec(), "ops")
+    assert (
+        "task 'train' is not one coordinator 'ops' may submit (policy.coordinator_tasks.ops "
+        "and policy.tasks allow ['align'])" in text
+    )
+    check_job(config, _spec(), "coordinator")  # the other coordinator keeps every task
+
+
+def test_coordinator_tasks_must_name_a_coordinator(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        _config(tmp_path, coordinator_tasks={"mallory": ["train"]})
+    assert (
+        "policy.coordinator_tasks.mallory names a coordinator that is not in coordinators "
+        "['coordinator']" in str(info.value)
+    )
+
+
+def _refusal_by(config: PartyConfig, spec: JobSpec, caller: str) -> str:
+    with pytest.raises(PolicyError) as info:
+        check_job(config, spec, caller)
+    return str(info.value)

@@ -153,6 +153,7 @@ class PartyConfig:
         at = Where(source, base=base, table="table")
         config = read(cls, data, at)
         _check_compute(config, at.child("compute"))
+        _check_coordinator_tasks(config, at.child("policy").child("coordinator_tasks"))
         return config
 
     def dataset(self, name: str) -> DatasetEntry:
@@ -165,6 +166,16 @@ class PartyConfig:
                 f"(it has: {sorted(self.datasets) or 'none'}); add it under [datasets.{name}] "
                 "in the party config or fix the job spec"
             ) from None
+
+
+def _check_coordinator_tasks(config: PartyConfig, at: Where) -> None:
+    """A coordinator given its own tasks must be one this node accepts jobs from at all."""
+    for name in config.policy.coordinator_tasks:
+        if name not in config.coordinators:
+            at.child(name).reject(
+                f"names a coordinator that is not in coordinators {list(config.coordinators)}, "
+                "so it would submit nothing; add it to coordinators or remove it"
+            )
 
 
 def _check_compute(config: PartyConfig, at: Where) -> None:

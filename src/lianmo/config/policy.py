@@ -44,6 +44,22 @@ TASK_LIST = ListOf(Options(TASKS), f"a list of tasks from {list(TASKS)}")
 
 
 @dataclass(frozen=True, slots=True)
+class TasksByCoordinator(Rule):
+    """``[policy.coordinator_tasks]``: a coordinator's name mapped to the tasks it may submit."""
+
+    expected: str = "a table mapping coordinator names to lists of tasks"
+
+    def __call__(self, value: t.Any, at: Where) -> dict[str, tuple[str, ...]]:
+        if not isinstance(value, dict):
+            at.fail(value, self.expected, f"write it as [{at.path}] with NAME = [tasks]")
+        out = {}
+        for name, tasks in value.items():
+            NAME(name, Where(at.source, f"{at.path} key"))
+            out[name] = TASK_LIST(tasks, at.child(name))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class NodePolicy:
     """What this node accepts in a job; see docs/policy.md for each key and why."""
 
@@ -52,6 +68,11 @@ class NodePolicy:
     # None: the names in the node's top-level `coordinators` (they already submit its jobs)
     arbiters: tuple[str, ...] | None = field(default=None, metadata=checked(OrNone(PEERS)))
     tasks: tuple[str, ...] = field(default=TASKS, metadata=checked(TASK_LIST))
+    # narrower task lists for some coordinators (e.g. one that may only align); a
+    # coordinator not named here may submit any of `tasks`
+    coordinator_tasks: dict[str, tuple[str, ...]] = field(
+        default_factory=dict, metadata=checked(TasksByCoordinator())
+    )
     # floors (and a cap) on the spec: below them a job could single people out
     min_intersection: int = field(default=100, metadata=checked(Interval(int, 1)))
     min_batch_size: int = field(default=64, metadata=checked(Interval(int, 1)))
@@ -64,6 +85,11 @@ class NodePolicy:
     predict_guests: tuple[str, ...] = field(
         default=(), metadata=checked(ListOf(NAME, "a list of party names"))
     )
+
+    def tasks_of(self, coordinator: str | None) -> tuple[str, ...]:
+        """The tasks ``coordinator`` may submit: ``tasks``, narrowed by ``coordinator_tasks``."""
+        narrowed = self.coordinator_tasks.get(coordinator or "", self.tasks)
+        return tuple(task for task in self.tasks if task in narrowed)
 
     def accepted(self, role: str, coordinators: tuple[str, ...]) -> tuple[str, ...]:
         """The names this node accepts as a peer in ``role`` (``"*"``: any)."""

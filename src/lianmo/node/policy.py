@@ -4,7 +4,7 @@ The coordinator picks the parties and the privacy settings of a job; this module
 a party refuses a job its operator did not agree to (see :mod:`lianmo.config.policy`):
 
 - a peer in a role the policy does not accept, above all an arbiter (the key holder);
-- a task the node does not run;
+- a task the node does not run, or one the submitting coordinator may not submit;
 - a setting below a floor or above a cap (minimum intersection, LR batch size, Paillier
   key size, SecureBoost leaf weight and depth);
 - a scoring job with this party's model share whose guest did not train the model, or
@@ -26,11 +26,14 @@ _LOG = logging.getLogger("lianmo.node")
 SPEC_FILE = "spec.json"
 
 
-def check_job(config: PartyConfig, spec: JobSpec) -> None:
-    """Refuse ``spec`` with a :class:`PolicyError` if this node's policy does not accept it."""
+def check_job(config: PartyConfig, spec: JobSpec, caller: str | None = None) -> None:
+    """Refuse ``spec`` with a :class:`PolicyError` if this node's policy does not accept it.
+
+    ``caller`` is the submitting coordinator's certificate name (``None``: any of them).
+    """
     policy = config.policy
     problems = [
-        *_task_problems(policy, spec),
+        *_task_problems(policy, spec, caller),
         *_peer_problems(config, spec),
         *_floor_problems(policy, spec),
         *_scoring_problems(config, spec),
@@ -45,9 +48,16 @@ def check_job(config: PartyConfig, spec: JobSpec) -> None:
         raise PolicyError(text)
 
 
-def _task_problems(policy: NodePolicy, spec: JobSpec) -> list[str]:
-    if spec.task in policy.tasks:
+def _task_problems(policy: NodePolicy, spec: JobSpec, caller: str | None) -> list[str]:
+    allowed = policy.tasks_of(caller)
+    if spec.task in allowed:
         return []
+    if caller in policy.coordinator_tasks:
+        return [
+            f"task '{spec.task}' is not one coordinator '{caller}' may submit (policy."
+            f"coordinator_tasks.{caller} and policy.tasks allow {list(allowed)}); that "
+            "coordinator must send this party only those tasks"
+        ]
     return [
         f"task '{spec.task}' is not one of policy.tasks {list(policy.tasks)}; the coordinator "
         "must send this party only those tasks"

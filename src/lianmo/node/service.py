@@ -122,7 +122,7 @@ class NodeService:
         if spec.job_id != job_id:
             raise ConfigError(f"job id '{job_id}' does not match the spec's '{spec.job_id}'")
         me = spec.party(self.config.name)
-        check_job(self.config, spec)
+        check_job(self.config, spec, caller)
         if me.dataset is not None:
             entry = self.config.dataset(me.dataset)
             if not entry.path.exists():
