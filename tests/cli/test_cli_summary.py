@@ -78,3 +78,17 @@ def test_scoring_and_align_jobs_say_what_they_did(
     out = capsys.readouterr().out
     assert "scored rows accuracy 0.5000  log loss 1.0000  (10 rows)" in out
     assert "aligned 569 ids common to every data party" in out
+
+
+def test_a_label_protected_job_shows_its_privacy_budget(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    protection = {"epsilon": 4.0, "delta": 1e-5, "sigma": 7.331715}
+    print_summary(_metrics(task="train", label_protection=protection), tmp_path / "m.json")
+    print_summary(_metrics(task="train"), tmp_path / "m.json")
+    out = capsys.readouterr().out
+    line = (
+        "label protection: epsilon 4, delta 1e-05 over the whole job (noise sigma 7.33 on "
+        "the residuals hosts receive)"
+    )
+    assert out.count(line) == 1

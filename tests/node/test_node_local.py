@@ -9,6 +9,7 @@ import pytest
 
 from lianmo.audit.log import read_records, verify_chain
 from lianmo.config import DatasetEntry, JobSpec, PartyConfig
+from lianmo.coordinator.results import JobMetrics
 from lianmo.coordinator.run import run_job
 from lianmo.errors import ConfigError, JobFailedError
 from lianmo.node.service import NodeService
@@ -253,6 +254,11 @@ def test_label_protection_reports_its_budget_in_the_summary_and_the_audit_log(
     [record] = [r for r in log if r["kind"] == "label_protection"]
     assert (record["epsilon"], record["delta"], record["sigma"]) == (8.0, 1e-6, sigma)
     assert "label_protection" not in report.results["platform"]
+    # the coordinator's metrics.json carries the budget, and reads it back
+    metrics = report.job_metrics()
+    assert metrics.label_protection == {"epsilon": 8.0, "delta": 1e-6, "sigma": sigma}
+    assert JobMetrics.from_json(metrics.to_json()) == metrics
+    assert metrics.to_json()["label_protection"] == {"epsilon": 8.0, "delta": 1e-6, "sigma": sigma}
 
 
 def test_label_protection_with_early_stopping_is_refused() -> None:

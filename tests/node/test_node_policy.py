@@ -77,7 +77,9 @@ def test_by_default_only_a_coordinator_may_be_the_arbiter(tmp_path: Path) -> Non
         "without [policy] arbiters it must be one of coordinators ['coordinator']; the "
         "coordinator must choose an accepted arbiter" in text
     )
-    assert text.endswith("(or party 'platform''s operator changes [policy] in its party config)")
+    assert text.endswith(
+        "(or the operator of party 'platform' changes [policy] in its party config)"
+    )
 
 
 def test_attack_a_coordinator_names_an_arbiter_the_policy_does_not_list(tmp_path: Path) -> None:

@@ -22,6 +22,12 @@ def print_summary(metrics: dict[str, t.Any], path: Path) -> None:
         click.echo(f"training loss per {per}: " + _numbers(metrics["loss"], ".5f"))
     if metrics.get("validation_loss"):
         click.echo(f"validation loss per {per}: " + _numbers(metrics["validation_loss"], ".5f"))
+    if metrics.get("label_protection"):
+        lp = metrics["label_protection"]
+        click.echo(
+            f"label protection: epsilon {lp['epsilon']:g}, delta {lp['delta']:g} over the whole "
+            f"job (noise sigma {lp['sigma']:.3g} on the residuals hosts receive)"
+        )
     if metrics.get("epoch_seconds"):
         click.echo("seconds per epoch: " + _numbers(metrics["epoch_seconds"], ".1f"))
     click.echo(f"wall time {metrics['wall_seconds']:.1f}s")

@@ -295,6 +295,8 @@ class JobMetrics:
     validation_loss: tuple[float, ...] | None = None
     trees: int | None = None
     best_rounds: int | None = None
+    # hetero LR with model.label_protection: the guest's epsilon, delta and noise sigma
+    label_protection: Mapping[str, float] | None = None
 
     def to_json(self) -> dict[str, object]:
         """The content of ``metrics.json`` (keys a job does not report are left out)."""
@@ -308,6 +310,8 @@ class JobMetrics:
                 value = model_metrics_to_json(value)
             elif isinstance(value, tuple):
                 value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
             out["metrics" if key == "scored_metrics" else key] = value
         out["parties"] = {name: p.to_json() for name, p in self.parties.items()}
         return out
@@ -337,6 +341,7 @@ class JobMetrics:
             validation_loss=_tuple(raw.get("validation_loss")),
             trees=_int_or_none(raw.get("trees")),
             best_rounds=_int_or_none(raw.get("best_rounds")),
+            label_protection=_floats(raw.get("label_protection")) or None,
         )
 
 
@@ -366,6 +371,7 @@ _OPTIONAL = (
     "validation_loss",
     "trees",
     "best_rounds",
+    "label_protection",
 )
 
 

@@ -79,6 +79,7 @@ class JobReport:
             aligned=guest.get("aligned"),
             train_rows=guest.get("train_rows"),
             validation_rows=guest.get("validation_rows"),
+            label_protection=guest.get("label_protection"),
             **self._losses(),
         )
 

@@ -42,7 +42,7 @@ def check_job(config: PartyConfig, spec: JobSpec, caller: str | None = None) -> 
         text = (
             f"party '{config.name}' refuses job '{spec.job_id}' under its policy: "
             + "; ".join(problems)
-            + f" (or party '{config.name}''s operator changes [policy] in its party config)"
+            + f" (or the operator of party '{config.name}' changes [policy] in its party config)"
         )
         _LOG.warning("job %s refused: %s", spec.job_id, text, extra={"job_id": spec.job_id})
         raise PolicyError(text)
