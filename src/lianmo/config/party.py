@@ -39,14 +39,44 @@ SECONDS = Interval(float, 1)
 FILE = FilePath("a file path, relative to the party config")
 
 
+#: cells read as missing by default (stripped, case-sensitive): the empty cell and the
+#: usual NA spellings of spreadsheets, pandas and databases
+DEFAULT_MISSING_VALUES = (
+    "",
+    "NA",
+    "N/A",
+    "n/a",
+    "NaN",
+    "nan",
+    "NULL",
+    "null",
+    "None",
+    "#N/A",
+    "<NA>",
+)
+COLUMN_NAMES = ListOf(Text("a column name"), "a list of column names")
+
+
 @dataclass(frozen=True, slots=True)
 class DatasetEntry:
-    """One entry of a party's catalogue: a data set name mapped to a local file."""
+    """One entry of a party's catalogue: a data set name mapped to a local file.
+
+    ``categorical`` names the feature columns read as categories (text or codes);
+    ``missing_values`` the cell texts read as missing in feature columns (``[]``: a
+    missing cell is an error); ``columns``, if set, the only feature columns any job
+    may use. Ids and labels are never missing.
+    """
 
     name: str  # the table's name, [datasets.NAME]
     path: Path = field(metadata=checked(FilePath("a data file path: .csv, .csv.gz or .parquet")))
     id_column: str = field(metadata=checked(Text("a column name")))
     label_column: str | None = field(default=None, metadata=checked(OrNone(Text("a column name"))))
+    categorical: tuple[str, ...] = field(default=(), metadata=checked(COLUMN_NAMES))
+    missing_values: tuple[str, ...] = field(
+        default=DEFAULT_MISSING_VALUES,
+        metadata=checked(ListOf(Text("a cell text"), "a list of cell texts, [] for none")),
+    )
+    columns: tuple[str, ...] | None = field(default=None, metadata=checked(OrNone(COLUMN_NAMES)))
 
 
 CATALOGUE = TableOf(DatasetEntry, Name(), "a table of [datasets.NAME] tables")

@@ -10,7 +10,8 @@ builds tables from chosen rows serve both.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +36,8 @@ class Rows(abc.ABC):
     feature_names: tuple[str, ...]
     #: float64 labels of shape ``(n_rows,)`` (read-only), or None
     y: np.ndarray | None
+    #: per categorical feature column, its categories in code order (see :class:`Table`)
+    categories: Mapping[str, tuple[str, ...]]
 
     @abc.abstractmethod
     def __len__(self) -> int:
@@ -62,6 +65,7 @@ class Rows(abc.ABC):
             y=None if self.y is None else self.y[idx],
             source=self.source,
             label_name=self.label_name,
+            categories=self.categories,
         )
 
 
@@ -83,6 +87,11 @@ class Table(Rows):
         Where the rows came from (the file path), used in error messages.
     label_name : str or None, optional
         Column name of ``y`` in the file, used in error messages.
+    categories : mapping of str to tuple of str, optional
+        The categorical feature columns: each one's categories (the cell texts) in code
+        order. Such a column of ``X`` holds codes: ``k`` for ``categories[name][k]``.
+        In every feature column NaN is a missing cell. The codes are this party's own:
+        never sent, only kept in its model share to read later tables the same way.
 
     Notes
     -----
@@ -95,6 +104,7 @@ class Table(Rows):
     y: np.ndarray | None
     source: str
     label_name: str | None = None
+    categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ids", tuple(self.ids))

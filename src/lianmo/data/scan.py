@@ -9,8 +9,8 @@ rows the scan saw.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,9 @@ class TableScan(Rows):
         the memory of Python strings. Byte order sorts as the strings do.
     y : numpy.ndarray or None
         Float64 labels (read-only), or None.
+    categories : mapping of str to tuple of str
+        Per categorical feature column its categories in code order (as for
+        :class:`~lianmo.data.rows.Table`); later passes code cells the same way.
     """
 
     source: str
@@ -57,6 +60,7 @@ class TableScan(Rows):
     feature_names: tuple[str, ...]
     ids: np.ndarray
     y: np.ndarray | None
+    categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         """Return the number of rows."""
