@@ -47,12 +47,14 @@ def write_party_config(
     audit_level: str = "full",
     arbiters: t.Sequence[str] = DEMO_ARBITERS,
     secrets_dir: Path | None = None,
+    dataset_keys: Mapping[str, Mapping[str, t.Any]] | None = None,
 ) -> Path:
     """Write ``directory/party.toml`` for a node listening on a free loopback port.
 
     Its ``[policy]`` accepts ``arbiters`` as key holders (the demo's arbiter by default)
     and keeps every other policy default (docs/policy.md). ``secrets_dir`` (default: the
-    node's ``state_dir/secrets``) is where it keeps seeds.
+    node's ``state_dir/secrets``) is where it keeps seeds. ``dataset_keys`` adds catalogue
+    keys to a data set's table (e.g. ``{"credit": {"categorical": ["sex"]}}``).
     """
     directory.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -82,6 +84,8 @@ def write_party_config(
         ]
         if label:
             lines.append(f'label_column = "{label}"')
+        for key, value in (dataset_keys or {}).get(ds_name, {}).items():
+            lines.append(f"{key} = {json.dumps(value)}")  # JSON strings and lists are TOML
     path = directory / "party.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
