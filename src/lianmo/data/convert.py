@@ -201,9 +201,8 @@ def _missing(texts: pa.Array, read: ColumnRead, tokens: pa.Array) -> np.ndarray:
     """Where a feature cell is missing: a missing token, or null (Parquet) if any token."""
     if read.label or len(tokens) == 0:
         return np.zeros(len(texts), dtype=bool)
-    return np.asarray(
-        pc.fill_null(pc.is_in(texts, value_set=tokens), True).to_numpy(zero_copy_only=False)
-    )
+    found = pc.or_kleene(pc.is_in(texts, value_set=tokens), pc.is_null(texts))
+    return np.asarray(found.to_numpy(zero_copy_only=False))
 
 
 def _categories(
@@ -272,10 +271,11 @@ def _null_problem(
     if not nulls.any():
         return None
     r = int(np.flatnonzero(nulls)[0])
+    wanted = "a number" if read.coder is None else "a category"
     return r, lambda: at.error(
         read.name,
         r,
-        "the cell is empty (null) but a number was expected; fill it in, or drop the row or "
+        f"the cell is empty (null) but {wanted} was expected; fill it in, or drop the row or "
         "the column",
     )
 
