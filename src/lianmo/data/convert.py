@@ -185,8 +185,33 @@ def _column(
         texts = array if _is_text(array.type) else pc.cast(array, pa.string())
         return _categories(_stripped(texts), read, tokens, at)
     if _is_text(array.type):
+        plain = _plain_numbers(array, read, tokens)
+        if plain is not None:
+            return plain, None
         return _numbers_from_text(_stripped(array), read, tokens, at)
     return _numbers(array, read, tokens, at)
+
+
+def _plain_numbers(array: pa.Array, read: ColumnRead, tokens: pa.Array) -> np.ndarray | None:
+    """The common case, cheaply: every cell is a finite number or a missing token as
+    written (no spaces around it). None if any cell is not, for :func:`_numbers_from_text`.
+    """
+    if array.null_count:
+        return None
+    missing = None if read.label or not len(tokens) else pc.is_in(array, value_set=tokens)
+    if missing is not None and pc.any(missing).as_py():
+        array = pc.if_else(missing, pa.scalar("0", pa.string()), array)
+    else:
+        missing = None
+    try:
+        values = np.array(pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False))
+    except pa.ArrowInvalid:
+        return None
+    if not np.isfinite(values).all():
+        return None
+    if missing is not None:
+        values[np.asarray(missing.to_numpy(zero_copy_only=False))] = np.nan
+    return values
 
 
 def _is_text(kind: pa.DataType) -> bool:
