@@ -4,6 +4,7 @@ vocabularies, later passes of a scan, and the two CSV readers agreeing."""
 from __future__ import annotations
 
 import csv
+import gzip
 import re
 import typing as t
 from pathlib import Path
@@ -356,3 +357,25 @@ def test_the_node_reads_with_the_catalogue_entrys_options(tmp_path: Path) -> Non
     plain = DatasetEntry("d", path, "id", "y", missing_values=("?",))
     with pytest.raises(DataError, match=r'categorical = \["c"\]'):
         job_data.load(ctx, "guest", plain, training=True)
+
+
+# ---- the pyarrow reader reads what the Python reader reads -----------------------------
+
+
+@pytest.mark.usefixtures("pyarrow_reader_only")
+@pytest.mark.parametrize(
+    ("name", "raw", "ids", "X"),
+    [
+        ("bom.csv", "\ufeff\n id , x \n a , 1 \n\n b ,2\n\n".encode(), ("a", "b"), [[1], [2]]),
+        ("quoted.csv", b'id,x\n"a,1",3\n"b",NA\n', ("a,1", "b"), [[3], [np.nan]]),
+        ("packed.csv.gz", gzip.compress(b"id,x\nc1,0.5\nc2,\n"), ("c1", "c2"), [[0.5], [np.nan]]),
+    ],
+)
+def test_the_pyarrow_reader_takes_bom_blank_lines_quotes_and_gzip(
+    tmp_path: Path, name: str, raw: bytes, ids: tuple[str, ...], X: list[list[float]]
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(raw)
+    table = load_table(path, id_column="id")
+    assert table.ids == ids and table.feature_names == ("x",)
+    np.testing.assert_array_equal(table.X, X)
