@@ -308,11 +308,11 @@ def _null_problem(
 def _numbers(
     array: pa.Array, read: ColumnRead, tokens: pa.Array, at: _Where
 ) -> tuple[np.ndarray, _Problem | None]:
-    """A numeric Arrow column (Parquet): nulls missing, NaN missing if 'nan' is a token."""
+    """A numeric Arrow column (Parquet): nulls missing, NaN too if a token spells NaN."""
     values = np.array(pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False))
     nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False))
     missing = np.zeros(len(values), dtype=bool) if read.label or not len(tokens) else nulls
-    if not read.label and "nan" in tokens.to_pylist():
+    if not read.label and any(token.lower() == "nan" for token in tokens.to_pylist()):
         missing = missing | (np.isnan(values) & ~nulls)
     problems = [_null_problem(array, missing, read, at)]
     values[missing] = np.nan

@@ -2,7 +2,7 @@
 
 Ids may be strings or integers. Labels must be numeric (integer, floating point or
 boolean) columns without nulls; features too, where a null is a missing cell (and NaN
-one if ``"nan"`` is a missing token), unless declared categorical: then a string or
+one if a missing token spells NaN, in any case), unless declared categorical: then a string or
 dictionary column's texts, or a number column's value texts (``"1"``, not ``"1.0"``),
 are its categories.
 """
