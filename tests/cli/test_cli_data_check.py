@@ -89,7 +89,7 @@ def _ctx(party: str) -> RoleContext:
         ),
         pytest.param(
             "id,age,income,y\na,1,2,0\nb,2,NaN,1\n",
-            ["--label", "y"],
+            ["--label", "y", "--missing-values", "[]"],
             "income",
             2,
             "the cell is 'NaN', which is not a finite number",

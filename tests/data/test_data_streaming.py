@@ -184,7 +184,7 @@ def test_bad_parquet_files_name_party_file_column_and_row(
     path = _parquet(tmp_path, columns)
     prefix = re.escape(f"party 'platform', file '{path}', ")
     with pytest.raises(DataError, match=f"^{prefix}{message}"):
-        scan_checked(path, id_column="id", party="platform")
+        scan_checked(path, id_column="id", party="platform", missing_values=[])
 
 
 def test_unreadable_parquet_files(tmp_path: Path) -> None:

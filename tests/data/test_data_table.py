@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lianmo.data.coding import MAX_CATEGORIES
 from lianmo.data.table import Table, check_binary_labels, load_table
 from lianmo.errors import DataError
 
@@ -148,13 +149,70 @@ TEXT_ERRORS: list[tuple[str, str, dict[str, Any], str]] = [
         r"column 'x', data row 2 \(line 3\): the cell is "
         r"'abc' but a number was expected",
     ),
-    ("empty_cell", "id,x,z\n1,1,\n", {}, r"column 'z', data row 1 \(line 2\): the cell is empty"),
+    (
+        "empty_cell",
+        "id,x,z\n1,1,\n",
+        {"missing_values": []},
+        r"column 'z', data row 1 \(line 2\): the cell is empty",
+    ),
     (
         "nan_cell",
         "id,x\n1,1\n2,NaN\n",
-        {},
+        {"missing_values": [""]},
         r"column 'x', data row 2 \(line 3\): the cell is "
         r"'NaN', which is not a finite number",
+    ),
+    (
+        "na_not_a_token",
+        "id,x\n1,1\n2,NA\n",
+        {"missing_values": [""]},
+        r"column 'x', data row 2 \(line 3\): the cell is 'NA' but a number was expected; if "
+        r"the column holds categories, declare it: categorical = \[\"x\"\]",
+    ),
+    (
+        "empty_label",
+        "id,x,y\n1,,0\n2,2,\n",
+        {"label_column": "y"},
+        r"column 'y', data row 2 \(line 3\): the cell is empty but a number was expected",
+    ),
+    (
+        "na_label",
+        "id,x,y\n1,NA,NA\n",
+        {"label_column": "y"},
+        r"column 'y', data row 1 \(line 2\): the cell is 'NA' but a number was expected; fix",
+    ),
+    (
+        "empty_category",
+        "id,x\n1,a\n2,\n",
+        {"categorical": ["x"], "missing_values": ["NA"]},
+        r"column 'x', data row 2 \(line 3\): the cell is empty but a category was expected",
+    ),
+    (
+        "categorical_absent",
+        "id,x\n1,a\n",
+        {"categorical": ["sex"]},
+        r"column 'sex': declared categorical, but the file has no such column \(it has id, x\)",
+    ),
+    (
+        "categorical_id",
+        "id,x\n1,a\n",
+        {"categorical": ["id"]},
+        r"column 'id': the id or label column cannot be categorical",
+    ),
+    (
+        "categorical_label",
+        "id,x,y\n1,a,0\n",
+        {"categorical": ["y"], "label_column": "y"},
+        r"column 'y': the id or label column cannot be categorical",
+    ),
+    (
+        "too_many_categories",
+        "id,x,z\n" + "".join(f"{i},{i % 3},c{i}\n" for i in range(MAX_CATEGORIES + 5)),
+        {"categorical": ["x", "z"]},
+        rf"column 'z', data row {MAX_CATEGORIES + 1} \(line {MAX_CATEGORIES + 2}\): the column "
+        rf"has more than {MAX_CATEGORIES} distinct values by this row \(its value .c1000. is "
+        rf"the {MAX_CATEGORIES + 1}th\), so it looks like an id "
+        r"or free text",
     ),
     ("inf_cell", "id,x\n1,-inf\n", {}, r"column 'x', data row 1 .*'-inf', which is not a finite"),
     ("bad_label", "id,x,y\n1,1,yes\n", {"label_column": "y"}, r"column 'y', data row 1 .*'yes'"),

@@ -23,7 +23,8 @@ BAD = {
     # data set: (column, data row, what the coordinator reads, what only the node keeps)
     "student_dup": ("id", 16, "the id already appears in data row 10", f"id '{DUPLICATE_ID}'"),
     "student_text": ("x1", 21, "the cell holds text but a number was expected", TEXT_CELL),
-    "student_empty": ("x0", 31, "the cell is empty but a number was expected", "(line 32)"),
+    # an empty feature cell is a missing value (issue 19); an empty label stays an error
+    "student_empty": ("y", 31, "the cell is empty but a number was expected", "(line 32)"),
 }
 
 
@@ -38,7 +39,7 @@ def _bad_student_tables(directory: Path, shared_data: Path) -> dict[str, Path]:
     spoil = {
         "student_dup": (15, 0, DUPLICATE_ID),  # data row 16 repeats data row 10's id
         "student_text": (20, 3, TEXT_CELL),  # x1, data row 21
-        "student_empty": (30, 2, ""),  # x0, data row 31
+        "student_empty": (30, 1, ""),  # y, data row 31
     }
     paths = {}
     for name, (row, column, value) in spoil.items():

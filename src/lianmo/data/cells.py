@@ -1,21 +1,21 @@
-"""Chunks of a table's rows, the checks on their cells, and the errors that name a cell.
+"""Chunks of a table's rows, the header check, and the errors that name a cell.
 
 Shared by the CSV and Parquet readers (:mod:`lianmo.data.csv_reader`,
-:mod:`lianmo.data.parquet_reader`). :func:`data_error` builds every DataError about a
-file: the full message names the party, the file, the column and the 1-based data row
-(and, for CSV, the line); its public form names the column and row only.
+:mod:`lianmo.data.parquet_reader`) and the cell checks (:mod:`lianmo.data.convert`).
+:func:`data_error` builds every DataError about a file: the full message names the
+party, the file, the column and the 1-based data row (and, for CSV, the line); its public
+form names the column and row only.
 """
 
 from __future__ import annotations
 
-import typing as t
 from dataclasses import dataclass
 
 import numpy as np
 
 from lianmo.errors import DataError
 
-__all__ = ["Chunk", "check_finite", "check_header", "check_ids", "data_error", "where"]
+__all__ = ["Chunk", "check_header", "data_error", "where"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,16 +26,18 @@ class Chunk:
     ----------
     start : int
         0-based position of the chunk's first row among the file's data rows.
-    ids : list of str
-        The id of each row, stripped of surrounding spaces, non-empty.
+    ids : numpy.ndarray
+        The id of each row as UTF-8 bytes (numpy ``S``), stripped of surrounding spaces,
+        non-empty.
     values : numpy.ndarray
-        Float64 of shape ``(rows, len(numeric))``: the requested numeric columns, finite.
+        Float64 of shape ``(rows, columns read)``: numbers (finite), category codes
+        (provisional during a table's first pass) or NaN for a missing feature cell.
     lines : numpy.ndarray or None
         The CSV line number of each row (int64), or None for Parquet.
     """
 
     start: int
-    ids: list[str]
+    ids: np.ndarray
     values: np.ndarray
     lines: np.ndarray | None
 
@@ -102,51 +104,3 @@ def check_header(header: list[str], source: str, party: str) -> None:
                 column=name,
             )
         seen[name] = position
-
-
-def check_ids(
-    ids: list[str], start: int, lines: np.ndarray | None, column: str, source: str, party: str
-) -> None:
-    """Refuse an empty id, or one holding a NUL character (ids are kept as UTF-8 bytes)."""
-    for offset, row_id in enumerate(ids):
-        if not row_id or "\x00" in row_id:
-            problem = (
-                "the id is empty; every row needs an id to be aligned with the other "
-                "parties, so fill it in or drop the row"
-                if not row_id
-                else "the id holds a NUL character; remove it from the id"
-            )
-            raise data_error(
-                party,
-                source,
-                problem,
-                column=column,
-                row=start + offset + 1,
-                line=None if lines is None else int(lines[offset]),
-            )
-
-
-def check_finite(
-    values: np.ndarray,
-    start: int,
-    lines: np.ndarray | None,
-    names: list[str],
-    cell: t.Callable[[int, int], str] | None,
-    source: str,
-    party: str,
-) -> None:
-    """Refuse NaN and infinite cells; ``cell(r, c)`` is the cell's text (default: the value)."""
-    bad = np.argwhere(~np.isfinite(values))
-    if bad.size:
-        r, c = (int(v) for v in bad[0])
-        text = str(values[r, c]) if cell is None else cell(r, c)
-        fix = "replace missing or infinite values before loading (lianmo does not impute)"
-        raise data_error(
-            party,
-            source,
-            f"the cell is not a finite number (NaN or infinite); {fix}",
-            column=names[c],
-            row=start + r + 1,
-            line=None if lines is None else int(lines[r]),
-            private=f"the cell is {text!r}, which is not a finite number; {fix}",
-        )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from lianmo.data.cells import data_error
 
-__all__ = ["Columns", "find_column", "find_columns"]
+__all__ = ["Columns", "check_categorical", "find_column", "find_columns"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +118,32 @@ def _feature_indices(
             )
         indices.append(header.index(name))
     return indices
+
+
+def check_categorical(
+    header: list[str], columns: Columns, categorical: Sequence[str], source: str, party: str
+) -> None:
+    """Refuse a categorical column that is not in the file, or is the id or label column."""
+    reserved = {header[columns.id]}
+    if columns.label is not None:
+        reserved.add(header[columns.label])
+    for name in categorical:
+        if name in reserved:
+            raise data_error(
+                party,
+                source,
+                "the id or label column cannot be categorical; remove it from the data "
+                "set's categorical list in the party config",
+                column=name,
+            )
+        if name not in header:
+            raise data_error(
+                party,
+                source,
+                "declared categorical, but the file has no such column; correct or remove "
+                "it in the data set's categorical list in the party config",
+                column=name,
+                private="declared categorical, but the file has no such column (it has "
+                f"{', '.join(header)}); correct or remove it in the data set's categorical "
+                "list in the party config",
+            )

@@ -1,4 +1,11 @@
-"""The CSV side of :mod:`lianmo.data.reader`: UTF-8 text (gzip if ``.gz``) in chunks of rows."""
+"""The CSV side of :mod:`lianmo.data.reader`: UTF-8 text (gzip if ``.gz``) in chunks of rows.
+
+Two readers hand the same chunks to :class:`~lianmo.data.convert.ChunkPlan`:
+:func:`fast_csv_chunks`, pyarrow's streaming CSV reader (C++, all columns as strings, no
+type inference), and :func:`csv_chunks`, Python's :mod:`csv` module, which knows each
+row's line. A pass reads with the first and, if it finds any problem, again with the
+second, whose errors name the row and line (:func:`lianmo.data.reader.checked_pass`).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,21 @@ import typing as t
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
-from lianmo.data.cells import Chunk, check_finite, check_ids, data_error
+from lianmo.data.cells import Chunk, data_error
+from lianmo.data.convert import ChunkPlan
 from lianmo.errors import DataError
 
-__all__ = ["csv_chunks", "csv_header"]
+__all__ = ["BYTES_PER_CELL", "FastPathFailed", "csv_chunks", "csv_header", "fast_csv_chunks"]
+
+#: what a CSV cell takes on average, with its comma: sizes pyarrow's blocks to chunks
+BYTES_PER_CELL = 8
+
+
+class FastPathFailed(Exception):
+    """pyarrow's CSV reader could not read the file as the Python reader would."""
 
 
 def _open_text(source: str) -> t.TextIO:
@@ -63,11 +80,15 @@ def csv_chunks(
     source: str,
     header: Sequence[str],
     id_index: int,
-    numeric: Sequence[int],
+    positions: Sequence[int],
+    plan: ChunkPlan,
     party: str,
     chunk_rows: int,
 ) -> Iterator[Chunk]:
-    """Yield ``source``'s data rows (blank lines skipped) in chunks of ``chunk_rows``."""
+    """Yield ``source``'s data rows (blank lines skipped) in chunks of ``chunk_rows``.
+
+    Reads with Python's :mod:`csv` module, so that an error names its line.
+    """
     convert = _csv_errors(source, party)
     try:
         handle = _open_text(source)
@@ -93,7 +114,9 @@ def csv_chunks(
                 rows.append(row)
                 lines.append(reader.line_num)
             if rows and (row is None or len(rows) >= chunk_rows):
-                yield _csv_chunk(source, header, id_index, numeric, party, start, rows, lines)
+                yield _csv_chunk(
+                    source, header, id_index, positions, plan, party, start, rows, lines
+                )
                 start += len(rows)
                 rows, lines = [], []
             if row is None:
@@ -104,14 +127,14 @@ def _csv_chunk(
     source: str,
     header: Sequence[str],
     id_index: int,
-    numeric: Sequence[int],
+    positions: Sequence[int],
+    plan: ChunkPlan,
     party: str,
     start: int,
     rows: list[list[str]],
     line_list: list[int],
 ) -> Chunk:
-    """Check the rows' widths, ids and numeric cells; return them as a Chunk."""
-    lines = np.array(line_list, dtype=np.int64)
+    """Check the rows' widths, then their cells (:meth:`ChunkPlan.chunk`)."""
     for offset, row in enumerate(rows):
         if len(row) != len(header):
             raise data_error(
@@ -122,41 +145,52 @@ def _csv_chunk(
                 row=start + offset + 1,
                 line=line_list[offset],
             )
-    ids = [row[id_index].strip() for row in rows]
-    check_ids(ids, start, lines, header[id_index], source, party)
-    block = [[row[i] for i in numeric] for row in rows]
-    names = [header[i] for i in numeric]
-    try:
-        values = np.array(block, dtype=np.float64).reshape(len(rows), len(numeric))
-    except ValueError:
-        _raise_first_unparsable(block, start, line_list, names, source, party)
-    check_finite(values, start, lines, names, lambda r, c: block[r][c].strip(), source, party)
-    return Chunk(start=start, ids=ids, values=values, lines=lines)
+    ids = pa.array([row[id_index] for row in rows], pa.string())
+    columns = [pa.array([row[i] for row in rows], pa.string()) for i in positions]
+    lines = np.array(line_list, dtype=np.int64)
+    return plan.chunk(start, ids, columns, lines, source, party)
 
 
-def _raise_first_unparsable(
-    block: list[list[str]],
-    start: int,
-    lines: list[int],
-    names: list[str],
+def fast_csv_chunks(
     source: str,
+    header: Sequence[str],
+    id_index: int,
+    positions: Sequence[int],
+    plan: ChunkPlan,
     party: str,
-) -> t.NoReturn:
-    """Raise a DataError naming the first cell of ``block`` that is not a number."""
-    for r, cells in enumerate(block):
-        for c, cell in enumerate(cells):
-            try:
-                float(cell)
-            except ValueError:
-                empty = not cell.strip()
-                fix = "but a number was expected; fix the cell, or drop the row or the column"
-                raise data_error(
-                    party,
-                    source,
-                    f"the cell {'is empty' if empty else 'holds text'} {fix}",
-                    column=names[c],
-                    row=start + r + 1,
-                    line=lines[r],
-                    private=f"the cell is {'empty' if empty else repr(cell)} {fix}",
-                ) from None
-    raise data_error(party, source, "numeric columns could not be parsed")
+    chunk_rows: int,
+) -> Iterator[Chunk]:
+    """Yield ``source``'s data rows in chunks of about ``chunk_rows``, read by pyarrow.
+
+    Rows carry no line numbers. Raises :class:`FastPathFailed` where pyarrow cannot read
+    the file (a ragged row, bad UTF-8, gzip, quoting), and DataError for a bad cell; the
+    caller then reads the file again with :func:`csv_chunks` to name the row and line.
+    """
+    raw = csv_header(source, party)
+    try:
+        stream = pa.input_stream(source, compression="gzip" if source.endswith(".gz") else None)
+    except (OSError, pa.ArrowException) as exc:
+        raise FastPathFailed(str(exc)) from None
+    block = max(1 << 10, chunk_rows * len(header) * BYTES_PER_CELL)
+    with stream:
+        try:
+            reader = pa_csv.open_csv(
+                stream,
+                read_options=pa_csv.ReadOptions(block_size=block, use_threads=True),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={name: pa.string() for name in raw},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+            if reader.schema.names != raw or len(raw) != len(header):
+                raise FastPathFailed("pyarrow read another header")
+            start = 0
+            for batch in reader:
+                if batch.num_rows == 0:
+                    continue
+                columns = [batch.column(i) for i in positions]
+                yield plan.chunk(start, batch.column(id_index), columns, None, source, party)
+                start += batch.num_rows
+        except (OSError, pa.ArrowException) as exc:
+            raise FastPathFailed(str(exc)) from None

@@ -1,8 +1,10 @@
 """The Parquet side of :mod:`lianmo.data.reader`: record batches read with pyarrow.
 
-pyarrow is imported only when a Parquet file is read. Ids may be strings or integers;
-features and labels must be numeric (integer, floating point or boolean) columns
-without nulls.
+Ids may be strings or integers. Labels must be numeric (integer, floating point or
+boolean) columns without nulls; features too, where a null is a missing cell (and NaN
+one if a missing token spells NaN, in any case), unless declared categorical: then a string or
+dictionary column's texts, or a number column's value texts (``"1"``, not ``"1.0"``),
+are its categories.
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ from __future__ import annotations
 import typing as t
 from collections.abc import Iterator, Sequence
 
-import numpy as np
-
-from lianmo.data.cells import Chunk, check_finite, check_ids, data_error
+from lianmo.data.cells import Chunk, data_error
+from lianmo.data.convert import ChunkPlan, ColumnRead
 
 __all__ = ["parquet_chunks", "parquet_file"]
 
@@ -44,27 +45,27 @@ def parquet_chunks(
     source: str,
     header: Sequence[str],
     id_index: int,
-    numeric: Sequence[int],
+    positions: Sequence[int],
+    plan: ChunkPlan,
     party: str,
     chunk_rows: int,
 ) -> Iterator[Chunk]:
     """Yield ``source``'s rows in chunks of about ``chunk_rows`` (record batches)."""
     import pyarrow as pa
 
-    names = [header[i] for i in numeric]
-    wanted = list(dict.fromkeys([header[id_index], *names]))
+    names = [header[i] for i in positions]
+    id_name = header[id_index]
+    wanted = list(dict.fromkeys([id_name, *names]))
     file = parquet_file(source, party)
-    _check_numeric_types(file.schema_arrow, names, source, party)
+    _check_types(file.schema_arrow, plan.reads, source, party)
     start = 0
     try:
         for batch in file.iter_batches(batch_size=chunk_rows, columns=wanted):
             if batch.num_rows == 0:
                 continue
-            id_name = header[id_index]
-            ids = _parquet_ids(batch.column(id_name), start, id_name, source, party)
-            values = _parquet_values(batch, names, start, source, party)
-            check_finite(values, start, None, names, None, source, party)
-            yield Chunk(start=start, ids=ids, values=values, lines=None)
+            _check_id_type(batch.column(id_name).type, id_name, source, party)
+            columns = [batch.column(name) for name in names]
+            yield plan.chunk(start, batch.column(id_name), columns, None, source, party)
             start += batch.num_rows
     except (OSError, pa.ArrowException) as exc:
         raise data_error(
@@ -77,50 +78,40 @@ def parquet_chunks(
         ) from None
 
 
-def _check_numeric_types(schema: t.Any, names: Sequence[str], source: str, party: str) -> None:
-    """Refuse a feature or label column whose Parquet type is not a number (or boolean)."""
+def _check_types(schema: t.Any, reads: Sequence[ColumnRead], source: str, party: str) -> None:
+    """Refuse a column whose Parquet type its role cannot read.
+
+    Labels and numeric features: numbers (or booleans); categorical features: those, or
+    strings (also dictionary-encoded).
+    """
     import pyarrow as pa
 
-    for name in names:
-        kind = schema.field(name).type
-        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and not (
-            pa.types.is_boolean(kind)
-        ):
-            raise data_error(
-                party,
-                source,
-                f"the column has type {kind}, but features and labels must be numbers; "
-                "convert or drop the column",
-                column=name,
+    for read in reads:
+        kind = schema.field(read.name).type
+        value = kind.value_type if pa.types.is_dictionary(kind) else kind
+        number = pa.types.is_integer(value) or pa.types.is_floating(value)
+        number = number or pa.types.is_boolean(value)
+        text = pa.types.is_string(value) or pa.types.is_large_string(value)
+        if number or (text and read.coder is not None):
+            continue
+        fix = "convert or drop the column"
+        if text and not read.label:
+            fix = (
+                f'if it holds categories, declare it: categorical = ["{read.name}"] under '
+                "[datasets.NAME] in the party config; otherwise convert or drop the column"
             )
+        raise data_error(
+            party,
+            source,
+            f"the column has type {kind}, but features and labels must be numbers; {fix}",
+            column=read.name,
+        )
 
 
-def _parquet_values(
-    batch: t.Any, names: Sequence[str], start: int, source: str, party: str
-) -> np.ndarray:
-    """The batch's ``names`` columns as float64, refusing the first null cell."""
-    values = np.empty((batch.num_rows, len(names)), dtype=np.float64)
-    for c, name in enumerate(names):
-        column = batch.column(name)
-        if column.null_count:
-            r = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
-            raise data_error(
-                party,
-                source,
-                "the cell is empty (null) but a number was expected; fill it in, or "
-                "drop the row or the column",
-                column=name,
-                row=start + r + 1,
-            )
-        values[:, c] = column.to_numpy(zero_copy_only=False)
-    return values
-
-
-def _parquet_ids(column: t.Any, start: int, name: str, source: str, party: str) -> list[str]:
-    """The id column of a batch as stripped strings, checked (strings or integers only)."""
+def _check_id_type(kind: t.Any, name: str, source: str, party: str) -> None:
+    """Ids are strings or integers."""
     import pyarrow as pa
 
-    kind = column.type
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)) and not (
         pa.types.is_integer(kind)
     ):
@@ -130,7 +121,3 @@ def _parquet_ids(column: t.Any, start: int, name: str, source: str, party: str) 
             f"the id column has type {kind}; store ids as strings or integers",
             column=name,
         )
-    values = column.to_pylist()
-    ids = ["" if v is None else str(v).strip() for v in values]
-    check_ids(ids, start, None, name, source, party)
-    return ids

@@ -4,7 +4,9 @@
 reads the features of the rows it uses (:meth:`TableScan.read_rows`), writes them to a
 memory-mapped file (:meth:`TableScan.spill_rows`) or scores them chunk by chunk
 (:meth:`TableScan.map_rows`). Every later pass checks that the file still holds the
-rows the scan saw.
+rows the scan saw, and codes every cell as the first pass did: the scan keeps its
+missing tokens and categorical vocabularies, and a text the first pass did not see means
+the file changed.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from lianmo.config.party import DEFAULT_MISSING_VALUES
 from lianmo.data.cells import data_error
+from lianmo.data.coding import Coder
 from lianmo.data.columns import find_column
-from lianmo.data.reader import iter_chunks, read_header
+from lianmo.data.convert import CHANGED, ColumnRead
+from lianmo.data.reader import checked_pass, iter_chunks, read_header
 from lianmo.data.rows import Rows, Table
 from lianmo.errors import DataError
 
@@ -51,6 +56,8 @@ class TableScan(Rows):
     categories : mapping of str to tuple of str
         Per categorical feature column its categories in code order (as for
         :class:`~lianmo.data.rows.Table`); later passes code cells the same way.
+    missing_values : tuple of str
+        The cell texts read as missing in feature columns, as in the first pass.
     """
 
     source: str
@@ -61,6 +68,7 @@ class TableScan(Rows):
     ids: np.ndarray
     y: np.ndarray | None
     categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    missing_values: tuple[str, ...] = DEFAULT_MISSING_VALUES
 
     def __len__(self) -> int:
         """Return the number of rows."""
@@ -140,25 +148,41 @@ class TableScan(Rows):
 
     def _pass(self, idx: np.ndarray, use: _Use) -> None:
         """Read the file once; hand ``use`` each chunk's selected features and their slots."""
+        checked_pass(self.source, lambda fast: self._read(idx, use, fast))
+
+    def _read(self, idx: np.ndarray, use: _Use, fast: bool) -> None:
+        """One pass (see :func:`~lianmo.data.reader.checked_pass`)."""
         header = read_header(self.source, self.party)
         id_index = find_column(header, self.id_column, "id", self.source, self.party)
         features = [
             find_column(header, name, "feature", self.source, self.party)
             for name in self.feature_names
         ]
+        reads = [
+            ColumnRead(name, coder=Coder(name, self.categories[name], fixed=True))
+            if name in self.categories
+            else ColumnRead(name)
+            for name in self.feature_names
+        ]
         order = np.argsort(idx, kind="stable")
         ordered = idx[order]
         seen = 0
         for chunk in iter_chunks(
-            self.source, header, id_index=id_index, numeric=features, party=self.party
+            self.source,
+            header,
+            id_index=id_index,
+            numeric=features,
+            party=self.party,
+            reads=reads,
+            missing_values=self.missing_values,
+            fast=fast,
         ):
             stop = chunk.start + len(chunk.ids)
+            if stop > len(self.ids):
+                raise self._changed()
             lo, hi = np.searchsorted(ordered, [chunk.start, stop])
             local = ordered[lo:hi] - chunk.start
-            if any(
-                chunk.ids[i].encode("utf-8") != bytes(self.ids[chunk.start + i])
-                for i in local.tolist()
-            ):
+            if np.any(chunk.ids[local] != self.ids[chunk.start + local]):
                 raise self._changed()
             if hi > lo:
                 use(chunk.values[local], order[lo:hi])
@@ -167,10 +191,4 @@ class TableScan(Rows):
             raise self._changed()
 
     def _changed(self) -> DataError:
-        return data_error(
-            self.party,
-            self.source,
-            "the file changed while the job was reading it (its rows differ from the first "
-            "pass); do not replace a data set's file while a job uses it, then run the job "
-            "again",
-        )
+        return data_error(self.party, self.source, CHANGED)

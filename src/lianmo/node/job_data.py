@@ -100,11 +100,14 @@ def load(
     training: bool,
     feature_columns: list[str] | None = None,
     task: str = "binary",
+    categories: t.Mapping[str, Sequence[str]] | None = None,
 ) -> TableScan:
     """Check this party's table and keep its ids and labels; features are read after align.
 
     The guest's labels are required for training only; ``task`` (binary, multiclass or
-    regression) is what training labels must suit.
+    regression) is what training labels must suit. The catalogue entry's ``categorical``
+    and ``missing_values`` say how feature cells are read; ``categories`` are the known
+    vocabularies of a model share, for scoring (their texts keep their codes).
     """
     label = dataset.label_column if role == "guest" else None
     if training and role == "guest" and label is None:
@@ -119,6 +122,9 @@ def load(
         task=task if training else None,
         party=ctx.party,
         feature_columns=feature_columns,
+        categorical=dataset.categorical,
+        missing_values=dataset.missing_values,
+        categories=categories,
     )
 
 
