@@ -90,7 +90,7 @@ def _check_offer(
     fix = f"the party's operator must fix [datasets.{dataset}] columns in its party config"
     for name in offered:
         if name in reserved:
-            problem = f"is the {reserved[name]} column, never a feature; remove it"
+            problem = f"'{name}', the {reserved[name]} column, which is never a feature; remove it"
         elif name not in header:
             raise ConfigError(
                 f"{at}: the catalogue's columns names '{name}', which the file does not have "
@@ -99,10 +99,10 @@ def _check_offer(
                 f"not have; {fix} (its node log lists the file's columns)",
             )
         elif list(offered).count(name) > 1:
-            problem = "more than once; list each column once"
+            problem = f"'{name}' more than once; list each column once"
         else:
             continue
-        raise ConfigError(f"{at}: the catalogue's columns names '{name}', which {problem}; {fix}")
+        raise ConfigError(f"{at}: the catalogue's columns names {problem}; {fix}")
 
 
 def _not_offered(
