@@ -118,10 +118,11 @@ def load(
             f"party '{ctx.party}': data set '{dataset.name}' has no label_column in the "
             "catalogue, but the guest must hold the labels"
         )
-    if feature_columns is not None:
-        features = scoring_features(ctx.party, dataset, feature_columns)
-    else:
-        features = job_features(ctx.party, role, dataset, job_party)
+    features = (
+        job_features(ctx.party, role, dataset, job_party)
+        if feature_columns is None
+        else scoring_features(ctx.party, dataset, feature_columns)
+    )
     return scan_checked(
         dataset.path,
         id_column=dataset.id_column,
