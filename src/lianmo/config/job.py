@@ -108,9 +108,7 @@ class ValidationSpec:
 
 
 PARTIES = ListOf(
-    Section(PartySpec, _check_party),
-    "a list of parties, each with name, role, address, dataset (and optionally columns or "
-    "exclude)",
+    Section(PartySpec, _check_party), "a list of parties, each with name, role, address, dataset"
 )
 
 
