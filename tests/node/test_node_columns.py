@@ -8,6 +8,7 @@ the same public text whether the file lacks it or the catalogue holds it back.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import typing as t
 from dataclasses import replace
@@ -18,6 +19,7 @@ import pytest
 from lianmo.config import JobSpec
 from lianmo.coordinator.run import run_job
 from lianmo.errors import ConfigError, JobFailedError
+from lianmo.node.replay import replay_job
 from lianmo.node.service import NodeService
 
 from .inprocess_nodes import GUEST, HOST, DirectControl, make_nodes, train_spec
@@ -80,6 +82,18 @@ def test_exclude_and_columns_choose_what_each_party_trains_and_scores_on(
     assert len(guest["weights"]) == 3
     assert result["validation"]["auc"] > 0.9
     assert scored["scored"] == 569
+
+
+def test_replay_of_a_job_with_chosen_columns_reads_the_same_columns(
+    nodes: dict[str, NodeService], tmp_path: Path
+) -> None:
+    spec = _spec("chosen-replay", **{HOST: {"exclude": ["x3", "x0"]}})
+    _run(nodes, spec)
+    job_dir = tmp_path / HOST / "jobs" / spec.job_id
+    replayed = replay_job(nodes[HOST].config, job_dir)
+    assert replayed.notes == ()
+    share = (job_dir / "model.json").read_bytes()
+    assert replayed.model_digest == hashlib.sha256(share).hexdigest()
 
 
 def test_default_job_uses_every_column_and_keeps_its_digest(
