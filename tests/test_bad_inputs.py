@@ -162,7 +162,7 @@ LR_FIELDS = (
         (
             lambda s: s["parties"][1].update(datset="d2"),
             "{path}: parties[1]: unknown field(s) ['datset'] (did you mean 'dataset'?); "
-            "allowed fields are ['address', 'dataset', 'name', 'role']",
+            "allowed fields are ['address', 'columns', 'dataset', 'exclude', 'name', 'role']",
         ),
         (
             lambda s: s.update(alignment={"min_intersect": 5}),

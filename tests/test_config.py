@@ -223,6 +223,103 @@ def test_arbiter_must_not_name_a_dataset() -> None:
         JobSpec.from_dict(_spec(parties=parties))
 
 
+def _with_columns(index: int, **choice: t.Any) -> dict[str, t.Any]:
+    """The default spec with ``choice`` (columns and/or exclude) on party ``index``."""
+    parties = _spec()["parties"]
+    parties[index] = {**parties[index], **choice}
+    return _spec(parties=parties)
+
+
+def test_a_party_chooses_its_columns_or_leaves_some_out() -> None:
+    spec = JobSpec.from_dict(_with_columns(0, columns=["age", "income"]))
+    assert spec.party("broker").columns == ("age", "income")
+    assert spec.party("broker").exclude is None
+    spec = JobSpec.from_dict(_with_columns(1, exclude=["zip"]))
+    assert (spec.party("platform").columns, spec.party("platform").exclude) == (None, ("zip",))
+    assert b'"exclude":["zip"]' in spec.to_json()
+    assert JobSpec.from_json(spec.to_json()) == spec
+    assert JobSpec.from_dict(_with_columns(1, exclude=[])).party("platform").exclude == ()
+
+
+@pytest.mark.parametrize(
+    ("index", "choice", "message"),
+    [
+        pytest.param(
+            0,
+            {"columns": ["age"], "exclude": ["zip"]},
+            "job.yaml: parties[0]: party 'broker' gives both columns and exclude; give "
+            "columns (exactly the feature columns to use) or exclude (all feature columns but "
+            "these), not both",
+            id="both",
+        ),
+        pytest.param(
+            1,
+            {"columns": []},
+            "job.yaml: parties[1].columns is [] for party 'platform', which would use no "
+            "feature column; name the columns to use, or remove it to use all of them",
+            id="empty-columns",
+        ),
+        pytest.param(
+            2,
+            {"exclude": ["age"]},
+            "job.yaml: parties[2].exclude is given for 'arbiter', but the arbiter holds no "
+            "data; remove it",
+            id="arbiter",
+        ),
+        pytest.param(
+            0,
+            {"columns": ["age", "income", "age"]},
+            "job.yaml: parties[0].columns names ['age'] more than once for party 'broker'; "
+            "list each column once",
+            id="repeated",
+        ),
+        pytest.param(
+            0,
+            {"columns": "age"},
+            "job.yaml: parties[0].columns is 'age' but must be a list of column names; write "
+            "it as a list (or remove it to leave it unset)",
+            id="not-a-list",
+        ),
+        pytest.param(
+            1,
+            {"exclude": ["zip", 7]},
+            "job.yaml: parties[1].exclude[1] is 7 but must be a column name; write it as a "
+            "quoted string",
+            id="not-a-name",
+        ),
+        pytest.param(
+            1,
+            {"colums": ["zip"]},
+            "job.yaml: parties[1]: unknown field(s) ['colums'] (did you mean 'columns'?); "
+            "allowed fields are ['address', 'columns', 'dataset', 'exclude', 'name', 'role']",
+            id="misspelt",
+        ),
+    ],
+)
+def test_column_choices_are_checked(index: int, choice: dict[str, t.Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        JobSpec.from_dict(_with_columns(index, **choice), source="job.yaml")
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("task", "reason"),
+    [
+        ("predict", "it scores with the columns model_job trained on"),
+        ("align", "alignment reads only the ids"),
+    ],
+)
+def test_only_a_training_job_chooses_columns(task: str, reason: str) -> None:
+    raw = {**_with_columns(1, exclude=["zip"]), "task": task, "model_job": "j0"}
+    raw["validation"] = {"share": 0}
+    with pytest.raises(ConfigError) as info:
+        JobSpec.from_dict(raw, source="job.yaml")
+    assert str(info.value) == (
+        f"job.yaml: parties[1].exclude is given for party 'platform' but a {task} job "
+        f"chooses no columns: {reason}; remove it"
+    )
+
+
 def test_job_spec_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         JobSpec.load(tmp_path / "missing.yaml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import statistics
 import subprocess
 import sys
@@ -285,10 +286,10 @@ def test_good_classification_file_prints_row_count_and_balance(
 
     # Assert
     assert (code, err) == (0, "")
-    assert out.splitlines() == [
+    assert out.splitlines()[0] == (
         f"ok: {path}: {len(labels)} rows, 2 feature columns (id 'id', label 'target'); "
         f"label balance {_shares(labels)}"
-    ]
+    )
 
 
 def test_good_binary_file_summary_matches_hand_computed_balance(
@@ -296,7 +297,7 @@ def test_good_binary_file_summary_matches_hand_computed_balance(
 ) -> None:
     path = _write(tmp_path, _labelled([0, 0, 0, 1, 0, 1, 0, 0, 0]))
     _, out, _ = _check(capsys, path, "--id", "id", "--label", "target")  # binary by default
-    assert out.rstrip().endswith("label balance 0: 77.8%, 1: 22.2%")
+    assert out.splitlines()[0].endswith("label balance 0: 77.8%, 1: 22.2%")
 
 
 def test_good_regression_file_prints_mean_std_min_max(
@@ -314,10 +315,10 @@ def test_good_regression_file_prints_mean_std_min_max(
     # Assert
     mean, std = statistics.fmean(labels), statistics.pstdev(labels)
     assert (code, err) == (0, "")
-    assert out.splitlines() == [
+    assert out.splitlines()[0] == (
         f"ok: {path}: 5 rows, 2 feature columns (id 'id', label 'target'); label mean "
         f"{mean:.6g}, std {std:.6g}, min -1.25, max 10"
-    ]
+    )
 
 
 def test_good_file_without_label_counts_every_other_column_as_a_feature(
@@ -326,7 +327,7 @@ def test_good_file_without_label_counts_every_other_column_as_a_feature(
     path = _write(tmp_path, GOOD)
     code, out, _ = _check(capsys, path, "--id", "id")
     assert code == 0
-    assert out.splitlines() == [f"ok: {path}: 4 rows, 3 feature columns (id 'id', no label)"]
+    assert out.splitlines()[0] == f"ok: {path}: 4 rows, 3 feature columns (id 'id', no label)"
 
 
 # ---- the node loads with the same function, so it gives the same verdict --------------
@@ -389,3 +390,181 @@ def test_prediction_reads_reordered_feature_columns_by_name(tmp_path: Path) -> N
     )
     assert table.feature_names == ("age", "income")
     np.testing.assert_array_equal(table.read_rows(np.array([0])).X, [[30, 1.5]])
+
+
+# ---- the per-column report ----------------------------------------------------------------
+
+
+def _column_lines(out: str) -> list[list[str]]:
+    """The report's rows after the summary line, split on runs of two or more spaces."""
+    import re
+
+    return [re.split(r" {2,}", line.strip()) for line in out.splitlines()[1:]]
+
+
+def test_each_feature_column_is_reported_after_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Prepare: 20 rows (enough to judge uniqueness); 'customer' is an id in disguise
+    rows = [f"r{i},{1000 + i},7,{i % 4 * 0.5},{i % 2}" for i in range(20)]
+    path = _write(tmp_path, "id,customer,flat,score,y\n" + "\n".join(rows) + "\n")
+
+    # Execute
+    code, out, err = _check(capsys, path, "--id", "id", "--label", "y")
+
+    # Assert: hand-computed: score is 0, 0.5, 1, 1.5 five times each (mean 0.75)
+    assert (code, err) == (0, "")
+    assert _column_lines(out) == [
+        ["column", "type", "missing", "distinct", "min", "max", "mean", "flags"],
+        ["customer", "number", "0.0%", "-", "1000", "1019", "1009.5", "unique per row"],
+        ["flat", "number", "0.0%", "-", "7", "7", "7", "constant"],
+        ["score", "number", "0.0%", "-", "0", "1.5", "0.75"],
+    ]
+
+
+def test_json_report_holds_the_summary_and_every_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, GOOD)
+    code, out, _ = _check(capsys, path, "--id", "id", "--label", "y", "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["summary"].startswith(f"ok: {path}: 4 rows, 2 feature columns")
+    assert report["rows"] == 4
+    assert [c["name"] for c in report["columns"]] == ["age", "income"]
+    assert report["columns"][1] == {
+        "name": "income", "kind": "number", "rows": 4, "missing": 0, "missing_share": 0.0,
+        "distinct": None, "min": -300.0, "max": 7.0, "mean": -72.25, "flags": [],
+    }  # fmt: skip
+
+
+# ---- --config and --dataset: a catalogue entry, as its node reads it ------------------------
+
+
+def _party_toml(tmp_path: Path, entry: str) -> Path:
+    config = tmp_path / "party.toml"
+    config.write_text(
+        'name = "broker"\nlisten = "127.0.0.1:0"\nstate_dir = "state"\n'
+        '[tls]\ncert = "c.pem"\nkey = "c.key"\nca = "ca.pem"\n'
+        f"[datasets.credit]\n{entry}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def test_a_catalogue_entry_is_checked_with_its_offered_columns_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Prepare: the catalogue offers income only; age holds a cell no job may read
+    _write(tmp_path, "id,age,income,y\na,x,1.5,0\nb,41,2.5,1\n")
+    config = _party_toml(
+        tmp_path, 'path = "party.csv"\nid_column = "id"\nlabel_column = "y"\ncolumns = ["income"]'
+    )
+
+    # Execute
+    code, out, err = _check(capsys, "--config", config, "--dataset", "credit")
+
+    # Assert
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == (
+        f"ok: {tmp_path / 'party.csv'}: 2 rows, 1 feature column (id 'id', label 'y'); "
+        "label balance 0: 50.0%, 1: 50.0%"
+    )
+    assert [row[0] for row in _column_lines(out)] == ["column", "income"]
+
+
+def test_a_catalogue_entry_fails_as_its_node_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Prepare
+    path = _write(tmp_path, "id,age,y\na,1,0\nb,2,7\n")
+    config = _party_toml(tmp_path, 'path = "party.csv"\nid_column = "id"\nlabel_column = "y"')
+    dataset = DatasetEntry(name="credit", path=path, id_column="id", label_column="y")
+
+    # Execute
+    code, _, err = _check(capsys, "--config", config, "--dataset", "credit")
+    with pytest.raises(DataError) as node_error:
+        job_data.load(_ctx("broker"), "guest", dataset, training=True)
+
+    # Assert: the same party, file, column and row
+    assert code == 3
+    assert _error_line(err) == str(node_error.value)
+    assert str(node_error.value).startswith(f"party 'broker', file '{path}', column 'y'")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config", "party.toml"], "--config and --dataset go together"),
+        (["--id", "id"], "give FILE and --id, or --config and --dataset"),
+        (
+            ["FILE", "--id", "id", "--config", "party.toml", "--dataset", "credit"],
+            "FILE, --id come from the catalogue with --config and --dataset",
+        ),
+        (
+            ["--categorical", "sex", "--config", "party.toml", "--dataset", "credit"],
+            "--categorical comes from the catalogue with --config and --dataset",
+        ),
+    ],
+)
+def test_catalogue_and_file_options_do_not_mix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    path = _write(tmp_path, GOOD)
+    args = [str(path) if a == "FILE" else a for a in args]
+    code, _, err = _check(capsys, *args)
+    assert code == 2
+    assert message in err
+
+
+# ---- categories and missing cells (the readers of issue 19's part A) -----------------------
+
+RAW = (
+    "id,sex,months,y\n"
+    + "".join(
+        f"r{i},{'MF'[i % 2]},{'' if i % 5 == 0 else ('NA' if i % 5 == 1 else i)},{i % 2}\n"
+        for i in range(20)
+    )
+)
+
+
+def test_categories_are_counted_never_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Prepare: sex has categories F and M; months is missing in 8 of 20 rows ('' and NA)
+    path = _write(tmp_path, RAW)
+
+    # Execute
+    code, out, err = _check(capsys, path, "--id", "id", "--label", "y", "--categorical", "sex")
+    _, as_json, _ = _check(
+        capsys, path, "--id", "id", "--label", "y", "--categorical", "sex", "--json"
+    )
+
+    # Assert
+    present = [i for i in range(20) if i % 5 > 1]
+    mean = f"{sum(present) / len(present):.6g}"
+    assert (code, err) == (0, "")
+    assert _column_lines(out)[1:] == [
+        ["sex", "category", "0.0%", "2", "-", "-", "-"],
+        ["months", "number", "40.0%", "-", "2", "19", mean],
+    ]
+    for text in (out, as_json):
+        assert "'M'" not in text and '"M"' not in text and " F " not in text
+        assert not any(cell in {"F", "M"} for row in _column_lines(out) for cell in row)
+
+
+@pytest.mark.parametrize(
+    ("missing", "column", "row"),
+    [("[]", "months", 1), ('["NA"]', "months", 1), ('[""]', "months", 2)],
+)
+def test_missing_values_option_narrows_or_refuses_missing_cells(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], missing: str, column: str, row: int
+) -> None:
+    # []: no missing cells at all; ["NA"]: the empty cell of row 1 is an error; [""]: the
+    # empty cell is missing, the 'NA' of row 2 is text in a numeric column
+    path = _write(tmp_path, RAW)
+    code, out, err = _check(
+        capsys, path, "--id", "id", "--categorical", "sex", "--missing-values", missing
+    )
+    assert (code, out) == (3, "")
+    assert _error_line(err).startswith(f"file '{path}', column '{column}', data row {row}")

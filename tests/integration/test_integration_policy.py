@@ -28,7 +28,7 @@ from lianmo.cli.demo import write_party_config
 from lianmo.cli.wiring import write_identities
 from lianmo.config import JobSpec
 from lianmo.coordinator.run import run_job
-from lianmo.errors import JobFailedError, PolicyError
+from lianmo.errors import ConfigError, JobFailedError, PolicyError
 from lianmo.transport.control import JobStatusInfo
 from lianmo.transport.grpc_channel import ControlClient
 from lianmo.transport.tls import TlsIdentity
@@ -335,3 +335,51 @@ def test_attack_a_one_id_or_oversized_guest_set_is_refused_before_the_host_sends
     # the guest announced its size and sent nothing else
     assert [tag for d, tag in guest if tag.startswith("psi.")] == ["psi.guest_size"]
     assert not (_job_dir(nodes, "broker", job_id) / "aligned_ids.csv").exists()
+
+
+# ---- per-job column choice ------------------------------------------------------------------
+
+
+def _with_columns(spec: JobSpec, party: str, **choice: list[str]) -> JobSpec:
+    raw = json.loads(spec.to_json())
+    for entry in raw["parties"]:
+        if entry["name"] == party:
+            entry.update(choice)
+    return JobSpec.from_dict(raw)
+
+
+def test_attack_a_column_the_host_does_not_offer_is_refused_at_prepare(
+    nodes: dict[str, NodeProcess], coordinator: TlsIdentity
+) -> None:
+    """A coordinator probing for a column ('income') the platform's table lacks learns only
+    that it is not offered; the platform keeps no job state."""
+    spec = _with_columns(
+        _spec("probe-columns", nodes, roles=PAIR, model=BOOST), "platform", columns=["x0", "income"]
+    )
+    address = f"127.0.0.1:{nodes['platform'].wait_port()}"
+    with ControlClient(address, "platform", coordinator) as client:
+        with pytest.raises(ConfigError) as info:
+            client.prepare(spec.job_id, spec.to_json())
+    problem = (
+        "party 'platform', data set 'breast_host', column 'income': the job spec's columns "
+        "names a column the data set does not offer to jobs; the coordinator must name only "
+        "offered feature columns (the party's node log lists them)"
+    )
+    assert str(info.value) == f"[platform] {problem}"
+    assert "x19" not in str(info.value) and str(nodes["platform"].state_dir) not in str(info.value)
+    failure = _failed_run(spec, coordinator)  # through the coordinator, as job run does
+    assert failure.party == "platform" and problem in failure.reason
+    assert not _job_dir(nodes, "platform", spec.job_id).exists()
+    assert not (_job_dir(nodes, "broker", spec.job_id) / "model.json").exists()
+
+
+def test_a_host_excluding_columns_trains_on_the_rest(
+    nodes: dict[str, NodeProcess], coordinator: TlsIdentity
+) -> None:
+    dropped = [f"x{i}" for i in range(0, 20, 2)]
+    spec = _with_columns(
+        _spec("fewer-columns", nodes, roles=PAIR, model=BOOST), "platform", exclude=dropped
+    )
+    _run(spec, coordinator)
+    share = json.loads((_job_dir(nodes, "platform", spec.job_id) / "model.json").read_text())
+    assert share["feature_names"] == [f"x{i}" for i in range(1, 20, 2)]

@@ -24,10 +24,12 @@ ROLES = ("guest", "host", "arbiter")
 # size the overlap before training)
 TASKS = ("train", "predict", "align")
 NAME = Name()
+# as config.party.COLUMN_NAMES (which imports this module through config.policy)
+COLUMN_NAMES = ListOf(Text("a column name"), "a list of column names")
 
 
 def _check_party(party: PartySpec, at: Where) -> None:
-    """Guests and hosts bring a data set; the arbiter brings none."""
+    """Guests and hosts bring a data set (and may choose its columns); the arbiter none."""
     if party.role != "arbiter" and party.dataset is None:
         at.child("dataset").reject(
             f"is missing but a {party.role} must name the data set it contributes; add the "
@@ -37,6 +39,34 @@ def _check_party(party: PartySpec, at: Where) -> None:
         at.child("dataset").reject(
             f"is {party.dataset!r} but the arbiter holds no data; remove 'dataset'"
         )
+    _check_columns(party, at)
+
+
+def _check_columns(party: PartySpec, at: Where) -> None:
+    """``columns`` or ``exclude``, not both; a data party's, each name once, columns not []."""
+    given = [key for key in ("columns", "exclude") if getattr(party, key) is not None]
+    if len(given) == 2:
+        at.refuse(
+            f"party '{party.name}' gives both columns and exclude; give columns (exactly the "
+            "feature columns to use) or exclude (all feature columns but these), not both"
+        )
+    for key in given:
+        names: tuple[str, ...] = getattr(party, key)
+        if party.role == "arbiter":
+            at.child(key).reject(
+                f"is given for '{party.name}', but the arbiter holds no data; remove it"
+            )
+        if key == "columns" and not names:
+            at.child(key).reject(
+                f"is [] for party '{party.name}', which would use no feature column; name "
+                "the columns to use, or remove it to use all of them"
+            )
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            at.child(key).reject(
+                f"names {repeated} more than once for party '{party.name}'; list each "
+                "column once"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +77,15 @@ class PartySpec:
     role: str = field(metadata=checked(Options(ROLES)))
     address: str = field(metadata=checked(Text("a string 'host:port'")))
     dataset: str | None = field(default=None, metadata=checked(OrNone(NAME)))
+    # the feature columns of ``dataset`` the job uses: exactly ``columns`` (in that order),
+    # or all but ``exclude``; neither: all the party's catalogue offers. Optional: a spec
+    # without them keeps the digest it had before they existed.
+    columns: tuple[str, ...] | None = field(
+        default=None, metadata=checked(OrNone(COLUMN_NAMES), optional=True)
+    )
+    exclude: tuple[str, ...] | None = field(
+        default=None, metadata=checked(OrNone(COLUMN_NAMES), optional=True)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +206,20 @@ def _check_task(spec: JobSpec, at: Where) -> None:
             "is 0 but must be above 0 for a training job: the job evaluates the model on "
             "the validation rows; set it to 0.2 (usual) or remove it for the default"
         )
+    if spec.task != "train":
+        for i, party in enumerate(spec.parties):
+            for key in ("columns", "exclude"):
+                if getattr(party, key) is not None:
+                    at.child("parties").child(i).child(key).reject(
+                        f"is given for party '{party.name}' but a {spec.task} job chooses "
+                        "no columns: "
+                        + (
+                            "it scores with the columns model_job trained on"
+                            if spec.task == "predict"
+                            else "alignment reads only the ids"
+                        )
+                        + "; remove it"
+                    )
 
 
 def _check_roles(spec: JobSpec, at: Where) -> None:

@@ -76,7 +76,9 @@ def train(
         raise ConfigError(f"job '{spec.job_id}' is not a SecureBoost job")
     role = outcome.role
     with outcome.timed("load"):
-        table = load(ctx, role, dataset, training=True, task=model.objective)
+        table = load(
+            ctx, role, dataset, training=True, task=model.objective, job_party=spec.party(ctx.party)
+        )
     aligned = aligned_table(ctx, role, spec, table, outcome)
     train_rows, val = split_rows(ctx, role, spec, aligned)
     if role == "guest" and model.objective != "regression":

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lianmo.config import DatasetEntry, JobSpec
+from lianmo.config import DatasetEntry, JobSpec, PartySpec
+from lianmo.data.feature_choice import choose_features
+from lianmo.data.reader import read_header
 from lianmo.data.split import validation_mask
 from lianmo.data.table import Table, TableScan, scan_checked
 from lianmo.errors import ConfigError, DataError
@@ -101,13 +103,17 @@ def load(
     feature_columns: list[str] | None = None,
     task: str = "binary",
     categories: t.Mapping[str, Sequence[str]] | None = None,
+    job_party: PartySpec | None = None,
 ) -> TableScan:
     """Check this party's table and keep its ids and labels; features are read after align.
 
     The guest's labels are required for training only; ``task`` (binary, multiclass or
-    regression) is what training labels must suit. The catalogue entry's ``categorical``
-    and ``missing_values`` say how feature cells are read; ``categories`` are the known
-    vocabularies of a model share, for scoring (their texts keep their codes).
+    regression) is what training labels must suit. The features are ``feature_columns``
+    (scoring: the model share's), else those :func:`job_features` chooses for
+    ``job_party`` (this party's entry in the job spec); either way only columns the
+    catalogue offers. The catalogue entry's ``categorical`` and ``missing_values`` say how
+    feature cells are read; ``categories`` are the known vocabularies of a model share,
+    for scoring (their texts keep their codes).
     """
     label = dataset.label_column if role == "guest" else None
     if training and role == "guest" and label is None:
@@ -115,17 +121,75 @@ def load(
             f"party '{ctx.party}': data set '{dataset.name}' has no label_column in the "
             "catalogue, but the guest must hold the labels"
         )
+    features = (
+        job_features(ctx.party, role, dataset, job_party)
+        if feature_columns is None
+        else scoring_features(ctx.party, dataset, feature_columns)
+    )
     return scan_checked(
         dataset.path,
         id_column=dataset.id_column,
         label_column=label,
         task=task if training else None,
         party=ctx.party,
-        feature_columns=feature_columns,
+        feature_columns=features,
         categorical=dataset.categorical,
         missing_values=dataset.missing_values,
         categories=categories,
     )
+
+
+def job_features(
+    party: str, role: str, dataset: DatasetEntry, job_party: PartySpec | None
+) -> list[str] | None:
+    """The feature columns a job reads from ``dataset`` (None: all, in file order).
+
+    The catalogue's ``columns`` restrict what any job may use; ``job_party`` is the
+    party's entry in the job spec, with its ``columns`` or ``exclude``. Reads the file's
+    header only, so the node can refuse a job at prepare, before anything starts.
+
+    Raises
+    ------
+    ConfigError
+        If a chosen column is not offered by the data set (public text: party, data set,
+        column; the node log lists what it offers).
+    DataError
+        If the file's header cannot be read.
+    """
+    columns = None if job_party is None else job_party.columns
+    exclude = None if job_party is None else job_party.exclude
+    if dataset.columns is None and columns is None and exclude is None:
+        return None  # every feature column, found as load always found them
+    header = read_header(str(dataset.path), party)
+    return list(
+        choose_features(
+            header,
+            id_column=dataset.id_column,
+            label_column=dataset.label_column if role == "guest" else None,
+            offered=dataset.columns,
+            columns=columns,
+            exclude=exclude,
+            party=party,
+            dataset=dataset.name,
+        )
+    )
+
+
+def scoring_features(party: str, dataset: DatasetEntry, names: Sequence[str]) -> list[str]:
+    """A model share's feature columns, if the catalogue still offers them all.
+
+    Whether the file holds them is checked as the table is read (with the message that
+    lists the file's columns in the node log).
+    """
+    for name in names:
+        if dataset.columns is not None and name not in dataset.columns:
+            raise ConfigError(
+                f"party '{party}', data set '{dataset.name}', column '{name}': the model "
+                "share was trained on this column, but the catalogue no longer offers it to "
+                f"jobs; the party's operator must add it to [datasets.{dataset.name}] columns "
+                "again, or train a new model"
+            )
+    return list(names)
 
 
 def aligned_table(

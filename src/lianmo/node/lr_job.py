@@ -89,7 +89,7 @@ def _train_job(
 ) -> None:
     role = outcome.role
     with outcome.timed("load"):
-        table = load(ctx, role, dataset, training=True)
+        table = load(ctx, role, dataset, training=True, job_party=spec.party(ctx.party))
     aligned = aligned_table(ctx, role, spec, table, outcome)
     train, val = split_rows(ctx, role, spec, aligned)
     if role == "guest":

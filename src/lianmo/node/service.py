@@ -24,11 +24,12 @@ from lianmo.audit.log import AuditLog, MessageStats
 from lianmo.audit.signing import UNSIGNED_KEY, SigningKey
 from lianmo.audit.store import PayloadStore
 from lianmo.compute.backend import ComputeBackend, make_backend
-from lianmo.config import JobSpec, PartyConfig
+from lianmo.config import DatasetEntry, JobSpec, PartyConfig, PartySpec
 from lianmo.crypto.drbg import Drbg
 from lianmo.errors import AuthenticationError, ConfigError, LianmoError, UnknownJobError
 from lianmo.fileio import write_atomic
 from lianmo.node.checkpoint import JobCheckpoints
+from lianmo.node.job_data import job_features
 from lianmo.node.job_secrets import job_seed, move_legacy_seed, refuse_reused_id
 from lianmo.node.node_job import (
     RESUMABLE,
@@ -139,6 +140,8 @@ class NodeService:
                     "that does not exist; the party's operator must fix its path in the "
                     "party config (the node log names the file)"
                 )
+            if spec.task == "train":
+                self._check_columns(job_id, me, entry)
         with self._lock:
             existing = self._jobs.get(job_id)
             if existing is not None:
@@ -167,6 +170,14 @@ class NodeService:
             me.dataset or "none",
         )
         return self._status(job)
+
+    def _check_columns(self, job_id: str, me: PartySpec, entry: DatasetEntry) -> None:
+        """Refuse at prepare a job whose columns the data set does not offer (header only)."""
+        try:
+            job_features(self.config.name, me.role, entry, me)
+        except LianmoError as exc:
+            _log(logging.WARNING, job_id, "job %s refused: %s", job_id, exc)
+            raise ConfigError(public_error(self.config, entry.name, exc)) from None
 
     def start(self, caller: str, job_id: str) -> JobStatusInfo:
         """Start running this party's role of a prepared job in a background thread."""
