@@ -100,11 +100,14 @@ def load(
     training: bool,
     feature_columns: list[str] | None = None,
     task: str = "binary",
+    categories: t.Mapping[str, t.Sequence[str]] | None = None,
 ) -> TableScan:
     """Check this party's table and keep its ids and labels; features are read after align.
 
     The guest's labels are required for training only; ``task`` (binary, multiclass or
-    regression) is what training labels must suit.
+    regression) is what training labels must suit. ``categories``: a model share's
+    vocabulary per categorical column, to read a scoring table with the codes the model
+    was trained on (known texts keep their codes, new ones come after).
     """
     label = dataset.label_column if role == "guest" else None
     if training and role == "guest" and label is None:
@@ -119,6 +122,10 @@ def load(
         task=task if training else None,
         party=ctx.party,
         feature_columns=feature_columns,
+        # TODO(issue 19, part A): pass categories=categories (and the data set's
+        # categorical columns and missing tokens) once scan_checked takes them; until
+        # then a scoring job checks the codes it got (node/vocabulary.py) and refuses
+        # a table read with other codes than the model's.
     )
 
 
