@@ -63,23 +63,38 @@ def test_levels_are_the_most_frequent_codes_and_the_rest_is_other() -> None:
     out = enc.transform(X[:, [1]])
     np.testing.assert_array_equal(out.sum(axis=1), 1.0)  # exactly one level per row
     np.testing.assert_array_equal(out[:, 2], np.isin(X[:, 1], [2.0, 3.0]))
-    # a level needs min_rows training rows: 'd' (about 5%) has fewer than 100
-    rare = ImputeOneHot.fit(X[:, [1]], ["c"], {"c": VOCAB}, min_rows=100)
-    assert rare.output_names == ("c=a", "c=b", "c=c", "c=<other>", "c=<missing>")
+    # a level needs min_rows training rows: 'd' (about 5%) has fewer than 40
+    rare = ImputeOneHot.fit(X[:, [1]], ["c"], {"c": VOCAB}, min_rows=40)
+    assert rare.output_names == ("c=a", "c=b", "c=c", "c=<missing>")
 
 
 def test_unseen_codes_and_untrained_missing_cells_go_to_other_or_to_no_level() -> None:
-    train = np.array([[0.0], [0.0], [1.0], [2.0], [0.0], [1.0]])
-    enc = ImputeOneHot.fit(train, ["c"], {"c": ("x", "y", "z")}, min_rows=2)
-    assert enc.output_names == ("c=x", "c=y", "c=<other>")  # 'z' once: other; no missing
-    # code 3 (a category new at scoring, after the trained vocabulary) and a missing
+    train = np.array([[0.0], [0.0], [1.0], [2.0], [0.0], [1.0], [3.0]])
+    vocab = ("x", "y", "z", "w")
+    enc = ImputeOneHot.fit(train, ["c"], {"c": vocab}, min_rows=2)
+    assert enc.output_names == ("c=x", "c=y", "c=<other>")  # 'z', 'w' once: other; no missing
+    # code 4 (a category new at scoring, after the trained vocabulary) and a missing
     # cell (none in training) both go to <other>
-    out = enc.transform(np.array([[3.0], [NAN], [2.0], [1.0]]))
+    out = enc.transform(np.array([[4.0], [NAN], [2.0], [1.0]]))
     np.testing.assert_array_equal(out, [[0, 0, 1], [0, 0, 1], [0, 0, 1], [0, 1, 0]])
     # without an <other> level they encode as no level at all (scikit-learn's "ignore")
-    closed = ImputeOneHot.fit(train, ["c"], {"c": ("x", "y", "z")}, min_rows=1)
-    assert closed.output_names == ("c=x", "c=y", "c=z")
-    np.testing.assert_array_equal(closed.transform(np.array([[3.0], [NAN]])), np.zeros((2, 3)))
+    closed = ImputeOneHot.fit(train, ["c"], {"c": vocab}, min_rows=1)
+    assert closed.output_names == ("c=x", "c=y", "c=z", "c=w")
+    np.testing.assert_array_equal(closed.transform(np.array([[4.0], [NAN]])), np.zeros((2, 4)))
+
+
+def test_no_zero_one_column_covers_fewer_than_min_rows_training_rows() -> None:
+    """A 0/1 column's gradient sums the residuals of exactly its rows: none is made for
+    fewer than min_rows rows (the other level, the missing level, an indicator)."""
+    codes = np.array([0.0] * 5 + [1.0] * 5 + [2.0, NAN])
+    numbers = np.array([1.0] * 11 + [NAN])
+    enc = ImputeOneHot.fit(np.column_stack([codes, numbers]), ["c", "n"],
+                           {"c": ("x", "y", "z")}, min_rows=2)  # fmt: skip
+    assert enc.output_names == ("c=x", "c=y", "n")
+    # its rows get no level (or the median); the encoding still imputes at scoring
+    np.testing.assert_array_equal(enc.transform(np.array([[2.0, NAN]])), [[0, 0, 1]])
+    out = enc.transform(np.column_stack([codes, numbers]))
+    assert (out[:, :2].sum(axis=0) >= 2).all()
 
 
 def test_numbers_missing_only_at_scoring_get_the_median_and_no_indicator() -> None:
@@ -87,7 +102,7 @@ def test_numbers_missing_only_at_scoring_get_the_median_and_no_indicator() -> No
     assert enc.is_identity
     np.testing.assert_array_equal(enc.transform(np.array([[NAN], [4.0]])), [[2.0], [4.0]])
     # a column with no value in training encodes to constants
-    empty = ImputeOneHot.fit(np.array([[NAN], [NAN]]), ["n"], {})
+    empty = ImputeOneHot.fit(np.array([[NAN], [NAN]]), ["n"], {}, min_rows=2)
     np.testing.assert_array_equal(empty.transform(np.array([[NAN], [3.0]])), [[0, 1], [3, 0]])
 
 

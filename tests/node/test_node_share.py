@@ -79,10 +79,11 @@ def test_missing_malformed_and_foreign_shares_get_clear_errors(tmp_path: Path) -
 
 def _encoded_lr(role: str = "host") -> LrShare:
     """A share whose party has a numeric column with missing cells and a categorical one."""
-    train = np.array([[1.0, 0.0], [np.nan, 1.0], [3.0, 0.0], [5.0, np.nan], [2.0, 2.0]])
+    train = np.array([[1.0, 0.0], [np.nan, 1.0], [3.0, 0.0], [5.0, np.nan], [2.0, 2.0],
+                      [np.nan, 0.0], [4.0, np.nan]])  # fmt: skip
     encoding = ImputeOneHot.fit(train, ["amount", "status"], {"status": ("late", "ok", "x")},
                                 min_rows=2)  # fmt: skip
-    width = len(encoding.output_names)  # amount, its indicator, ok... 5 columns
+    width = len(encoding.output_names)  # amount, its indicator, late, other, missing
     return LrShare(
         job_id="j",
         party="platform",
@@ -107,13 +108,13 @@ def test_a_share_with_an_encoding_is_v2_reads_back_and_scores_raw_rows(tmp_path:
     again = LrShare.load(tmp_path / "model.json", party="platform", role="host")
     assert again == share and again.categories == {"status": ("late", "ok", "x")}
     assert kind_of_share(tmp_path / "model.json", "platform").name == "hetero_lr"
-    # amount missing -> median 2.5 + indicator; status 7 (unseen) and missing -> <other>
+    # amount missing -> median 3 + indicator; status 7 (unseen) -> <other>
     assert share.encoding is not None
     assert share.encoding.output_names == (
         "amount", "amount=<missing>", "status=late", "status=<other>", "status=<missing>"
     )  # fmt: skip
     X = np.array([[np.nan, 7.0], [4.0, 0.0]])
-    expected = np.array([[2.5, 1, 0, 1, 0], [4.0, 0, 1, 0, 0]]) @ np.arange(1.0, 6.0) / 2.0
+    expected = np.array([[3.0, 1, 0, 1, 0], [4.0, 0, 1, 0, 0]]) @ np.arange(1.0, 6.0) / 2.0
     np.testing.assert_allclose(again.partial_scores(X), expected)
 
 

@@ -11,12 +11,17 @@ names are the party's own.
 ``SimpleImputer(strategy="median", add_indicator=True)`` for numbers, in one step):
 
 - a categorical column (codes ``0..K-1`` into its trained vocabulary, NaN missing) becomes
-  one 0/1 column per kept level: the most frequent codes, at most ``max_levels``, each
-  seen in at least ``min_rows`` training rows; an ``<other>`` column for the remaining
-  codes (and, at scoring, for codes ``>= K``: categories training never saw) if training
-  had any; a ``<missing>`` column if training had missing cells;
+  one 0/1 column per kept level: the most frequent codes, at most ``max_levels``; an
+  ``<other>`` column for the remaining codes (and, at scoring, for codes ``>= K``:
+  categories training never saw); a ``<missing>`` column for missing cells;
 - a numeric column keeps its values with missing cells set to the training median, plus
-  a 0/1 ``<missing>`` indicator column if training had missing cells.
+  a 0/1 ``<missing>`` indicator column.
+
+Every 0/1 column covers at least ``min_rows`` training rows: a level, ``<other>``,
+``<missing>`` or indicator with fewer is not made (its rows get no level, or just the
+median). A 0/1 column's gradient is a sum over exactly its rows, so a small one would
+single out the labels of a few rows; logistic regression sets ``min_rows`` from its batch
+size (see ``node/lr_job.py``).
 
 On a table without missing cells and without categorical columns the transform is the
 identity (:attr:`Encoder.is_identity`). Nothing is dropped: a categorical column's 0/1
@@ -47,7 +52,7 @@ __all__ = [
 
 #: at most this many one-hot levels per categorical column (plus other and missing)
 DEFAULT_MAX_LEVELS = 20
-#: a level needs at least this many training rows to get its own column
+#: a 0/1 column (level, other, missing, indicator) needs at least this many training rows
 DEFAULT_MIN_ROWS = 10
 
 OTHER = "<other>"
@@ -245,8 +250,8 @@ class ImputeOneHot(Encoder):
         categories : mapping of str to sequence of str
             Each categorical column's vocabulary (the table's ``categories``).
         max_levels, min_rows : int
-            At most ``max_levels`` levels per categorical column, each with at least
-            ``min_rows`` training rows.
+            At most ``max_levels`` levels per categorical column; every 0/1 column
+            (level, other, missing, indicator) covers at least ``min_rows`` rows.
 
         Raises
         ------
@@ -267,7 +272,7 @@ class ImputeOneHot(Encoder):
                     _fit_category(name, x, tuple(categories[name]), max_levels, min_rows)
                 )
             else:
-                columns.append(_fit_number(name, x))
+                columns.append(_fit_number(name, x, min_rows))
         return cls(tuple(columns))
 
     @property
@@ -331,11 +336,11 @@ class ImputeOneHot(Encoder):
 register(ImputeOneHot.KIND, ImputeOneHot.from_dict)
 
 
-def _fit_number(name: str, x: np.ndarray) -> NumberColumn:
+def _fit_number(name: str, x: np.ndarray, min_rows: int) -> NumberColumn:
     missing = np.isnan(x)
     # a column with no value at all in training encodes to constants (weight 0)
     median = float(np.median(x[~missing])) if not missing.all() else 0.0
-    return NumberColumn(name, median, bool(missing.any()))
+    return NumberColumn(name, median, int(missing.sum()) >= min_rows)
 
 
 def _fit_category(
@@ -348,8 +353,8 @@ def _fit_category(
     # most frequent first, ties by code (a stable sort keeps code order)
     order = np.argsort(-counts, kind="stable")
     levels = tuple(int(c) for c in order[:max_levels] if counts[c] >= min_rows)
-    other = len(present) > int(counts[list(levels)].sum())
-    return CategoryColumn(name, vocabulary, levels, other, bool((codes < 0).any()))
+    other = len(present) - int(counts[list(levels)].sum()) >= min_rows
+    return CategoryColumn(name, vocabulary, levels, other, int((codes < 0).sum()) >= min_rows)
 
 
 def _codes(name: str, x: np.ndarray) -> np.ndarray:

@@ -9,13 +9,14 @@ scoring with a stored share, which reads the scoring table with the share's cate
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from lianmo.config import DatasetEntry, JobSpec, LrSpec
 from lianmo.errors import ConfigError
-from lianmo.models.encoding import ImputeOneHot
+from lianmo.models.encoding import DEFAULT_MIN_ROWS, ImputeOneHot
 from lianmo.models.scaler import Standardizer
 from lianmo.node.job_data import (
     JobOutcome,
@@ -34,6 +35,7 @@ from lianmo.node.model_share import LrShare, share_format
 from lianmo.node.vocabulary import check_vocabulary
 from lianmo.protocols import commit, hetero_lr, predict
 from lianmo.protocols.context import RoleContext
+from lianmo.protocols.lr_guard import BATCH_FACTOR
 from lianmo.wire.steps import PREDICT_VALIDATION
 
 
@@ -100,12 +102,17 @@ def _train_job(
         check_split(ctx.party, labels(train), labels(val))
     # fitted on this party's training rows only; never sent (only its width is, as the
     # coordinate count every data party announces)
-    encoder = ImputeOneHot.fit(train.X, train.feature_names, train.categories)
+    encoder = ImputeOneHot.fit(
+        train.X, train.feature_names, train.categories, min_rows=level_rows(len(train), params)
+    )
     encoded_train = encoder.transform(train.X)
     scaler = Standardizer.fit(encoded_train)
     X_train = scaler.transform(encoded_train)
     X_val = scaler.transform(encoder.transform(val.X))
-    encoding = None if encoder.is_identity else encoder
+    # a v1 share (no encoding) only where there is nothing to keep: no categories and
+    # no missing training cell (even one imputed without an indicator)
+    plain = encoder.is_identity and not np.isnan(train.X).any()
+    encoding = None if plain else encoder
     outcome.summary.aligned = len(aligned)
     outcome.summary.train_rows, outcome.summary.validation_rows = len(train), len(val)
     if role == "guest" and params.label_protection is not None:
@@ -176,6 +183,14 @@ def score(
         else:
             predict.score_host(ctx, u)
     outcome.summary.aligned = len(rows)
+
+
+def level_rows(n_train: int, params: hetero_lr.LrParams) -> int:
+    """The fewest training rows a 0/1 encoded column (category level, missing indicator)
+    may cover: on average ``BATCH_FACTOR`` of them in every batch, as the batch floor asks
+    per coordinate, since its gradient sums the residuals of exactly those rows."""
+    per_batch = math.ceil(BATCH_FACTOR * n_train / params.batch_size)
+    return max(DEFAULT_MIN_ROWS, per_batch)
 
 
 def _with_bias(X: np.ndarray) -> np.ndarray:
