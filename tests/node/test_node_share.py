@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from lianmo.errors import ConfigError
+from lianmo.errors import ConfigError, DataError
+from lianmo.models.encoding import ImputeOneHot
 from lianmo.node.boost_share import BoostShare
 from lianmo.node.job import kind_of_share
-from lianmo.node.model_share import LrShare
+from lianmo.node.model_share import LrShare, share_format
+from lianmo.node.vocabulary import check_vocabulary
 
 
 def _lr(role: str = "host") -> LrShare:
@@ -72,3 +75,93 @@ def test_missing_malformed_and_foreign_shares_get_clear_errors(tmp_path: Path) -
     path.write_text(json.dumps(raw))
     with pytest.raises(ConfigError, match="2 features but 1 weights"):
         LrShare.load(path, party="platform", role="host")
+
+
+def _encoded_lr(role: str = "host") -> LrShare:
+    """A share whose party has a numeric column with missing cells and a categorical one."""
+    train = np.array([[1.0, 0.0], [np.nan, 1.0], [3.0, 0.0], [5.0, np.nan], [2.0, 2.0],
+                      [np.nan, 0.0], [4.0, np.nan]])  # fmt: skip
+    encoding = ImputeOneHot.fit(train, ["amount", "status"], {"status": ("late", "ok", "x")},
+                                min_rows=2)  # fmt: skip
+    width = len(encoding.output_names)  # amount, its indicator, late, other, missing
+    return LrShare(
+        job_id="j",
+        party="platform",
+        role=role,
+        dataset="d",
+        feature_names=("amount", "status"),
+        weights=tuple(float(i) for i in range(1, width + 1)),
+        intercept=0.25 if role == "guest" else None,
+        mean=(0.0,) * width,
+        scale=(2.0,) * width,
+        format=share_format(encoding),
+        encoding=encoding,
+    )
+
+
+def test_a_share_with_an_encoding_is_v2_reads_back_and_scores_raw_rows(tmp_path: Path) -> None:
+    share = _encoded_lr()
+    share.write(tmp_path)
+    raw = json.loads((tmp_path / "model.json").read_bytes())
+    assert raw["format"] == "lianmo.hetero_lr.share/v2"
+    assert raw["encoding"]["columns"][1]["vocabulary"] == ["late", "ok", "x"]
+    again = LrShare.load(tmp_path / "model.json", party="platform", role="host")
+    assert again == share and again.categories == {"status": ("late", "ok", "x")}
+    assert kind_of_share(tmp_path / "model.json", "platform").name == "hetero_lr"
+    # amount missing -> median 3 + indicator; status 7 (unseen) -> <other>
+    assert share.encoding is not None
+    assert share.encoding.output_names == (
+        "amount", "amount=<missing>", "status=late", "status=<other>", "status=<missing>"
+    )  # fmt: skip
+    X = np.array([[np.nan, 7.0], [4.0, 0.0]])
+    expected = np.array([[3.0, 1, 0, 1, 0], [4.0, 0, 1, 0, 0]]) @ np.arange(1.0, 6.0) / 2.0
+    np.testing.assert_allclose(again.partial_scores(X), expected)
+
+
+def test_a_numeric_share_stays_v1_byte_for_byte_and_refuses_missing_cells() -> None:
+    share = _lr()
+    assert json.loads(share.to_json()) == {
+        "job_id": "j", "party": "platform", "role": "host", "dataset": "d",
+        "feature_names": ["a", "b"], "weights": [0.5, -1.0], "intercept": None,
+        "mean": [0.0, 1.0], "scale": [1.0, 2.0], "format": "lianmo.hetero_lr.share/v1",
+    }  # fmt: skip
+    with pytest.raises(DataError, match="column 'b' has a missing cell, but model 'j' was"):
+        share.partial_scores(np.array([[1.0, np.nan]]))
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"format": "lianmo.hetero_lr.share/v1"}, "format 'lianmo.hetero_lr.share/v1' with an"),
+        ({"weights": [1.0, 2.0]}, "5 encoded columns but 2 weights"),
+        ({"feature_names": ["amount", "other"]}, "reads other columns than its feature_names"),
+        ({"encoding": {"kind": "woe"}}, "unknown encoding kind 'woe'"),
+    ],
+)
+def test_an_inconsistent_encoded_share_is_refused(
+    tmp_path: Path, change: dict[str, object], match: str
+) -> None:
+    _encoded_lr().write(tmp_path)
+    path = tmp_path / "model.json"
+    raw = json.loads(path.read_bytes())
+    raw.update(change)
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match=match):
+        LrShare.load(path, party="platform", role="host")
+
+
+@pytest.mark.parametrize(
+    ("read", "match"),
+    [
+        ({}, "column 'status' of data set 'd' was categorical when the model was trained"),
+        ({"status": ("late", "ok", "x"), "amount": ("1",)}, "'amount' .* is read as categories"),
+        ({"status": ("ok", "late", "x")}, "'status' .* was read with other category codes"),
+    ],
+)
+def test_a_scoring_table_read_with_other_codes_is_refused(
+    read: dict[str, tuple[str, ...]], match: str
+) -> None:
+    trained = _encoded_lr().categories
+    check_vocabulary("platform", "d", trained, {"status": ("late", "ok", "x", "new")})
+    with pytest.raises(DataError, match=f"party 'platform': .*{match}"):
+        check_vocabulary("platform", "d", trained, read)

@@ -59,7 +59,7 @@ def kind_of_share(path: Path, party: str) -> JobKind:
     """The job kind that wrote a stored model share, from the format the file declares."""
     fmt = share_format(path)
     for kind in KINDS.values():
-        if fmt == kind.share.FORMAT:
+        if fmt in kind.share.formats():
             return kind
     if not path.exists():
         raise ConfigError(
@@ -68,7 +68,7 @@ def kind_of_share(path: Path, party: str) -> JobKind:
         )
     raise ConfigError(
         f"party '{party}': {path} is not a model share this lianmo version can score with "
-        f"(format {fmt!r}; known: {sorted(k.share.FORMAT for k in KINDS.values())})"
+        f"(format {fmt!r}; known: {sorted(f for k in KINDS.values() for f in k.share.formats())})"
     )
 
 

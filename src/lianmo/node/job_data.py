@@ -22,6 +22,7 @@ from lianmo.data.table import Table, TableScan, scan_checked
 from lianmo.errors import ConfigError, DataError
 from lianmo.fileio import write_atomic_chunks
 from lianmo.models.evaluation import Evaluation, EvaluationError, evaluate
+from lianmo.node.vocabulary import check_declared
 from lianmo.protocols import psi, split
 from lianmo.protocols.context import Recorder, RoleContext, no_record
 
@@ -126,6 +127,8 @@ def load(
         if feature_columns is None
         else scoring_features(ctx.party, dataset, feature_columns)
     )
+    if categories is not None and feature_columns is not None:
+        check_declared(ctx.party, dataset.name, categories, dataset.categorical, feature_columns)
     return scan_checked(
         dataset.path,
         id_column=dataset.id_column,

@@ -2,17 +2,21 @@
 
 The protocol is :mod:`lianmo.protocols.hetero_lr`; this module adds what a job around it
 needs: loading and aligning the table, the validation split, standardising, evaluation,
-the model share (own weights and scaler) and scoring with a stored share.
+encoding (:mod:`lianmo.models.encoding`: categories one-hot, missing cells imputed, fitted
+on the party's own training rows), the model share (own encoding, scaler and weights) and
+scoring with a stored share, which reads the scoring table with the share's categories.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from lianmo.config import DatasetEntry, JobSpec, LrSpec
 from lianmo.errors import ConfigError
+from lianmo.models.encoding import DEFAULT_MIN_ROWS, ImputeOneHot
 from lianmo.models.scaler import Standardizer
 from lianmo.node.job_data import (
     JobOutcome,
@@ -27,9 +31,11 @@ from lianmo.node.job_data import (
     write_scores,
 )
 from lianmo.node.kind import JobKind
-from lianmo.node.model_share import LrShare
+from lianmo.node.model_share import LrShare, share_format
+from lianmo.node.vocabulary import check_vocabulary
 from lianmo.protocols import commit, hetero_lr, predict
 from lianmo.protocols.context import RoleContext
+from lianmo.protocols.lr_guard import BATCH_FACTOR
 from lianmo.wire.steps import PREDICT_VALIDATION
 
 
@@ -94,8 +100,19 @@ def _train_job(
     train, val = split_rows(ctx, role, spec, aligned)
     if role == "guest":
         check_split(ctx.party, labels(train), labels(val))
-    scaler = Standardizer.fit(train.X)
-    X_train, X_val = scaler.transform(train.X), scaler.transform(val.X)
+    # fitted on this party's training rows only; never sent (only its width is, as the
+    # coordinate count every data party announces)
+    encoder = ImputeOneHot.fit(
+        train.X, train.feature_names, train.categories, min_rows=level_rows(len(train), params)
+    )
+    encoded_train = encoder.transform(train.X)
+    scaler = Standardizer.fit(encoded_train)
+    X_train = scaler.transform(encoded_train)
+    X_val = scaler.transform(encoder.transform(val.X))
+    # a v1 share (no encoding) only where there is nothing to keep: no categories and
+    # no missing training cell (even one imputed without an indicator)
+    plain = encoder.is_identity and not np.isnan(train.X).any()
+    encoding = None if plain else encoder
     outcome.summary.aligned = len(aligned)
     outcome.summary.train_rows, outcome.summary.validation_rows = len(train), len(val)
     if role == "guest" and params.label_protection is not None:
@@ -129,6 +146,8 @@ def _train_job(
         intercept=float(w[-1]) if role == "guest" else None,
         mean=tuple(float(v) for v in scaler.mean),
         scale=tuple(float(v) for v in scaler.scale),
+        format=share_format(encoding),
+        encoding=encoding,
     )
     outcome.summary.model_digest = share.write(job_dir)
 
@@ -140,7 +159,15 @@ def score(
     share_path = model_path(job_dir, spec)
     share = LrShare.load(share_path, party=ctx.party, role=role)
     with outcome.timed("load"):
-        table = load(ctx, role, dataset, training=False, feature_columns=list(share.feature_names))
+        table = load(
+            ctx,
+            role,
+            dataset,
+            training=False,
+            feature_columns=list(share.feature_names),
+            categories=share.categories,
+        )
+    check_vocabulary(ctx.party, dataset.name, share.categories, table.categories)
     with outcome.timed("align"):
         rows = align_rows(ctx, role, spec, table)
     with outcome.timed("read"):  # chunk by chunk: only the partial scores are kept
@@ -156,6 +183,14 @@ def score(
         else:
             predict.score_host(ctx, u)
     outcome.summary.aligned = len(rows)
+
+
+def level_rows(n_train: int, params: hetero_lr.LrParams) -> int:
+    """The fewest training rows a 0/1 encoded column (category level, missing indicator)
+    may cover: on average ``BATCH_FACTOR`` of them in every batch, as the batch floor asks
+    per coordinate, since its gradient sums the residuals of exactly those rows."""
+    per_batch = math.ceil(BATCH_FACTOR * n_train / params.batch_size)
+    return max(DEFAULT_MIN_ROWS, per_batch)
 
 
 def _with_bias(X: np.ndarray) -> np.ndarray:

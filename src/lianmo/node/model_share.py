@@ -1,22 +1,43 @@
-"""One party's share of a trained hetero LR model: its own weights and scaler, nothing else."""
+"""One party's share of a trained hetero LR model: its own encoding, scaler and weights.
+
+Two formats: ``v1`` for a party whose columns need no encoding (numbers, no missing cell
+in training: the encoding is the identity, and the file is what lianmo always wrote),
+``v2`` adds ``"encoding"`` (:mod:`lianmo.models.encoding`): its categories' vocabulary,
+kept levels and numeric medians, so scoring applies exactly the training transform.
+"""
 
 from __future__ import annotations
 
 import json
 import typing as t
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 import numpy as np
 
+from lianmo.errors import DataError
+from lianmo.models.encoding import Encoder, encoder_from_dict
 from lianmo.models.scaler import Standardizer
 from lianmo.node.share import ModelShare
 
 MODEL_FORMAT = "lianmo.hetero_lr.share/v1"
+#: a share that keeps an encoding (categories, missing values) of its party's columns
+ENCODED_FORMAT = "lianmo.hetero_lr.share/v2"
+
+
+def share_format(encoding: Encoder | None) -> str:
+    """The format of a share with ``encoding`` (None: the identity)."""
+    return MODEL_FORMAT if encoding is None else ENCODED_FORMAT
 
 
 @dataclass(frozen=True, slots=True)
 class LrShare(ModelShare):
-    """What a party keeps after training; the guest's share also holds the intercept."""
+    """What a party keeps after training; the guest's share also holds the intercept.
+
+    ``feature_names`` are the table's columns it reads; ``encoding`` (None: the
+    identity) turns them into the model's inputs, to which ``mean``, ``scale`` and
+    ``weights`` belong, one per encoded column.
+    """
 
     FORMAT: t.ClassVar[str] = MODEL_FORMAT
     KIND: t.ClassVar[str] = "hetero LR"
@@ -31,21 +52,51 @@ class LrShare(ModelShare):
     mean: tuple[float, ...]
     scale: tuple[float, ...]
     format: str = MODEL_FORMAT
+    encoding: Encoder | None = None
+
+    @classmethod
+    def formats(cls) -> tuple[str, ...]:
+        return (MODEL_FORMAT, ENCODED_FORMAT)
+
+    @property
+    def categories(self) -> Mapping[str, tuple[str, ...]]:
+        """Per categorical column, the vocabulary to read scoring tables with."""
+        return {} if self.encoding is None else self.encoding.categories
 
     def scaler(self) -> Standardizer:
         return Standardizer(mean=np.asarray(self.mean), scale=np.asarray(self.scale))
 
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        """The model's inputs for raw feature rows ``X`` (encoded, not yet scaled)."""
+        if self.encoding is not None:
+            return self.encoding.transform(X)
+        missing = np.isnan(np.asarray(X, dtype=np.float64)).any(axis=0)
+        if missing.any():
+            name = self.feature_names[int(np.flatnonzero(missing)[0])]
+            raise DataError(
+                f"column '{name}' has a missing cell, but model '{self.job_id}' was trained "
+                f"on rows without missing values in this party's columns, so it has no rule "
+                f"for them: fill the cell, or retrain on a table with missing cells"
+            )
+        return np.asarray(X, dtype=np.float64)
+
     def partial_scores(self, X: np.ndarray) -> np.ndarray:
         """This party's part of the linear predictor for raw feature rows ``X``."""
-        u = self.scaler().transform(X) @ np.asarray(self.weights, dtype=np.float64)
+        u = self.scaler().transform(self.encode(X)) @ np.asarray(self.weights, dtype=np.float64)
         return np.asarray(u + (self.intercept or 0.0), dtype=np.float64)
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
+        raw: dict[str, t.Any] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "encoding"
+        }
+        if self.encoding is not None:  # a v1 share stays byte for byte what it was
+            raw["encoding"] = self.encoding.to_dict()
+        return json.dumps(raw, indent=2, sort_keys=True).encode()
 
     @classmethod
     def from_raw(cls, raw: dict[str, t.Any]) -> LrShare:
         intercept = raw["intercept"]
+        encoding = raw.get("encoding")
         return cls(
             job_id=str(raw["job_id"]),
             party=str(raw["party"]),
@@ -57,15 +108,31 @@ class LrShare(ModelShare):
             mean=tuple(float(v) for v in raw["mean"]),
             scale=tuple(float(v) for v in raw["scale"]),
             format=str(raw["format"]),
+            encoding=None if encoding is None else _encoder(encoding),
         )
 
     def problem(self, party: str, role: str) -> str:
         owner = self.ownership_problem(party, role, self.format)
         if owner:
             return owner
+        if self.format != share_format(self.encoding):
+            return f"format {self.format!r} {'with' if self.encoding else 'without'} an encoding"
         n = len(self.feature_names)
-        if not len(self.weights) == len(self.mean) == len(self.scale) == n:
+        if self.encoding is not None:
+            if self.encoding.input_names != self.feature_names:
+                return "its encoding reads other columns than its feature_names"
+            width = len(self.encoding.output_names)
+            if not len(self.weights) == len(self.mean) == len(self.scale) == width:
+                return f"{width} encoded columns but {len(self.weights)} weights"
+        elif not len(self.weights) == len(self.mean) == len(self.scale) == n:
             return f"{n} features but {len(self.weights)} weights"
         if (role == "guest") != (self.intercept is not None):
             return "an intercept must be present exactly in the guest's share"
         return ""
+
+
+def _encoder(raw: t.Any) -> Encoder:
+    try:
+        return encoder_from_dict(raw)
+    except DataError as exc:  # the share loader reports ValueError as a malformed share
+        raise ValueError(str(exc)) from exc

@@ -32,6 +32,11 @@ class ModelShare(abc.ABC):
     dataset: str
     feature_names: tuple[str, ...]
 
+    @classmethod
+    def formats(cls) -> tuple[str, ...]:
+        """Every format this kind of share reads (``FORMAT`` unless a kind has several)."""
+        return (cls.FORMAT,)
+
     @abc.abstractmethod
     def to_json(self) -> bytes:
         """The share as the bytes of ``model.json`` (its sha256 is the model digest)."""
@@ -57,10 +62,10 @@ class ModelShare(abc.ABC):
         try:
             raw = json.loads(path.read_bytes())
             fmt = raw.get("format") if isinstance(raw, dict) else None
-            if fmt != cls.FORMAT:  # another kind's share: say so, not which key it lacks
+            if fmt not in cls.formats():  # another kind's share: say so, not which key it lacks
                 raise ConfigError(
                     f"party '{party}': {path} is not a {cls.KIND} model share (format "
-                    f"{fmt!r}, expected {cls.FORMAT!r})"
+                    f"{fmt!r}, expected {' or '.join(map(repr, cls.formats()))})"
                 )
             share = cls.from_raw(raw)
         except FileNotFoundError:
@@ -80,8 +85,8 @@ class ModelShare(abc.ABC):
 
     def ownership_problem(self, party: str, role: str, format: str) -> str:
         """The checks every share shares: its format, its party and its role."""
-        if format != self.FORMAT:
-            return f"format {format!r}, expected {self.FORMAT!r}"
+        if format not in self.formats():
+            return f"format {format!r}, expected {' or '.join(map(repr, self.formats()))}"
         if (self.party, self.role) != (party, role):
             return f"it belongs to {self.role} '{self.party}'"
         return ""
