@@ -9,7 +9,14 @@ Every party's columns are binned on its own training rows; a split "after bin b"
 feature f sends ``x <= edges[f][b]`` left. All sums of g and h are int64 sums of the
 quantised values, scaled by ``2**-frac_bits`` only when a gain or leaf weight needs
 them, which is what makes the federated protocol lossless. Candidates are searched in
-(party, feature, bin) order and the first maximal gain wins, if it is positive.
+(party, feature, candidate) order and the first maximal gain wins, if it is positive.
+
+Missing cells (NaN): a column's missing cells form one more bin after its value bins.
+Per feature and node the candidates are, in this order: value bins ``<= b`` left and
+missing right, for every value bin ``b``; then, only if the node has missing rows in the
+feature, value bins ``<= b`` plus missing left, for ``b = -1 .. last - 1``. A split's
+default direction is the side its missing rows went (right if the node had none), and
+prediction sends a missing cell that way.
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ __all__ = ["RefModel", "RefNode", "RefTree", "fit_reference"]
 
 @dataclass(frozen=True, slots=True)
 class RefNode:
-    """A split (``party`` set: rows with ``x <= threshold`` go to ``left``) or a leaf."""
+    """A split (``party`` set: rows with ``x <= threshold`` go to ``left``, a missing
+    ``x`` to ``left`` exactly when ``default_left``) or a leaf."""
 
     party: int | None = None
     feature: int = -1
@@ -37,6 +45,11 @@ class RefNode:
     right: int = -1
     value: float = 0.0
     gain: float = 0.0
+    default_left: bool = False
+
+    def goes_left(self, x: np.ndarray) -> np.ndarray:
+        """Which of the values ``x`` of this split's feature go left."""
+        return np.where(np.isnan(x), self.default_left, x <= self.threshold)
 
     @property
     def is_leaf(self) -> bool:
@@ -73,7 +86,7 @@ class RefTree:
             if node.party is None:
                 continue
             rows = np.flatnonzero(at == i)
-            left = parties[node.party][rows, node.feature] <= node.threshold
+            left = node.goes_left(parties[node.party][rows, node.feature])
             at[rows[left]] = node.left
             at[rows[~left]] = node.right
         return at
@@ -102,10 +115,10 @@ class RefModel:
 
 
 def _bin_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Number of edges strictly below each value, so that bin <= b  <=>  x <= edges[b]."""
-    if len(edges) == 0:
-        return np.zeros(len(x), dtype=np.int64)
-    return np.asarray((x[:, None] > edges[None, :]).sum(axis=1), dtype=np.int64)
+    """Number of edges strictly below each value, so that bin <= b  <=>  x <= edges[b];
+    a missing value gets bin ``len(edges) + 1``, after the value bins."""
+    below = (x[:, None] > edges[None, :]).sum(axis=1) if len(edges) else np.zeros(len(x))
+    return np.where(np.isnan(x), len(edges) + 1, below).astype(np.int64)
 
 
 def _gain(GL: float, HL: float, G: float, H: float, params: TreeParams) -> float:
@@ -132,26 +145,31 @@ class _Grower:
 
     def best_split(
         self, rows: np.ndarray, gq: np.ndarray, hq: np.ndarray, scale: float
-    ) -> tuple[int, int, int, float] | None:
-        """(party, feature, bin, gain) of the first largest positive gain, or None."""
+    ) -> tuple[int, int, int, bool, float] | None:
+        """(party, feature, bin, missing left, gain) of the first largest positive gain."""
         G = float(gq[rows].sum(dtype=np.int64)) * scale
         H = float(hq[rows].sum(dtype=np.int64)) * scale
-        best: tuple[int, int, int, float] | None = None
+        best: tuple[int, int, int, bool, float] | None = None
         best_gain = 0.0
         for p, party_bins in enumerate(self.bins):
             for f, column in enumerate(party_bins):
-                nb = len(self.edges[p][f]) + 1
-                hist_g = np.zeros(nb, dtype=np.int64)
-                hist_h = np.zeros(nb, dtype=np.int64)
+                nv = len(self.edges[p][f]) + 1
+                hist_g = np.zeros(nv + 1, dtype=np.int64)
+                hist_h = np.zeros(nv + 1, dtype=np.int64)
                 np.add.at(hist_g, column[rows], gq[rows])
                 np.add.at(hist_h, column[rows], hq[rows])
-                left_g, left_h = np.cumsum(hist_g), np.cumsum(hist_h)
-                for b in range(nb - 1):
-                    gain = _gain(
-                        float(left_g[b]) * scale, float(left_h[b]) * scale, G, H, self.params
-                    )
+                left_g, left_h = np.cumsum(hist_g[:nv]), np.cumsum(hist_h[:nv])
+                scan = [(b, False, left_g[b], left_h[b]) for b in range(nv)]
+                if (column[rows] == nv).any():  # missing rows: they may go left too
+                    scan += [
+                        (b, True, hist_g[nv] + (left_g[b] if b >= 0 else 0),
+                         hist_h[nv] + (left_h[b] if b >= 0 else 0))
+                        for b in range(-1, nv - 1)
+                    ]
+                for b, missing_left, gl, hl in scan:
+                    gain = _gain(float(gl) * scale, float(hl) * scale, G, H, self.params)
                     if gain > best_gain:
-                        best, best_gain = (p, f, b, gain), gain
+                        best, best_gain = (p, f, b, missing_left, gain), gain
         return best
 
     def leaf(self, rows: np.ndarray, gq: np.ndarray, hq: np.ndarray, scale: float) -> RefNode:
@@ -175,12 +193,13 @@ class _Grower:
                 if split is None:
                     nodes[node_id] = self.leaf(rows, gq, hq, scale)
                     continue
-                p, f, b, gain = split
-                threshold = float(self.edges[p][f][b])
+                p, f, b, missing_left, gain = split
+                threshold = float(self.edges[p][f][b]) if b >= 0 else -np.inf
                 left_id, right_id = len(nodes), len(nodes) + 1
-                nodes[node_id] = RefNode(p, f, threshold, left_id, right_id, gain=gain)
+                node = RefNode(p, f, threshold, left_id, right_id, 0.0, gain, missing_left)
+                nodes[node_id] = node
                 nodes.extend([None, None])
-                goes_left = self.parties[p][rows, f] <= threshold
+                goes_left = node.goes_left(self.parties[p][rows, f])
                 at[rows[goes_left]] = left_id
                 at[rows[~goes_left]] = right_id
                 next_open.extend([left_id, right_id])

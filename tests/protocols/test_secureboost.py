@@ -204,7 +204,7 @@ def _raw_scores(trained: Trained, job: Job, parties: Sequence[np.ndarray]) -> li
                 continue
             p, rule = _rule(trained, job, node.split.owner, node.split.split_id)
             rows = np.flatnonzero(at == i)
-            left = parties[p][rows, rule.feature] <= rule.threshold
+            left = rule.goes_left(parties[p], rows)
             at[rows[left]], at[rows[~left]] = node.left, node.right
         F[:, tree.output] += tree.values(at)
         after.append(F.copy())
@@ -217,7 +217,7 @@ def _predict(trained: Trained, job: Job, parties: Sequence[np.ndarray]) -> np.nd
 
 
 def assert_same_trees(trained: Trained, ref: RefModel, job: Job) -> None:
-    """Same structure, owners, features, thresholds; leaves within 1e-12."""
+    """Same structure, owners, features, thresholds, default sides; leaves within 1e-12."""
     model = trained.model
     assert len(model.trees) == len(ref.trees)
     np.testing.assert_array_equal(model.init_score, ref.init_score)
@@ -236,16 +236,18 @@ def assert_same_trees(trained: Trained, ref: RefModel, job: Job) -> None:
                 continue
             p, rule = _rule(trained, job, node.split.owner, node.split.split_id)
             assert rule.tree == t_, f"{where}: the rule says it belongs to tree {rule.tree}"
-            got = (p, rule.feature, rule.threshold, node.left, node.right)
+            got = (p, rule.feature, rule.threshold, rule.default_left, node.left, node.right)
             expected = (
                 ref_node.party,
                 ref_node.feature,
                 ref_node.threshold,
+                ref_node.default_left,
                 ref_node.left,
                 ref_node.right,
             )
             assert got == expected, (
-                f"{where}: protocol split (party, feature, threshold, left, right) {got} with "
+                f"{where}: protocol split (party, feature, threshold, default left, left, "
+                f"right) {got} with "
                 f"gain {node.split.gain!r}, reference {expected} with gain {ref_node.gain!r}"
             )
 

@@ -2,9 +2,11 @@
 
 The guest's share holds the trees (structure, split owners, leaf weights), the start
 scores and the guest's own split rules; a host's share holds only its own split rules
-(feature name, threshold, tree and depth per random split id). Neither holds the other's
-features or thresholds. Format v2: rules carry their id and depth (v1 shares, whose
-host split ids counted up, are not read: retrain).
+(feature name, threshold, default side for missing cells, tree and depth per random
+split id). Neither holds the other's features or thresholds. Format v3 adds each rule's
+``default_left`` (where a missing cell goes); v2 shares (numeric models without missing
+values, every default right) are still read. v1 shares, whose host split ids counted up,
+are not read: retrain.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from lianmo.protocols.secureboost import GuestModel
 from lianmo.protocols.tree_route import Rules, SplitRule
 from lianmo.wire.convert import NO_INDEX
 
-MODEL_FORMAT = "lianmo.secureboost.share/v2"
+MODEL_FORMAT = "lianmo.secureboost.share/v3"
+V2_FORMAT = "lianmo.secureboost.share/v2"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class BoostShare(ModelShare):
     """A party's share; ``trees``, ``objective`` and ``init_score`` are the guest's only."""
 
     FORMAT: t.ClassVar[str] = MODEL_FORMAT
+    OLDER_FORMATS: t.ClassVar[tuple[str, ...]] = (V2_FORMAT,)
     KIND: t.ClassVar[str] = "SecureBoost"
 
     job_id: str
@@ -73,6 +77,7 @@ class BoostShare(ModelShare):
                     "id": i,
                     "feature": self.feature_names[r.feature],
                     "threshold": r.threshold,
+                    "default_left": r.default_left,
                     "tree": r.tree,
                     "depth": r.depth,
                 }
@@ -138,5 +143,10 @@ def _rules(rows: list[dict[str, t.Any]], index: dict[str, int]) -> dict[int, Spl
         if split_id in out:
             raise ValueError(f"split id {split_id} is repeated")
         feature = index[str(r["feature"])]
-        out[split_id] = SplitRule(feature, float(r["threshold"]), int(r["tree"]), int(r["depth"]))
+        default_left = r.get("default_left", False)  # v2: no missing values, all right
+        if not isinstance(default_left, bool):
+            raise ValueError(f"split {split_id}: default_left must be true or false")
+        out[split_id] = SplitRule(
+            feature, float(r["threshold"]), int(r["tree"]), int(r["depth"]), default_left
+        )
     return out

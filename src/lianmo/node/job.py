@@ -59,7 +59,7 @@ def kind_of_share(path: Path, party: str) -> JobKind:
     """The job kind that wrote a stored model share, from the format the file declares."""
     fmt = share_format(path)
     for kind in KINDS.values():
-        if fmt == kind.share.FORMAT:
+        if kind.share.reads(fmt):
             return kind
     if not path.exists():
         raise ConfigError(

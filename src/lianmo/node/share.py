@@ -25,6 +25,8 @@ class ModelShare(abc.ABC):
     """Base of the model shares: ``job_id``, ``party``, ``role``, ``dataset`` and format."""
 
     FORMAT: t.ClassVar[str]
+    #: older formats this kind still reads (it writes only ``FORMAT``)
+    OLDER_FORMATS: t.ClassVar[tuple[str, ...]] = ()
     KIND: t.ClassVar[str]  # the model type, as job specs name it
     job_id: str
     party: str
@@ -57,7 +59,7 @@ class ModelShare(abc.ABC):
         try:
             raw = json.loads(path.read_bytes())
             fmt = raw.get("format") if isinstance(raw, dict) else None
-            if fmt != cls.FORMAT:  # another kind's share: say so, not which key it lacks
+            if not cls.reads(fmt):  # another kind's share: say so, not which key it lacks
                 raise ConfigError(
                     f"party '{party}': {path} is not a {cls.KIND} model share (format "
                     f"{fmt!r}, expected {cls.FORMAT!r})"
@@ -78,9 +80,14 @@ class ModelShare(abc.ABC):
             )
         return share
 
+    @classmethod
+    def reads(cls, fmt: object) -> bool:
+        """Whether a share file of format ``fmt`` is one of this kind's (current or older)."""
+        return fmt == cls.FORMAT or fmt in cls.OLDER_FORMATS
+
     def ownership_problem(self, party: str, role: str, format: str) -> str:
         """The checks every share shares: its format, its party and its role."""
-        if format != self.FORMAT:
+        if not self.reads(format):
             return f"format {format!r}, expected {self.FORMAT!r}"
         if (self.party, self.role) != (party, role):
             return f"it belongs to {self.role} '{self.party}'"

@@ -38,17 +38,24 @@ from lianmo.wire.steps import SB_ROUTE, RouteSteps
 class SplitRule:
     """A party's own split: rows with ``X[:, feature] <= threshold`` go left.
 
-    ``tree`` and ``depth`` (0 at the root) place the split's node, so that a host
-    answers routing questions about it only where the node is.
+    A missing cell (NaN) goes left exactly when ``default_left`` (the side missing rows
+    took in training, :mod:`lianmo.models.split_candidates`). ``tree`` and ``depth`` (0 at
+    the root) place the split's node, so that a host answers routing questions about it
+    only where the node is.
     """
 
     feature: int
     threshold: float
     tree: int
     depth: int
+    default_left: bool = False
 
     def goes_left(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(X[rows, self.feature] <= self.threshold, dtype=bool)
+        x = X[rows, self.feature]
+        left = np.asarray(x <= self.threshold, dtype=bool)
+        if self.default_left:
+            left |= np.isnan(x)
+        return left
 
 
 #: A party's split rules by split id (the guest's count up from 0; a host's are random)

@@ -10,6 +10,11 @@ import numpy as np
 from lianmo.crypto.paillier import Packing, PrivateKey
 from lianmo.errors import ProtocolError
 from lianmo.models.binning import QuantileBins
+from lianmo.models.split_candidates import (
+    Candidates,
+    numeric_candidates,
+    numeric_left_cells,
+)
 from lianmo.models.split_choice import Choice, Offer, choose_split
 from lianmo.models.tree import GhQuantised, Split, Tree, TreeNode, leaf_weight, quantise_gh
 from lianmo.protocols.context import RoleContext
@@ -102,6 +107,34 @@ class _Building:
         return Tree(output=output, nodes=tuple(n for n in self.nodes if n is not None))
 
 
+@dataclass(frozen=True)
+class _Own:
+    """The guest's own candidates at one node, in scan order: feature, bin, direction."""
+
+    feature: np.ndarray
+    bins: np.ndarray
+    missing_left: np.ndarray
+
+    @classmethod
+    def join(cls, parts: list[tuple[int, Candidates]]) -> _Own:
+        """The candidates of each (feature, its candidates), one feature after another."""
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(empty, empty, empty.astype(bool))
+        return cls(
+            np.concatenate([np.full(len(c), f, dtype=np.int64) for f, c in parts]),
+            np.concatenate([c.bins for _, c in parts]),
+            np.concatenate([c.missing_left for _, c in parts]),
+        )
+
+    def __len__(self) -> int:
+        return len(self.feature)
+
+    def candidate(self, key: int) -> tuple[int, int, bool]:
+        """(feature, bin, missing left) of candidate ``key``."""
+        return int(self.feature[key]), int(self.bins[key]), bool(self.missing_left[key])
+
+
 class GuestGrower:
     """Grows one tree at a time with the hosts; keeps the guest's bins and key."""
 
@@ -120,7 +153,8 @@ class GuestGrower:
         self.bins = bins
         self.params = params
         self.timings = timings
-        self.n_bins = bins.max_bins
+        self.width = bins.width
+        self._own: list[_Own] = []  # the own candidates of the level's open nodes
 
     def grow(
         self, t: int, output: int, g: np.ndarray, h: np.ndarray, rules: dict[int, SplitRule]
@@ -195,7 +229,9 @@ class GuestGrower:
         hosts = [(host, self._host_candidates(host, t, packing)) for host in self.ctx.hosts]
         scale = tree.gh.scale
         out = []
-        for j, ((GL, HL), keys) in enumerate(own):
+        self._own = [candidates for _, candidates in own]
+        for j, ((GL, HL), candidates) in enumerate(own):
+            keys = range(len(candidates))
             offers = [Offer(self.ctx.party, scale(GL), scale(HL), keys)]
             offers += [Offer(host, scale(sums[j][0]), scale(sums[j][1])) for host, sums in hosts]
             out.append(offers)
@@ -203,18 +239,30 @@ class GuestGrower:
 
     def _own_candidates(
         self, tree: _Building, local: np.ndarray, features: np.ndarray
-    ) -> list[tuple[Sums, list[int]]]:
-        """Per open node: left sums (G_L, H_L) of every own candidate and its key f*B+b."""
-        nb, F, n_open = self.n_bins, self.binned.shape[1], len(tree.open_nodes)
+    ) -> list[tuple[Sums, _Own]]:
+        """Per open node: left sums (G_L, H_L) of every own candidate, in scan order.
+
+        Candidates are those of :mod:`lianmo.models.split_candidates`, feature by feature.
+        """
+        nb, F, n_open = self.width, self.binned.shape[1], len(tree.open_nodes)
         rows = np.flatnonzero((local >= 0) & tree.in_sample)
         cells = (local[rows, None] * F + np.arange(F)) * nb + self.binned[rows].astype(np.int64)
         size = n_open * F * nb
-        gsum = _int_bincount(cells, tree.g_rows[rows], size).reshape(n_open, F, nb).cumsum(axis=2)
-        hsum = _int_bincount(cells, tree.h_rows[rows], size).reshape(n_open, F, nb).cumsum(axis=2)
-        keys = [f * nb + b for f in features for b in range(self.bins.n_bins(f) - 1)]
-        f_idx = np.array([k // nb for k in keys], dtype=np.int64)
-        b_idx = np.array([k % nb for k in keys], dtype=np.int64)
-        return [((gsum[j, f_idx, b_idx], hsum[j, f_idx, b_idx]), keys) for j in range(n_open)]
+        gsum = _int_bincount(cells, tree.g_rows[rows], size).reshape(n_open, F, nb)
+        hsum = _int_bincount(cells, tree.h_rows[rows], size).reshape(n_open, F, nb)
+        count = np.bincount(cells.ravel(), minlength=size).reshape(n_open, F, nb)
+        out = []
+        for j in range(n_open):
+            parts, sums = [], [np.zeros((0, 2), dtype=np.int64)]
+            for f in features:
+                nv = self.bins.n_bins(f)
+                missing = int(count[j, f, nv]) if self.bins.missing[f] else 0
+                found = numeric_candidates(count[j, f, :nv], missing)
+                parts.append((int(f), found))
+                sums.append(found.left_sums(np.stack([gsum[j, f], hsum[j, f]], axis=1), nv))
+            left = np.concatenate(sums)
+            out.append(((left[:, 0], left[:, 1]), _Own.join(parts)))
+        return out
 
     def _host_candidates(self, host: str, t: int, packing: Packing) -> list[Sums]:
         """Step 3 at the guest: a host's packed candidate sums, decrypted, per open node."""
@@ -283,10 +331,11 @@ class GuestGrower:
                 tree.make_leaf(node_id, float(G), float(H), self.params)
                 continue
             if decision.owner == self.ctx.party:
-                f, b = divmod(decision.candidates[0], self.n_bins)
+                f, b, to_left = self._own[j].candidate(decision.candidates[0])
                 split_id = len(rules)
-                rules[split_id] = SplitRule(f, self.bins.threshold(f, b), t, depth)
-                left = self.binned[rows, f] <= b
+                rules[split_id] = SplitRule(f, self.bins.threshold(f, b), t, depth, to_left)
+                cells = numeric_left_cells(b, to_left, self.bins.n_bins(f), self.width)
+                left = cells[self.binned[rows, f]]
             else:
                 split_id, host_left = goes_left[(decision.owner, j)]
                 left = host_left[rows]

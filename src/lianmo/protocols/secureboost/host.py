@@ -15,12 +15,14 @@ honest slots' width per candidate, whatever the guest put in its ciphertexts.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from lianmo.crypto.paillier import CipherVector, Packing, PublicKey
 from lianmo.errors import ProtocolError
-from lianmo.models.binning import QuantileBins
+from lianmo.models.binning import MAX_BINS, QuantileBins
+from lianmo.models.split_candidates import numeric_candidates, numeric_left_cells
 from lianmo.models.tree import honest_value_bits
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.secureboost.params import (
@@ -126,8 +128,7 @@ class _HostTree:
         gh = ctx.recv(SB_GH, guest, round=t, key=self.key, count=len(sample))
         features = sample_features(ctx, self.binned.shape[1], self.params.colsample, t)
         B = self.binned[np.ix_(sample, features)]
-        nb = max((self.bins.n_bins(f) for f in features), default=1)
-        F = len(features)
+        nb = max((self.bins.n_cells(f) for f in features), default=1)
         previous: dict[int, CipherVector] = {}
         for depth in range(self.params.tree.depth):
             pairs = ctx.recv(SB_NODES, guest, round=t)
@@ -141,7 +142,7 @@ class _HostTree:
             at = local[sample]
             started = time.perf_counter()
             hist = self._histograms(gh, B, at, node_ids, parent_ids, previous, nb)
-            cells, counts, offered = self._candidates(hist, B, at, m, nb, F, t)
+            cells, counts, offered = self._candidates(hist, B, at, features, nb, t)
             mask_rng = ctx.rng.child(f"sb/mask/{t}/{depth}")
             masks = layout.draw_masks(len(cells), self.key.n, mask_rng)
             packed = cells.pack(layout, ctx.compute).add_plain_ints(masks)
@@ -175,7 +176,7 @@ class _HostTree:
         local: np.ndarray,
         at: np.ndarray,
         features: np.ndarray,
-        offered: list[list[tuple[int, int]]],
+        offered: list[list[_Offered]],
         depth: int,
     ) -> None:
         """Step 4 at the host: record the splits the guest chose; which rows go left."""
@@ -183,14 +184,15 @@ class _HostTree:
         chosen = ctx.recv(SB_SPLITS, guest, round=t)
         ids, lefts = [], []
         for j, tied in _parse_choices(chosen, guest, offered):
-            # ties in gain: the lowest (feature, bin), as if candidates were unshuffled
-            f_local, b = min(offered[j][c] for c in tied)
-            f_local, b = self._canonical(B, at, j, f_local, b)
-            f = int(features[f_local])
+            # ties in gain: the first in scan order, as if candidates were not shuffled
+            first = min((offered[j][c] for c in tied), key=_Offered.order)
+            c = self._canonical(B, at, j, features, first)
+            f = int(features[c.feature])
             split_id = new_split_id(ctx, rules, t, depth, j)
             ids.append(split_id)
-            rules[split_id] = SplitRule(f, self.bins.threshold(f, b), t, depth)
-            lefts.append((local == j) & (self.binned[:, f] <= b))
+            rules[split_id] = SplitRule(f, self.bins.threshold(f, c.bin), t, depth, c.missing_left)
+            cells = numeric_left_cells(c.bin, c.missing_left, self.bins.n_bins(f), MAX_BINS)
+            lefts.append((local == j) & cells[self.binned[:, f]])
         ctx.send(SB_SPLIT_IDS, guest, ids, round=t)
         n = len(local)
         ctx.send(SB_PARTITIONS, guest, np.array(lefts).reshape(len(lefts), n), round=t)
@@ -245,51 +247,96 @@ class _HostTree:
         hist: list[CipherVector],
         B: np.ndarray,
         at: np.ndarray,
-        m: int,
+        features: np.ndarray,
         nb: int,
-        F: int,
         t: int,
-    ) -> tuple[CipherVector, list[int], list[list[tuple[int, int]]]]:
-        """Shuffled candidate left sums per node: (cells, count per node, (f, b) per number)."""
+    ) -> tuple[CipherVector, list[int], list[list[_Offered]]]:
+        """Shuffled candidate left sums per node: (cells, count per node, candidate per number).
+
+        The candidates of each feature are :func:`numeric_candidates`'s; a missing-left
+        candidate's sum is its running sum plus the feature's missing bin.
+        """
+        F = len(features)
         picks: list[int] = []
+        plus: list[tuple[int, int]] = []  # (place in picks, missing cell to add)
         counts: list[int] = []
-        offered: list[list[tuple[int, int]]] = []
-        for j in range(m):
+        offered: list[list[_Offered]] = []
+        for j in range(len(hist)):
             rows = at == j
             candidates = []
             for f in range(F):
+                nv = self.bins.n_bins(int(features[f]))
                 count = np.bincount(B[rows, f], minlength=nb)
-                right = np.cumsum(count[::-1])[::-1]  # rows in bins >= b
-                for b in range(nb - 1):
-                    if count[b] > 0 and right[b + 1] > 0:
-                        candidates.append((f, b))
+                missing = int(count[nv]) if self.bins.missing[int(features[f])] else 0
+                found = numeric_candidates(count[:nv], missing)
+                candidates += [
+                    _Offered(f, int(b), bool(ml))
+                    for b, ml in zip(found.bins, found.missing_left, strict=True)
+                ]
             order = permutation(self.ctx, len(candidates), f"sb/candidates/{t}/{j}/{len(picks)}")
             shuffled = [candidates[i] for i in order]
             offered.append(shuffled)
             counts.append(len(shuffled))
-            picks.extend(j * F * nb + f * nb + b for f, b in shuffled)
-        running = CipherVector.concat(hist).prefix_sums(nb) if hist else None
-        if running is None or not picks:
-            cells = CipherVector(self.key, 0, [])
-        else:
-            cells = running.select(picks)
+            for c in shuffled:
+                base = (j * F + c.feature) * nb
+                if c.missing_left:
+                    plus.append((len(picks), base + self.bins.n_bins(int(features[c.feature]))))
+                picks.append(base + c.bin)
+        if not picks:
+            return CipherVector(self.key, 0, []), counts, offered
+        flat = CipherVector.concat(hist)
+        cells = flat.prefix_sums(nb).select(picks)
+        if plus:
+            places = [place for place, _ in plus]
+            added = cells.select(places).add(flat.select([cell for _, cell in plus]))
+            for place, value in zip(places, added.values, strict=True):
+                cells.values[place] = value
         return cells, counts, offered
 
-    @staticmethod
-    def _canonical(B: np.ndarray, at: np.ndarray, j: int, f: int, b: int) -> tuple[int, int]:
-        """The lowest (feature, bin) splitting node ``j``'s sampled rows exactly like (f, b)."""
+    def _canonical(
+        self, B: np.ndarray, at: np.ndarray, j: int, features: np.ndarray, chosen: _Offered
+    ) -> _Offered:
+        """The first candidate splitting node ``j``'s sampled rows exactly like ``chosen``.
+
+        Same left rows, same side for the missing ones: scanning features in order, a
+        numeric feature reproduces the partition when its left value bins all lie below
+        its right ones and its missing rows (if any) all sit on one side.
+        """
         rows = np.flatnonzero(at == j)
-        left = B[rows, f] <= b
-        for f2 in range(B.shape[1]):
-            lo = int(B[rows[left], f2].max())
-            hi = int(B[rows[~left], f2].min())
-            if lo < hi and np.array_equal(B[rows, f2] <= lo, left):
-                return f2, lo
-        return f, b
+        nv = self.bins.n_bins(int(features[chosen.feature]))
+        cells = numeric_left_cells(chosen.bin, chosen.missing_left, nv, MAX_BINS)
+        left = cells[B[rows, chosen.feature]]
+        for f in range(chosen.feature + 1):
+            column = B[rows, f].astype(np.int64)
+            absent = column >= self.bins.n_bins(int(features[f]))
+            lo, hi = column[left & ~absent], column[~left & ~absent]
+            if len(lo) == 0 or (len(hi) and int(lo.max()) >= int(hi.min())):
+                continue
+            if absent[left].any() and absent[~left].any():
+                continue
+            missing_left = bool(absent[left].any())
+            if missing_left and len(hi) == 0:
+                continue
+            return _Offered(f, int(lo.max()), missing_left)
+        return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class _Offered:
+    """One numeric candidate as the host offered it: its feature (position in the tree's
+    sampled features), bin and whether the missing bin goes left."""
+
+    feature: int
+    bin: int
+    missing_left: bool
+
+    def order(self) -> tuple[int, bool, int]:
+        """Its place in the unshuffled scan: feature, then missing right before left, bin."""
+        return self.feature, self.missing_left, self.bin
 
 
 def _parse_choices(
-    flat: np.ndarray, guest: str, offered: list[list[tuple[int, int]]]
+    flat: np.ndarray, guest: str, offered: list[list[_Offered]]
 ) -> list[tuple[int, list[int]]]:
     """``sb.splits``: per node won, ``node, k, c_1 .. c_k`` (the candidates tied at the top)."""
     out: list[tuple[int, list[int]]] = []

@@ -12,16 +12,29 @@ from lianmo.protocols.tree_route import Rules, SplitRule
 
 
 def rule_rows(rules: Rules) -> list[list[int | float]]:
-    """Split rules as JSON rows ``[id, feature, threshold, tree, depth]``, in their order."""
-    return [
-        [int(i), int(r.feature), float(r.threshold), int(r.tree), int(r.depth)]
-        for i, r in rules.items()
-    ]
+    """Split rules as JSON rows ``[id, feature, threshold, tree, depth]``, in their order.
+
+    A rule sending missing cells left adds a sixth element, 1.
+    """
+    rows: list[list[int | float]] = []
+    for i, r in rules.items():
+        row: list[int | float] = [int(i), int(r.feature), float(r.threshold), int(r.tree)]
+        row.append(int(r.depth))
+        if r.default_left:
+            row.append(1)
+        rows.append(row)
+    return rows
 
 
 def rules_of(rows: t.Iterable[t.Sequence[t.Any]]) -> dict[int, SplitRule]:
     """The rules :func:`rule_rows` wrote (ValueError if a row has another shape)."""
-    return {int(i): SplitRule(int(f), float(v), int(tr), int(d)) for i, f, v, tr, d in rows}
+    out: dict[int, SplitRule] = {}
+    for row in rows:
+        if len(row) not in (5, 6):
+            raise ValueError(f"a split rule row has {len(row)} elements, not 5 or 6")
+        i, f, v, tr, d = row[:5]
+        out[int(i)] = SplitRule(int(f), float(v), int(tr), int(d), len(row) == 6 and bool(row[5]))
+    return out
 
 
 @dataclass(frozen=True)
