@@ -6,7 +6,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lianmo.models.split_candidates import numeric_candidates, numeric_left_cells
+from lianmo.models.split_candidates import (
+    normalised,
+    numeric_candidates,
+    partition_candidates,
+)
 
 
 def _partition(count: np.ndarray, missing: int, b: int, missing_left: bool) -> tuple[int, int]:
@@ -15,22 +19,21 @@ def _partition(count: np.ndarray, missing: int, b: int, missing_left: bool) -> t
 
 
 def test_missing_right_then_missing_left_each_by_bin() -> None:
-    found = numeric_candidates(np.array([3, 0, 2, 4]), missing=5)
+    found = numeric_candidates(np.array([3, 0, 2, 4]), missing=5, n_cells=6)
     # right: b=0, 2 (bin 1 is empty: it would repeat b=0), 3 ("all values left")
     # left: b=0, 2 (b=3 would leave nothing on the right; "only missing left" repeats b=3)
-    assert found.bins.tolist() == [0, 2, 3, 0, 2]
-    assert found.missing_left.tolist() == [False, False, False, True, True]
-    hist = np.array([[1, 10], [0, 0], [2, 20], [3, 30], [100, 1000]])
+    assert [found.prefix_end(i, 4) for i in range(len(found))] == [0, 2, 3, 0, 2]
+    assert found.left[:, 4].tolist() == [False, False, False, True, True]
+    assert not found.left[:, 5].any()
+    hist = np.array([[1, 10], [0, 0], [2, 20], [3, 30], [100, 1000], [0, 0]])
     np.testing.assert_array_equal(
-        found.left_sums(hist, 4), [[1, 10], [3, 30], [6, 60], [101, 1010], [103, 1030]]
+        found.left_sums(hist), [[1, 10], [3, 30], [6, 60], [101, 1010], [103, 1030]]
     )
-    cells = numeric_left_cells(2, True, 4, 6)
-    assert cells.tolist() == [True, True, True, False, True, False]
 
 
 def test_without_missing_rows_only_missing_right_as_before() -> None:
-    found = numeric_candidates(np.array([0, 3, 0, 2]), missing=0)
-    assert found.bins.tolist() == [1] and not found.missing_left.any()
+    found = numeric_candidates(np.array([0, 3, 0, 2]), missing=0, n_cells=4)
+    assert found.left.tolist() == [[True, True, False, False]]
 
 
 @settings(max_examples=100, deadline=None)
@@ -39,9 +42,10 @@ def test_every_distinct_partition_appears_once_with_both_sides_filled(
     count_list: list[int], missing: int
 ) -> None:
     count = np.array(count_list)
-    found = numeric_candidates(count, missing)
+    found = numeric_candidates(count, missing, len(count) + 1)
     seen = set()
-    for b, ml in zip(found.bins, found.missing_left, strict=True):
+    for i in range(len(found)):
+        b, ml = found.prefix_end(i, len(count)), bool(found.left[i, len(count)])
         left, right = _partition(count, missing, int(b), bool(ml))
         assert left > 0 and right > 0
         key = (int(count[: b + 1].sum()), bool(ml and missing))
@@ -56,3 +60,22 @@ def test_every_distinct_partition_appears_once_with_both_sides_filled(
             key = (int(count[: b + 1].sum()), ml)
             if left > 0 and right > 0:
                 assert key in seen or (key == (0, True) and (total, False) in seen)
+
+
+def test_categories_are_ordered_by_gradient_ratio_and_partitions_normalised() -> None:
+    # cells 0..3 categories (2 absent from the node), 4 missing
+    g = np.array([3.0, -2.0, 0.0, 1.0, 5.0])
+    h = np.array([1.0, 1.0, 0.0, 1.0, 1.0])
+    present = np.array([True, True, False, True, True])
+    found = partition_candidates(g, h, present, 4, l2=1.0)
+    # order by g / (h + 1): cell 1 (-1), cell 3 (0.5), cell 0 (1.5)
+    want = [[1], [1, 3], [4], [1, 4], [1, 3, 4]]
+    assert [np.flatnonzero(row).tolist() for row in found.left] == want
+    categories = np.array([True, True, True, True, False])
+    # {1, 3} left holds no cell 0: turned so that left is {0} (+ missing, which was right)
+    turned = normalised(found.left[1], present, categories)
+    assert np.flatnonzero(turned).tolist() == [0, 4]
+    only_missing = normalised(found.left[2], present, categories)
+    assert np.flatnonzero(only_missing).tolist() == [0, 1, 3]
+    without_missing = partition_candidates(g, h, present & categories, 4, l2=1.0)
+    assert len(without_missing) == 2  # prefixes of 1 and 2 of the 3 categories

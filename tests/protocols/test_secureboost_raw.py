@@ -33,6 +33,8 @@ from .test_secureboost import (
 SMALL_TEST_KEY_BITS_512 = 512
 GUEST_NUMERIC = ["limit_bal", "age"]
 HOST_NUMERIC = [f"bill_amt{i}" for i in range(1, 7)] + [f"pay_amt{i}" for i in range(1, 7)]
+GUEST_ALL = ["limit_bal", "sex", "education", "marriage", "age"]
+HOST_ALL = [f"pay_{i}" for i in range(1, 7)] + HOST_NUMERIC
 
 
 def raw_job(shared_data: Path, guest: list[str], host: list[str], rows: int) -> Job:
@@ -51,12 +53,18 @@ def raw_job(shared_data: Path, guest: list[str], host: list[str], rows: int) -> 
         y=g.y[~is_val],
         y_val=g.y[is_val],
         feature_names=g.names,
+        categories=(g.categorical, h.categorical),
     )
 
 
 @pytest.fixture(scope="module")
 def missing_job(shared_data: Path) -> Job:
     return raw_job(shared_data, GUEST_NUMERIC, HOST_NUMERIC, rows=3000)
+
+
+@pytest.fixture(scope="module")
+def category_job(shared_data: Path) -> Job:
+    return raw_job(shared_data, GUEST_ALL, HOST_ALL, rows=3000)
 
 
 def _params(**overrides: object) -> BoostParams:
@@ -161,3 +169,21 @@ def test_scoring_sends_a_missing_cell_to_the_learned_side_512_bit_key(missing_jo
 
 def _flip(rule: SplitRule) -> SplitRule:
     return dataclasses.replace(rule, default_left=not rule.default_left)
+
+
+def test_categories_and_missing_cells_on_both_sides_grow_the_reference_trees_512_bit_key(
+    category_job: Job,
+) -> None:
+    job = category_job
+    assert job.categories is not None
+    assert any(job.categories[0]) and any(job.categories[1])  # categories on both sides
+    params = _params(rounds=6)
+    trained = _train(job, params)
+    assert_lossless(trained, _reference(job, params), job)
+    categorical = {
+        (owner, r.left_codes is not None)
+        for owner, rules in [(GUEST, trained.model.rules)]
+        + [(n, h.rules) for n, h in trained.hosts.items()]
+        for r in rules.values()
+    }
+    assert ("host", True) in categorical  # the host's partitions are exercised

@@ -96,6 +96,7 @@ def train(
         feature_names=table.feature_names,
         depth=model.depth,
         rules={},
+        categories={n: tuple(c) for n, c in table.categories.items()},
     )
     if role == "guest":
         final = _train_guest(ctx, boost_params(model), train_rows, val, share, job_dir, outcome)
@@ -123,6 +124,7 @@ def _train_guest(
             labels(val),
             params,
             feature_names=share.feature_names,
+            categories=category_counts(share),
         )
     _timings(outcome, result.timings)
     with outcome.timed("evaluate"):
@@ -154,13 +156,23 @@ def _train_host(
 ) -> BoostShare:
     """A host answers the guest's requests; keeps its own split rules once committed."""
     with outcome.timed("train"):
-        host = secureboost.train_host(ctx, train_rows.X, val.X, params)
+        host = secureboost.train_host(
+            ctx, train_rows.X, val.X, params, categories=category_counts(share)
+        )
     _timings(outcome, host.timings)
     with outcome.timed("evaluate"):
         commit.await_commit(ctx)
     names = {str(i): name for i, name in enumerate(share.feature_names)}
     importance = {names[k]: v for k, v in host.importance.items()}
     return replace(share, rules=dict(host.rules), importance=importance)
+
+
+def category_counts(share: BoostShare) -> list[int | None]:
+    """Per feature: its number of training categories, None for a numeric column."""
+    return [
+        len(share.categories[name]) if name in share.categories else None
+        for name in share.feature_names
+    ]
 
 
 def _timings(outcome: JobOutcome, timings: secureboost.Timings) -> None:
@@ -180,6 +192,9 @@ def predict(
     path = model_path(job_dir, spec)
     share = BoostShare.load(path, party=ctx.party, role=role)
     with outcome.timed("load"):
+        # TODO(issue 19, lead): pass categories=share.categories once load/scan_checked
+        # accept it (the data helper's part), so scoring tables are read with the share's
+        # vocabulary: known texts keep their codes, new ones come after (unseen: default side)
         table = load(ctx, role, dataset, training=False, feature_columns=list(share.feature_names))
     with outcome.timed("align"):
         rows = align_rows(ctx, role, spec, table)

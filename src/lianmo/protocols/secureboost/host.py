@@ -15,6 +15,7 @@ honest slots' width per candidate, whatever the guest put in its ciphertexts.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,9 +23,15 @@ import numpy as np
 from lianmo.crypto.paillier import CipherVector, Packing, PublicKey
 from lianmo.errors import ProtocolError
 from lianmo.models.binning import MAX_BINS, QuantileBins
-from lianmo.models.split_candidates import numeric_candidates, numeric_left_cells
+from lianmo.models.split_candidates import numeric_candidates
 from lianmo.models.tree import honest_value_bits
 from lianmo.protocols.context import RoleContext
+from lianmo.protocols.secureboost.offers import (
+    Item,
+    Layout,
+    encode_layouts,
+    parse_choices,
+)
 from lianmo.protocols.secureboost.params import (
     CHECKPOINT,
     PHASE,
@@ -33,6 +40,7 @@ from lianmo.protocols.secureboost.params import (
     Timings,
     add_importance,
 )
+from lianmo.protocols.secureboost.rules import make_rule
 from lianmo.protocols.secureboost.sampling import new_split_id, permutation, sample_features
 from lianmo.protocols.secureboost.state import HostState
 from lianmo.protocols.tree_route import SplitRule, route_host
@@ -60,15 +68,21 @@ def train_host(
     X: np.ndarray,
     X_val: np.ndarray,
     params: BoostParams,
+    *,
+    categories: Sequence[int | None] | None = None,
 ) -> HostResult:
-    """Host side: answer histogram and partition requests; returns this host's split rules."""
+    """Host side: answer histogram and partition requests; returns this host's split rules.
+
+    ``categories[f]``: the training category count of a categorical column, None for a
+    numeric one (all numeric if omitted); NaN cells are missing.
+    """
     timings = Timings()
     saved = ctx.checkpoints.restore(CHECKPOINT, HostState)
     key = _job_key(ctx, params, saved)
     if saved is None:
         saved = HostState(-1, False, {}, ctx.recv(SB_PLAN, ctx.guest), key.n_bytes(), {}, {})
     outputs = saved.outputs
-    bins = QuantileBins.fit(X, params.max_bins)
+    bins = QuantileBins.fit(X, params.max_bins, categories)
     binned = bins.transform(X)
     rules = dict(saved.rules)
     timings.seconds, timings.counts = dict(saved.seconds), dict(saved.counts)
@@ -142,15 +156,15 @@ class _HostTree:
             at = local[sample]
             started = time.perf_counter()
             hist = self._histograms(gh, B, at, node_ids, parent_ids, previous, nb)
-            cells, counts, offered = self._candidates(hist, B, at, features, nb, t)
+            cells, layouts, offered = self._candidates(hist, B, at, features, nb, t)
             mask_rng = ctx.rng.child(f"sb/mask/{t}/{depth}")
             masks = layout.draw_masks(len(cells), self.key.n, mask_rng)
             packed = cells.pack(layout, ctx.compute).add_plain_ints(masks)
             packed = packed.obfuscate(ctx.rng, ctx.compute)
             self.timings.add("histogram", started)
-            ctx.send(SB_CANDIDATES, guest, counts, round=t)
+            ctx.send(SB_CANDIDATES, guest, encode_layouts(layouts), round=t)
             ctx.send(SB_HISTOGRAMS, guest, packed, round=t)  # 3.
-            self._partition(rules, B, local, at, features, offered, depth)  # 4.
+            self._partition(rules, B, local, at, features, layouts, offered, depth)  # 4.
             previous = {int(node_ids[j]): hist[j] for j in range(m)}
 
     def _layout(self, value_bits: int, rows: int) -> Packing:
@@ -176,23 +190,25 @@ class _HostTree:
         local: np.ndarray,
         at: np.ndarray,
         features: np.ndarray,
-        offered: list[list[_Offered]],
+        layouts: list[Layout],
+        offered: list[_NodeOffer],
         depth: int,
     ) -> None:
         """Step 4 at the host: record the splits the guest chose; which rows go left."""
         ctx, t, guest = self.ctx, self.t, self.ctx.guest
         chosen = ctx.recv(SB_SPLITS, guest, round=t)
         ids, lefts = [], []
-        for j, tied in _parse_choices(chosen, guest, offered):
+        for j, items in parse_choices(chosen, guest, layouts):
             # ties in gain: the first in scan order, as if candidates were not shuffled
-            first = min((offered[j][c] for c in tied), key=_Offered.order)
-            c = self._canonical(B, at, j, features, first)
-            f = int(features[c.feature])
+            _, f_local, cells = min((offered[j].chosen(item) for item in items), key=_first)
+            rows = np.flatnonzero(at == j)
+            f_local, cells = self._canonical(B, rows, features, f_local, cells)
+            f = int(features[f_local])
+            present = np.bincount(B[rows, f_local], minlength=MAX_BINS) > 0
             split_id = new_split_id(ctx, rules, t, depth, j)
             ids.append(split_id)
-            rules[split_id] = SplitRule(f, self.bins.threshold(f, c.bin), t, depth, c.missing_left)
-            cells = numeric_left_cells(c.bin, c.missing_left, self.bins.n_bins(f), MAX_BINS)
-            lefts.append((local == j) & cells[self.binned[:, f]])
+            rules[split_id], route = make_rule(self.bins, f, cells, present, t, depth)
+            lefts.append((local == j) & route[self.binned[:, f]])
         ctx.send(SB_SPLIT_IDS, guest, ids, round=t)
         n = len(local)
         ctx.send(SB_PARTITIONS, guest, np.array(lefts).reshape(len(lefts), n), round=t)
@@ -250,65 +266,89 @@ class _HostTree:
         features: np.ndarray,
         nb: int,
         t: int,
-    ) -> tuple[CipherVector, list[int], list[list[_Offered]]]:
-        """Shuffled candidate left sums per node: (cells, count per node, candidate per number).
+    ) -> tuple[CipherVector, list[Layout], list[_NodeOffer]]:
+        """Per node: the shuffled numeric candidates' left sums, then the category groups.
 
-        The candidates of each feature are :func:`numeric_candidates`'s; a missing-left
-        candidate's sum is its running sum plus the feature's missing bin.
+        Numeric candidates are :func:`numeric_candidates`'s (a missing-left one's sum is
+        its running sum plus the missing bin); a categorical feature sends the sum of each
+        category present and of the missing cell (see :mod:`.offers`).
         """
         F = len(features)
+        size = len(hist) * F * nb  # picks below ``size``: running sums; above: single cells
         picks: list[int] = []
         plus: list[tuple[int, int]] = []  # (place in picks, missing cell to add)
-        counts: list[int] = []
-        offered: list[list[_Offered]] = []
+        layouts: list[Layout] = []
+        offered: list[_NodeOffer] = []
         for j in range(len(hist)):
             rows = at == j
-            candidates = []
+            numeric: list[_Offered] = []
+            groups: list[tuple[int, list[int], int | None]] = []
             for f in range(F):
-                nv = self.bins.n_bins(int(features[f]))
+                feature = int(features[f])
+                nv = self.bins.n_bins(feature)
                 count = np.bincount(B[rows, f], minlength=nb)
-                missing = int(count[nv]) if self.bins.missing[int(features[f])] else 0
-                found = numeric_candidates(count[:nv], missing)
-                candidates += [
-                    _Offered(f, int(b), bool(ml))
-                    for b, ml in zip(found.bins, found.missing_left, strict=True)
+                missing = int(count[nv]) if self.bins.missing[feature] else 0
+                if self.bins.is_categorical(feature):
+                    units = np.flatnonzero(count[:nv]).tolist()
+                    order = permutation(self.ctx, len(units), f"sb/units/{t}/{j}/{f}")
+                    groups.append((f, [units[i] for i in order], nv if missing else None))
+                    continue
+                found = numeric_candidates(count[:nv], missing, nb)
+                numeric += [
+                    _Offered(f, found.prefix_end(i, nv), bool(missing and found.left[i, nv]), nv)
+                    for i in range(len(found))
                 ]
-            order = permutation(self.ctx, len(candidates), f"sb/candidates/{t}/{j}/{len(picks)}")
-            shuffled = [candidates[i] for i in order]
-            offered.append(shuffled)
-            counts.append(len(shuffled))
+            order = permutation(self.ctx, len(numeric), f"sb/candidates/{t}/{j}/{len(picks)}")
+            shuffled = [numeric[i] for i in order]
             for c in shuffled:
                 base = (j * F + c.feature) * nb
                 if c.missing_left:
-                    plus.append((len(picks), base + self.bins.n_bins(int(features[c.feature]))))
+                    plus.append((len(picks), base + c.n_values))
                 picks.append(base + c.bin)
+            if groups:
+                shuffle = permutation(self.ctx, len(groups), f"sb/groups/{t}/{j}")
+                groups = [groups[i] for i in shuffle]
+            for f, units, missing_cell in groups:
+                base = size + (j * F + f) * nb
+                picks += [base + u for u in units]
+                if missing_cell is not None:
+                    picks.append(base + missing_cell)
+            layouts.append(
+                Layout(len(shuffled), tuple((len(u), m is not None) for _, u, m in groups))
+            )
+            offered.append(_NodeOffer(shuffled, groups))
         if not picks:
-            return CipherVector(self.key, 0, []), counts, offered
+            return CipherVector(self.key, 0, []), layouts, offered
         flat = CipherVector.concat(hist)
-        cells = flat.prefix_sums(nb).select(picks)
+        cells = CipherVector.concat([flat.prefix_sums(nb), flat]).select(picks)
         if plus:
             places = [place for place, _ in plus]
             added = cells.select(places).add(flat.select([cell for _, cell in plus]))
             for place, value in zip(places, added.values, strict=True):
                 cells.values[place] = value
-        return cells, counts, offered
+        return cells, layouts, offered
 
     def _canonical(
-        self, B: np.ndarray, at: np.ndarray, j: int, features: np.ndarray, chosen: _Offered
-    ) -> _Offered:
-        """The first candidate splitting node ``j``'s sampled rows exactly like ``chosen``.
+        self,
+        B: np.ndarray,
+        rows: np.ndarray,
+        features: np.ndarray,
+        f: int,
+        cells: np.ndarray,
+    ) -> tuple[int, np.ndarray]:
+        """The first numeric candidate splitting the node's sampled ``rows`` exactly like
+        cells ``cells`` of feature ``f`` (same left rows), else that split itself.
 
-        Same left rows, same side for the missing ones: scanning features in order, a
-        numeric feature reproduces the partition when its left value bins all lie below
-        its right ones and its missing rows (if any) all sit on one side.
+        A numeric feature reproduces the partition when its left value bins all lie
+        below its right ones and its missing rows (if any) all sit on one side.
         """
-        rows = np.flatnonzero(at == j)
-        nv = self.bins.n_bins(int(features[chosen.feature]))
-        cells = numeric_left_cells(chosen.bin, chosen.missing_left, nv, MAX_BINS)
-        left = cells[B[rows, chosen.feature]]
-        for f in range(chosen.feature + 1):
-            column = B[rows, f].astype(np.int64)
-            absent = column >= self.bins.n_bins(int(features[f]))
+        left = cells[B[rows, f]]
+        for f2 in range(f + 1):
+            if self.bins.is_categorical(int(features[f2])):
+                continue
+            nv = self.bins.n_bins(int(features[f2]))
+            column = B[rows, f2].astype(np.int64)
+            absent = column >= nv
             lo, hi = column[left & ~absent], column[~left & ~absent]
             if len(lo) == 0 or (len(hi) and int(lo.max()) >= int(hi.min())):
                 continue
@@ -317,8 +357,11 @@ class _HostTree:
             missing_left = bool(absent[left].any())
             if missing_left and len(hi) == 0:
                 continue
-            return _Offered(f, int(lo.max()), missing_left)
-        return chosen
+            out = np.zeros(MAX_BINS, dtype=bool)
+            out[: int(lo.max()) + 1] = True
+            out[nv] = missing_left
+            return f2, out
+        return f, cells
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,32 +372,34 @@ class _Offered:
     feature: int
     bin: int
     missing_left: bool
-
-    def order(self) -> tuple[int, bool, int]:
-        """Its place in the unshuffled scan: feature, then missing right before left, bin."""
-        return self.feature, self.missing_left, self.bin
+    n_values: int  # the feature's value bins: its missing bin's index
 
 
-def _parse_choices(
-    flat: np.ndarray, guest: str, offered: list[list[_Offered]]
-) -> list[tuple[int, list[int]]]:
-    """``sb.splits``: per node won, ``node, k, c_1 .. c_k`` (the candidates tied at the top)."""
-    out: list[tuple[int, list[int]]] = []
-    i = 0
-    while i < len(flat):
-        if i + 2 > len(flat):
-            raise ProtocolError(f"guest '{guest}' sent a malformed 'sb.splits'")
-        j, k = int(flat[i]), int(flat[i + 1])
-        tied = [int(c) for c in flat[i + 2 : i + 2 + k]]
-        if not 0 <= j < len(offered) or k < 1 or len(tied) != k:
-            raise ProtocolError(f"guest '{guest}' sent a malformed 'sb.splits'")
-        if any(j == seen for seen, _ in out):
-            raise ProtocolError(f"guest '{guest}' chose two splits for one node in 'sb.splits'")
-        if any(not 0 <= c < len(offered[j]) for c in tied):
-            raise ProtocolError(f"guest '{guest}' chose a split candidate that does not exist")
-        out.append((j, tied))
-        i += 2 + k
-    return out
+@dataclass(frozen=True)
+class _NodeOffer:
+    """What the host offered at one node: numeric candidates in the order sent, then the
+    category groups (feature, category cells in the order sent, missing cell)."""
+
+    numeric: list[_Offered]
+    groups: list[tuple[int, list[int], int | None]]
+
+    def chosen(self, item: Item) -> tuple[tuple[int, bool, int], int, np.ndarray]:
+        """A chosen item's place in the unshuffled scan, feature and cells sent left."""
+        left = np.zeros(MAX_BINS, dtype=bool)
+        if item.number < len(self.numeric):
+            c = self.numeric[item.number]
+            left[: c.bin + 1] = True
+            left[c.n_values] = c.missing_left
+            return (c.feature, c.missing_left, c.bin), c.feature, left
+        f, units, missing_cell = self.groups[item.number - len(self.numeric)]
+        left[[units[u] for u in item.units]] = True
+        if item.missing_left and missing_cell is not None:
+            left[missing_cell] = True
+        return (f, False, -1), f, left
+
+
+def _first(chosen: tuple[tuple[int, bool, int], int, np.ndarray]) -> tuple[int, bool, int]:
+    return chosen[0]
 
 
 def _job_key(ctx: RoleContext, params: BoostParams, saved: HostState | None) -> PublicKey:
