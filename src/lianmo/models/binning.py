@@ -77,18 +77,21 @@ class QuantileBins:
         kinds = list(categories) if categories is not None else [None] * X.shape[1]
         if len(kinds) != X.shape[1]:
             raise ConfigError(f"{len(kinds)} column kinds for {X.shape[1]} columns")
-        edges, missing, code_bins = [], [], []
+        edges: list[np.ndarray] = []
+        missing: list[bool] = []
+        code_bins: list[np.ndarray | None] = []
         for f in range(X.shape[1]):
             column = X[:, f]
             absent = np.isnan(column)
             has_missing = bool(absent.any())
             budget = min(max_bins, MAX_BINS - 1) if has_missing else max_bins
-            if kinds[f] is None:
+            kind = kinds[f]
+            if kind is None:
                 edges.append(_edges(column[~absent], budget))
                 code_bins.append(None)
             else:
                 edges.append(np.zeros(0, dtype=np.float64))
-                code_bins.append(_code_bins(column[~absent], int(kinds[f]), budget, len(X)))
+                code_bins.append(_code_bins(column[~absent], int(kind), budget, len(X)))
             missing.append(has_missing)
         return cls(tuple(edges), tuple(missing), tuple(code_bins))
 

@@ -119,11 +119,11 @@ def normalised(left: np.ndarray, present: np.ndarray, categories: np.ndarray) ->
     lowest category cell present (``categories``: which cells are categories, not missing)."""
     present_categories = np.flatnonzero(present & categories)
     if len(present_categories) and not left[present_categories[0]]:
-        return present & ~left
-    return left & present
+        return np.asarray(present & ~left)
+    return np.asarray(left & present)
 
 
 def routing_cells(left: np.ndarray, present: np.ndarray, default_left: bool) -> np.ndarray:
     """Where each cell's rows go: as ``left`` says for cells present at the node, the
     default side for the others (a category the node had no rows of, missing)."""
-    return np.where(present, left, default_left)
+    return np.asarray(np.where(present, left, default_left), dtype=bool)

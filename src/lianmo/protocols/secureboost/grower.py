@@ -311,8 +311,8 @@ class GuestGrower:
         for host in ctx.hosts:
             flat: list[int] = []
             for j, tied in won[host]:
-                items = self._hosts[host][j].items(tied)
-                flat += [j, len(items), *(v for item in items for v in item)]
+                chosen = self._hosts[host][j].items(tied)
+                flat += [j, len(chosen), *(v for item in chosen for v in item)]
             ctx.send(SB_SPLITS, host, flat, round=t)
         out: dict[tuple[str, int], tuple[int, np.ndarray]] = {}
         for host in ctx.hosts:
