@@ -14,6 +14,7 @@ from lianmo.node.boost_share import BoostShare
 from lianmo.node.job import kind_of_share
 from lianmo.node.model_share import LrShare, share_format
 from lianmo.node.vocabulary import check_vocabulary
+from lianmo.protocols.tree_route import SplitRule
 
 
 def _lr(role: str = "host") -> LrShare:
@@ -165,3 +166,38 @@ def test_a_scoring_table_read_with_other_codes_is_refused(
     check_vocabulary("platform", "d", trained, {"status": ("late", "ok", "x", "new")})
     with pytest.raises(DataError, match=f"party 'platform': .*{match}"):
         check_vocabulary("platform", "d", trained, read)
+
+
+def _host_boost_share(default_left: bool) -> BoostShare:
+    return BoostShare(
+        job_id="j",
+        party="platform",
+        role="host",
+        dataset="d",
+        feature_names=("a", "b"),
+        depth=3,
+        rules={7: SplitRule(1, 2.5, 0, 1, default_left), 9: SplitRule(0, -1.0, 1, 0)},
+    )
+
+
+def test_a_secureboost_share_keeps_where_missing_cells_go_and_v2_shares_still_load(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "model.json"
+    share = _host_boost_share(default_left=True)
+    share.write(tmp_path)
+    assert json.loads(path.read_bytes())["format"] == "lianmo.secureboost.share/v3"
+    assert BoostShare.load(path, party="platform", role="host") == share
+    # a v2 share (numeric, written before missing values): every default is right
+    raw = json.loads(path.read_bytes())
+    raw["format"] = "lianmo.secureboost.share/v2"
+    for rule in raw["rules"]:
+        del rule["default_left"]
+    path.write_text(json.dumps(raw))
+    old = BoostShare.load(path, party="platform", role="host")
+    assert old.rules == _host_boost_share(default_left=False).rules
+    assert kind_of_share(path, "platform").name == "secureboost"
+    raw["rules"][0]["default_left"] = "yes"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match="malformed: split 7: default_left must be true or false"):
+        BoostShare.load(path, party="platform", role="host")

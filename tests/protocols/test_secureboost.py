@@ -60,6 +60,11 @@ class Job:
     y: np.ndarray
     y_val: np.ndarray
     feature_names: tuple[str, ...]
+    #: per party, per column: its training category count, None if numeric (all numeric)
+    categories: tuple[tuple[int | None, ...], ...] | None = None
+
+    def kinds(self, p: int) -> tuple[int | None, ...] | None:
+        return None if self.categories is None else self.categories[p]
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -156,10 +161,13 @@ def _train(job: Job, params: BoostParams, recorder: WireRecorder | None = None) 
             job.y_val,
             params,
             feature_names=job.feature_names,
+            categories=job.kinds(0),
         )
 
     def host(p: int) -> t.Callable[[RoleContext], HostResult]:
-        return lambda ctx: train_host(ctx, job.train[p], job.val[p], params)
+        return lambda ctx: train_host(
+            ctx, job.train[p], job.val[p], params, categories=job.kinds(p)
+        )
 
     roles: dict[str, t.Callable[[RoleContext], t.Any]] = {GUEST: guest}
     for p, name in enumerate(job.hosts, start=1):
@@ -176,6 +184,7 @@ def _reference(job: Job, params: BoostParams, rounds: int | None = None) -> RefM
         rounds=params.rounds if rounds is None else rounds,
         params=params.tree,
         max_bins=params.max_bins,
+        categories=job.categories,
     )
 
 
@@ -204,7 +213,7 @@ def _raw_scores(trained: Trained, job: Job, parties: Sequence[np.ndarray]) -> li
                 continue
             p, rule = _rule(trained, job, node.split.owner, node.split.split_id)
             rows = np.flatnonzero(at == i)
-            left = parties[p][rows, rule.feature] <= rule.threshold
+            left = rule.goes_left(parties[p], rows)
             at[rows[left]], at[rows[~left]] = node.left, node.right
         F[:, tree.output] += tree.values(at)
         after.append(F.copy())
@@ -217,7 +226,7 @@ def _predict(trained: Trained, job: Job, parties: Sequence[np.ndarray]) -> np.nd
 
 
 def assert_same_trees(trained: Trained, ref: RefModel, job: Job) -> None:
-    """Same structure, owners, features, thresholds; leaves within 1e-12."""
+    """Same structure, owners, features, thresholds, default sides; leaves within 1e-12."""
     model = trained.model
     assert len(model.trees) == len(ref.trees)
     np.testing.assert_array_equal(model.init_score, ref.init_score)
@@ -236,16 +245,21 @@ def assert_same_trees(trained: Trained, ref: RefModel, job: Job) -> None:
                 continue
             p, rule = _rule(trained, job, node.split.owner, node.split.split_id)
             assert rule.tree == t_, f"{where}: the rule says it belongs to tree {rule.tree}"
-            got = (p, rule.feature, rule.threshold, node.left, node.right)
+            got = (p, rule.feature, rule.threshold, rule.default_left, rule.left_codes)
+            got += (rule.right_codes, node.left, node.right)
             expected = (
                 ref_node.party,
                 ref_node.feature,
                 ref_node.threshold,
+                ref_node.default_left,
+                ref_node.left_codes,
+                ref_node.right_codes,
                 ref_node.left,
                 ref_node.right,
             )
             assert got == expected, (
-                f"{where}: protocol split (party, feature, threshold, left, right) {got} with "
+                f"{where}: protocol split (party, feature, threshold, default left, left, "
+                f"right) {got} with "
                 f"gain {node.split.gain!r}, reference {expected} with gain {ref_node.gain!r}"
             )
 

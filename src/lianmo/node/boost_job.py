@@ -33,6 +33,7 @@ from lianmo.node.job_data import (
     write_id_csv,
 )
 from lianmo.node.kind import JobKind
+from lianmo.node.vocabulary import check_vocabulary
 from lianmo.protocols import commit, secureboost
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.tree_route import route_guest, route_host
@@ -98,6 +99,7 @@ def train(
         feature_names=table.feature_names,
         depth=model.depth,
         rules={},
+        categories={n: tuple(c) for n, c in table.categories.items()},
     )
     if role == "guest":
         final = _train_guest(ctx, boost_params(model), train_rows, val, share, job_dir, outcome)
@@ -125,6 +127,7 @@ def _train_guest(
             labels(val),
             params,
             feature_names=share.feature_names,
+            categories=category_counts(share),
         )
     _timings(outcome, result.timings)
     with outcome.timed("evaluate"):
@@ -156,13 +159,23 @@ def _train_host(
 ) -> BoostShare:
     """A host answers the guest's requests; keeps its own split rules once committed."""
     with outcome.timed("train"):
-        host = secureboost.train_host(ctx, train_rows.X, val.X, params)
+        host = secureboost.train_host(
+            ctx, train_rows.X, val.X, params, categories=category_counts(share)
+        )
     _timings(outcome, host.timings)
     with outcome.timed("evaluate"):
         commit.await_commit(ctx)
     names = {str(i): name for i, name in enumerate(share.feature_names)}
     importance = {names[k]: v for k, v in host.importance.items()}
     return replace(share, rules=dict(host.rules), importance=importance)
+
+
+def category_counts(share: BoostShare) -> list[int | None]:
+    """Per feature: its number of training categories, None for a numeric column."""
+    return [
+        len(share.categories[name]) if name in share.categories else None
+        for name in share.feature_names
+    ]
 
 
 def _timings(outcome: JobOutcome, timings: secureboost.Timings) -> None:
@@ -182,7 +195,17 @@ def predict(
     path = model_path(job_dir, spec)
     share = BoostShare.load(path, party=ctx.party, role=role)
     with outcome.timed("load"):
-        table = load(ctx, role, dataset, training=False, feature_columns=list(share.feature_names))
+        # read with the share's vocabulary: known texts keep their codes, new ones come
+        # after them (unseen: the default side)
+        table = load(
+            ctx,
+            role,
+            dataset,
+            training=False,
+            feature_columns=list(share.feature_names),
+            categories=share.categories,
+        )
+        check_vocabulary(ctx.party, dataset.name, share.categories, table.categories)
     with outcome.timed("align"):
         rows = align_rows(ctx, role, spec, table)
     spill = job_dir / ".features.f64"

@@ -2,13 +2,19 @@
 
 The guest's share holds the trees (structure, split owners, leaf weights), the start
 scores and the guest's own split rules; a host's share holds only its own split rules
-(feature name, threshold, tree and depth per random split id). Neither holds the other's
-features or thresholds. Format v2: rules carry their id and depth (v1 shares, whose
-host split ids counted up, are not read: retrain).
+(feature name, threshold, default side for missing cells, tree and depth per random
+split id; for a categorical split, the category names of each side). Neither holds the
+other's features, thresholds or categories. Format v3 adds each rule's ``default_left``
+(where a missing cell goes), categorical rules and ``categories``: the party's own
+vocabulary per categorical column (names in code order), with which scoring reads new
+tables so that codes mean the same; v2 shares (numeric models without missing values,
+every default right) are still read. v1 shares, whose host split ids counted up,
+are not read: retrain.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import typing as t
 from dataclasses import dataclass, field
@@ -23,7 +29,8 @@ from lianmo.protocols.secureboost import GuestModel
 from lianmo.protocols.tree_route import Rules, SplitRule
 from lianmo.wire.convert import NO_INDEX
 
-MODEL_FORMAT = "lianmo.secureboost.share/v2"
+MODEL_FORMAT = "lianmo.secureboost.share/v3"
+V2_FORMAT = "lianmo.secureboost.share/v2"
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,11 @@ class BoostShare(ModelShare):
 
     FORMAT: t.ClassVar[str] = MODEL_FORMAT
     KIND: t.ClassVar[str] = "SecureBoost"
+
+    @classmethod
+    def formats(cls) -> tuple[str, ...]:
+        """v3, and v2 (numeric models: no default sides, no categories) for older shares."""
+        return (MODEL_FORMAT, V2_FORMAT)
 
     job_id: str
     party: str
@@ -46,6 +58,8 @@ class BoostShare(ModelShare):
     init_score: tuple[float, ...] | None = None
     trees: tuple[Tree, ...] = ()
     rounds_done: int | None = None
+    #: this party's categorical columns: their categories in code order (names, never sent)
+    categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
     format: str = MODEL_FORMAT
 
     def guest_model(self) -> GuestModel:
@@ -68,16 +82,8 @@ class BoostShare(ModelShare):
             "dataset": self.dataset,
             "feature_names": list(self.feature_names),
             "depth": self.depth,
-            "rules": [
-                {
-                    "id": i,
-                    "feature": self.feature_names[r.feature],
-                    "threshold": r.threshold,
-                    "tree": r.tree,
-                    "depth": r.depth,
-                }
-                for i, r in self.rules.items()
-            ],
+            "rules": [self._rule_json(i, r) for i, r in self.rules.items()],
+            "categories": {name: list(cats) for name, cats in self.categories.items()},
             "importance": self.importance,
             "objective": self.objective,
             "n_classes": self.n_classes,
@@ -88,10 +94,29 @@ class BoostShare(ModelShare):
             data["rounds_done"] = self.rounds_done
         return json.dumps(data, indent=2, sort_keys=True).encode()
 
+    def _rule_json(self, split_id: int, r: SplitRule) -> dict[str, t.Any]:
+        name = self.feature_names[r.feature]
+        out: dict[str, t.Any] = {
+            "id": split_id,
+            "feature": name,
+            "threshold": r.threshold,
+            "default_left": r.default_left,
+            "tree": r.tree,
+            "depth": r.depth,
+        }
+        if r.left_codes is not None:  # categories by name: codes depend on the table read
+            cats = self.categories[name]
+            out["left"] = sorted(cats[c] for c in r.left_codes)
+            out["right"] = sorted(cats[c] for c in r.right_codes)
+        return out
+
     @classmethod
     def from_raw(cls, raw: dict[str, t.Any]) -> BoostShare:
         names = tuple(str(v) for v in raw["feature_names"])
         index = {name: i for i, name in enumerate(names)}
+        categories = {
+            str(k): tuple(str(c) for c in v) for k, v in raw.get("categories", {}).items()
+        }
         return cls(
             job_id=str(raw["job_id"]),
             party=str(raw["party"]),
@@ -99,7 +124,8 @@ class BoostShare(ModelShare):
             dataset=str(raw["dataset"]),
             feature_names=names,
             depth=int(raw["depth"]),
-            rules=_rules(raw["rules"], index),
+            rules=_rules(raw["rules"], index, categories),
+            categories=categories,
             importance={str(k): dict(v) for k, v in raw.get("importance", {}).items()},
             objective=None if raw["objective"] is None else str(raw["objective"]),
             n_classes=None if raw["n_classes"] is None else int(raw["n_classes"]),
@@ -130,7 +156,9 @@ class BoostShare(ModelShare):
         return ""
 
 
-def _rules(rows: list[dict[str, t.Any]], index: dict[str, int]) -> dict[int, SplitRule]:
+def _rules(
+    rows: list[dict[str, t.Any]], index: dict[str, int], categories: dict[str, tuple[str, ...]]
+) -> dict[int, SplitRule]:
     """The ``rules`` of a share file by split id (ValueError if an id repeats)."""
     out: dict[int, SplitRule] = {}
     for r in rows:
@@ -138,5 +166,18 @@ def _rules(rows: list[dict[str, t.Any]], index: dict[str, int]) -> dict[int, Spl
         if split_id in out:
             raise ValueError(f"split id {split_id} is repeated")
         feature = index[str(r["feature"])]
-        out[split_id] = SplitRule(feature, float(r["threshold"]), int(r["tree"]), int(r["depth"]))
+        default_left = r.get("default_left", False)  # v2: no missing values, all right
+        if not isinstance(default_left, bool):
+            raise ValueError(f"split {split_id}: default_left must be true or false")
+        rule = SplitRule(
+            feature, float(r["threshold"]), int(r["tree"]), int(r["depth"]), default_left
+        )
+        if "left" in r:
+            code = {c: k for k, c in enumerate(categories[str(r["feature"])])}
+            rule = dataclasses.replace(
+                rule,
+                left_codes=frozenset(code[str(c)] for c in r["left"]),
+                right_codes=frozenset(code[str(c)] for c in r["right"]),
+            )
+        out[split_id] = rule
     return out

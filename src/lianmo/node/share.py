@@ -25,6 +25,7 @@ class ModelShare(abc.ABC):
     """Base of the model shares: ``job_id``, ``party``, ``role``, ``dataset`` and format."""
 
     FORMAT: t.ClassVar[str]
+    #: older formats this kind still reads (it writes only ``FORMAT``)
     KIND: t.ClassVar[str]  # the model type, as job specs name it
     job_id: str
     party: str

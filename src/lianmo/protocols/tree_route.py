@@ -38,17 +38,33 @@ from lianmo.wire.steps import SB_ROUTE, RouteSteps
 class SplitRule:
     """A party's own split: rows with ``X[:, feature] <= threshold`` go left.
 
-    ``tree`` and ``depth`` (0 at the root) place the split's node, so that a host
-    answers routing questions about it only where the node is.
+    A categorical split (``left_codes`` set) sends the category codes in ``left_codes``
+    left and those in ``right_codes`` right, ignoring ``threshold``. A missing cell (NaN)
+    and, for a categorical split, any code in neither set (unseen in training, or absent
+    from the node) go left exactly when ``default_left`` (the side missing rows took in
+    training, :mod:`lianmo.models.split_candidates`). ``tree`` and ``depth`` (0 at the
+    root) place the split's node, so that a host answers routing questions about it only
+    where the node is.
     """
 
     feature: int
     threshold: float
     tree: int
     depth: int
+    default_left: bool = False
+    left_codes: frozenset[int] | None = None
+    right_codes: frozenset[int] = frozenset()
 
     def goes_left(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(X[rows, self.feature] <= self.threshold, dtype=bool)
+        x = X[rows, self.feature]
+        if self.left_codes is not None:
+            left = np.isin(x, list(self.left_codes))
+            known = left | np.isin(x, list(self.right_codes))
+            return np.where(known, left, self.default_left)
+        left = np.asarray(x <= self.threshold, dtype=bool)
+        if self.default_left:
+            left |= np.isnan(x)
+        return left
 
 
 #: A party's split rules by split id (the guest's count up from 0; a host's are random)

@@ -215,18 +215,29 @@ SB_POSITIONS = Step(
     "tree",
 )
 SB_CANDIDATES = Step(
-    "sb.candidates", ("host",), ("guest",), Indices(), "candidate count per node", "tree"
+    "sb.candidates",
+    ("host",),
+    ("guest",),
+    Indices(),
+    "numeric candidates per node; with categorical columns then per node the group count "
+    "and each group's category count and missing flag (secureboost/offers.py)",
+    "tree",
 )
 SB_HISTOGRAMS = Step(
     "sb.histograms",
     ("host",),
     ("guest",),
     Ciphertexts(),
-    "packed left sums of the shuffled candidates",
+    "packed left sums of the shuffled candidates, then each category group's sums",
     "tree",
 )
 SB_SPLITS = Step(
-    "sb.splits", ("guest",), ("host",), Indices(), "(node, tied candidates) the host won", "tree"
+    "sb.splits",
+    ("guest",),
+    ("host",),
+    Indices(),
+    "(node, tied candidates or category partitions) the host won",
+    "tree",
 )
 SB_SPLIT_IDS = Step(
     "sb.split_ids", ("host",), ("guest",), Indices(), "a fresh random id per split made", "tree"

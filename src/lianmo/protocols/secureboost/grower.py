@@ -10,10 +10,17 @@ import numpy as np
 from lianmo.crypto.paillier import Packing, PrivateKey
 from lianmo.errors import ProtocolError
 from lianmo.models.binning import QuantileBins
+from lianmo.models.split_candidates import (
+    Candidates,
+    numeric_candidates,
+    partition_candidates,
+)
 from lianmo.models.split_choice import Choice, Offer, choose_split
 from lianmo.models.tree import GhQuantised, Split, Tree, TreeNode, leaf_weight, quantise_gh
 from lianmo.protocols.context import RoleContext
+from lianmo.protocols.secureboost.offers import HostOffer, decode_layouts, host_offer
 from lianmo.protocols.secureboost.params import BoostParams, Timings
+from lianmo.protocols.secureboost.rules import make_rule
 from lianmo.protocols.secureboost.sampling import sample_features, sample_rows
 from lianmo.protocols.tree_route import SplitRule
 from lianmo.wire.convert import NO_INDEX
@@ -102,6 +109,30 @@ class _Building:
         return Tree(output=output, nodes=tuple(n for n in self.nodes if n is not None))
 
 
+@dataclass(frozen=True)
+class _Own:
+    """The guest's own candidates at one node, in scan order: feature and cells sent left."""
+
+    feature: np.ndarray
+    left: np.ndarray  # bool, candidates x cells
+    present: np.ndarray  # bool, features x cells: the cells holding rows of the node
+
+    @classmethod
+    def join(cls, parts: list[tuple[int, Candidates]], present: np.ndarray) -> _Own:
+        """The candidates of each (feature, its candidates), one feature after another."""
+        width = present.shape[1]
+        return cls(
+            np.concatenate([np.full(len(c), f, dtype=np.int64) for f, c in parts] + [[]]).astype(
+                np.int64
+            ),
+            np.concatenate([c.left for _, c in parts] + [np.zeros((0, width), dtype=bool)]),
+            present,
+        )
+
+    def __len__(self) -> int:
+        return len(self.feature)
+
+
 class GuestGrower:
     """Grows one tree at a time with the hosts; keeps the guest's bins and key."""
 
@@ -120,7 +151,9 @@ class GuestGrower:
         self.bins = bins
         self.params = params
         self.timings = timings
-        self.n_bins = bins.max_bins
+        self.width = bins.width
+        self._own: list[_Own] = []  # the own candidates of the level's open nodes
+        self._hosts: dict[str, list[HostOffer]] = {}  # each host's, per open node
 
     def grow(
         self, t: int, output: int, g: np.ndarray, h: np.ndarray, rules: dict[int, SplitRule]
@@ -192,35 +225,63 @@ class GuestGrower:
     ) -> list[list[Offer]]:
         """Per open node: the guest's own candidates, then each host's (decrypted)."""
         own = self._own_candidates(tree, local, features)
-        hosts = [(host, self._host_candidates(host, t, packing)) for host in self.ctx.hosts]
+        n_open = len(tree.open_nodes)
+        self._hosts = {
+            host: self._host_candidates(host, t, packing, n_open, tree.gh.frac_bits)
+            for host in self.ctx.hosts
+        }
         scale = tree.gh.scale
+        self._own = [candidates for _, candidates in own]
         out = []
-        for j, ((GL, HL), keys) in enumerate(own):
-            offers = [Offer(self.ctx.party, scale(GL), scale(HL), keys)]
-            offers += [Offer(host, scale(sums[j][0]), scale(sums[j][1])) for host, sums in hosts]
+        for j, ((GL, HL), candidates) in enumerate(own):
+            offers = [Offer(self.ctx.party, scale(GL), scale(HL), range(len(candidates)))]
+            for host, offered in self._hosts.items():
+                offers.append(Offer(host, scale(offered[j].GL), scale(offered[j].HL)))
             out.append(offers)
         return out
 
     def _own_candidates(
         self, tree: _Building, local: np.ndarray, features: np.ndarray
-    ) -> list[tuple[Sums, list[int]]]:
-        """Per open node: left sums (G_L, H_L) of every own candidate and its key f*B+b."""
-        nb, F, n_open = self.n_bins, self.binned.shape[1], len(tree.open_nodes)
+    ) -> list[tuple[Sums, _Own]]:
+        """Per open node: left sums (G_L, H_L) of every own candidate, in scan order.
+
+        Candidates are those of :mod:`lianmo.models.split_candidates`, feature by feature.
+        """
+        nb, F, n_open = self.width, self.binned.shape[1], len(tree.open_nodes)
         rows = np.flatnonzero((local >= 0) & tree.in_sample)
         cells = (local[rows, None] * F + np.arange(F)) * nb + self.binned[rows].astype(np.int64)
         size = n_open * F * nb
-        gsum = _int_bincount(cells, tree.g_rows[rows], size).reshape(n_open, F, nb).cumsum(axis=2)
-        hsum = _int_bincount(cells, tree.h_rows[rows], size).reshape(n_open, F, nb).cumsum(axis=2)
-        keys = [f * nb + b for f in features for b in range(self.bins.n_bins(f) - 1)]
-        f_idx = np.array([k // nb for k in keys], dtype=np.int64)
-        b_idx = np.array([k % nb for k in keys], dtype=np.int64)
-        return [((gsum[j, f_idx, b_idx], hsum[j, f_idx, b_idx]), keys) for j in range(n_open)]
+        gsum = _int_bincount(cells, tree.g_rows[rows], size).reshape(n_open, F, nb)
+        hsum = _int_bincount(cells, tree.h_rows[rows], size).reshape(n_open, F, nb)
+        count = np.bincount(cells.ravel(), minlength=size).reshape(n_open, F, nb)
+        scale = 2.0**-tree.gh.frac_bits
+        l2 = self.params.tree.l2
+        out = []
+        for j in range(n_open):
+            parts, sums = [], [np.zeros((0, 2), dtype=np.int64)]
+            for f in features:
+                nv = self.bins.n_bins(f)
+                missing = int(count[j, f, nv]) if self.bins.missing[f] else 0
+                if self.bins.is_categorical(f):
+                    cell = nv if self.bins.missing[f] else None
+                    found = partition_candidates(
+                        gsum[j, f] * scale, hsum[j, f] * scale, count[j, f] > 0, cell, l2
+                    )
+                else:
+                    found = numeric_candidates(count[j, f, :nv], missing, nb)
+                parts.append((int(f), found))
+                sums.append(found.left_sums(np.stack([gsum[j, f], hsum[j, f]], axis=1)))
+            left = np.concatenate(sums)
+            out.append(((left[:, 0], left[:, 1]), _Own.join(parts, count[j] > 0)))
+        return out
 
-    def _host_candidates(self, host: str, t: int, packing: Packing) -> list[Sums]:
-        """Step 3 at the guest: a host's packed candidate sums, decrypted, per open node."""
+    def _host_candidates(
+        self, host: str, t: int, packing: Packing, nodes: int, frac_bits: int
+    ) -> list[HostOffer]:
+        """Step 3 at the guest: a host's packed sums, decrypted, as candidates per node."""
         ctx = self.ctx
-        counts = ctx.recv(SB_CANDIDATES, host, round=t)
-        total = int(counts.sum())
+        layouts = decode_layouts(ctx.recv(SB_CANDIDATES, host, round=t), nodes, host)
+        total = sum(layout.cells for layout in layouts)
         cv = ctx.recv(SB_HISTOGRAMS, host, round=t, key=self.private.public_key)
         started = time.perf_counter()
         try:
@@ -232,9 +293,10 @@ class GuestGrower:
         self.timings.count("candidates", total)
         out = []
         start = 0
-        for c in counts:
-            out.append((sums[start : start + c, 0], sums[start : start + c, 1]))
-            start += int(c)
+        for layout in layouts:
+            part = np.asarray(sums[start : start + layout.cells], dtype=np.int64)
+            out.append(host_offer(layout, part, 2.0**-frac_bits, self.params.tree.l2))
+            start += layout.cells
         return out
 
     def _host_partitions(
@@ -247,7 +309,10 @@ class GuestGrower:
             if d is not None and d.owner != ctx.party:
                 won[d.owner].append((j, d.candidates))
         for host in ctx.hosts:
-            flat = [v for j, tied in won[host] for v in (j, len(tied), *tied)]
+            flat: list[int] = []
+            for j, tied in won[host]:
+                chosen = self._hosts[host][j].items(tied)
+                flat += [j, len(chosen), *(v for item in chosen for v in item)]
             ctx.send(SB_SPLITS, host, flat, round=t)
         out: dict[tuple[str, int], tuple[int, np.ndarray]] = {}
         for host in ctx.hosts:
@@ -283,10 +348,13 @@ class GuestGrower:
                 tree.make_leaf(node_id, float(G), float(H), self.params)
                 continue
             if decision.owner == self.ctx.party:
-                f, b = divmod(decision.candidates[0], self.n_bins)
+                own, k = self._own[j], decision.candidates[0]
+                f = int(own.feature[k])
                 split_id = len(rules)
-                rules[split_id] = SplitRule(f, self.bins.threshold(f, b), t, depth)
-                left = self.binned[rows, f] <= b
+                rules[split_id], route = make_rule(
+                    self.bins, f, own.left[k], own.present[f], t, depth
+                )
+                left = route[self.binned[rows, f]]
             else:
                 split_id, host_left = goes_left[(decision.owner, j)]
                 left = host_left[rows]

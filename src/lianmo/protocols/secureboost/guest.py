@@ -61,8 +61,13 @@ def train_guest(
     params: BoostParams,
     *,
     feature_names: Sequence[str],
+    categories: Sequence[int | None] | None = None,
 ) -> GuestResult:
-    """Guest side: grow the trees; returns the model, losses and importance."""
+    """Guest side: grow the trees; returns the model, losses and importance.
+
+    ``categories[f]``: the training category count of a categorical column, None for a
+    numeric one (all numeric if omitted); NaN cells are missing.
+    """
     timings = Timings()
     objective = Objective.for_labels(params.objective, y, where=f"party '{ctx.party}'")
     public, private = generate_keypair(  # from a child stream of the DRBG: same on resuming
@@ -72,7 +77,7 @@ def train_guest(
     if saved is None:
         ctx.broadcast(SB_PUBLIC_KEY, ctx.hosts, public)
         ctx.broadcast(SB_PLAN, ctx.hosts, objective.outputs)
-    bins = QuantileBins.fit(X, params.max_bins)
+    bins = QuantileBins.fit(X, params.max_bins, categories)
     weights = objective.row_weights(y, params.class_weights)
     model = GuestModel(objective, objective.init_score(y, weights), [], {}, params.tree.depth)
     grower = GuestGrower(ctx, private, bins.transform(X), bins, params, timings)

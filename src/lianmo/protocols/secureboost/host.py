@@ -15,14 +15,23 @@ honest slots' width per candidate, whatever the guest put in its ciphertexts.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from lianmo.crypto.paillier import CipherVector, Packing, PublicKey
 from lianmo.errors import ProtocolError
-from lianmo.models.binning import QuantileBins
+from lianmo.models.binning import MAX_BINS, QuantileBins
+from lianmo.models.split_candidates import numeric_candidates
 from lianmo.models.tree import honest_value_bits
 from lianmo.protocols.context import RoleContext
+from lianmo.protocols.secureboost.offers import (
+    Item,
+    Layout,
+    encode_layouts,
+    parse_choices,
+)
 from lianmo.protocols.secureboost.params import (
     CHECKPOINT,
     PHASE,
@@ -31,6 +40,7 @@ from lianmo.protocols.secureboost.params import (
     Timings,
     add_importance,
 )
+from lianmo.protocols.secureboost.rules import make_rule
 from lianmo.protocols.secureboost.sampling import new_split_id, permutation, sample_features
 from lianmo.protocols.secureboost.state import HostState
 from lianmo.protocols.tree_route import SplitRule, route_host
@@ -58,15 +68,21 @@ def train_host(
     X: np.ndarray,
     X_val: np.ndarray,
     params: BoostParams,
+    *,
+    categories: Sequence[int | None] | None = None,
 ) -> HostResult:
-    """Host side: answer histogram and partition requests; returns this host's split rules."""
+    """Host side: answer histogram and partition requests; returns this host's split rules.
+
+    ``categories[f]``: the training category count of a categorical column, None for a
+    numeric one (all numeric if omitted); NaN cells are missing.
+    """
     timings = Timings()
     saved = ctx.checkpoints.restore(CHECKPOINT, HostState)
     key = _job_key(ctx, params, saved)
     if saved is None:
         saved = HostState(-1, False, {}, ctx.recv(SB_PLAN, ctx.guest), key.n_bytes(), {}, {})
     outputs = saved.outputs
-    bins = QuantileBins.fit(X, params.max_bins)
+    bins = QuantileBins.fit(X, params.max_bins, categories)
     binned = bins.transform(X)
     rules = dict(saved.rules)
     timings.seconds, timings.counts = dict(saved.seconds), dict(saved.counts)
@@ -126,8 +142,7 @@ class _HostTree:
         gh = ctx.recv(SB_GH, guest, round=t, key=self.key, count=len(sample))
         features = sample_features(ctx, self.binned.shape[1], self.params.colsample, t)
         B = self.binned[np.ix_(sample, features)]
-        nb = max((self.bins.n_bins(f) for f in features), default=1)
-        F = len(features)
+        nb = max((self.bins.n_cells(f) for f in features), default=1)
         previous: dict[int, CipherVector] = {}
         for depth in range(self.params.tree.depth):
             pairs = ctx.recv(SB_NODES, guest, round=t)
@@ -141,15 +156,15 @@ class _HostTree:
             at = local[sample]
             started = time.perf_counter()
             hist = self._histograms(gh, B, at, node_ids, parent_ids, previous, nb)
-            cells, counts, offered = self._candidates(hist, B, at, m, nb, F, t)
+            cells, layouts, offered = self._candidates(hist, B, at, features, nb, t)
             mask_rng = ctx.rng.child(f"sb/mask/{t}/{depth}")
             masks = layout.draw_masks(len(cells), self.key.n, mask_rng)
             packed = cells.pack(layout, ctx.compute).add_plain_ints(masks)
             packed = packed.obfuscate(ctx.rng, ctx.compute)
             self.timings.add("histogram", started)
-            ctx.send(SB_CANDIDATES, guest, counts, round=t)
+            ctx.send(SB_CANDIDATES, guest, encode_layouts(layouts), round=t)
             ctx.send(SB_HISTOGRAMS, guest, packed, round=t)  # 3.
-            self._partition(rules, B, local, at, features, offered, depth)  # 4.
+            self._partition(rules, B, local, at, features, layouts, offered, depth)  # 4.
             previous = {int(node_ids[j]): hist[j] for j in range(m)}
 
     def _layout(self, value_bits: int, rows: int) -> Packing:
@@ -175,22 +190,25 @@ class _HostTree:
         local: np.ndarray,
         at: np.ndarray,
         features: np.ndarray,
-        offered: list[list[tuple[int, int]]],
+        layouts: list[Layout],
+        offered: list[_NodeOffer],
         depth: int,
     ) -> None:
         """Step 4 at the host: record the splits the guest chose; which rows go left."""
         ctx, t, guest = self.ctx, self.t, self.ctx.guest
         chosen = ctx.recv(SB_SPLITS, guest, round=t)
         ids, lefts = [], []
-        for j, tied in _parse_choices(chosen, guest, offered):
-            # ties in gain: the lowest (feature, bin), as if candidates were unshuffled
-            f_local, b = min(offered[j][c] for c in tied)
-            f_local, b = self._canonical(B, at, j, f_local, b)
+        for j, items in parse_choices(chosen, guest, layouts):
+            # ties in gain: the first in scan order, as if candidates were not shuffled
+            _, f_local, cells = min((offered[j].chosen(item) for item in items), key=_first)
+            rows = np.flatnonzero(at == j)
+            f_local, cells = self._canonical(B, rows, features, f_local, cells)
             f = int(features[f_local])
+            present = np.bincount(B[rows, f_local], minlength=MAX_BINS) > 0
             split_id = new_split_id(ctx, rules, t, depth, j)
             ids.append(split_id)
-            rules[split_id] = SplitRule(f, self.bins.threshold(f, b), t, depth)
-            lefts.append((local == j) & (self.binned[:, f] <= b))
+            rules[split_id], route = make_rule(self.bins, f, cells, present, t, depth)
+            lefts.append((local == j) & route[self.binned[:, f]])
         ctx.send(SB_SPLIT_IDS, guest, ids, round=t)
         n = len(local)
         ctx.send(SB_PARTITIONS, guest, np.array(lefts).reshape(len(lefts), n), round=t)
@@ -245,69 +263,143 @@ class _HostTree:
         hist: list[CipherVector],
         B: np.ndarray,
         at: np.ndarray,
-        m: int,
+        features: np.ndarray,
         nb: int,
-        F: int,
         t: int,
-    ) -> tuple[CipherVector, list[int], list[list[tuple[int, int]]]]:
-        """Shuffled candidate left sums per node: (cells, count per node, (f, b) per number)."""
+    ) -> tuple[CipherVector, list[Layout], list[_NodeOffer]]:
+        """Per node: the shuffled numeric candidates' left sums, then the category groups.
+
+        Numeric candidates are :func:`numeric_candidates`'s (a missing-left one's sum is
+        its running sum plus the missing bin); a categorical feature sends the sum of each
+        category present and of the missing cell (see :mod:`.offers`).
+        """
+        F = len(features)
+        size = len(hist) * F * nb  # picks below ``size``: running sums; above: single cells
         picks: list[int] = []
-        counts: list[int] = []
-        offered: list[list[tuple[int, int]]] = []
-        for j in range(m):
+        plus: list[tuple[int, int]] = []  # (place in picks, missing cell to add)
+        layouts: list[Layout] = []
+        offered: list[_NodeOffer] = []
+        for j in range(len(hist)):
             rows = at == j
-            candidates = []
+            numeric: list[_Offered] = []
+            groups: list[tuple[int, list[int], int | None]] = []
             for f in range(F):
+                feature = int(features[f])
+                nv = self.bins.n_bins(feature)
                 count = np.bincount(B[rows, f], minlength=nb)
-                right = np.cumsum(count[::-1])[::-1]  # rows in bins >= b
-                for b in range(nb - 1):
-                    if count[b] > 0 and right[b + 1] > 0:
-                        candidates.append((f, b))
-            order = permutation(self.ctx, len(candidates), f"sb/candidates/{t}/{j}/{len(picks)}")
-            shuffled = [candidates[i] for i in order]
-            offered.append(shuffled)
-            counts.append(len(shuffled))
-            picks.extend(j * F * nb + f * nb + b for f, b in shuffled)
-        running = CipherVector.concat(hist).prefix_sums(nb) if hist else None
-        if running is None or not picks:
-            cells = CipherVector(self.key, 0, [])
-        else:
-            cells = running.select(picks)
-        return cells, counts, offered
+                missing = int(count[nv]) if self.bins.missing[feature] else 0
+                if self.bins.is_categorical(feature):
+                    units = np.flatnonzero(count[:nv]).tolist()
+                    order = permutation(self.ctx, len(units), f"sb/units/{t}/{j}/{f}")
+                    groups.append((f, [units[i] for i in order], nv if missing else None))
+                    continue
+                found = numeric_candidates(count[:nv], missing, nb)
+                numeric += [
+                    _Offered(f, found.prefix_end(i, nv), bool(missing and found.left[i, nv]), nv)
+                    for i in range(len(found))
+                ]
+            order = permutation(self.ctx, len(numeric), f"sb/candidates/{t}/{j}/{len(picks)}")
+            shuffled = [numeric[i] for i in order]
+            for c in shuffled:
+                base = (j * F + c.feature) * nb
+                if c.missing_left:
+                    plus.append((len(picks), base + c.n_values))
+                picks.append(base + c.bin)
+            if groups:
+                shuffle = permutation(self.ctx, len(groups), f"sb/groups/{t}/{j}")
+                groups = [groups[i] for i in shuffle]
+            for f, units, missing_cell in groups:
+                base = size + (j * F + f) * nb
+                picks += [base + u for u in units]
+                if missing_cell is not None:
+                    picks.append(base + missing_cell)
+            layouts.append(
+                Layout(len(shuffled), tuple((len(u), m is not None) for _, u, m in groups))
+            )
+            offered.append(_NodeOffer(shuffled, groups))
+        if not picks:
+            return CipherVector(self.key, 0, []), layouts, offered
+        flat = CipherVector.concat(hist)
+        cells = CipherVector.concat([flat.prefix_sums(nb), flat]).select(picks)
+        if plus:
+            places = [place for place, _ in plus]
+            added = cells.select(places).add(flat.select([cell for _, cell in plus]))
+            for place, value in zip(places, added.values, strict=True):
+                cells.values[place] = value
+        return cells, layouts, offered
 
-    @staticmethod
-    def _canonical(B: np.ndarray, at: np.ndarray, j: int, f: int, b: int) -> tuple[int, int]:
-        """The lowest (feature, bin) splitting node ``j``'s sampled rows exactly like (f, b)."""
-        rows = np.flatnonzero(at == j)
-        left = B[rows, f] <= b
-        for f2 in range(B.shape[1]):
-            lo = int(B[rows[left], f2].max())
-            hi = int(B[rows[~left], f2].min())
-            if lo < hi and np.array_equal(B[rows, f2] <= lo, left):
-                return f2, lo
-        return f, b
+    def _canonical(
+        self,
+        B: np.ndarray,
+        rows: np.ndarray,
+        features: np.ndarray,
+        f: int,
+        cells: np.ndarray,
+    ) -> tuple[int, np.ndarray]:
+        """The first numeric candidate splitting the node's sampled ``rows`` exactly like
+        cells ``cells`` of feature ``f`` (same left rows), else that split itself.
+
+        A numeric feature reproduces the partition when its left value bins all lie
+        below its right ones and its missing rows (if any) all sit on one side.
+        """
+        left = cells[B[rows, f]]
+        for f2 in range(f + 1):
+            if self.bins.is_categorical(int(features[f2])):
+                continue
+            nv = self.bins.n_bins(int(features[f2]))
+            column = B[rows, f2].astype(np.int64)
+            absent = column >= nv
+            lo, hi = column[left & ~absent], column[~left & ~absent]
+            if len(lo) == 0 or (len(hi) and int(lo.max()) >= int(hi.min())):
+                continue
+            if absent[left].any() and absent[~left].any():
+                continue
+            missing_left = bool(absent[left].any())
+            if missing_left and len(hi) == 0:
+                continue
+            out = np.zeros(MAX_BINS, dtype=bool)
+            out[: int(lo.max()) + 1] = True
+            out[nv] = missing_left
+            return f2, out
+        return f, cells
 
 
-def _parse_choices(
-    flat: np.ndarray, guest: str, offered: list[list[tuple[int, int]]]
-) -> list[tuple[int, list[int]]]:
-    """``sb.splits``: per node won, ``node, k, c_1 .. c_k`` (the candidates tied at the top)."""
-    out: list[tuple[int, list[int]]] = []
-    i = 0
-    while i < len(flat):
-        if i + 2 > len(flat):
-            raise ProtocolError(f"guest '{guest}' sent a malformed 'sb.splits'")
-        j, k = int(flat[i]), int(flat[i + 1])
-        tied = [int(c) for c in flat[i + 2 : i + 2 + k]]
-        if not 0 <= j < len(offered) or k < 1 or len(tied) != k:
-            raise ProtocolError(f"guest '{guest}' sent a malformed 'sb.splits'")
-        if any(j == seen for seen, _ in out):
-            raise ProtocolError(f"guest '{guest}' chose two splits for one node in 'sb.splits'")
-        if any(not 0 <= c < len(offered[j]) for c in tied):
-            raise ProtocolError(f"guest '{guest}' chose a split candidate that does not exist")
-        out.append((j, tied))
-        i += 2 + k
-    return out
+@dataclass(frozen=True, slots=True)
+class _Offered:
+    """One numeric candidate as the host offered it: its feature (position in the tree's
+    sampled features), bin and whether the missing bin goes left."""
+
+    feature: int
+    bin: int
+    missing_left: bool
+    n_values: int  # the feature's value bins: its missing bin's index
+
+
+@dataclass(frozen=True)
+class _NodeOffer:
+    """What the host offered at one node: numeric candidates in the order sent, then the
+    category groups (feature, category cells in the order sent, missing cell)."""
+
+    numeric: list[_Offered]
+    groups: list[tuple[int, list[int], int | None]]
+
+    def chosen(self, item: Item) -> tuple[tuple[int, bool, int], int, np.ndarray]:
+        """A chosen item's place in the unshuffled scan, feature and cells sent left."""
+        left = np.zeros(MAX_BINS, dtype=bool)
+        if item.number < len(self.numeric):
+            c = self.numeric[item.number]
+            left[: c.bin + 1] = True
+            left[c.n_values] = c.missing_left
+            return (c.feature, c.missing_left, c.bin), c.feature, left
+        f, units, missing_cell = self.groups[item.number - len(self.numeric)]
+        left[[units[u] for u in item.units]] = True
+        if item.missing_left and missing_cell is not None:
+            left[missing_cell] = True
+        return (f, False, -1), f, left
+
+
+def _first(chosen: tuple[tuple[int, bool, int], int, np.ndarray]) -> tuple[int, bool, int]:
+    return chosen[0]
 
 
 def _job_key(ctx: RoleContext, params: BoostParams, saved: HostState | None) -> PublicKey:

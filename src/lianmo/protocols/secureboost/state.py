@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 from dataclasses import dataclass
 
@@ -11,17 +12,37 @@ from lianmo.models.tree import Tree, tree_from_dict, tree_to_dict
 from lianmo.protocols.tree_route import Rules, SplitRule
 
 
-def rule_rows(rules: Rules) -> list[list[int | float]]:
-    """Split rules as JSON rows ``[id, feature, threshold, tree, depth]``, in their order."""
-    return [
-        [int(i), int(r.feature), float(r.threshold), int(r.tree), int(r.depth)]
-        for i, r in rules.items()
-    ]
+def rule_rows(rules: Rules) -> list[list[t.Any]]:
+    """Split rules as JSON rows ``[id, feature, threshold, tree, depth]``, in their order.
+
+    A rule sending missing cells left adds a sixth element, 1; a categorical rule adds
+    that element (0 or 1) and its left and right category codes.
+    """
+    rows: list[list[t.Any]] = []
+    for i, r in rules.items():
+        row: list[t.Any] = [int(i), int(r.feature), float(r.threshold), int(r.tree)]
+        row.append(int(r.depth))
+        if r.default_left or r.left_codes is not None:
+            row.append(int(r.default_left))
+        if r.left_codes is not None:
+            row += [sorted(r.left_codes), sorted(r.right_codes)]
+        rows.append(row)
+    return rows
 
 
 def rules_of(rows: t.Iterable[t.Sequence[t.Any]]) -> dict[int, SplitRule]:
     """The rules :func:`rule_rows` wrote (ValueError if a row has another shape)."""
-    return {int(i): SplitRule(int(f), float(v), int(tr), int(d)) for i, f, v, tr, d in rows}
+    out: dict[int, SplitRule] = {}
+    for row in rows:
+        if len(row) not in (5, 6, 8):
+            raise ValueError(f"a split rule row has {len(row)} elements, not 5, 6 or 8")
+        i, f, v, tr, d = row[:5]
+        rule = SplitRule(int(f), float(v), int(tr), int(d), len(row) > 5 and bool(row[5]))
+        if len(row) == 8:
+            left, right = (frozenset(int(c) for c in codes) for codes in row[6:])
+            rule = dataclasses.replace(rule, left_codes=left, right_codes=right)
+        out[int(i)] = rule
+    return out
 
 
 @dataclass(frozen=True)
