@@ -19,17 +19,22 @@ pytestmark = pytest.mark.timeout(300)
 
 DUPLICATE_ID = "C7731-28509"  # ids of the planted guest table look like customer numbers
 TEXT_CELL = "unknown-4417"
+TOO_MANY = "note-1000"  # the 1001st distinct text of the categorical column
 BAD = {
     # data set: (column, data row, what the coordinator reads, what only the node keeps)
     "student_dup": ("id", 16, "the id already appears in data row 10", f"id '{DUPLICATE_ID}'"),
     "student_text": ("x1", 21, "the cell holds text but a number was expected", TEXT_CELL),
     # an empty feature cell is a missing value (issue 19); an empty label stays an error
     "student_empty": ("y", 31, "the cell is empty but a number was expected", "(line 32)"),
+    "student_noid": ("id", 41, "the id is empty; every row needs an id", "(line 42)"),
+    # x1 declared categorical, a distinct text per row: an id or free text in disguise
+    "student_many": ("x1", 1001, "the column has more than 1000 distinct values", TOO_MANY),
 }
+CATEGORICAL = {"student_many": ["x1"]}
 
 
 def _bad_student_tables(directory: Path, shared_data: Path) -> dict[str, Path]:
-    """The student guest table with customer-number ids, spoiled three ways (BAD)."""
+    """The student guest table with customer-number ids, spoiled five ways (BAD)."""
     lines = (shared_data / "student_hetero_guest.csv").read_text().splitlines()
     header, rows = lines[0], [line.split(",") for line in lines[1:]]
     assert header.split(",")[:4] == ["id", "y", "x0", "x1"]
@@ -40,8 +45,16 @@ def _bad_student_tables(directory: Path, shared_data: Path) -> dict[str, Path]:
         "student_dup": (15, 0, DUPLICATE_ID),  # data row 16 repeats data row 10's id
         "student_text": (20, 3, TEXT_CELL),  # x1, data row 21
         "student_empty": (30, 1, ""),  # y, data row 31
+        "student_noid": (40, 0, ""),  # id, data row 41
     }
     paths = {}
+    # the rows three times over (new ids), x1 a distinct note per row
+    many = [[f"C8800-{i}", *rows[i % len(rows)][1:]] for i in range(3 * len(rows))]
+    for i, row in enumerate(many):
+        row[3] = f"note-{i}"
+    assert many[1000][3] == TOO_MANY
+    paths["student_many"] = directory / "secret_student_many.csv"
+    paths["student_many"].write_text("\n".join([header, *(",".join(r) for r in many)]) + "\n")
     for name, (row, column, value) in spoil.items():
         copy = [list(r) for r in rows]
         copy[row][column] = value
@@ -75,7 +88,8 @@ def nodes(
         GUEST: {name: (path, "id", "y") for name, path in bad_tables.items()},
         HOST: {"student_host": (shared_data / "student_hetero_host.csv", "id", None)},
     }
-    with running_pair(workdir, catalogues) as running:
+    keys = {GUEST: {name: {"categorical": cats} for name, cats in CATEGORICAL.items()}}
+    with running_pair(workdir, catalogues, keys) as running:
         yield running
 
 

@@ -8,6 +8,7 @@ For the CLI tests that need data sets other than the breast data of
 from __future__ import annotations
 
 import subprocess
+import typing as t
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,15 +38,22 @@ def make_certs(workdir: Path) -> tuple[str, ...]:
 
 @contextmanager
 def running_pair(
-    workdir: Path, catalogues: Mapping[str, Catalogue]
+    workdir: Path,
+    catalogues: Mapping[str, Catalogue],
+    dataset_keys: Mapping[str, Mapping[str, Mapping[str, t.Any]]] | None = None,
 ) -> Iterator[dict[str, NodeProcess]]:
     """Start one node per party of ``catalogues`` (certificates from :func:`make_certs`);
-    stop them at the end and check they stopped cleanly."""
+    stop them at the end and check they stopped cleanly. ``dataset_keys``: per party,
+    extra catalogue keys per data set (e.g. ``categorical``)."""
     running: dict[str, NodeProcess] = {}
     try:
         for name, datasets in catalogues.items():
             config = write_party_config(
-                workdir / "parties" / name, name, workdir / "certs", datasets
+                workdir / "parties" / name,
+                name,
+                workdir / "certs",
+                datasets,
+                dataset_keys=(dataset_keys or {}).get(name),
             )
             config.write_text("recv_timeout_s = 120\n" + config.read_text())
             running[name] = start_node(name, config)
