@@ -26,8 +26,11 @@ SPEC = JobSpec.from_dict(
 class Scripted:
     """A party handle whose status follows a script; records the calls it gets."""
 
-    def __init__(self, name: str, states: list[str | BaseException], error: str = "") -> None:
+    def __init__(
+        self, name: str, states: list[str | BaseException], error: str = "", held: str = ""
+    ) -> None:
         self.name, self.states, self.error, self.calls = name, states, error, []
+        self.held = held  # the state of a job this party already holds under the id
 
     def _status(self, state: str) -> JobStatusInfo:
         return JobStatusInfo(
@@ -41,7 +44,7 @@ class Scripted:
 
     def prepare(self, job_id: str, spec_json: bytes) -> JobStatusInfo:
         self.calls.append("prepare")
-        return self._status("prepared")
+        return self._status(self.held or "prepared")
 
     def start(self, job_id: str) -> JobStatusInfo:
         self.calls.append("start")
@@ -121,3 +124,23 @@ def test_success_collects_every_result() -> None:
     controls = {n: Scripted(n, ["running", "succeeded"]) for n in SPEC.party_names}
     report = run_job(SPEC, controls, poll_interval=0)
     assert set(report.results) == set(SPEC.party_names)
+
+
+@pytest.mark.parametrize("held", ["cancelled", "failed", "interrupted"])
+def test_running_a_stopped_job_id_again_says_to_choose_a_new_one_or_resume(held: str) -> None:
+    # e.g. the platform refused the first run at prepare and the others were cancelled:
+    # a second run under the same id would only watch the stopped job
+    controls = {
+        "broker": Scripted("broker", ["running"], held=held),
+        "platform": Scripted("platform", ["running"]),
+        "arbiter": Scripted("arbiter", ["running"]),
+    }
+    with pytest.raises(JobFailedError, match=rf"'broker' already has a job 'j' that stopped "
+                       rf"\({held}\); run the job again with a new job_id, or continue it "
+                       r"with `lianmo job resume j`"):  # fmt: skip
+        run_job(SPEC, controls, poll_interval=0)
+    assert "start" not in controls["broker"].calls
+    # resuming the same id is what resume is for
+    controls = {n: Scripted(n, ["succeeded"], held=held) for n in ("broker", "platform", "arbiter")}
+    run_job(SPEC, controls, poll_interval=0, resume=True)
+    assert all(c.calls[:2] == ["prepare", "resume"] for c in controls.values())

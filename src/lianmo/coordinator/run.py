@@ -24,12 +24,17 @@ from lianmo.coordinator.results import (
 )
 from lianmo.errors import (
     AuthenticationError,
+    ConfigError,
     JobCancelledError,
     JobFailedError,
     LianmoError,
     TransportError,
 )
 from lianmo.transport.control import JobStatusInfo
+
+#: a party's states of a job that stopped before its end: ``resume`` continues them, a new
+#: run of the same job id would only watch them
+STOPPED = frozenset({"failed", "cancelled", "interrupted"})
 
 
 class PartyControl(t.Protocol):
@@ -133,7 +138,13 @@ def run_job(
     try:
         for current in _each_party(spec, stop):
             touched.append(current)
-            controls[current].prepare(spec.job_id, spec.to_json())
+            prepared = controls[current].prepare(spec.job_id, spec.to_json())
+            if not resume and prepared.state in STOPPED:
+                raise ConfigError(
+                    f"party '{current}' already has a job '{spec.job_id}' that stopped "
+                    f"({prepared.state}); run the job again with a new job_id, or continue "
+                    f"it with `lianmo job resume {spec.job_id}`"
+                )
         for current in _each_party(spec, stop):
             if resume:
                 controls[current].resume(spec.job_id)
