@@ -95,7 +95,7 @@ class WoeTable:
     @property
     def counts(self) -> np.ndarray:
         """Rows per bin."""
-        return self.events + self.non_events
+        return np.asarray(self.events + self.non_events)
 
     @property
     def informative(self) -> np.ndarray:
