@@ -140,9 +140,10 @@ def min_share_plan(
 
 
 def best_trend(events: np.ndarray, non_events: np.ndarray, n_value: int) -> Trend:
-    """The direction of event rate over the value bins whose monotonic fit is closer."""
+    """The direction of event rate over the value bins (pure and empty ones pooled first,
+    as :func:`monotonic_plan` does) whose monotonic fit is closer."""
     ev, nev = _check_counts(events, non_events, n_value)
-    return _best_trend(ev, nev, [[b] for b in range(n_value)])
+    return _best_trend(ev, nev, _pool_pure(ev, nev, n_value))
 
 
 def _best_trend(ev: np.ndarray, nev: np.ndarray, groups: list[list[int]]) -> Trend:
@@ -169,8 +170,16 @@ def monotonic_plan(
     ev, nev = _check_counts(events, non_events, n_value)
     if trend not in ("auto", "ascending", "descending"):
         raise ConfigError(f"trend must be auto, ascending or descending, got {trend!r}")
+    groups = _pool_pure(ev, nev, n_value)
+    direction = _best_trend(ev, nev, groups) if trend == "auto" else trend
+    return _plan(_pav(ev, nev, groups, direction), len(ev), n_value)
+
+
+def _pool_pure(ev: np.ndarray, nev: np.ndarray, n_value: int) -> list[list[int]]:
+    """Value bins with pure or empty groups pooled into a neighbour: their WOE is 0 by
+    convention, which would break a monotonic order."""
     groups = [[b] for b in range(n_value)]
-    while len(groups) > 1:  # pure or empty groups first: their WOE is 0 by convention
+    while len(groups) > 1:
         pure = [i for i, g in enumerate(groups) if min(ev[g].sum(), nev[g].sum()) == 0]
         if not pure:
             break
@@ -180,8 +189,7 @@ def monotonic_plan(
             key=lambda k: (_rate_gap(ev, nev, groups[i], groups[k]), _rows(ev, nev, groups[k]), k),
         )
         _pool(groups, i, j, keep_order=True)
-    direction = _best_trend(ev, nev, groups) if trend == "auto" else trend
-    return _plan(_pav(ev, nev, groups, direction), len(ev), n_value)
+    return groups
 
 
 def _pav(ev: np.ndarray, nev: np.ndarray, groups: list[list[int]], trend: str) -> list[list[int]]:
