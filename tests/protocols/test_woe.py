@@ -125,7 +125,9 @@ def test_woe_and_iv_of_host_columns_equal_pooled_optbinning_512_bit_key(job: Job
             )
             assert int(column.events.sum()) == int(job.y.sum())
         # the host WOE-transforms its own columns with its own bins
-        expected = np.column_stack([woes[f][bins.transform(job.X[host])[:, f]] for f in range(len(woes))])
+        expected = np.column_stack(
+            [woes[f][bins.transform(job.X[host])[:, f]] for f in range(len(woes))]
+        )
         np.testing.assert_allclose(mine.transform(job.X[host]), expected, rtol=0, atol=1e-9)
     # the case under test: categorical pay_k with an "other" bin, missing bins, real IVs
     platform = guest.hosts["platform"]
@@ -191,7 +193,10 @@ def test_labels_that_are_not_0_1_or_one_class_are_refused_naming_the_party(job: 
     params = _params()
     for y, match in [
         (job.y * 2, "WOE needs binary labels .* recode the label column to 0/1"),
-        (np.zeros(ROWS), "the training rows hold only label 0; WOE needs both events and non-events"),
+        (
+            np.zeros(ROWS),
+            "the training rows hold only label 0; WOE needs both events and non-events",
+        ),
     ]:
         roles: dict[str, t.Callable[[RoleContext], t.Any]] = {
             GUEST: lambda ctx, y=y: guest_woe(ctx, y, params),

@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import typing as t
 from collections.abc import Sequence
-from itertools import pairwise
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 

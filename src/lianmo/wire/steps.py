@@ -282,6 +282,7 @@ WOE_VALUES = Step(
 )
 WOE_IV = Step("woe.iv", ("guest",), ("host",), Floats(), "the IV of each of the host's columns")
 
+
 class RouteSteps(t.NamedTuple):
     """The three steps of routing rows through trees (protocols/tree_route.py)."""
 
