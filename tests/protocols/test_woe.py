@@ -18,9 +18,16 @@ from optbinning.binning.binning_statistics import BinningTable
 from lianmo.errors import ConfigError, ProtocolError
 from lianmo.models.binning import QuantileBins
 from lianmo.protocols.context import RoleContext
-from lianmo.protocols.woe import GuestWoe, HostWoe, WoeParams, guest_woe, host_woe
+from lianmo.protocols.woe import (
+    GuestWoe,
+    HostWoe,
+    WoeParams,
+    guest_woe,
+    host_woe,
+    slot_bits,
+)
 from lianmo.transport import serde
-from lianmo.wire.steps import WOE_BINS, WOE_LABELS, WOE_PUBLIC_KEY
+from lianmo.wire.steps import WOE_BIN_SUMS, WOE_BINS, WOE_LABELS, WOE_PUBLIC_KEY
 
 from ..raw_credit import raw_credit
 from .conftest import WireRecorder, run_roles
@@ -220,4 +227,31 @@ def test_bins_that_do_not_hold_the_training_rows_are_refused(job: Job) -> None:
         "bureau": host,
     }
     with pytest.raises(ProtocolError, match="host 'bureau' sent a malformed 'woe.bins': a column"):
+        run_roles(roles, guest=GUEST, hosts=("bureau",), timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("events", "match"),
+    [
+        (ROWS + 1, "a bin's event count outside \\[0, its row count\\]"),
+        (0, "event counts of a column do not add up to the training events"),
+    ],
+    ids=["above-the-rows", "not-the-events"],
+)
+def test_event_counts_no_honest_host_sends_are_refused(job: Job, events: int, match: str) -> None:
+    """One column of one bin holding every row, with a chosen event count in its slot."""
+    params = _params()
+
+    def host(ctx: RoleContext) -> None:
+        key = ctx.recv(WOE_PUBLIC_KEY, ctx.guest, key_bits=512, insecure_test_key=True)
+        ctx.recv(WOE_LABELS, ctx.guest, key=key, count=ROWS)
+        ctx.send(WOE_BINS, ctx.guest, [1, 1, 0, 0, ROWS])
+        w = slot_bits(ROWS)
+        ctx.send(WOE_BIN_SUMS, ctx.guest, key.encrypt_ints([events - (1 << (w - 1))], 0))
+
+    roles: dict[str, t.Callable[[RoleContext], t.Any]] = {
+        GUEST: lambda ctx: guest_woe(ctx, job.y, params),
+        "bureau": host,
+    }
+    with pytest.raises(ProtocolError, match=f"host 'bureau' sent 'woe.bin_sums' .*{match}"):
         run_roles(roles, guest=GUEST, hosts=("bureau",), timeout=30)
