@@ -256,6 +256,33 @@ SB_ROUND_END = Step(
 SB_FINAL = Step("sb.final", ("guest",), ("host",), Count("trees"), "trees the model keeps")
 
 
+# ---- federated WOE/IV of host columns (protocols/woe.py) -------------------------------------
+
+WOE_PUBLIC_KEY = Step("woe.public_key", ("guest",), ("host",), PaillierKey(), "the guest's key")
+WOE_LABELS = Step(
+    "woe.labels", ("guest",), ("host",), Ciphertexts(0), "[[y_i]] per aligned training row"
+)
+WOE_BINS = Step(
+    "woe.bins",
+    ("host",),
+    ("guest",),
+    Indices(),
+    "column count; per anonymous column its bin count, categorical and missing-bin flags; "
+    "then the training rows per bin",
+)
+WOE_BIN_SUMS = Step(
+    "woe.bin_sums",
+    ("host",),
+    ("guest",),
+    Ciphertexts(0),
+    "[[Σ y_i − 2^(w−1)]] per non-empty bin, packed by slot width w, masked above each slot",
+)
+WOE_VALUES = Step(
+    "woe.values", ("guest",), ("host",), Floats(), "the WOE of each of the host's bins"
+)
+WOE_IV = Step("woe.iv", ("guest",), ("host",), Floats(), "the IV of each of the host's columns")
+
+
 class RouteSteps(t.NamedTuple):
     """The three steps of routing rows through trees (protocols/tree_route.py)."""
 
@@ -327,6 +354,12 @@ REGISTRY = Registry(
         SB_FINAL,
         *SB_ROUTE,
         *PREDICT_SB,
+        WOE_PUBLIC_KEY,
+        WOE_LABELS,
+        WOE_BINS,
+        WOE_BIN_SUMS,
+        WOE_VALUES,
+        WOE_IV,
     ]
 )
 
