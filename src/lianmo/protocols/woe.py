@@ -46,6 +46,7 @@ import numpy as np
 from lianmo.crypto.paillier import CipherVector, Packing, generate_keypair
 from lianmo.errors import ConfigError, ProtocolError
 from lianmo.models.binning import MAX_BINS, QuantileBins
+from lianmo.models.woe import WoeTable
 from lianmo.protocols.context import RoleContext
 from lianmo.wire.steps import (
     WOE_BIN_SUMS,
@@ -335,16 +336,7 @@ def _columns(
 
 
 def _woe_iv(events: np.ndarray, nonevents: np.ndarray) -> tuple[np.ndarray, float]:
-    """WOE per bin and the column's IV, as optbinning computes them.
-
-    ``WOE_b = ln((non-events_b / total non-events) / (events_b / total events))`` and
-    ``IV = Σ_b (non-event share_b - event share_b) · WOE_b``; a bin with no events or
-    no non-events gets WOE 0 and adds nothing to IV (optbinning's ``BinningTable``).
-    """
-    # TODO(lead): use models/woe.py (being written in parallel) once it is in main.
-    e, ne = events.astype(np.float64), nonevents.astype(np.float64)
-    both = (e > 0) & (ne > 0)
-    woe = np.zeros(len(e))
-    p_ne, p_e = ne / ne.sum(), e / e.sum()
-    woe[both] = np.log(p_ne[both] / p_e[both])
-    return woe, float(((p_ne - p_e) * woe)[both].sum())
+    """WOE per bin and the column's IV (:class:`~lianmo.models.woe.WoeTable`: optbinning's
+    conventions, a bin with no events or no non-events has WOE 0 and adds nothing to IV)."""
+    table = WoeTable.from_counts("host column", events, nonevents)
+    return np.asarray(table.woe, dtype=np.float64), float(table.iv)
