@@ -131,7 +131,9 @@ def test_score_bands_default_to_the_scores_deciles() -> None:
     table = score_bands(y, p)
     np.testing.assert_array_equal(table.upper[:-1], np.quantile(p, np.arange(1, 10) / 10))
     # band i is [lower, upper): counted directly
-    direct = [int(((p >= lo) & (p < hi)).sum()) for lo, hi in zip(table.lower, table.upper)]
+    direct = [
+        int(((p >= lo) & (p < hi)).sum()) for lo, hi in zip(table.lower, table.upper, strict=True)
+    ]
     np.testing.assert_array_equal(table.count, direct)
     assert table.count.sum() == y.size
 
@@ -140,7 +142,7 @@ def test_psi_hand_computed() -> None:
     expected = np.array([10, 20, 30, 40])
     actual = np.array([20, 20, 20, 40])
     e, a = expected / 100, actual / 100
-    by_hand = sum((ai - ei) * math.log(ai / ei) for ai, ei in zip(a, e))
+    by_hand = sum((ai - ei) * math.log(ai / ei) for ai, ei in zip(a, e, strict=True))
     result = psi_from_counts(expected, actual)
     assert result.value == pytest.approx(by_hand, abs=1e-12)
     # 0.1 ln 2 + 0 + (-0.1) ln(2/3) + 0
