@@ -1,8 +1,8 @@
 """Validation and stability tables of a binary score: Gini, lift, bands, calibration, PSI, CSI.
 
-Scores follow :mod:`lianmo.models.metrics`: higher means more likely an event (label 1,
-bad), as a probability of default is. Pass a points scorecard's score negated (higher
-points mean lower risk).
+For the lift table, scores follow :mod:`lianmo.models.metrics`: higher means more likely an
+event (label 1, bad), as a probability of default is; pass a points score negated (higher
+points mean lower risk). Bands and PSI work on either orientation.
 
 Deciles (:func:`lift_table`, :func:`calibration_table`) keep tied scores together: a row
 goes to group ``floor(n_groups * r / n)``, ``r`` the number of rows ranked strictly before
