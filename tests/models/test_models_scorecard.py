@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from lianmo.models.scorecard import (
     merge_reasons,
     total_scores,
 )
+from tests.raw_credit import read_raw
 
 SCALINGS = [Scaling(), Scaling(pdo=40.0, odds=20.0, points=500.0), Scaling(13.0, 1.5, 250.0)]
 
@@ -99,6 +101,48 @@ def test_base_plus_parties_points_equal_optbinning_score(scaling: Scaling) -> No
     np.testing.assert_allclose(
         score, scaling.offset + scaling.factor * np.log(odds_good), atol=1e-8
     )
+
+
+def _texts(column: np.ndarray, vocabulary: tuple[str, ...] | None) -> np.ndarray:
+    """A categorical column's codes back to its texts (None where missing)."""
+    if vocabulary is None:
+        return column
+    out = np.full(column.size, None, dtype=object)
+    present = ~np.isnan(column)
+    out[present] = np.array(vocabulary, dtype=object)[column[present].astype(np.int64)]
+    return out
+
+
+def test_points_equal_optbinning_on_the_raw_credit_guest_columns(shared_data: Path) -> None:
+    raw = read_raw(shared_data / "credit_broker_raw.csv", "client_id", "default_next_month")
+    assert raw.y is not None
+    frame = pd.DataFrame(
+        {n: _texts(raw.X[:, j], raw.categories.get(n)) for j, n in enumerate(raw.names)}
+    )
+    card = Scorecard(
+        BinningProcess(list(raw.names), categorical_variables=sorted(raw.categories)),
+        LogisticRegression(),
+        scaling_method="pdo_odds",
+        scaling_method_params={"pdo": 20, "odds": 50, "scorecard_points": 600},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        card.fit(
+            frame, raw.y.astype(np.int64), metric_missing="empirical", metric_special="empirical"
+        )
+    names, coefs, woe, expected = _tables(card)
+    assert names == list(raw.names)  # 27,000 rows; missing cells in 3 columns, 3 categorical
+    ours = PointsTable.build(
+        names, coefs, woe, Scaling(), intercept=float(card.estimator_.intercept_[0])
+    )
+    assert ours.base is not None
+    spread = ours.with_base_spread(ours.base / len(names))
+    for char, want in zip(spread.characteristics, expected, strict=True):
+        np.testing.assert_allclose(char.points, want, rtol=0, atol=1e-9)
+    codes = card.binning_process_.transform(
+        frame, metric="indices", metric_missing="empirical", metric_special="empirical"
+    )[names].to_numpy()
+    np.testing.assert_allclose(ours.partial_scores(codes), card.score(frame), rtol=0, atol=1e-9)
 
 
 def test_scaling_anchors_points_at_odds_and_pdo_doubles_them() -> None:
