@@ -11,6 +11,7 @@ ids are salted with the chart id, so charts on one page never share an id.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -91,8 +92,19 @@ def _chart(
     out.append(_inline(svg[svg.index("<svg") :], chart_id))
 
 
+_ID_OR_REFERENCE = re.compile(r'(id="|href="#|url\(#)([^"\)]+)')
+
+
 def _inline(svg: str, chart_id: str) -> str:
-    """The SVG element with an id; the page's CSS scales it down to the column width."""
+    """The SVG element with an id, and every id inside it (``figure_1``, clip paths, ...)
+    and every reference to one prefixed with the chart id, unique on a shared page."""
+
+    def prefixed(match: re.Match[str]) -> str:
+        name = match.group(2)
+        own = name.startswith(f"{chart_id}-")
+        return match.group(1) + (name if own else f"{chart_id}-{name}")
+
+    svg = _ID_OR_REFERENCE.sub(prefixed, svg)
     return svg.replace("<svg ", f'<svg id="{chart_id}" role="img" ', 1).strip()
 
 

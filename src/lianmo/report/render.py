@@ -135,7 +135,7 @@ def _performance(report: ModelReport) -> list[Block]:
             for r in report.calibration.to_records()
         )
         out += [
-            Heading("Calibration", anchor="calibration"),
+            Heading("Calibration", anchor="calibration-by-decile"),
             Chart(
                 "calibration",
                 charts.calibration_chart(report.calibration),
@@ -215,7 +215,9 @@ def _stability(report: ModelReport) -> list[Block]:
         s = report.score_psi
         out += [
             Heading(
-                f"Population stability of the score (PSI {s.psi:.4f})", level=3, anchor="score-psi"
+                f"Population stability of the score (PSI {s.psi:.4f})",
+                level=3,
+                anchor="score-stability",
             ),
             Chart("score-psi", charts.shares_chart(s), "Score shares, training vs later sample."),
             _stability_table(s),
@@ -225,7 +227,9 @@ def _stability(report: ModelReport) -> list[Block]:
             (c.name, c.party, f"{c.psi:.4f}", _shift(c.psi)) for c in report.column_stability
         )
         out += [
-            Heading("Characteristic stability (CSI) per column", level=3, anchor="csi"),
+            Heading(
+                "Characteristic stability (CSI) per column", level=3, anchor="column-stability"
+            ),
             Chart("csi", charts.psi_chart(report.column_stability), "CSI per column."),
             Table(("column", "party", "CSI", "reading"), rows, frozenset({2})),
         ]
