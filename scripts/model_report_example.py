@@ -83,8 +83,8 @@ def _bin_key(label: str) -> tuple[int, float, str]:
     if label.startswith("<"):
         return (0, -math.inf, label)
     if label.startswith(("[", ">=")):
-        number = label.lstrip("[>= ").split(",")[0] if label.startswith("[") else label[3:]
-        return (0, float(number.replace(",", "").split(")")[0]), label)
+        number = label[1:].split(", ")[0] if label.startswith("[") else label[3:]
+        return (0, float(number.replace(",", "")), label)
     return (1, 0.0, label)
 
 
