@@ -139,8 +139,8 @@ def roc_chart(roc: RocCurve, chart_id: str = "roc") -> str:
     with _chart(
         chart_id,
         f"ROC curve (AUC {roc.auc:.4f})",
-        "False positive rate: share of non-events above the cut-off (%)",
-        "True positive rate: share of events (%)",
+        "False positive rate: share of non-events flagged (%)",
+        "True positive rate: share of events flagged (%)",
         size=(6.0, 4.6),
     ) as (ax, out):
         ax.plot([0, 1], [0, 1], color=GREY, linestyle="--", linewidth=1, label="random (AUC 0.5)")
