@@ -6,8 +6,8 @@ collected: absolute and relative, at module level, inside functions and under
 the module cannot be type-checked or read without the other layer), plus calls of
 ``importlib.import_module`` / ``__import__`` with a literal name. Layers, low to high:
 
-    errors, config, fileio < compute < crypto, models, data, demo_data < transport < wire
-    < audit < protocols < node, coordinator < cli
+    errors, config, fileio < compute < crypto, models, data, demo_data < report < transport
+    < wire < audit < protocols < node, coordinator < cli
 
 A module may import lianmo modules of its own layer or below; its own package always.
 ``node`` and ``coordinator`` share a layer but must not import each other. Only
@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "config", "fileio"),
     ("compute",),
     ("crypto", "models", "data", "demo_data"),
+    ("report",),  # the model report: renders tables it is given (REPORT_MAY_IMPORT)
     ("transport",),
     ("wire",),
     ("audit",),
@@ -316,6 +317,43 @@ def test_the_checker_finds_planted_violations() -> None:
 def test_an_unknown_package_must_be_placed_in_a_layer() -> None:
     with pytest.raises(AssertionError, match="'plugins' to LAYERS"):
         layer_of("lianmo.plugins.x")
+
+
+REPORT_MAY_IMPORT = {"errors", "fileio", "models", "report"}
+
+
+def report_violations(imports: list[Import]) -> list[str]:
+    """The model report renders data it is given: it never reads tables, keys or the network."""
+    return [
+        f"{imp}: lianmo.report may import only {sorted(REPORT_MAY_IMPORT)} of lianmo"
+        for imp in imports
+        if package_of(imp.source) == "report"
+        and _is_lianmo(imp.target)
+        and package_of(imp.target) not in REPORT_MAY_IMPORT
+    ]
+
+
+def test_the_model_report_imports_only_errors_fileio_and_models(imports: list[Import]) -> None:
+    violations = report_violations(imports)
+    assert not violations, _report(violations)
+    used = {package_of(i.target) for i in imports if package_of(i.source) == "report"}
+    assert "report" in used and "fileio" in used
+
+
+def test_the_report_checker_finds_a_planted_import() -> None:
+    fake = {
+        "lianmo.report": ("", True),
+        "lianmo.report.bad": (
+            "from lianmo.data import table\nfrom lianmo.models import metrics\n",
+            False,
+        ),
+        "lianmo.data": ("", True),
+        "lianmo.data.table": ("", False),
+        "lianmo.models": ("", True),
+        "lianmo.models.metrics": ("", False),
+    }
+    found = report_violations(all_imports(fake))
+    assert len(found) == 1 and "imports lianmo.data.table" in found[0]
 
 
 CRYPTO_INTERFACE = {
