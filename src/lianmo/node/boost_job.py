@@ -28,12 +28,12 @@ from lianmo.node.job_data import (
     evaluation,
     labels,
     load,
+    load_for_scoring,
     model_path,
     split_rows,
     write_id_csv,
 )
 from lianmo.node.kind import JobKind
-from lianmo.node.vocabulary import check_vocabulary
 from lianmo.protocols import commit, secureboost
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.tree_route import route_guest, route_host
@@ -195,17 +195,7 @@ def predict(
     path = model_path(job_dir, spec)
     share = BoostShare.load(path, party=ctx.party, role=role)
     with outcome.timed("load"):
-        # read with the share's vocabulary: known texts keep their codes, new ones come
-        # after them (unseen: the default side)
-        table = load(
-            ctx,
-            role,
-            dataset,
-            training=False,
-            feature_columns=list(share.feature_names),
-            categories=share.categories,
-        )
-        check_vocabulary(ctx.party, dataset.name, share.categories, table.categories)
+        table = load_for_scoring(ctx, role, dataset, share)
     with outcome.timed("align"):
         rows = align_rows(ctx, role, spec, table)
     spill = job_dir / ".features.f64"

@@ -22,7 +22,7 @@ from lianmo.data.table import Table, TableScan, scan_checked
 from lianmo.errors import ConfigError, DataError
 from lianmo.fileio import write_atomic_chunks
 from lianmo.models.evaluation import Evaluation, EvaluationError, evaluate
-from lianmo.node.vocabulary import check_declared
+from lianmo.node.vocabulary import check_declared, check_vocabulary
 from lianmo.protocols import psi, split
 from lianmo.protocols.context import Recorder, RoleContext, no_record
 
@@ -140,6 +140,34 @@ def load(
         missing_values=dataset.missing_values,
         categories=categories,
     )
+
+
+class _Scoring(t.Protocol):
+    """What a predict job reads its table with: a model share's columns and vocabulary."""
+
+    @property
+    def feature_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def categories(self) -> t.Mapping[str, Sequence[str]]: ...
+
+
+def load_for_scoring(
+    ctx: RoleContext, role: str, dataset: DatasetEntry, share: _Scoring
+) -> TableScan:
+    """A predict job's table: the share's feature columns, read with its vocabulary
+    (known texts keep their codes, new ones come after them: unseen), and checked to
+    code every categorical column as the model was trained."""
+    table = load(
+        ctx,
+        role,
+        dataset,
+        training=False,
+        feature_columns=list(share.feature_names),
+        categories=share.categories,
+    )
+    check_vocabulary(ctx.party, dataset.name, share.categories, table.categories)
+    return table
 
 
 def job_features(

@@ -26,13 +26,13 @@ from lianmo.node.job_data import (
     evaluation,
     labels,
     load,
+    load_for_scoring,
     model_path,
     split_rows,
     write_scores,
 )
 from lianmo.node.kind import JobKind
 from lianmo.node.model_share import LrShare, share_format
-from lianmo.node.vocabulary import check_vocabulary
 from lianmo.protocols import commit, hetero_lr, predict
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.lr_guard import BATCH_FACTOR
@@ -159,15 +159,7 @@ def score(
     share_path = model_path(job_dir, spec)
     share = LrShare.load(share_path, party=ctx.party, role=role)
     with outcome.timed("load"):
-        table = load(
-            ctx,
-            role,
-            dataset,
-            training=False,
-            feature_columns=list(share.feature_names),
-            categories=share.categories,
-        )
-    check_vocabulary(ctx.party, dataset.name, share.categories, table.categories)
+        table = load_for_scoring(ctx, role, dataset, share)
     with outcome.timed("align"):
         rows = align_rows(ctx, role, spec, table)
     with outcome.timed("read"):  # chunk by chunk: only the partial scores are kept
