@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lianmo.models.binning import QuantileBins
+from lianmo.models.binning import ALL_VALUES, QuantileBins
 from lianmo.models.objectives import Objective
 from lianmo.models.tree import TreeParams, quantise_gh
 
@@ -241,7 +241,11 @@ class _Grower:
         has_missing = bool((column == nv).any())
         if not self.categorical[p][f]:
             b, missing_left = what  # type: ignore[misc]
-            threshold = float(self.edges[p][f][b]) if b >= 0 else -np.inf
+            edges = self.edges[p][f]
+            # every value left: the largest float64; no value left: -inf
+            threshold = (
+                float(edges[b]) if 0 <= b < len(edges) else (ALL_VALUES if b >= 0 else -np.inf)
+            )
             return RefNode(p, f, threshold, *ids, 0.0, gain, missing_left)
         left, missing_left = what  # type: ignore[misc]
         present = {int(v) for v in column if v < nv}

@@ -78,3 +78,21 @@ def test_missing_cells_in_a_column_fitted_without_them_are_refused() -> None:
     bins = QuantileBins.fit(np.arange(5.0)[:, None], 4)
     with pytest.raises(ConfigError, match="column 0 had no missing cells when its bins"):
         bins.transform(np.array([[np.nan]]))
+
+
+def test_every_value_left_missing_right_is_a_rule_that_scores() -> None:
+    # found by a user-style run: the candidate "all values left, missing right" has no
+    # edge after the last value bin; its rule must send every finite value left and a
+    # missing cell right (it used to raise IndexError at the party that won it)
+    from lianmo.protocols.secureboost.rules import make_rule  # noqa: PLC0415
+
+    X = np.array([[0.5], [1.0], [2.0], [np.nan], [np.nan], [3.0]])
+    bins = QuantileBins.fit(X, 4)
+    nv = bins.n_bins(0)
+    left = np.zeros(nv + 1, dtype=bool)
+    left[:nv] = True  # every value bin left, the missing bin right
+    present = np.ones(nv + 1, dtype=bool)
+    rule, _ = make_rule(bins, 0, left, present, tree=0, depth=0)
+    probe = np.array([[-1e300], [0.5], [3.0], [1e300], [np.nan]])
+    assert rule.goes_left(probe, np.arange(5)).tolist() == [True, True, True, True, False]
+    assert np.isfinite(rule.threshold)  # the share stays standard JSON

@@ -26,6 +26,7 @@ histograms small without costing measurable AUC on the credit data.
 
 from __future__ import annotations
 
+import math
 import typing as t
 from dataclasses import dataclass
 
@@ -35,6 +36,9 @@ from lianmo.errors import ConfigError
 
 __all__ = ["QuantileBins", "min_category_rows"]
 
+#: the threshold of "every value left": the largest float64, so that every finite value
+#: (tables refuse infinite ones) goes left and the model file stays standard JSON
+ALL_VALUES = float(np.finfo(np.float64).max)
 #: bins are stored as uint8 when they fit, which is what the histogram kernels expect
 MAX_BINS = 256
 
@@ -151,8 +155,16 @@ class QuantileBins:
         return out
 
     def threshold(self, feature: int, bin_index: int) -> float:
-        """The value ``e_b``: a split after ``bin_index`` sends ``x <= e_b`` left."""
-        return float(self.edges[feature][bin_index])
+        """The value ``e_b``: a split after ``bin_index`` sends ``x <= e_b`` left.
+
+        After the last value bin ("every value left, missing right") it is
+        :data:`ALL_VALUES`, which every finite value is at most; before the first (no
+        value left) ``-inf``.
+        """
+        edges = self.edges[feature]
+        if bin_index >= len(edges):
+            return ALL_VALUES
+        return float(edges[bin_index]) if bin_index >= 0 else -math.inf
 
 
 def min_category_rows(rows: int) -> int:
