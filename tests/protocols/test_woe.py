@@ -164,7 +164,7 @@ def test_no_label_threshold_or_category_name_crosses_the_wire_512_bit_key(
     tags = {(e.sender, e.receiver, e.tag) for e in wire.envelopes}
     expected = {(GUEST, h, s) for h in HOSTS for s in ("woe.public_key", "woe.labels")}
     expected |= {(h, GUEST, s) for h in HOSTS for s in ("woe.bins", "woe.bin_sums")}
-    expected |= {(GUEST, h, s) for h in HOSTS for s in ("woe.values", "woe.iv")}
+    expected |= {(GUEST, h, s) for h in HOSTS for s in ("woe.merge", "woe.values", "woe.iv")}
     assert tags == expected
     payloads = [e.payload for e in wire.envelopes]
     # no row-level label, in any form

@@ -18,11 +18,13 @@ from lianmo.config.job import JobSpec as JobSpec
 from lianmo.config.job import PartySpec as PartySpec
 from lianmo.config.job import ValidationSpec as ValidationSpec
 from lianmo.config.model import BOOST_OBJECTIVES as BOOST_OBJECTIVES
+from lianmo.config.model import COORDINATED as COORDINATED
 from lianmo.config.model import MIN_KEY_BITS as MIN_KEY_BITS
 from lianmo.config.model import BoostSpec as BoostSpec
 from lianmo.config.model import LabelProtection as LabelProtection
 from lianmo.config.model import LrSpec as LrSpec
 from lianmo.config.model import ModelSpec as ModelSpec
+from lianmo.config.model import ScorecardSpec as ScorecardSpec
 from lianmo.config.party import AUDIT_LEVELS as AUDIT_LEVELS
 from lianmo.config.party import COMPUTE_BACKENDS as COMPUTE_BACKENDS
 from lianmo.config.party import DatasetEntry as DatasetEntry

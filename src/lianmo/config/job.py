@@ -16,7 +16,7 @@ import yaml
 
 from lianmo.config._read import ListOf, Section, checked, plain, read
 from lianmo.config._rules import Boolean, Interval, Name, Options, OrNone, Text, Where
-from lianmo.config.model import LrSpec, Model, ModelSpec
+from lianmo.config.model import COORDINATED, LrSpec, Model, ModelSpec
 from lianmo.errors import ConfigError
 
 ROLES = ("guest", "host", "arbiter")
@@ -248,7 +248,7 @@ def _check_roles(spec: JobSpec, at: Where) -> None:
             f"a job has at most one arbiter, got {roles.count('arbiter')} ({listed}); keep "
             "one and remove the others"
         )
-    if spec.task == "train" and isinstance(spec.model, LrSpec) and "arbiter" not in roles:
+    if spec.task == "train" and isinstance(spec.model, COORDINATED) and "arbiter" not in roles:
         at.refuse(
             "coordinated logistic regression needs exactly one arbiter to hold the "
             f"Paillier key, got none ({listed}); add a party with role 'arbiter' and no "

@@ -1,7 +1,7 @@
-"""The ``model`` section of a job spec: hetero LR or SecureBoost hyperparameters.
+"""The ``model`` section of a job spec: hetero LR, SecureBoost or scorecard hyperparameters.
 
 Each field declares its default and its constraint together; ``model.type`` picks the
-dataclass (``hetero_lr``, the default, or ``secureboost``).
+dataclass (``hetero_lr``, the default, ``secureboost`` or ``scorecard``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from lianmo.config._read import Section, checked, read
-from lianmo.config._rules import Interval, Options, OrNone, Rule, Where, literal
+from lianmo.config._rules import Boolean, Interval, Options, OrNone, Rule, Where, literal
 
 MIN_KEY_BITS = 2048
 #: objectives SecureBoost trains
@@ -106,8 +106,48 @@ class BoostSpec:
     key_bits: int = field(default=2048, metadata=checked(KEY_BITS))
 
 
-ModelSpec = LrSpec | BoostSpec
-MODEL_TYPES: dict[str, type[ModelSpec]] = {"hetero_lr": LrSpec, "secureboost": BoostSpec}
+@dataclass(frozen=True, slots=True)
+class ScorecardSpec:
+    """The credit scorecard workflow: bin, WOE/IV, select, WOE logistic regression, scale.
+
+    Binning (each party its own columns, on its training rows): ``max_bins`` quantile bins
+    (categories and missing cells get their own), pooled until every value bin holds at
+    least ``min_bin_share`` of the rows and, with ``monotonic``, until the event rate is
+    monotonic. Selection: IV at least ``min_iv``, the ``top_k`` by IV over every party,
+    then within each party no two kept columns with |correlation| of their WOE above
+    ``max_corr``. Then coordinated hetero LR on the WOE values (its hyperparameters as
+    ``hetero_lr``'s) and points-to-odds scaling (``points`` at good:bad ``odds``, ``pdo``
+    points to double them); ``reason_codes`` per scored row.
+    """
+
+    type: str = field(default="scorecard", metadata=checked(Options(("scorecard",))))
+    max_bins: int = field(default=10, metadata=checked(Interval(int, 2, 64)))
+    min_bin_share: float = field(default=0.05, metadata=checked(Interval(float, 0, 0.5)))
+    monotonic: bool = field(default=False, metadata=checked(Boolean()))
+    min_iv: float = field(default=0.02, metadata=checked(NON_NEGATIVE))
+    top_k: int | None = field(default=None, metadata=checked(OrNone(COUNT)))
+    max_corr: float = field(default=0.8, metadata=checked(SHARE))
+    epochs: int = field(default=10, metadata=checked(COUNT))
+    batch_size: int = field(default=1024, metadata=checked(COUNT))
+    learning_rate: float = field(default=0.15, metadata=checked(POSITIVE))
+    lr_decay: float = field(default=0.0, metadata=checked(NON_NEGATIVE))
+    l2: float = field(default=0.0, metadata=checked(NON_NEGATIVE))
+    tol: float = field(default=1e-4, metadata=checked(NON_NEGATIVE))
+    key_bits: int = field(default=2048, metadata=checked(KEY_BITS))
+    pdo: float = field(default=20.0, metadata=checked(POSITIVE))
+    odds: float = field(default=50.0, metadata=checked(POSITIVE))
+    points: float = field(default=600.0, metadata=checked(POSITIVE))
+    reason_codes: int = field(default=3, metadata=checked(Interval(int, 0, 20)))
+
+
+ModelSpec = LrSpec | BoostSpec | ScorecardSpec
+MODEL_TYPES: dict[str, type[ModelSpec]] = {
+    "hetero_lr": LrSpec,
+    "secureboost": BoostSpec,
+    "scorecard": ScorecardSpec,
+}
+#: model types trained by coordinated hetero LR (an arbiter holds the key)
+COORDINATED = (LrSpec, ScorecardSpec)
 
 
 def _check_boost(spec: BoostSpec, at: Where) -> None:
@@ -146,6 +186,8 @@ class Model(Rule):
             lr = read(LrSpec, value, at, also=("type",))
             _check_lr(lr, at)
             return lr
+        if kind == "scorecard":
+            return read(ScorecardSpec, value, at)
         spec = read(BoostSpec, value, at)
         _check_boost(spec, at)
         return spec
@@ -153,6 +195,7 @@ class Model(Rule):
 
 __all__ = [
     "BOOST_OBJECTIVES",
+    "COORDINATED",
     "MIN_KEY_BITS",
     "MODEL_TYPES",
     "BoostSpec",
@@ -160,4 +203,5 @@ __all__ = [
     "LrSpec",
     "Model",
     "ModelSpec",
+    "ScorecardSpec",
 ]

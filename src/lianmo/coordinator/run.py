@@ -15,7 +15,7 @@ import typing as t
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from lianmo.config import JobSpec, LrSpec
+from lianmo.config import COORDINATED, JobSpec
 from lianmo.coordinator.results import (
     JobMetrics,
     ModelMetrics,
@@ -92,7 +92,7 @@ class JobReport:
         """Training losses: the arbiter's for hetero LR, the guest's for SecureBoost."""
         if self.spec.task != "train":
             return {}
-        if isinstance(self.spec.model, LrSpec):
+        if isinstance(self.spec.model, COORDINATED):
             arbiter = self.results[str(self.spec.arbiter)]
             return {
                 "loss": tuple(arbiter.get("losses", [])),

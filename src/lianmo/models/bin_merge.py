@@ -35,7 +35,7 @@ import numpy as np
 
 from lianmo.errors import ConfigError
 
-__all__ = ["MergePlan", "best_trend", "min_share_plan", "monotonic_plan"]
+__all__ = ["MergePlan", "best_trend", "column_plan", "min_share_plan", "monotonic_plan"]
 
 Trend = t.Literal["ascending", "descending"]
 
@@ -246,3 +246,33 @@ def _pool(groups: list[list[int]], i: int, j: int, *, keep_order: bool) -> None:
 def _plan(groups: list[list[int]], n_cells: int, n_value: int) -> MergePlan:
     tail = [(n_value,)] if n_cells > n_value else []
     return MergePlan(tuple(tuple(g) for g in groups) + tuple(tail))
+
+
+def column_plan(
+    events: np.ndarray,
+    non_events: np.ndarray,
+    n_value: int,
+    *,
+    categorical: bool,
+    min_share: float,
+    monotonic: bool = False,
+) -> MergePlan:
+    """The scorecard's plan for one column: :func:`min_share_plan`, then (numeric columns,
+    with ``monotonic``) :func:`monotonic_plan` on the pooled bins. The same function serves
+    the guest's own columns and, from decrypted counts, a host's."""
+    plan = min_share_plan(events, non_events, n_value, min_share, categorical=categorical)
+    if monotonic and not categorical:
+        n_groups = len(plan.groups) - (len(events) - n_value)
+        later = monotonic_plan(plan.apply(events), plan.apply(non_events), n_groups)
+        plan = plan.then(later)
+    return plan
+
+
+def value_groups_below(plan: MergePlan, counts: np.ndarray, n_value: int, min_share: float) -> bool:
+    """True if a plan leaves a value group (not the missing bin) under ``min_share`` of the
+    rows while it has more than one: what a host refuses, since the guest tells it each
+    group's WOE, i.e. its event rate."""
+    merged = plan.apply(np.asarray(counts, dtype=np.int64))
+    n_groups = len(plan.groups) - (len(counts) - n_value)
+    values = merged[:n_groups]
+    return n_groups > 1 and bool((values < min_share * merged.sum() - 1e-9).any())

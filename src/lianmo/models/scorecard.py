@@ -221,9 +221,12 @@ class PointsTable:
 
     def reasons(self, codes: np.ndarray, k: int) -> PartyReasons:
         """Per row, this party's ``min(k, characteristics)`` largest gaps and their names."""
+        return self.reasons_of_points(self._points_of(codes), k)
+
+    def reasons_of_points(self, points: np.ndarray, k: int) -> PartyReasons:
+        """As :meth:`reasons`, from each row's points per characteristic (rows, chars)."""
         if k < 1:
             raise ValueError(f"the number of reason codes must be at least 1, got {k}")
-        points = self._points_of(codes)
         best = np.array([ch.max_points for ch in self.characteristics])
         gaps = best[None, :] - points
         # stable sort on -gap keeps the characteristic order among ties

@@ -213,8 +213,11 @@ def woe_transform(bins_of_rows: np.ndarray, table: WoeTable | np.ndarray) -> np.
 
 
 class _Binning(t.Protocol):
-    edges: tuple[np.ndarray, ...]
-    code_bins: tuple[np.ndarray | None, ...]
+    @property
+    def edges(self) -> tuple[np.ndarray, ...]: ...
+
+    @property
+    def code_bins(self) -> tuple[np.ndarray | None, ...]: ...
 
     def n_bins(self, feature: int) -> int: ...
 

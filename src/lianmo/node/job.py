@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lianmo.config import BoostSpec, DatasetEntry, JobSpec, LrSpec
+from lianmo.config import BoostSpec, DatasetEntry, JobSpec, LrSpec, ScorecardSpec
 from lianmo.errors import ConfigError
-from lianmo.node import boost_job, lr_job
+from lianmo.node import boost_job, lr_job, scorecard_job
 from lianmo.node.job_data import (
     JobOutcome,
     align_rows,
@@ -52,7 +52,11 @@ def run_party_job(
 
 
 #: the job kind of each model type, by the job spec's model section
-KINDS: dict[type, JobKind] = {LrSpec: lr_job.KIND, BoostSpec: boost_job.KIND}
+KINDS: dict[type, JobKind] = {
+    LrSpec: lr_job.KIND,
+    BoostSpec: boost_job.KIND,
+    ScorecardSpec: scorecard_job.KIND,
+}
 
 
 def kind_of_share(path: Path, party: str) -> JobKind:

@@ -54,6 +54,10 @@ class JobSummary:
     model_digest: str | None = None
     # the guest's, with model.label_protection: epsilon, delta and the noise sigma
     label_protection: t.Mapping[str, float] | None = None
+    # scorecard training: column counts (and the guest's Gini); never column names
+    scorecard: t.Mapping[str, object] | None = None
+    # scorecard scoring: the guest's score PSI, each party's largest CSI
+    stability: t.Mapping[str, float] | None = None
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {}

@@ -47,7 +47,7 @@ def _model(spec: JobSpec) -> LrSpec:
 
 def witness(ctx: RoleContext, spec: JobSpec, outcome: JobOutcome) -> None:
     """The arbiter holds the key: decrypts masked gradients and losses, decides the stop."""
-    _arbiter_job(ctx, _model(spec), spec.seed, outcome)
+    arbiter_job(ctx, _lr_params(_model(spec), spec.seed), outcome)
 
 
 def train(
@@ -57,9 +57,10 @@ def train(
     _train_job(ctx, spec, dataset, job_dir, outcome, _lr_params(_model(spec), spec.seed))
 
 
-def _arbiter_job(ctx: RoleContext, model: LrSpec, seed: int, outcome: JobOutcome) -> None:
+def arbiter_job(ctx: RoleContext, params: hetero_lr.LrParams, outcome: JobOutcome) -> None:
+    """The key holder's side of coordinated LR (plain LR or a scorecard's WOE-LR)."""
     with outcome.timed("train"):
-        result = hetero_lr.train_arbiter(ctx, _lr_params(model, seed))
+        result = hetero_lr.train_arbiter(ctx, params)
         commit.await_commit(ctx)
     summary = outcome.summary
     summary.losses, summary.rounds = tuple(result.losses), result.rounds

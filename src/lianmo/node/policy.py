@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 
-from lianmo.config import ANY_PEER, BoostSpec, JobSpec, LrSpec, NodePolicy, PartyConfig
+from lianmo.config import ANY_PEER, COORDINATED, BoostSpec, JobSpec, NodePolicy, PartyConfig
 from lianmo.errors import ConfigError, PolicyError
 
 _LOG = logging.getLogger("lianmo.node")
@@ -99,7 +99,7 @@ def _floor_problems(policy: NodePolicy, spec: JobSpec) -> list[str]:
          policy.min_intersection, True),
     ]  # fmt: skip
     model = spec.model
-    if spec.task == "train" and isinstance(model, LrSpec):
+    if spec.task == "train" and isinstance(model, COORDINATED):
         checks += [
             ("model.batch_size", model.batch_size, "min_batch_size", policy.min_batch_size, True),
             ("model.key_bits", model.key_bits, "min_key_bits", policy.min_key_bits, True),

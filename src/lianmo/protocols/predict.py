@@ -25,11 +25,18 @@ def score_guest(
     ctx: RoleContext, u_guest: np.ndarray, *, step: Step[np.ndarray, np.ndarray] = PREDICT_PARTIAL
 ) -> np.ndarray:
     """Guest side: combine the hosts' partial scores with its own; returns probabilities."""
+    return np.asarray(sigmoid(log_odds_guest(ctx, u_guest, step=step)), dtype=np.float64)
+
+
+def log_odds_guest(
+    ctx: RoleContext, u_guest: np.ndarray, *, step: Step[np.ndarray, np.ndarray] = PREDICT_PARTIAL
+) -> np.ndarray:
+    """Guest side: ``u_A + Σ_k u_k``, the log-odds (a scorecard scales them to points)."""
     total = np.array(u_guest, dtype=np.float64)
     for i, host in enumerate(ctx.hosts):
         total += ctx.recv(step, host, count=len(total))
         ctx.progress(PHASE, i + 1, len(ctx.hosts), f"partial scores from {host}")
-    return np.asarray(sigmoid(total), dtype=np.float64)
+    return total
 
 
 def score_host(

@@ -15,9 +15,15 @@ category or a row. Rows are the aligned training rows, in the agreed order.
                      per bin; ``woe.bin_sums``: the event sums of the non-empty bins,
                      packed and masked in a layout the host sizes from the counts alone
                      (:func:`sum_groups`), re-randomised
-3. guest           : decrypts the event and non-event count per host bin and computes WOE
-                     and IV per column (optbinning's convention)
-   guest -> host_k : ``woe.values``: the WOE of each of host_k's bins, so host_k can
+3. guest           : decrypts the event and non-event count per host bin, pools bins by
+                     a merge plan computed from those counts alone
+                     (:func:`~lianmo.models.bin_merge.column_plan`: a minimum share of
+                     rows per bin, optionally a monotonic event rate), and computes WOE
+                     and IV per merged bin and column (optbinning's convention)
+   guest -> host_k : ``woe.merge``: the plan of each of host_k's columns (groups of its
+                     bins; the host checks it is a valid merge that leaves no value bin
+                     under the minimum share, and refuses it otherwise);
+                     ``woe.values``: the WOE of each merged bin, so host_k can
                      WOE-transform its own columns; ``woe.iv``: the IV of each of its columns.
                      The guest keeps IV per (host, column index) for selection.
 
@@ -45,6 +51,7 @@ import numpy as np
 
 from lianmo.crypto.paillier import CipherVector, Packing, generate_keypair
 from lianmo.errors import ConfigError, ProtocolError
+from lianmo.models.bin_merge import MergePlan, column_plan, value_groups_below
 from lianmo.models.binning import MAX_BINS, QuantileBins
 from lianmo.models.woe import WoeTable
 from lianmo.protocols.context import RoleContext
@@ -53,6 +60,7 @@ from lianmo.wire.steps import (
     WOE_BINS,
     WOE_IV,
     WOE_LABELS,
+    WOE_MERGE,
     WOE_PUBLIC_KEY,
     WOE_VALUES,
 )
@@ -65,6 +73,7 @@ __all__ = [
     "WoeParams",
     "guest_woe",
     "host_woe",
+    "plans_message",
     "slot_bits",
     "sum_groups",
 ]
@@ -75,16 +84,18 @@ class WoeParams:
     """What every party of the job shares (from the job spec)."""
 
     max_bins: int = 10
+    min_bin_share: float = 0.0
+    monotonic: bool = False
     key_bits: int = 2048
     insecure_test_key: bool = False  # unit tests only: allows keys below 2048 bits
 
 
 @dataclass(frozen=True)
 class ColumnWoe:
-    """One anonymous host column as the guest sees it: counts, WOE and IV per bin.
+    """One anonymous host column as the guest sees it: counts, WOE and IV per merged bin.
 
-    Bins in the host's order: value bins (or kept categories, then "other"), then the
-    missing bin when ``missing``.
+    Merged bins (groups of ``plan``) in the host's order: value bins (or kept categories,
+    then "other"), then the missing bin when ``missing``.
     """
 
     categorical: bool
@@ -93,7 +104,7 @@ class ColumnWoe:
     nonevents: np.ndarray
     woe: np.ndarray
     iv: float
-
+    plan: MergePlan
     def to_records(self) -> list[dict[str, t.Any]]:
         """One dict per bin: bin, missing, events, non-events, WOE."""
         last = len(self.woe) - 1
@@ -131,18 +142,28 @@ class GuestWoe:
 
 @dataclass(frozen=True)
 class HostWoe:
-    """A host's result: its bins, the WOE of each of its bins and the IV of each column."""
+    """A host's result: its bins, their merge plans, and per merged bin the training rows
+    and the WOE; the IV of each column."""
 
     bins: QuantileBins
+    plans: tuple[MergePlan, ...]
+    counts: tuple[np.ndarray, ...]
     woe: tuple[np.ndarray, ...]
     iv: np.ndarray
 
+    def codes(self, X: np.ndarray) -> np.ndarray:
+        """The merged bin of every cell of ``X`` (this host's columns)."""
+        binned = self.bins.transform(X).astype(np.int64)
+        for f, plan in enumerate(self.plans):
+            binned[:, f] = plan.mapping()[binned[:, f]]
+        return binned
+
     def transform(self, X: np.ndarray) -> np.ndarray:
         """The WOE of every cell of ``X`` (this host's columns), through its own bins."""
-        binned = self.bins.transform(X)
-        out = np.empty(binned.shape, dtype=np.float64)
+        codes = self.codes(X)
+        out = np.empty(codes.shape, dtype=np.float64)
         for f, values in enumerate(self.woe):
-            out[:, f] = values[binned[:, f]]
+            out[:, f] = values[codes[:, f]]
         return out
 
     def to_records(self) -> list[dict[str, t.Any]]:
@@ -227,10 +248,66 @@ def host_woe(
         parts.append(centred.pack(group.layout, ctx.compute).add_plain_ints(masks))
     packed = CipherVector.concat(parts) if parts else CipherVector(key, 0, [])
     ctx.send(WOE_BIN_SUMS, ctx.guest, packed.obfuscate(ctx.rng, ctx.compute))
-    woe = ctx.recv(WOE_VALUES, ctx.guest, count=len(cells))  # 3.
+    plans = _parse_plans(ctx.recv(WOE_MERGE, ctx.guest), bins, counts, params, ctx.guest)  # 3.
+    merged = tuple(plan.apply(c) for plan, c in zip(plans, counts, strict=True))
+    woe = ctx.recv(WOE_VALUES, ctx.guest, count=sum(len(m) for m in merged))
     iv = ctx.recv(WOE_IV, ctx.guest, count=F)
-    bounds = np.cumsum([0] + [bins.n_cells(f) for f in range(F)])
-    return HostWoe(bins, tuple(woe[bounds[f] : bounds[f + 1]] for f in range(F)), iv)
+    bounds = np.cumsum([0] + [len(m) for m in merged])
+    values = tuple(woe[bounds[f] : bounds[f + 1]] for f in range(F))
+    return HostWoe(bins, plans, merged, values, iv)
+
+
+def _parse_plans(
+    values: np.ndarray,
+    bins: QuantileBins,
+    counts: list[np.ndarray],
+    params: WoeParams,
+    guest: str,
+) -> tuple[MergePlan, ...]:
+    """``woe.merge`` checked: a valid merge of each column's bins, no value group too small."""
+
+    def bad(why: str) -> ProtocolError:
+        return ProtocolError(f"guest '{guest}' sent a refused '{WOE_MERGE.tag}': {why}")
+
+    data = [int(v) for v in values]
+    plans, at = [], 0
+    for f in range(bins.n_features):
+        groups = []
+        try:
+            n_groups = data[at]
+            at += 1
+            for _ in range(n_groups):
+                size = data[at]
+                groups.append(data[at + 1 : at + 1 + size])
+                if len(groups[-1]) != size:
+                    raise IndexError
+                at += 1 + size
+        except IndexError:
+            raise bad("shorter than its groups say") from None
+        plan = MergePlan.from_data(groups)
+        try:
+            plan.check(bins.n_bins(f), bins.n_cells(f), bins.is_categorical(f))
+        except ConfigError as exc:
+            raise bad(f"column {f}: {exc}") from None
+        if value_groups_below(plan, counts[f], bins.n_bins(f), params.min_bin_share):
+            raise bad(
+                f"column {f}: a merged bin holds fewer than {params.min_bin_share:.1%} of the "
+                "rows, the job's min_bin_share; its WOE would tell a small group's event rate"
+            )
+        plans.append(plan)
+    if at != len(data):
+        raise bad("longer than the host's columns")
+    return tuple(plans)
+
+
+def plans_message(plans: Sequence[MergePlan]) -> list[int]:
+    """``woe.merge``: per column the group count, then per group its size and bins."""
+    out: list[int] = []
+    for plan in plans:
+        out.append(len(plan.groups))
+        for group in plan.groups:
+            out += [len(group), *group]
+    return out
 
 
 def _column_header(bins: QuantileBins, f: int) -> tuple[int, int, int]:
@@ -276,8 +353,9 @@ def guest_woe(ctx: RoleContext, y: np.ndarray, params: WoeParams) -> GuestWoe:
                 "not add up to the training events: it does not follow the protocol; the "
                 "job stops"
             )
-        columns = _columns(kinds, counts, events)
-        ctx.send(WOE_VALUES, host, np.concatenate([c.woe for c in columns]))  # 3.
+        columns = _columns(kinds, counts, events, params)
+        ctx.send(WOE_MERGE, host, plans_message([c.plan for c in columns]))  # 3.
+        ctx.send(WOE_VALUES, host, np.concatenate([c.woe for c in columns]))
         ctx.send(WOE_IV, host, np.array([c.iv for c in columns], dtype=np.float64))
         out[host] = columns
     return GuestWoe(out)
@@ -323,14 +401,23 @@ def _parse_bins(
 
 
 def _columns(
-    kinds: list[tuple[bool, bool]], counts: list[np.ndarray], events: np.ndarray
+    kinds: list[tuple[bool, bool]], counts: list[np.ndarray], events: np.ndarray, params: WoeParams
 ) -> tuple[ColumnWoe, ...]:
     out, start = [], 0
     for (categorical, missing), count in zip(kinds, counts, strict=True):
         e = events[start : start + len(count)]
         ne = count - e
+        plan = column_plan(
+            e,
+            ne,
+            len(count) - int(missing),
+            categorical=categorical,
+            min_share=params.min_bin_share,
+            monotonic=params.monotonic,
+        )
+        e, ne = plan.apply(e), plan.apply(ne)
         woe, iv = _woe_iv(e, ne)
-        out.append(ColumnWoe(categorical, missing, e, ne, woe, iv))
+        out.append(ColumnWoe(categorical, missing, e, ne, woe, iv, plan))
         start += len(count)
     return tuple(out)
 

@@ -277,10 +277,24 @@ WOE_BIN_SUMS = Step(
     Ciphertexts(0),
     "[[Σ y_i − 2^(w−1)]] per non-empty bin, packed by slot width w, masked above each slot",
 )
+WOE_MERGE = Step(
+    "woe.merge",
+    ("guest",),
+    ("host",),
+    Indices(),
+    "per column its merge plan: the group count, then per group its size and bin indices",
+)
 WOE_VALUES = Step(
-    "woe.values", ("guest",), ("host",), Floats(), "the WOE of each of the host's bins"
+    "woe.values", ("guest",), ("host",), Floats(), "the WOE of each of the host's merged bins"
 )
 WOE_IV = Step("woe.iv", ("guest",), ("host",), Floats(), "the IV of each of the host's columns")
+SCORECARD_KEEP = Step(
+    "scorecard.keep",
+    ("guest",),
+    ("host",),
+    Indices(unique=True),
+    "the host's columns (its own indices) that pass the IV selection",
+)
 
 
 class RouteSteps(t.NamedTuple):
@@ -358,8 +372,10 @@ REGISTRY = Registry(
         WOE_LABELS,
         WOE_BINS,
         WOE_BIN_SUMS,
+        WOE_MERGE,
         WOE_VALUES,
         WOE_IV,
+        SCORECARD_KEEP,
     ]
 )
 
