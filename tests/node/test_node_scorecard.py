@@ -19,7 +19,7 @@ import pytest
 from lianmo.config import JobSpec, ScorecardSpec
 from lianmo.data.split import validation_mask
 from lianmo.data.table import load_table
-from lianmo.errors import ConfigError, DataError
+from lianmo.errors import ConfigError, DataError, JobFailedError
 from lianmo.models.metrics import auc
 from lianmo.models.woe import WoeTable, bin_counts
 from lianmo.models.woe_column import KEPT
@@ -209,6 +209,13 @@ def test_select_by_iv_ranks_across_parties_and_refuses_when_nothing_passes() -> 
     assert status[("h", 1)].startswith("not in the top_k")
     with pytest.raises(DataError, match=r"\(the highest is 0.0500\); lower model.min_iv"):
         select_by_iv([(0.05, "g", 0)], model, "g")
+
+
+def test_a_selection_that_leaves_a_party_no_column_is_refused_naming_it(
+    nodes: dict[str, NodeService],
+) -> None:
+    with pytest.raises(JobFailedError, match="keeps no column of 'platform'"):
+        run_in_process(nodes, train_spec("sc-top1", **{**MODEL, "top_k": 1}))
 
 
 def test_drop_correlated_keeps_the_higher_iv_of_a_correlated_pair(ran: Ran) -> None:

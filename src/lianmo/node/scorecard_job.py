@@ -151,6 +151,7 @@ def train(
             ranked = [(c.iv, ctx.party, j) for j, c in enumerate(columns)]
             ranked += [(iv, h, j) for (h, j), iv in guest.iv().items()]
             status = select_by_iv(ranked, model, ctx.party)
+            check_every_party_kept(status, [ctx.party, *ctx.hosts], model, ctx.party)
             for host in ctx.hosts:
                 kept = [j for (p, j), s in status.items() if p == host and s == KEPT]
                 ctx.send(SCORECARD_KEEP, host, sorted(kept))
@@ -285,6 +286,21 @@ def select_by_iv(
             f"{model.min_iv:g} (the highest is {best:.4f}); lower model.min_iv"
         )
     return status
+
+
+def check_every_party_kept(
+    status: dict[tuple[str, int], str], parties: list[str], model: ScorecardSpec, guest: str
+) -> None:
+    """WOE-LR needs a characteristic at every data party: refuse a selection that leaves a
+    party none (correlation filtering never does: it keeps each party's best column)."""
+    empty = [p for p in parties if not any(q == p and s == KEPT for (q, _), s in status.items())]
+    if empty:
+        raise DataError(
+            f"party '{guest}': IV selection (model.min_iv = {model.min_iv:g}, model.top_k = "
+            f"{model.top_k}) keeps no column of {', '.join(repr(p) for p in empty)}; every data "
+            "party needs a characteristic in the scorecard: lower min_iv, raise top_k, or "
+            "leave that party out of the job"
+        )
 
 
 def drop_correlated(columns: list[WoeColumn], X: np.ndarray, max_corr: float) -> list[WoeColumn]:
@@ -476,4 +492,11 @@ def _write_reasons(path: Path, ids: np.ndarray, reasons: PartyReasons) -> None:
 
 KIND = JobKind("scorecard", ScorecardShare, train=train, predict=score, witness=witness)
 
-__all__ = ["KIND", "STABILITY_FILE", "VALIDATION_FILE", "drop_correlated", "select_by_iv"]
+__all__ = [
+    "KIND",
+    "STABILITY_FILE",
+    "VALIDATION_FILE",
+    "check_every_party_kept",
+    "drop_correlated",
+    "select_by_iv",
+]
