@@ -47,8 +47,8 @@ def _predict(job_id: str, model_job: str) -> JobSpec:
 
 
 class Ran:
-    def __init__(self, root: Path, recorder: WireRecorder) -> None:
-        self.root, self.recorder = root, recorder
+    def __init__(self, root: Path, recorder: WireRecorder, nodes: dict[str, NodeService]) -> None:
+        self.root, self.recorder, self.nodes = root, recorder, nodes
 
     def share(self, party: str, job: str = "sc-train") -> ScorecardShare:
         role = "guest" if party == GUEST else "host"
@@ -71,7 +71,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Ran:
     nodes = make_nodes(root, shared_data, observers=[recorder])
     run_in_process(nodes, train_spec("sc-train", **MODEL))
     run_in_process(nodes, _predict("sc-score", "sc-train"))
-    return Ran(root, recorder)
+    return Ran(root, recorder, nodes)
 
 
 def _tables(shared_data: Path) -> tuple[t.Any, t.Any]:
@@ -198,6 +198,23 @@ def test_no_label_vector_host_edge_or_row_woe_crosses_the_wire(ran: Ran, shared_
         e.tag for e in sent if e.receiver == HOST and e.payload_type == "lianmo.v1.FloatVector"
     }
     assert to_host == {"woe.values", "woe.iv"}
+
+
+def test_a_later_job_reuses_the_bins_woe_and_selection_of_an_earlier_one(ran: Ran) -> None:
+    run_in_process(ran.nodes, train_spec("sc-reuse", **{**MODEL, "reuse": "sc-train",
+                                                         "points": 700, "epochs": 3}))  # fmt: skip
+    for party in (GUEST, HOST):
+        before, after = ran.share(party), ran.share(party, "sc-reuse")
+        assert [c.to_dict() for c in after.columns] == [c.to_dict() for c in before.columns]
+        assert after.feature_names == before.feature_names
+        assert after.weights != before.weights  # a new regression (3 epochs)
+        assert "woe" not in ran.result(party, "sc-reuse")["phase_seconds"]
+    assert ran.share(GUEST, "sc-reuse").scaling.points == 700
+
+
+def test_reusing_a_job_this_party_has_no_scorecard_of_is_refused(ran: Ran) -> None:
+    with pytest.raises(JobFailedError, match="no model share at"):
+        run_in_process(ran.nodes, train_spec("sc-reuse-bad", **{**MODEL, "reuse": "sc-none"}))
 
 
 def test_select_by_iv_ranks_across_parties_and_refuses_when_nothing_passes() -> None:

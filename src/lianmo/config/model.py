@@ -10,7 +10,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from lianmo.config._read import Section, checked, read
-from lianmo.config._rules import Boolean, Interval, Options, OrNone, Rule, Where, literal
+from lianmo.config._rules import Boolean, Interval, Name, Options, OrNone, Rule, Where, literal
 
 MIN_KEY_BITS = 2048
 #: objectives SecureBoost trains
@@ -117,7 +117,10 @@ class ScorecardSpec:
     then within each party no two kept columns with |correlation| of their WOE above
     ``max_corr``. Then coordinated hetero LR on the WOE values (its hyperparameters as
     ``hetero_lr``'s) and points-to-odds scaling (``points`` at good:bad ``odds``, ``pdo``
-    points to double them); ``reason_codes`` per scored row.
+    points to double them); ``reason_codes`` per scored row. ``reuse``: the id of an
+    earlier scorecard job with the same parties and data sets, whose bins, WOE and
+    selection every party takes from its own share instead of binning again (a new LR
+    and scaling on the same characteristics).
     """
 
     type: str = field(default="scorecard", metadata=checked(Options(("scorecard",))))
@@ -138,6 +141,8 @@ class ScorecardSpec:
     odds: float = field(default=50.0, metadata=checked(POSITIVE))
     points: float = field(default=600.0, metadata=checked(POSITIVE))
     reason_codes: int = field(default=3, metadata=checked(Interval(int, 0, 20)))
+    # an earlier scorecard job whose bins, WOE and selection every party reuses
+    reuse: str | None = field(default=None, metadata=checked(OrNone(Name())))
 
 
 ModelSpec = LrSpec | BoostSpec | ScorecardSpec

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from lianmo.config import DatasetEntry, JobSpec, ScorecardSpec
+from lianmo.data.rows import Table
 from lianmo.errors import ConfigError, DataError
 from lianmo.fileio import write_atomic
 from lianmo.models.bin_merge import column_plan
@@ -121,6 +122,77 @@ def train(
         check_split(ctx.party, labels(train_rows), labels(val))
     outcome.summary.aligned = len(aligned)
     outcome.summary.train_rows, outcome.summary.validation_rows = len(train_rows), len(val)
+    if model.reuse is None:
+        columns, host_columns = _bin_and_select(ctx, role, train_rows, model, outcome)
+    else:
+        columns, host_columns = _reused(ctx, role, job_dir, model.reuse, train_rows), None
+    kept_cols = [(train_rows.feature_names.index(c.name), c) for c in columns if c.kept]
+    names = tuple(c.name for _, c in kept_cols)
+
+    def woe_of(X: np.ndarray) -> np.ndarray:
+        out = np.empty((len(X), len(kept_cols)), dtype=np.float64)
+        for k, (j, c) in enumerate(kept_cols):
+            out[:, k] = c.transform(X[:, j])
+        return out
+
+    params = lr_params(model, spec.seed)
+    with outcome.timed("train"):
+        if role == "guest":
+            w = hetero_lr.train_guest(
+                ctx, _with_bias(woe_of(train_rows.X)), labels(train_rows), params
+            )
+        else:
+            w = hetero_lr.train_host(ctx, woe_of(train_rows.X), params)
+    weights = tuple(float(v) for v in (w[:-1] if role == "guest" else w))
+    intercept = float(w[-1]) if role == "guest" else None
+    scale = scaling(model)
+    reference = None
+    with outcome.timed("evaluate"):
+        u_val = woe_of(val.X) @ np.asarray(weights)
+        if role == "guest":
+            log_odds = predict.log_odds_guest(ctx, u_val + float(intercept or 0.0),
+                                              step=PREDICT_VALIDATION)  # fmt: skip
+            probability = 1.0 / (1.0 + np.exp(-log_odds))
+            points = scale.offset - scale.factor * log_odds
+            y_val = labels(val)
+            result = evaluation("binary", y_val, probability)
+            outcome.summary.validation = result
+            outcome.summary.scorecard = _scorecard_summary(
+                y_val, probability, columns, host_columns
+            )
+            reference = _reference(points)
+            _write_validation(job_dir / VALIDATION_FILE, val.ids, y_val, probability, points)
+            commit.announce_commit(ctx)
+        else:
+            predict.score_host(ctx, u_val, step=PREDICT_VALIDATION)
+            commit.await_commit(ctx)
+            outcome.summary.scorecard = {
+                "columns": len(columns),
+                "kept": len(kept_cols),
+            }
+    share = ScorecardShare(
+        job_id=spec.job_id,
+        party=ctx.party,
+        role=role,
+        dataset=dataset.name,
+        feature_names=names,
+        weights=weights,
+        intercept=intercept,
+        scaling=scale,
+        columns=tuple(columns),
+        reason_codes=model.reason_codes,
+        score_reference=reference,
+    )
+    outcome.summary.model_digest = share.write(job_dir)
+
+
+def _bin_and_select(
+    ctx: RoleContext, role: str, train_rows: Table, model: ScorecardSpec, outcome: JobOutcome
+) -> tuple[list[WoeColumn], int | None]:
+    """Steps 1 and 2: WOE/IV of every column, IV selection, the correlation filter.
+
+    Returns this party's columns and, at the guest, how many columns the hosts have.
+    """
     kinds = [
         len(train_rows.categories[n]) if n in train_rows.categories else None
         for n in train_rows.feature_names
@@ -164,62 +236,29 @@ def train(
                    for j in range(len(columns))}  # fmt: skip
         columns = [c.with_status(own[j]) for j, c in enumerate(columns)]
         columns = drop_correlated(columns, train_rows.X, model.max_corr)
-    kept_cols = [(j, c) for j, c in enumerate(columns) if c.kept]
-    names = tuple(c.name for _, c in kept_cols)
+    return columns, (sum(len(c) for c in guest.hosts.values()) if role == "guest" else None)
 
-    def woe_of(X: np.ndarray) -> np.ndarray:
-        out = np.empty((len(X), len(kept_cols)), dtype=np.float64)
-        for k, (j, c) in enumerate(kept_cols):
-            out[:, k] = c.transform(X[:, j])
-        return out
 
-    params = lr_params(model, spec.seed)
-    with outcome.timed("train"):
-        if role == "guest":
-            w = hetero_lr.train_guest(
-                ctx, _with_bias(woe_of(train_rows.X)), labels(train_rows), params
+def _reused(
+    ctx: RoleContext, role: str, job_dir: Path, reuse: str, train_rows: Table
+) -> list[WoeColumn]:
+    """The columns (bins, WOE, selection) of this party's share of scorecard job ``reuse``."""
+    share = ScorecardShare.load(job_dir.parent / reuse / "model.json", party=ctx.party, role=role)
+    missing = [c.name for c in share.kept if c.name not in train_rows.feature_names]
+    if missing:
+        raise DataError(
+            f"party '{ctx.party}': model.reuse = '{reuse}' keeps columns {missing} that this "
+            "job's table does not have: use the same data set and columns as that job"
+        )
+    for column in share.kept:
+        vocab = train_rows.categories.get(column.name)
+        if vocab != column.vocabulary:
+            raise DataError(
+                f"party '{ctx.party}': column '{column.name}' has other categories (or is "
+                f"declared otherwise) than in scorecard job '{reuse}', whose bins would then "
+                "read the wrong codes: reuse only on a table with the same categories"
             )
-        else:
-            w = hetero_lr.train_host(ctx, woe_of(train_rows.X), params)
-    weights = tuple(float(v) for v in (w[:-1] if role == "guest" else w))
-    intercept = float(w[-1]) if role == "guest" else None
-    scale = scaling(model)
-    reference = None
-    with outcome.timed("evaluate"):
-        u_val = woe_of(val.X) @ np.asarray(weights)
-        if role == "guest":
-            log_odds = predict.log_odds_guest(ctx, u_val + float(intercept or 0.0),
-                                              step=PREDICT_VALIDATION)  # fmt: skip
-            probability = 1.0 / (1.0 + np.exp(-log_odds))
-            points = scale.offset - scale.factor * log_odds
-            y_val = labels(val)
-            result = evaluation("binary", y_val, probability)
-            outcome.summary.validation = result
-            outcome.summary.scorecard = _scorecard_summary(y_val, probability, columns, guest)
-            reference = _reference(points)
-            _write_validation(job_dir / VALIDATION_FILE, val.ids, y_val, probability, points)
-            commit.announce_commit(ctx)
-        else:
-            predict.score_host(ctx, u_val, step=PREDICT_VALIDATION)
-            commit.await_commit(ctx)
-            outcome.summary.scorecard = {
-                "columns": len(columns),
-                "kept": len(kept_cols),
-            }
-    share = ScorecardShare(
-        job_id=spec.job_id,
-        party=ctx.party,
-        role=role,
-        dataset=dataset.name,
-        feature_names=names,
-        weights=weights,
-        intercept=intercept,
-        scaling=scale,
-        columns=tuple(columns),
-        reason_codes=model.reason_codes,
-        score_reference=reference,
-    )
-    outcome.summary.model_digest = share.write(job_dir)
+    return list(share.columns)
 
 
 def _own_woe(
@@ -340,15 +379,14 @@ def _reference(points: np.ndarray) -> ScoreReference:
 
 
 def _scorecard_summary(
-    y: np.ndarray, probability: np.ndarray, columns: list[WoeColumn], guest: object
+    y: np.ndarray, probability: np.ndarray, columns: list[WoeColumn], host_columns: int | None
 ) -> dict[str, object]:
-    host_columns = sum(len(cols) for cols in getattr(guest, "hosts", {}).values())
-    return {
+    out: dict[str, object] = {
         "gini": round(gini(y, probability), 6),
         "columns": len(columns),
         "kept": sum(c.kept for c in columns),
-        "host_columns": host_columns,
     }
+    return out if host_columns is None else {**out, "host_columns": host_columns}
 
 
 def _write_validation(
