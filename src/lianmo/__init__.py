@@ -37,6 +37,7 @@ if t.TYPE_CHECKING:
     from lianmo.errors import JobCancelledError as JobCancelledError
     from lianmo.errors import JobFailedError as JobFailedError
     from lianmo.errors import LianmoError as LianmoError
+    from lianmo.node.scorecard_tables import ScorecardTables as ScorecardTables
 
     __version__: str
 
@@ -56,6 +57,7 @@ _EXPORTS = {
     "JobFailedError": "lianmo.errors",
     "JobCancelledError": "lianmo.errors",
     "LianmoError": "lianmo.errors",
+    "ScorecardTables": "lianmo.node.scorecard_tables",
 }
 
 __all__ = ["__version__", *_EXPORTS]

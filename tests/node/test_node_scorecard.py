@@ -261,3 +261,31 @@ def test_an_unknown_scorecard_key_is_refused() -> None:
 @pytest.fixture
 def nodes(tmp_path: Path, shared_data: Path) -> dict[str, NodeService]:
     return make_nodes(tmp_path, shared_data)
+
+
+def test_the_tables_api_gives_each_party_its_own_tables_as_records(ran: Ran) -> None:
+    import lianmo
+
+    guest = lianmo.ScorecardTables.open(ran.job(GUEST, "sc-train"))
+    host = lianmo.ScorecardTables.open(ran.job(HOST, "sc-train"))
+    woe = guest.woe_iv()
+    assert {r["column"] for r in woe} == {f"x{i}" for i in range(10)}
+    assert all(r["events"] is not None for r in woe)
+    assert all(r["events"] is None for r in host.woe_iv())
+    points = guest.points()
+    assert points[-1]["characteristic"] == "(base)"
+    assert {r["characteristic"] for r in host.points()} == set(ran.share(HOST).feature_names)
+    lift = guest.lift()
+    assert len(lift) == 10 and lift[0]["lift"] > 1.5  # the riskiest decile
+    assert len(guest.calibration()) == 10 and guest.score_bands()
+    with pytest.raises(ConfigError, match="a host never sees labels or scores"):
+        host.lift()
+    with pytest.raises(ConfigError, match="stability belongs to a scoring job"):
+        guest.stability()
+    later = lianmo.ScorecardTables.open(ran.job(HOST, "sc-score"), model=ran.job(HOST, "sc-train"))
+    names = {r["name"] for r in later.stability()}
+    assert names == set(ran.share(HOST).feature_names)
+    scored = lianmo.ScorecardTables.open(
+        ran.job(GUEST, "sc-score"), model=ran.job(GUEST, "sc-train")
+    )
+    assert "(score)" in {r["name"] for r in scored.stability()}
