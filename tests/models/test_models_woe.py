@@ -17,7 +17,7 @@ from lianmo.data.load import load_table
 from lianmo.data.rows import Table
 from lianmo.errors import ConfigError, DataError
 from lianmo.models.binning import QuantileBins
-from lianmo.models.woe import WoeTable, bin_counts, bin_labels, woe_transform
+from lianmo.models.woe import WoeTable, bin_counts, bin_labels, scorecard_woe, woe_transform
 
 DATA = "/work/shared/data"
 
@@ -222,3 +222,17 @@ def test_bad_tables_are_refused() -> None:
         bin_counts(np.array([0, 1]), np.array([0, 2]), 2)
     with pytest.raises(ConfigError, match="outside 0 .. 1"):
         bin_counts(np.array([0, 2]), np.array([0, 1]), 2)
+
+
+def test_scorecard_woe_zeroes_a_missing_bin_under_the_minimum_share() -> None:
+    events, nonevents = np.array([30, 50, 4]), np.array([470, 430, 16])  # missing: 20 rows
+    table = WoeTable.from_counts("c", events, nonevents)
+    woe, iv = scorecard_woe(events, nonevents, 2, 0.05)  # 20 of 1000 rows < 5%
+    assert woe[2] == 0.0 and table.woe[2] != 0.0
+    np.testing.assert_array_equal(woe[:2], table.woe[:2])
+    assert iv == pytest.approx(table.iv - table.iv_bins[2], abs=1e-15)
+    woe, iv = scorecard_woe(events, nonevents, 2, 0.02)  # 2%: it holds the share, kept
+    np.testing.assert_array_equal(woe, table.woe)
+    assert iv == table.iv
+    woe, _ = scorecard_woe(events, nonevents, None, 0.05)  # no missing bin: a value bin
+    np.testing.assert_array_equal(woe, table.woe)

@@ -32,7 +32,7 @@ import numpy as np
 
 from lianmo.errors import ConfigError, DataError
 
-__all__ = ["WoeTable", "bin_counts", "bin_labels", "woe_transform"]
+__all__ = ["WoeTable", "bin_counts", "bin_labels", "scorecard_woe", "woe_transform"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -178,6 +178,26 @@ class WoeTable:
                 f"not a WOE table: {exc!r}; expected the keys column, labels, events, "
                 "non_events and missing_bin that WoeTable.to_dict writes"
             ) from exc
+
+
+def scorecard_woe(
+    events: np.ndarray, non_events: np.ndarray, missing_bin: int | None, min_share: float
+) -> tuple[np.ndarray, float]:
+    """WOE per bin and IV as a scorecard uses them: :class:`WoeTable`'s, except that a
+    missing bin holding fewer than ``min_share`` of the rows gets WOE 0 and adds nothing to
+    IV (optbinning's ``metric_missing=0``).
+
+    Value bins are pooled up to ``min_share`` (:mod:`~lianmo.models.bin_merge`), the missing
+    bin never is; so the WOE a host receives for its bins never tells the event rate of
+    fewer rows than that, and a small missing group's noisy rate does not enter the model.
+    """
+    table = WoeTable.from_counts("column", events, non_events)
+    woe, iv_bins = np.array(table.woe, dtype=np.float64), np.array(table.iv_bins)
+    if missing_bin is not None:
+        rows = np.asarray(events) + np.asarray(non_events)
+        if rows[missing_bin] < min_share * rows.sum():
+            woe[missing_bin], iv_bins[missing_bin] = 0.0, 0.0
+    return woe, float(iv_bins.sum())
 
 
 def bin_counts(bins_of_rows: np.ndarray, y: np.ndarray, n_cells: int) -> tuple[np.ndarray, ...]:

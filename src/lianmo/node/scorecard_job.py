@@ -39,7 +39,7 @@ from lianmo.models.bin_merge import column_plan
 from lianmo.models.binning import QuantileBins
 from lianmo.models.scorecard import PartyReasons, Scaling
 from lianmo.models.validation import decile_edges, gini, psi_from_counts
-from lianmo.models.woe import WoeTable, bin_counts
+from lianmo.models.woe import bin_counts, scorecard_woe
 from lianmo.models.woe_column import KEPT, NO_BIN, WoeColumn
 from lianmo.node import lr_job
 from lianmo.node.job_data import (
@@ -285,7 +285,8 @@ def _own_woe(
             monotonic=model.monotonic,
         )
         e, ne = plan.apply(events), plan.apply(nonevents)
-        table = WoeTable.from_counts(name, e, ne)
+        missing = len(e) - 1 if bins.missing[f] else None
+        woe, iv = scorecard_woe(e, ne, missing, model.min_bin_share)
         out.append(
             WoeColumn.split(
                 name,
@@ -293,8 +294,8 @@ def _own_woe(
                 f,
                 plan,
                 e + ne,
-                np.asarray(table.woe, dtype=np.float64),
-                float(table.iv),
+                woe,
+                iv,
                 events=e,
                 vocabulary=vocab[f],
             )  # fmt: skip

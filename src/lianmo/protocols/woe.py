@@ -19,7 +19,9 @@ category or a row. Rows are the aligned training rows, in the agreed order.
                      a merge plan computed from those counts alone
                      (:func:`~lianmo.models.bin_merge.column_plan`: a minimum share of
                      rows per bin, optionally a monotonic event rate), and computes WOE
-                     and IV per merged bin and column (optbinning's convention)
+                     and IV per merged bin and column (optbinning's convention; a missing
+                     bin under the minimum share gets WOE 0:
+                     :func:`~lianmo.models.woe.scorecard_woe`)
    guest -> host_k : ``woe.merge``: the plan of each of host_k's columns (groups of its
                      bins; the host checks it is a valid merge that leaves no value bin
                      under the minimum share, and refuses it otherwise);
@@ -53,7 +55,7 @@ from lianmo.crypto.paillier import CipherVector, Packing, generate_keypair
 from lianmo.errors import ConfigError, ProtocolError
 from lianmo.models.bin_merge import MergePlan, column_plan, value_groups_below
 from lianmo.models.binning import MAX_BINS, QuantileBins
-from lianmo.models.woe import WoeTable
+from lianmo.models.woe import scorecard_woe
 from lianmo.protocols.context import RoleContext
 from lianmo.wire.steps import (
     WOE_BIN_SUMS,
@@ -416,14 +418,7 @@ def _columns(
             monotonic=params.monotonic,
         )
         e, ne = plan.apply(e), plan.apply(ne)
-        woe, iv = _woe_iv(e, ne)
+        woe, iv = scorecard_woe(e, ne, len(e) - 1 if missing else None, params.min_bin_share)
         out.append(ColumnWoe(categorical, missing, e, ne, woe, iv, plan))
         start += len(count)
     return tuple(out)
-
-
-def _woe_iv(events: np.ndarray, nonevents: np.ndarray) -> tuple[np.ndarray, float]:
-    """WOE per bin and the column's IV (:class:`~lianmo.models.woe.WoeTable`: optbinning's
-    conventions, a bin with no events or no non-events has WOE 0 and adds nothing to IV)."""
-    table = WoeTable.from_counts("host column", events, nonevents)
-    return np.asarray(table.woe, dtype=np.float64), float(table.iv)
