@@ -38,6 +38,8 @@ LEAKAGE_SECTIONS = (
     ("## Scoring", ""),
     ("## SecureBoost", "### Who learns what"),
     ("## SecureBoost", "### Scoring"),
+    ("## WOE and IV of host columns", ""),
+    ("## The scorecard job", ""),
     ("## What the coordinator learns", ""),
     ("## Transport", ""),
 )
