@@ -64,7 +64,7 @@ def test_secureboost_spec_round_trips_and_needs_no_arbiter() -> None:
         ({"learning_rte": 0.1}, r"unknown field\(s\) \['learning_rte'\]"),
         ({"model": {"epochs": 0}}, "model.epochs is 0 but must be an integer >= 1"),
         ({"model": {"key_bits": 1024}}, "smaller Paillier keys are refused"),
-        ({"model": {"type": "xgboost"}}, r"\['hetero_lr', 'secureboost'\]"),
+        ({"model": {"type": "xgboost"}}, r"\['hetero_lr', 'secureboost', 'scorecard'\]"),
         ({"model": {"type": "secureboost", "epochs": 3}}, r"unknown field\(s\) \['epochs'\]"),
         ({"model": {"type": "secureboost", "objective": "poisson"}}, "objective is 'poisson'"),
         ({"model": {"type": "secureboost", "depth": 0}}, "depth is 0 but must be an integer >= 1"),
@@ -121,7 +121,8 @@ def _boost(**changes: t.Any) -> dict[str, t.Any]:
         (
             {"model": {"type": "secureboot"}},
             "job.yaml: model.type is 'secureboot' but must be one of ['hetero_lr', "
-            "'secureboost']; did you mean 'secureboost'? (or remove it for the default, "
+            "'secureboost', 'scorecard']; did you mean 'secureboost'? (or remove it for the "
+            "default, "
             "'hetero_lr')",
         ),
         (
@@ -148,7 +149,8 @@ def _boost(**changes: t.Any) -> dict[str, t.Any]:
         (
             {"model": 5},
             "job.yaml: model is 5 but must be a mapping with a type (one of ['hetero_lr', "
-            "'secureboost']) and that model's keys; write it as a mapping (or remove it for "
+            "'secureboost', 'scorecard']) and that model's keys; write it as a mapping (or remove "
+            "it for "
             "the defaults)",
         ),
         (
@@ -492,7 +494,7 @@ def _party(**changes: t.Any) -> dict[str, t.Any]:
             {"policy": {"arbiter": ["arbiter"]}},
             "party.toml: policy: unknown field(s) ['arbiter'] (did you mean 'arbiters'?); "
             "allowed fields are ['arbiters', 'coordinator_tasks', 'guests', 'hosts', "
-            "'max_depth', 'max_peer_set', 'min_batch_size', 'min_child_weight', "
+            "'max_depth', 'max_peer_set', 'min_batch_size', 'min_bin_share', 'min_child_weight', "
             "'min_intersection', 'min_key_bits', 'predict_guests', 'tasks']",
         ),
         (

@@ -128,6 +128,16 @@ def test_a_task_outside_the_policy_is_refused(tmp_path: Path) -> None:
             "model.min_child_weight is 0.0, below policy.min_child_weight = 1.0",
         ),
         (
+            {"model": {"type": "scorecard", "min_bin_share": 0.0}},
+            "arbiter",
+            "model.min_bin_share is 0.0, below policy.min_bin_share = 0.02",
+        ),
+        (
+            {"model": {"type": "scorecard", "batch_size": 8}},
+            "arbiter",
+            "model.batch_size is 8, below policy.min_batch_size = 64",
+        ),
+        (
             {"model": {"type": "secureboost", "depth": 12}},
             None,
             "model.depth is 12, above policy.max_depth = 6; the coordinator must set it to at "

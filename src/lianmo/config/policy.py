@@ -79,6 +79,8 @@ class NodePolicy:
     min_child_weight: float = field(default=1.0, metadata=checked(Interval(float, 0)))
     max_depth: int = field(default=6, metadata=checked(Interval(int, 1, 16)))
     min_key_bits: int = field(default=MIN_KEY_BITS, metadata=checked(Interval(int, MIN_KEY_BITS)))
+    # scorecards: the smallest share of rows a bin whose WOE a host learns may hold
+    min_bin_share: float = field(default=0.02, metadata=checked(Interval(float, 0, 0.5)))
     # the most ids a peer may bring to alignment (checked when it announces its set size)
     max_peer_set: int = field(default=10_000_000, metadata=checked(Interval(int, 1)))
     # guests besides the training guest that may score with this party's model shares

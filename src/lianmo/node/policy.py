@@ -19,7 +19,15 @@ from __future__ import annotations
 import json
 import logging
 
-from lianmo.config import ANY_PEER, COORDINATED, BoostSpec, JobSpec, NodePolicy, PartyConfig
+from lianmo.config import (
+    ANY_PEER,
+    COORDINATED,
+    BoostSpec,
+    JobSpec,
+    NodePolicy,
+    PartyConfig,
+    ScorecardSpec,
+)
 from lianmo.errors import ConfigError, PolicyError
 
 _LOG = logging.getLogger("lianmo.node")
@@ -104,6 +112,11 @@ def _floor_problems(policy: NodePolicy, spec: JobSpec) -> list[str]:
             ("model.batch_size", model.batch_size, "min_batch_size", policy.min_batch_size, True),
             ("model.key_bits", model.key_bits, "min_key_bits", policy.min_key_bits, True),
         ]
+    if spec.task == "train" and isinstance(model, ScorecardSpec):
+        checks += [
+            ("model.min_bin_share", model.min_bin_share, "min_bin_share",
+             policy.min_bin_share, True),
+        ]  # fmt: skip
     if spec.task == "train" and isinstance(model, BoostSpec):
         checks += [
             ("model.min_child_weight", model.min_child_weight, "min_child_weight",
