@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import typing as t
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,29 @@ from lianmo.wire.steps import PREDICT_VALIDATION, SCORECARD_KEEP
 VALIDATION_FILE = "validation.csv"
 #: a scoring job's stability at each party: score PSI (guest) and its columns' CSI
 STABILITY_FILE = "stability.json"
+
+
+#: the checkpoint after WOE/IV and selection: a resumed job skips both
+COLUMNS_CHECKPOINT = "scorecard/columns"
+
+
+@dataclass(frozen=True)
+class SelectedColumns:
+    """Checkpoint ``scorecard/columns``: this party's columns after selection."""
+
+    columns: tuple[WoeColumn, ...]
+    host_columns: int | None
+
+    def to_checkpoint(self) -> dict[str, t.Any]:
+        return {"columns": [c.to_dict() for c in self.columns], "host_columns": self.host_columns}
+
+    @classmethod
+    def from_checkpoint(cls, raw: t.Mapping[str, t.Any]) -> SelectedColumns:
+        host = raw["host_columns"]
+        return cls(
+            tuple(WoeColumn.from_dict(c) for c in raw["columns"]),
+            None if host is None else int(host),
+        )
 
 
 def _model(spec: JobSpec) -> ScorecardSpec:
@@ -122,10 +146,15 @@ def train(
         check_split(ctx.party, labels(train_rows), labels(val))
     outcome.summary.aligned = len(aligned)
     outcome.summary.train_rows, outcome.summary.validation_rows = len(train_rows), len(val)
-    if model.reuse is None:
+    saved = ctx.checkpoints.restore(COLUMNS_CHECKPOINT, SelectedColumns)
+    if saved is not None:  # resuming past selection: its result, no message moves
+        columns, host_columns = list(saved.columns), saved.host_columns
+    elif model.reuse is None:
         columns, host_columns = _bin_and_select(ctx, role, train_rows, model, outcome)
     else:
         columns, host_columns = _reused(ctx, role, job_dir, model.reuse, train_rows), None
+    if saved is None:
+        ctx.checkpoints.save(COLUMNS_CHECKPOINT, SelectedColumns(tuple(columns), host_columns))
     kept_cols = [(train_rows.feature_names.index(c.name), c) for c in columns if c.kept]
     names = tuple(c.name for _, c in kept_cols)
 
