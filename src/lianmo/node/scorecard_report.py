@@ -334,6 +334,10 @@ def scoring_report(
         if raw_psi is not None:
             edges = [float(e) for e in raw_psi["edges"]]
             psi = _stability("score", _band_labels(edges), raw_psi, share.party)
+            notes.append(
+                "The score's expected shares are those of the training job's validation "
+                "rows, in bands at their deciles (points)."
+            )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(
             f"party '{share.party}': the stability file is malformed ({exc!r}); it should "
