@@ -10,14 +10,17 @@ import pytest
 
 from lianmo.report import (
     Calibration,
+    CharacteristicPoints,
     ColumnStability,
     ColumnWoe,
     DecileRow,
     KsCurve,
     Metric,
     ModelReport,
+    PointsBin,
     RocCurve,
     ScoreBand,
+    ScorecardPoints,
     ScoreHistogram,
     StabilityBin,
     WoeBin,
@@ -220,6 +223,11 @@ def test_to_records_give_one_dict_per_bin() -> None:
         (lambda: ScoreHistogram((0.0, 1.0), (1, 2), (3, 4)), "2 bins need 3 edges, got 2"),
         (lambda: ColumnWoe("x", ()), "ColumnWoe 'x': needs at least one bin"),
         (
+            lambda: ColumnWoe("x", (WoeBin("a", 5, None, None, 0.1, None),)),
+            "ColumnWoe 'x': a bin has no IV term, so pass the column's information_value",
+        ),
+        (lambda: CharacteristicPoints("x", 0.5, ()), "CharacteristicPoints 'x': needs at least"),
+        (
             lambda: ModelReport("t", "p", "host", columns=(_column("a"), _column("a"))),
             r"column names must be unique, repeated: \['a'\]",
         ),
@@ -228,3 +236,69 @@ def test_to_records_give_one_dict_per_bin() -> None:
 def test_malformed_input_is_refused(build: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build()  # type: ignore[operator]
+
+
+def _points(base: float | None) -> ScorecardPoints:
+    bins = (PointsBin("< 30", -0.42, -12.5), PointsBin("missing", 0.0, -0.001))
+    return ScorecardPoints(
+        (CharacteristicPoints("age", 0.7, bins),), base, "Scaling: 600 points at odds 50:1."
+    )
+
+
+def test_the_points_table_has_the_base_points_only_when_given() -> None:
+    with_base = render_html(ModelReport("t", "broker", "guest", points=_points(485.537)))
+    without = render_markdown(ModelReport("t", "platform", "host", points=_points(None)))
+
+    assert "Base points (held by this party): 485.54." in with_base
+    assert (
+        "<tr><td>base points</td><td></td><td class=num></td><td class=num>485.54</td></tr>"
+        in with_base
+    )
+    assert "<td>age</td><td>&lt; 30</td><td class=num>-0.4200</td><td class=num>-12.50</td>" in (
+        with_base
+    )
+    assert "<td class=num>0.00</td>" in with_base and "-0.00<" not in with_base  # no "-0"
+    assert "Scaling: 600 points at odds 50:1." in with_base
+    assert "## Scorecard points" in without and "base points" not in without.lower()
+    assert "| age | 0.7000 | 2 | -12.50 | 0.00 |" in without
+    assert _points(1.0).to_records()[0] == {
+        "characteristic": "age",
+        "coefficient": 0.7,
+        "bin": "< 30",
+        "woe": -0.42,
+        "points": -12.5,
+    }
+
+
+def test_unknown_event_counts_show_as_a_dash_and_statuses_as_a_table() -> None:
+    host_column = ColumnWoe(
+        "pay_1",
+        (WoeBin("a", 600, None, None, 0.3, None), WoeBin("b", 400, None, None, -0.5, None)),
+        "platform",
+        information_value=0.1234,
+        status="correlated with pay_2 (r = 0.910, above max_corr 0.8)",
+    )
+    kept = ColumnWoe("pay_2", _column("pay_2").bins, "platform", 0.5, "kept")
+    html = render_html(ModelReport("t", "platform", "host", columns=(host_column, kept)))
+
+    assert host_column.iv == 0.1234
+    assert (
+        "<tr><td>a</td><td class=num>600</td><td class=num>—</td><td class=num>—</td>"
+        "<td class=num>0.3000</td><td class=num>—</td></tr>"
+    ) in html
+    selection = html[html.index('id="selection"') : html.index('id="characteristics"')]
+    assert "1 of 2 columns kept" in selection
+    # kept first, then by IV
+    assert selection.index("<td>pay_2</td>") < selection.index("<td>pay_1</td>")
+    assert "<td>correlated with pay_2 (r = 0.910, above max_corr 0.8)</td>" in selection
+
+
+def test_markdown_charts_can_sit_in_a_folder(tmp_path: Path) -> None:
+    paths = write_report(_host(), tmp_path, chart_dir="charts")
+
+    markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
+    linked = re.findall(r"\]\(([^)]+\.svg)\)", markdown)
+    assert linked and all(name.startswith("charts/") for name in linked)
+    assert {tmp_path / name for name in linked} <= set(paths)
+    assert all((tmp_path / name).exists() for name in linked)
+    assert not list(tmp_path.glob("*.svg"))

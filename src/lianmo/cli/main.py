@@ -207,12 +207,14 @@ def _register_commands() -> None:
     from lianmo.cli.data import data
     from lianmo.cli.demo import demo
     from lianmo.cli.job import job, predict_cmd
+    from lianmo.cli.report import report_cmd
 
     cli.add_command(job)
     cli.add_command(predict_cmd)
     cli.add_command(audit)
     cli.add_command(data)
     cli.add_command(demo)
+    cli.add_command(report_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,6 +26,7 @@ own reason codes (the characteristics furthest below their best points).
 from __future__ import annotations
 
 import json
+import logging
 import typing as t
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,16 +58,14 @@ from lianmo.node.job_data import (
     write_id_csv,
 )
 from lianmo.node.kind import JobKind
+from lianmo.node.scorecard_report import STABILITY_FILE, VALIDATION_FILE, write_job_report
 from lianmo.node.scorecard_share import ScorecardShare, ScoreReference
 from lianmo.protocols import commit, hetero_lr, predict
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.woe import WoeParams, guest_woe, host_woe
 from lianmo.wire.steps import PREDICT_VALIDATION, SCORECARD_KEEP
 
-#: the file of the guest's validation rows: id, label, probability, score
-VALIDATION_FILE = "validation.csv"
-#: a scoring job's stability at each party: score PSI (guest) and its columns' CSI
-STABILITY_FILE = "stability.json"
+_LOG = logging.getLogger("lianmo.node")
 
 
 #: the checkpoint after WOE/IV and selection: a resumed job skips both
@@ -213,6 +212,7 @@ def train(
         score_reference=reference,
     )
     outcome.summary.model_digest = share.write(job_dir)
+    _write_report(job_dir, share)
 
 
 def _bin_and_select(
@@ -480,6 +480,21 @@ def score(
         "columns_over_0.25": sum(v > 0.25 for v in csi_values),
     }
     outcome.summary.aligned = len(rows)
+    _write_report(job_dir, share)
+
+
+def _write_report(job_dir: Path, share: ScorecardShare) -> None:
+    """This party's report.html/md in the job folder; a report that fails is logged, and
+    the job goes on: the model and the scores are what matter (``lianmo report`` can
+    write it again)."""
+    try:
+        write_job_report(job_dir, share)
+    except Exception as exc:  # noqa: BLE001 - any report failure must leave the job whole
+        _LOG.warning(
+            "job %s: party %s could not write its model report (%s: %s); the job goes on, "
+            "and `lianmo report` can write it later",
+            job_dir.name, share.party, type(exc).__name__, exc,
+        )  # fmt: skip
 
 
 def _reasons(share: ScorecardShare, codes: np.ndarray, k: int) -> PartyReasons:

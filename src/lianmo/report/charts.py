@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -49,6 +50,10 @@ __all__ = [
 EVENT, NONEVENT, NEUTRAL, GREY = "#D55E00", "#0072B2", "#009E73", "#888888"
 """Okabe-Ito colours, told apart by colour-blind readers: events (bad) are vermilion."""
 
+_DRAWING = threading.Lock()
+"""matplotlib's rc settings are process-wide: one chart is drawn at a time, so two jobs
+(or two in-process parties) writing reports at once cannot swap each other's settings."""
+
 _SIZE = (7.2, 3.8)  # inches: 518 x 274 pt, a page column
 _MAX_TICK_LABELS = 24
 _MAX_NAME = 32
@@ -78,7 +83,7 @@ def _chart(
 ) -> Iterator[tuple[Axes, list[str]]]:
     """Yield the axes of a new figure and a one-item list that receives its SVG."""
     out: list[str] = []
-    with mpl.rc_context({**_RC, "svg.hashsalt": chart_id}):
+    with _DRAWING, mpl.rc_context({**_RC, "svg.hashsalt": chart_id}):
         fig = Figure(figsize=size, layout="constrained")
         ax = fig.add_subplot()
         yield ax, out

@@ -24,10 +24,13 @@ __all__ = [
     "DecileRow",
     "KsCurve",
     "Metric",
+    "CharacteristicPoints",
     "ModelReport",
+    "PointsBin",
     "RocCurve",
     "ScoreBand",
     "ScoreHistogram",
+    "ScorecardPoints",
     "StabilityBin",
     "WoeBin",
 ]
@@ -150,34 +153,102 @@ class ScoreBand:
 
 @dataclass(frozen=True)
 class WoeBin:
-    """One bin of a column: its label (e.g. ``[30, 45)``, ``missing``), counts, WOE, IV."""
+    """One bin of a column: its label (e.g. ``[30, 45)``, ``missing``), counts, WOE, IV.
+
+    ``events``, ``event_rate`` and ``iv`` are None where the holder does not know them:
+    a host holds its bins' rows and WOE, not their label counts (rendered as "—").
+    """
 
     label: str
     count: int
-    events: int
-    event_rate: float
+    events: int | None
+    event_rate: float | None
     woe: float
-    iv: float
+    iv: float | None
 
 
 @dataclass(frozen=True)
 class ColumnWoe:
-    """A column's WOE/IV table; ``party`` names its holder."""
+    """A column's WOE/IV table; ``party`` names its holder.
+
+    ``information_value`` is the column's IV when its bins do not carry their own terms
+    (a host's); ``status`` whether a selection kept the column and, if not, why (its
+    report then has a column-status table).
+    """
 
     name: str
     bins: tuple[WoeBin, ...]
     party: str = ""
+    information_value: float | None = None
+    status: str = ""
 
     def __post_init__(self) -> None:
         if not self.bins:
             raise ValueError(f"ColumnWoe {self.name!r}: needs at least one bin, got none")
+        if self.information_value is None and any(b.iv is None for b in self.bins):
+            raise ValueError(
+                f"ColumnWoe {self.name!r}: a bin has no IV term, so pass the column's "
+                "information_value"
+            )
 
     @property
     def iv(self) -> float:
-        return math.fsum(b.iv for b in self.bins)
+        if self.information_value is not None:
+            return self.information_value
+        return math.fsum(b.iv for b in self.bins if b.iv is not None)
 
     def to_records(self) -> list[Record]:
         return [{"column": self.name, "party": self.party, **vars(b)} for b in self.bins]
+
+
+@dataclass(frozen=True)
+class PointsBin:
+    """One bin of a characteristic in the scorecard: its label, WOE and points."""
+
+    label: str
+    woe: float
+    points: float
+
+
+@dataclass(frozen=True)
+class CharacteristicPoints:
+    """A kept column's scorecard row: its LR coefficient and points per bin."""
+
+    name: str
+    coefficient: float
+    bins: tuple[PointsBin, ...]
+
+    def __post_init__(self) -> None:
+        if not self.bins:
+            raise ValueError(
+                f"CharacteristicPoints {self.name!r}: needs at least one bin, got none"
+            )
+
+
+@dataclass(frozen=True)
+class ScorecardPoints:
+    """The holder's part of the points table; ``base`` (the base points) at the guest only.
+
+    ``scaling`` is printed above the table (e.g. ``600 points at odds 50:1, 20 points
+    to double the odds``).
+    """
+
+    characteristics: tuple[CharacteristicPoints, ...]
+    base: float | None = None
+    scaling: str = ""
+
+    def to_records(self) -> list[Record]:
+        return [
+            {
+                "characteristic": c.name,
+                "coefficient": c.coefficient,
+                "bin": b.label,
+                "woe": b.woe,
+                "points": b.points,
+            }
+            for c in self.characteristics
+            for b in c.bins
+        ]
 
 
 @dataclass(frozen=True)
@@ -230,6 +301,7 @@ class ModelReport:
     calibration: Calibration | None = None
     score_bands: tuple[ScoreBand, ...] = ()
     columns: tuple[ColumnWoe, ...] = ()
+    points: ScorecardPoints | None = None
     score_psi: ColumnStability | None = None
     column_stability: tuple[ColumnStability, ...] = ()
     notes: tuple[str, ...] = field(default=())

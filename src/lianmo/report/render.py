@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lianmo.fileio import write_atomic
 from lianmo.report import charts
-from lianmo.report.data import ColumnStability, ColumnWoe, ModelReport
+from lianmo.report.data import ColumnStability, ColumnWoe, ModelReport, ScorecardPoints
 
 __all__ = [
     "Chart",
@@ -71,6 +71,8 @@ def build(report: ModelReport) -> list[Block]:
         *(Text(note) for note in report.notes),
     ]
     blocks += _performance(report)
+    blocks += _points(report.points)
+    blocks += _selection(report.columns)
     blocks += _characteristics(report.columns)
     blocks += _stability(report)
     return blocks
@@ -182,10 +184,10 @@ def _characteristics(columns: Sequence[ColumnWoe]) -> list[Block]:
             (
                 b.label,
                 f"{b.count:,}",
-                f"{b.events:,}",
-                _pct(b.event_rate),
-                f"{b.woe:.4f}",
-                f"{b.iv:.4f}",
+                _unknown if b.events is None else f"{b.events:,}",
+                _unknown if b.event_rate is None else _pct(b.event_rate),
+                _fixed(b.woe, 4),
+                _unknown if b.iv is None else _fixed(b.iv, 4),
             )
             for b in column.bins
         )
@@ -199,6 +201,70 @@ def _characteristics(columns: Sequence[ColumnWoe]) -> list[Block]:
             ),
         ]
     return out
+
+
+def _points(points: ScorecardPoints | None) -> list[Block]:
+    if points is None:
+        return []
+    out: list[Block] = [Heading("Scorecard points", anchor="points")]
+    if points.scaling:
+        out.append(Text(points.scaling))
+    out.append(
+        Text(
+            "A row's score is the sum of the points of its bin in every characteristic of "
+            "every party"
+            + (", plus the base points." if points.base is not None else ".")
+            + " Points of a characteristic = −factor × coefficient × WOE of the bin."
+        )
+    )
+    if points.base is not None:
+        out.append(Text(f"Base points (held by this party): {_fixed(points.base, 2)}."))
+    summary: list[tuple[str, ...]] = []
+    for c in points.characteristics:
+        values = [b.points for b in c.bins]
+        summary.append(
+            (
+                c.name,
+                _fixed(c.coefficient, 4),
+                str(len(c.bins)),
+                _fixed(min(values), 2),
+                _fixed(max(values), 2),
+            )  # fmt: skip
+        )
+    out.append(
+        Table(
+            ("characteristic", "coefficient", "bins", "fewest points", "most points"),
+            tuple(summary),
+            frozenset({1, 2, 3, 4}),
+        )
+    )
+    rows: list[tuple[str, ...]] = []
+    if points.base is not None:
+        rows.append(("base points", "", "", _fixed(points.base, 2)))
+    for c in points.characteristics:
+        rows += [(c.name, b.label, _fixed(b.woe, 4), _fixed(b.points, 2)) for b in c.bins]
+    out += [
+        Heading("Points per bin", level=3, anchor="points-per-bin"),
+        Table(("characteristic", "bin", "WOE", "points"), tuple(rows), frozenset({2, 3})),
+    ]
+    return out
+
+
+def _selection(columns: Sequence[ColumnWoe]) -> list[Block]:
+    if not any(c.status for c in columns):
+        return []
+    kept = [c for c in columns if c.status == "kept"]
+    ranked = sorted(columns, key=lambda c: (c.status != "kept", -c.iv))
+    rows = tuple((c.name, f"{c.iv:.4f}", c.status or _unknown) for c in ranked)
+    return [
+        Heading("Column selection", anchor="selection"),
+        Text(
+            f"{len(kept)} of {len(columns)} columns kept; a dropped column says why "
+            "(information value below the threshold, outside the top k, or too correlated "
+            "with a kept column of higher IV)."
+        ),
+        Table(("column", "IV", "status"), rows, frozenset({1})),
+    ]
 
 
 def _stability(report: ModelReport) -> list[Block]:
@@ -240,9 +306,18 @@ def _stability(report: ModelReport) -> list[Block]:
 
 def _stability_table(s: ColumnStability) -> Table:
     rows = tuple(
-        (b.label, _pct(b.expected_share), _pct(b.actual_share), f"{b.psi:.4f}") for b in s.bins
+        (b.label, _pct(b.expected_share), _pct(b.actual_share), _fixed(b.psi, 4)) for b in s.bins
     )
     return Table(("bin", "expected share", "actual share", "PSI term"), rows, frozenset({1, 2, 3}))
+
+
+_unknown = "—"  # a value its holder does not know (a host's event counts)
+
+
+def _fixed(value: float, digits: int) -> str:
+    """``value`` to ``digits`` decimals, without the sign of a value that rounds to 0."""
+    text = f"{value:.{digits}f}"
+    return text.lstrip("-") if float(text) == 0 else text
 
 
 def _pct(share: float) -> str:
@@ -323,22 +398,26 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
 
 
-def render_markdown(report: ModelReport, blocks: Sequence[Block] | None = None) -> str:
-    """The same tables as Markdown; each chart an image link to ``<chart id>.svg`` beside it."""
+def render_markdown(
+    report: ModelReport, blocks: Sequence[Block] | None = None, chart_dir: str = ""
+) -> str:
+    """The same tables as Markdown; each chart an image link to ``<chart id>.svg`` beside
+    it (or in the folder ``chart_dir`` beside it)."""
     blocks = build(report) if blocks is None else blocks
+    prefix = f"{chart_dir.rstrip('/')}/" if chart_dir else ""
     lines = [f"# {md_escape(report.title)}", ""]
     for block in blocks:
-        lines += [*_md_block(block), ""]
+        lines += [*_md_block(block, prefix), ""]
     return "\n".join(lines)
 
 
-def _md_block(block: Block) -> list[str]:
+def _md_block(block: Block, prefix: str = "") -> list[str]:
     if isinstance(block, Heading):
         return [f"{'#' * block.level} {md_escape(block.text)}"]
     if isinstance(block, Text):
         return [md_escape(block.text)]
     if isinstance(block, Chart):
-        return [f"![{md_escape(block.alt)}]({block.chart_id}.svg)"]
+        return [f"![{md_escape(block.alt)}]({prefix}{block.chart_id}.svg)"]
     rule = ["---:" if i in block.right else "---" for i in range(len(block.header))]
     return [_md_row([md_escape(h) for h in block.header]), _md_row(rule)] + [
         _md_row([md_escape(c) for c in row]) for row in block.rows
@@ -352,22 +431,24 @@ def _md_row(cells: Sequence[str]) -> str:
 # ---- files --------------------------------------------------------------------------------
 
 
-def write_report(report: ModelReport, out: Path) -> list[Path]:
-    """Write ``out/report.html``, ``out/report.md`` and each chart as ``out/<id>.svg``.
+def write_report(report: ModelReport, out: Path, chart_dir: str = "") -> list[Path]:
+    """Write ``out/report.html``, ``out/report.md`` and each chart as ``out/<id>.svg``
+    (``out/<chart_dir>/<id>.svg`` if given: a job folder keeps its charts together).
 
     Charts are written first and the HTML last, each atomically, so a folder holding
     ``report.html`` holds a complete report.
     """
     blocks = build(report)
-    out.mkdir(parents=True, exist_ok=True)
+    charts_out = out / chart_dir if chart_dir else out
+    charts_out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for block in blocks:
         if isinstance(block, Chart):
-            path = out / f"{block.chart_id}.svg"
+            path = charts_out / f"{block.chart_id}.svg"
             write_atomic(path, block.svg.encode())
             paths.append(path)
     for name, text in (
-        ("report.md", render_markdown(report, blocks)),
+        ("report.md", render_markdown(report, blocks, chart_dir)),
         ("report.html", render_html(report, blocks)),
     ):
         write_atomic(out / name, text.encode())
