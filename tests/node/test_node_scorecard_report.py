@@ -92,14 +92,14 @@ def test_the_guest_report_has_every_performance_chart_titled(run: Run) -> None:
     share = json.loads((run.job(GUEST, TRAIN) / "model.json").read_text())
     ids = _chart_ids(html)
 
-    # every performance chart, the IV chart and one WOE chart per own column
-    assert set(PERFORMANCE) <= ids
-    assert len(SVG.findall(html)) == len(PERFORMANCE) + 1 + len(share["columns"])
+    # every performance chart, the IV chart and one WOE chart per own kept column
+    kept = [c for c in share["columns"] if c["status"] == "kept"]
+    assert set(PERFORMANCE) <= ids and 0 < len(kept) < len(share["columns"])
+    assert len(SVG.findall(html)) == len(PERFORMANCE) + 1 + len(kept)
     assert _titles(html, "roc").startswith("ROC curve (AUC ")
     assert _titles(html, "ks").startswith("KS curve (KS ")
-    assert _titles(html, "woe-1") == f"{share['columns'][0]['name']}: WOE per bin " + (
-        f"(IV {share['columns'][0]['iv']:.4f})"
-    )
+    woe_titles = {_titles(html, c) for c in ids if c.startswith("woe-")}
+    assert woe_titles == {f"{c['name']}: WOE per bin (IV {c['iv']:.4f})" for c in kept}
     for chart in ids:
         _titles(html, chart)  # each one titled
     # Markdown twin: the same sections, its charts in report-charts/
@@ -148,7 +148,10 @@ def test_the_host_report_has_no_performance_and_no_event_counts(run: Run) -> Non
     ids = _chart_ids(html)
 
     assert not ids & set(PERFORMANCE)
-    assert ids == {"iv", *(f"woe-{i}" for i in range(1, len(share.columns) + 1))}
+    report = training_report(share, None)
+    kept = {f"woe-{i}" for i, c in enumerate(report.columns, 1) if c.status == "kept"}
+    assert len(kept) == len(share.feature_names)
+    assert ids == {"iv", *kept}
     for absent in ("Summary", "AUC", "Calibration", "Lift", "Base points", "base points"):
         assert absent not in html
     # its own bins: rows and WOE, events and event rate unknown ("—")
@@ -277,7 +280,7 @@ def test_write_job_report_names_what_the_folder_lacks(run: Run, tmp_path: Path) 
     with pytest.raises(Exception, match="cannot read the validation rows"):
         write_job_report(empty, share)
     assert Validation.read(run.job(GUEST, TRAIN) / "validation.csv").y.size > 0
-    assert render_html(training_report(share, None)).count("<svg") == 1 + len(share.columns)
+    assert render_html(training_report(share, None)).count("<svg") == 1 + len(share.kept)
 
 
 def test_a_report_that_fails_leaves_the_job_whole(

@@ -191,11 +191,15 @@ def _characteristics(columns: Sequence[ColumnWoe]) -> list[Block]:
             )
             for b in column.bins
         )
+        # a chart for each column in the model (all, outside a scorecard); dropped
+        # columns keep their table: drawing is what makes a report slow
+        chart: list[Block] = []
+        if column.status in ("", "kept"):
+            title = f"WOE per bin of {column.name}."
+            chart = [Chart(f"woe-{i}", charts.woe_chart(column, f"woe-{i}"), title)]
         out += [
             Heading(f"{column.name} (IV {column.iv:.4f})", level=3, anchor=f"column-{i}"),
-            Chart(
-                f"woe-{i}", charts.woe_chart(column, f"woe-{i}"), f"WOE per bin of {column.name}."
-            ),
+            *chart,
             Table(
                 ("bin", "rows", "events", "event rate", "WOE", "IV"), rows, frozenset(range(1, 6))
             ),
