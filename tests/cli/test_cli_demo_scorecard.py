@@ -126,9 +126,7 @@ def test_the_scorecard_demo_end_to_end(tmp_path: Path) -> None:
     assert int(found[5]) == card["columns"] + card["host_columns"] == 23
     psi = scored["stability"]["score_psi"]
     assert f"score PSI {psi:.4f} (stable)" in done.stdout  # the same rows: no shift
-    assert (jobs / SCORE_JOB / "scores.csv").read_text().startswith(
-        "id,probability,score,reason_1"
-    )
+    assert (jobs / SCORE_JOB / "scores.csv").read_text().startswith("id,probability,score,reason_1")
     assert (output / "parties/platform/jobs" / SCORE_JOB / "stability.json").exists()
     for path in re.findall(r"\S+/report\.html", done.stdout):
         assert (tmp_path / path.rstrip(",")).exists()
