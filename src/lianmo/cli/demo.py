@@ -2,7 +2,9 @@
 
 Makes a throwaway CA and certificates, writes one party config per node, starts
 ``lianmo party serve`` for broker (guest), platform (host) and arbiter, runs the job as
-the coordinator and shuts the nodes down on success, failure and Ctrl-C.
+the coordinator and shuts the nodes down on success, failure and Ctrl-C. The job is
+hetero LR, or with ``--workflow scorecard`` the credit scorecard's training and scoring
+jobs (:mod:`lianmo.cli.demo_scorecard`).
 
 Two folders: the output (``demo-output/``: the job's results, each party's config, log
 and job folders) is what an auditor may be handed, so it holds no secret; every key and
