@@ -2,7 +2,9 @@
 
 Makes a throwaway CA and certificates, writes one party config per node, starts
 ``lianmo party serve`` for broker (guest), platform (host) and arbiter, runs the job as
-the coordinator and shuts the nodes down on success, failure and Ctrl-C.
+the coordinator and shuts the nodes down on success, failure and Ctrl-C. The job is
+hetero LR, or with ``--workflow scorecard`` the credit scorecard's training and scoring
+jobs (:mod:`lianmo.cli.demo_scorecard`).
 
 Two folders: the output (``demo-output/``: the job's results, each party's config, log
 and job folders) is what an auditor may be handed, so it holds no secret; every key and
@@ -26,7 +28,7 @@ from pathlib import Path
 import click
 import yaml
 
-from lianmo.config import JobSpec
+from lianmo.config import JobSpec, ScorecardSpec
 from lianmo.errors import ConfigError, TransportError
 
 DEMO_PARTIES = {
@@ -34,6 +36,10 @@ DEMO_PARTIES = {
     "platform": ("host", "credit_platform", "credit_platform.csv.gz", None),
     "arbiter": ("arbiter", None, None, None),
 }
+#: ``--workflow``: one hetero LR job, or the scorecard's training and scoring jobs
+WORKFLOWS = ("lr", "scorecard")
+LR_EPOCHS = 5
+SCORECARD_EPOCHS = ScorecardSpec().epochs
 #: the parties a demo node accepts as key-holding arbiter ([policy] arbiters)
 DEMO_ARBITERS = tuple(name for name, (role, *_rest) in DEMO_PARTIES.items() if role == "arbiter")
 
@@ -181,7 +187,20 @@ def _reset_output(output: Path) -> None:
     default=None,
     help="Where the keys and the parties' seeds go (wiped first) [default: OUTPUT-secrets].",
 )
-@click.option("--epochs", default=5, show_default=True, help="Training epochs.")
+@click.option(
+    "--workflow",
+    type=click.Choice(WORKFLOWS),
+    default="lr",
+    show_default=True,
+    help="lr: one hetero LR job; scorecard: bin, WOE/IV, select, WOE-LR, scale, then score "
+    "the same tables (PSI, CSI) and write each party's model report.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Training epochs [default: {LR_EPOCHS} for lr, {SCORECARD_EPOCHS} for scorecard].",
+)
 @click.option("--key-bits", default=2048, show_default=True, help="Paillier key size (>= 2048).")
 @click.option(
     "--audit-level",
@@ -190,7 +209,14 @@ def _reset_output(output: Path) -> None:
     show_default=True,
     help="full: signed logs plus payloads (verify and replay work); chain: hash chain only.",
 )
-def demo(output: Path, secrets: Path | None, epochs: int, key_bits: int, audit_level: str) -> None:
+def demo(
+    output: Path,
+    secrets: Path | None,
+    workflow: str,
+    epochs: int | None,
+    key_bits: int,
+    audit_level: str,
+) -> None:
     """Train a joint credit model: broker (labels) + platform (behaviour) + arbiter."""
     from lianmo.cli.follow import run_and_report, stop_on_signals
 
@@ -201,17 +227,25 @@ def demo(output: Path, secrets: Path | None, epochs: int, key_bits: int, audit_l
     click.echo(
         f"starting party nodes {', '.join(configs)} (logs in {output}/parties/*/node.log)", err=True
     )
+    ca, cert, key = certs / "ca.pem", certs / "coordinator.pem", certs / "coordinator.key"
     with party_processes(configs) as addresses:
-        raw = demo_spec(addresses, epochs=epochs, key_bits=key_bits)
-        (output / "job.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-        spec = JobSpec.from_dict(raw)
-        run_and_report(
-            spec,
-            output,
-            ca=certs / "ca.pem",
-            cert=certs / "coordinator.pem",
-            key=certs / "coordinator.key",
-        )
+        if workflow == "scorecard":
+            from lianmo.cli.demo_scorecard import run_scorecard
+
+            spec = run_scorecard(
+                output,
+                addresses,
+                epochs=epochs or SCORECARD_EPOCHS,
+                key_bits=key_bits,
+                ca=ca,
+                cert=cert,
+                key=key,
+            )
+        else:
+            raw = demo_spec(addresses, epochs=epochs or LR_EPOCHS, key_bits=key_bits)
+            (output / "job.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+            spec = JobSpec.from_dict(raw)
+            run_and_report(spec, output, ca=ca, cert=cert, key=key)
     click.echo(
         f"demo finished in {time.perf_counter() - started:.1f}s; party state, model "
         f"shares and audit logs in {output}/parties/<party>/jobs/{spec.job_id}/, keys and "
