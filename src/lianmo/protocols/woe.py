@@ -67,6 +67,9 @@ from lianmo.wire.steps import (
     WOE_VALUES,
 )
 
+#: the phase progress reports name
+PHASE = "woe"
+
 __all__ = [
     "ColumnWoe",
     "GuestWoe",
@@ -233,6 +236,7 @@ def host_woe(
         insecure_test_key=params.insecure_test_key,
     )
     labels = ctx.recv(WOE_LABELS, ctx.guest, key=key, count=len(X))  # 1.
+    ctx.progress(PHASE, 0, 2, f"{len(X)} encrypted labels received; summing per bin")
     bins = QuantileBins.fit(X, params.max_bins, categories)
     binned = bins.transform(X)
     F, nb = bins.n_features, bins.width
@@ -250,12 +254,14 @@ def host_woe(
         parts.append(centred.pack(group.layout, ctx.compute).add_plain_ints(masks))
     packed = CipherVector.concat(parts) if parts else CipherVector(key, 0, [])
     ctx.send(WOE_BIN_SUMS, ctx.guest, packed.obfuscate(ctx.rng, ctx.compute))
+    ctx.progress(PHASE, 1, 2, f"event sums of {len(cells)} bins sent")
     plans = _parse_plans(ctx.recv(WOE_MERGE, ctx.guest), bins, counts, params, ctx.guest)  # 3.
     merged = tuple(plan.apply(c) for plan, c in zip(plans, counts, strict=True))
     woe = ctx.recv(WOE_VALUES, ctx.guest, count=sum(len(m) for m in merged))
     iv = ctx.recv(WOE_IV, ctx.guest, count=F)
     bounds = np.cumsum([0] + [len(m) for m in merged])
     values = tuple(woe[bounds[f] : bounds[f + 1]] for f in range(F))
+    ctx.progress(PHASE, 2, 2, f"WOE of {F} columns received")
     return HostWoe(bins, plans, merged, values, iv)
 
 
@@ -328,6 +334,7 @@ def guest_woe(ctx: RoleContext, y: np.ndarray, params: WoeParams) -> GuestWoe:
     ctx.broadcast(WOE_PUBLIC_KEY, ctx.hosts, public)
     encrypted = private.encrypt_ints(labels, 0, ctx.rng, ctx.compute)
     ctx.broadcast(WOE_LABELS, ctx.hosts, encrypted)  # 1.
+    ctx.progress(PHASE, 0, len(ctx.hosts), f"{len(labels)} encrypted labels sent")
     out: dict[str, tuple[ColumnWoe, ...]] = {}
     for host in ctx.hosts:
         kinds, counts = _parse_bins(ctx.recv(WOE_BINS, host), host, len(labels))
@@ -360,6 +367,7 @@ def guest_woe(ctx: RoleContext, y: np.ndarray, params: WoeParams) -> GuestWoe:
         ctx.send(WOE_VALUES, host, np.concatenate([c.woe for c in columns]))
         ctx.send(WOE_IV, host, np.array([c.iv for c in columns], dtype=np.float64))
         out[host] = columns
+        ctx.progress(PHASE, len(out), len(ctx.hosts), f"WOE and IV of {host}'s columns")
     return GuestWoe(out)
 
 
