@@ -117,7 +117,10 @@ class WoeColumn:
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """The WOE of each cell of ``x`` (0 for a cell with no bin)."""
-        codes = self.codes(x)
+        return self.woe_of_codes(self.codes(x))
+
+    def woe_of_codes(self, codes: np.ndarray) -> np.ndarray:
+        """The WOE of each merged bin code (0 for :data:`NO_BIN`)."""
         out = np.zeros(len(codes), dtype=np.float64)
         known = codes != NO_BIN
         out[known] = np.asarray(self.woe, dtype=np.float64)[codes[known]]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lianmo.config import DatasetEntry, JobSpec, LrSpec
+from lianmo.config import DatasetEntry, JobSpec, LrSpec, ScorecardSpec
 from lianmo.errors import ConfigError
 from lianmo.models.encoding import DEFAULT_MIN_ROWS, ImputeOneHot
 from lianmo.models.scaler import Standardizer
@@ -47,14 +47,14 @@ def _model(spec: JobSpec) -> LrSpec:
 
 def witness(ctx: RoleContext, spec: JobSpec, outcome: JobOutcome) -> None:
     """The arbiter holds the key: decrypts masked gradients and losses, decides the stop."""
-    arbiter_job(ctx, _lr_params(_model(spec), spec.seed), outcome)
+    arbiter_job(ctx, lr_params(_model(spec), spec.seed), outcome)
 
 
 def train(
     ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
 ) -> None:
     """A data party's side of training; keeps its share of the model."""
-    _train_job(ctx, spec, dataset, job_dir, outcome, _lr_params(_model(spec), spec.seed))
+    _train_job(ctx, spec, dataset, job_dir, outcome, lr_params(_model(spec), spec.seed))
 
 
 def arbiter_job(ctx: RoleContext, params: hetero_lr.LrParams, outcome: JobOutcome) -> None:
@@ -68,7 +68,10 @@ def arbiter_job(ctx: RoleContext, params: hetero_lr.LrParams, outcome: JobOutcom
     summary.epoch_seconds = tuple(result.epoch_seconds)
 
 
-def _lr_params(m: LrSpec, seed: int) -> hetero_lr.LrParams:
+def lr_params(m: LrSpec | ScorecardSpec, seed: int) -> hetero_lr.LrParams:
+    """The coordinated LR's parameters from a job's model section (a scorecard's WOE-LR
+    has the same keys, without label protection)."""
+    protection = m.label_protection if isinstance(m, LrSpec) else None
     return hetero_lr.LrParams(
         epochs=m.epochs,
         batch_size=m.batch_size,
@@ -79,9 +82,7 @@ def _lr_params(m: LrSpec, seed: int) -> hetero_lr.LrParams:
         key_bits=m.key_bits,
         seed=seed,
         label_protection=(
-            None
-            if m.label_protection is None
-            else (m.label_protection.epsilon, m.label_protection.delta)
+            None if protection is None else (protection.epsilon, protection.delta)
         ),
     )
 

@@ -97,19 +97,6 @@ def _model(spec: JobSpec) -> ScorecardSpec:
     return spec.model
 
 
-def lr_params(m: ScorecardSpec, seed: int) -> hetero_lr.LrParams:
-    return hetero_lr.LrParams(
-        epochs=m.epochs,
-        batch_size=m.batch_size,
-        learning_rate=m.learning_rate,
-        lr_decay=m.lr_decay,
-        l2=m.l2,
-        tol=m.tol,
-        key_bits=m.key_bits,
-        seed=seed,
-    )
-
-
 def woe_params(m: ScorecardSpec) -> WoeParams:
     return WoeParams(
         max_bins=m.max_bins,
@@ -125,7 +112,7 @@ def scaling(m: ScorecardSpec) -> Scaling:
 
 def witness(ctx: RoleContext, spec: JobSpec, outcome: JobOutcome) -> None:
     """The arbiter holds the LR key; it takes no part in binning or selection."""
-    lr_job.arbiter_job(ctx, lr_params(_model(spec), spec.seed), outcome)
+    lr_job.arbiter_job(ctx, lr_job.lr_params(_model(spec), spec.seed), outcome)
 
 
 # ---- training ------------------------------------------------------------------------------
@@ -163,7 +150,7 @@ def train(
             out[:, k] = c.transform(X[:, j])
         return out
 
-    params = lr_params(model, spec.seed)
+    params = lr_job.lr_params(model, spec.seed)
     with outcome.timed("train"):
         if role == "guest":
             w = hetero_lr.train_guest(
@@ -450,7 +437,7 @@ def score(
     with outcome.timed("read"):
         X = table.read_rows(rows).X
         codes = share.codes(X)
-        u = share.partial_scores(X)
+        u = share.partial_scores_of_codes(codes)
     ids = table.ids[rows]
     k = share.reason_codes
     reasons = _reasons(share, codes, k) if k and len(share.feature_names) else None

@@ -82,15 +82,22 @@ class ScorecardShare(ModelShare):
 
     def woe(self, X: np.ndarray) -> np.ndarray:
         """WOE per row and kept column of ``X`` (columns = ``feature_names``)."""
-        X = np.asarray(X, dtype=np.float64)
-        out = np.empty(X.shape, dtype=np.float64)
+        return self.woe_of_codes(self.codes(X))
+
+    def woe_of_codes(self, codes: np.ndarray) -> np.ndarray:
+        """WOE per row and kept column from :meth:`codes`."""
+        out = np.empty(codes.shape, dtype=np.float64)
         for j, column in enumerate(self.kept):
-            out[:, j] = column.transform(X[:, j])
+            out[:, j] = column.woe_of_codes(codes[:, j])
         return out
 
     def partial_scores(self, X: np.ndarray) -> np.ndarray:
         """This party's part of the log-odds of the event for raw rows ``X``."""
-        u = self.woe(X) @ np.asarray(self.weights, dtype=np.float64)
+        return self.partial_scores_of_codes(self.codes(X))
+
+    def partial_scores_of_codes(self, codes: np.ndarray) -> np.ndarray:
+        """As :meth:`partial_scores`, from :meth:`codes` (scoring bins the rows once)."""
+        u = self.woe_of_codes(codes) @ np.asarray(self.weights, dtype=np.float64)
         return np.asarray(u + (self.intercept or 0.0), dtype=np.float64)
 
     def points_table(self) -> PointsTable:
