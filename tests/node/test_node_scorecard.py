@@ -289,3 +289,14 @@ def test_the_tables_api_gives_each_party_its_own_tables_as_records(ran: Ran) -> 
         ran.job(GUEST, "sc-score"), model=ran.job(GUEST, "sc-train")
     )
     assert "(score)" in {r["name"] for r in scored.stability()}
+
+
+def test_metrics_json_carries_each_partys_scorecard_and_stability_summary(ran: Ran) -> None:
+    from lianmo.coordinator.results import PartySummary
+
+    for party, job, key in ((GUEST, "sc-train", "scorecard"), (HOST, "sc-score", "stability")):
+        raw = ran.result(party, job)
+        summary = PartySummary.from_json(raw).to_json()
+        assert summary[key] == raw[key]
+    lr = PartySummary.from_json({"role": "host"}).to_json()
+    assert "scorecard" not in lr and "stability" not in lr  # other jobs' metrics unchanged

@@ -238,9 +238,17 @@ class PartySummary:
     bytes_received: int | None = None
     model_digest: str | None = None
     audit_head: str | None = None
+    # a scorecard's: column counts (and the guest's Gini); a scoring job's stability
+    scorecard: Mapping[str, object] | None = None
+    stability: Mapping[str, object] | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {
+        extra = {
+            k: dict(v)
+            for k, v in (("scorecard", self.scorecard), ("stability", self.stability))
+            if v is not None
+        }
+        return extra | {
             "role": self.role,
             "phase_seconds": dict(self.phase_seconds),
             "protocol_seconds": dict(self.protocol_seconds),
@@ -266,7 +274,13 @@ class PartySummary:
             bytes_received=_int_or_none(raw.get("bytes_received")),
             model_digest=_str_or_none(raw.get("model_digest")),
             audit_head=_str_or_none(raw.get("audit_head")),
+            scorecard=_mapping_or_none(raw.get("scorecard")),
+            stability=_mapping_or_none(raw.get("stability")),
         )
+
+
+def _mapping_or_none(raw: object) -> Mapping[str, object] | None:
+    return dict(raw) if isinstance(raw, Mapping) else None
 
 
 @dataclass(frozen=True, slots=True)
