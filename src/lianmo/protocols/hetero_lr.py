@@ -222,7 +222,7 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
     epoch_seconds = list(state.epoch_seconds)
     loss_sum = state.loss_sum
     total = params.total_rounds(n_rows)
-    for epoch, step, last in _rounds(params, n_rows, state.round + 1, state.stopped):
+    for epoch, step, last in rounds(params, n_rows, state.round + 1, state.stopped):
         started = time.perf_counter()
         loss_ct = ctx.recv(LR_LOSS, ctx.guest, round=step, key=public, count=1)  # 4.
         batch_loss = float(private.decrypt(loss_ct)[0]) / 8.0
@@ -271,7 +271,7 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
     )
 
 
-def _rounds(
+def rounds(
     params: LrParams, n_rows: int, start: int, stopped: bool
 ) -> Iterator[tuple[int, int, bool]]:
     """(epoch, round, last of its epoch) of every round from ``start`` on.
@@ -348,7 +348,7 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
         ctx.record("label_protection", epsilon=epsilon, delta=delta, sigma=sigma)
     w = np.array(state.weights, dtype=np.float64)
     total = params.total_rounds(len(y))
-    for epoch, step, last in _rounds(params, len(y), state.round + 1, state.stopped):
+    for epoch, step, last in rounds(params, len(y), state.round + 1, state.stopped):
         batch = params.schedule(len(y), epoch)[step - params.first_round(len(y), epoch)]
         u_a = X[batch] @ w
         # encrypt the guest's own term first: the hosts encrypt theirs at the same time
@@ -394,7 +394,7 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
     position = ctx.hosts.index(ctx.party)
     n_rows = X.shape[0]
     total = params.total_rounds(n_rows)
-    for epoch, step, last in _rounds(params, n_rows, state.round + 1, state.stopped):
+    for epoch, step, last in rounds(params, n_rows, state.round + 1, state.stopped):
         batch = params.schedule(n_rows, epoch)[step - params.first_round(n_rows, epoch)]
         u = X[batch] @ w
         u_mant = [int(m) for m in quantise(u, U_EXP)]

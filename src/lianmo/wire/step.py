@@ -275,6 +275,34 @@ class Shape(Codec[tuple[int, int], tuple[int, int]]):
         return f"'{self.name}': count ≥ 1, exponent −99..0"
 
 
+_LAYOUT = re.compile(r"^([1-9][0-9]{0,3}) ([1-9][0-9]?)$")
+
+
+@dataclass(frozen=True)
+class Layout(Codec[tuple[int, int], tuple[int, int]]):
+    """A packed matrix's column count and value bits, as ``'count bits'`` in a
+    :class:`Signal` called ``name`` (count 1..9999, bits 1..99)."""
+
+    payload = Signal
+    name: str
+
+    def encode(self, value: tuple[int, int]) -> Payload:
+        count, bits = value
+        return Signal(self.name, f"{int(count)} {int(bits)}")
+
+    def decode(self, msg: t.Any, sender: str, tag: str, expect: Expect) -> tuple[int, int]:
+        match = _LAYOUT.match(msg.value) if msg.name == self.name else None
+        if match is None:
+            raise ProtocolError(
+                f"'{sender}' sent a malformed '{tag}': expected {self.name!r} as a column "
+                "count from 1 to 9999 and a bit width from 1 to 99"
+            )
+        return int(match[1]), int(match[2])
+
+    def describe(self) -> str:
+        return f"'{self.name}': count 1..9999, bits 1..99"
+
+
 @dataclass(frozen=True)
 class Choice(Codec[str, str]):
     """One of a few words in a :class:`Signal` called ``name``."""

@@ -38,6 +38,7 @@ from lianmo.wire.step import (
     Floats,
     Hex32,
     Indices,
+    Layout,
     PaillierKey,
     Points,
     Registry,
@@ -51,6 +52,9 @@ LR_U_EXP = -6
 LR_X_EXP = -3
 LR_G_EXP = LR_U_EXP + LR_X_EXP
 STOP_OR_CONTINUE = ("stop", "continue")
+# Two-party LR (protocols/two_party_lr.py): partial predictions and residuals at 16**-5;
+# packed feature rows carry no exponent of their own (0).
+LR2_V_EXP = -5
 
 # ---- every job (protocols/signing_keys.py, protocols/same_spec.py, protocols/commit.py) -----
 
@@ -171,6 +175,45 @@ LR_EPOCH_END = Step(
     "lr.epoch_end",
     ("arbiter",),
     ("guest", "host"),
+    Choice("epoch_end", STOP_OR_CONTINUE),
+    "after an epoch's last batch: stop or continue",
+    "batch",
+)
+
+# ---- two-party hetero LR (protocols/two_party_lr.py); round = global batch number --------
+
+LR2_PUBLIC_KEY = Step(
+    "lr2.public_key", ("guest", "host"), ("guest", "host"), PaillierKey(), "the sender's own key"
+)
+LR2_LAYOUT = Step(
+    "lr2.layout",
+    ("guest", "host"),
+    ("guest", "host"),
+    Layout("features"),
+    "the sender's feature coordinates m_p and bits b_p: what the receiver's product holds",
+)
+LR2_FEATURES = Step(
+    "lr2.features",
+    ("guest", "host"),
+    ("guest", "host"),
+    Ciphertexts(0),
+    "[[X̃_p]]_p: the sender's quantised training rows, packed, under its own key (once)",
+)
+LR2_PRODUCT = Step(
+    "lr2.product",
+    ("guest", "host"),
+    ("guest", "host"),
+    Ciphertexts(LR2_V_EXP),
+    "[[X̃_q[b]ᵀ v_p + R·2^T]]_q, under the receiver's key (v: u_H or s)",
+    "batch",
+)
+LR2_SQUARE_SUM = Step(
+    "lr2.square_sum", ("host",), ("guest",), BigInts(), "Σ u_H² over the epoch", "batch"
+)
+LR2_EPOCH_END = Step(
+    "lr2.epoch_end",
+    ("guest",),
+    ("host",),
     Choice("epoch_end", STOP_OR_CONTINUE),
     "after an epoch's last batch: stop or continue",
     "batch",
@@ -350,6 +393,12 @@ REGISTRY = Registry(
         LR_MASKED_GRADIENT,
         LR_GRADIENT,
         LR_EPOCH_END,
+        LR2_PUBLIC_KEY,
+        LR2_LAYOUT,
+        LR2_FEATURES,
+        LR2_PRODUCT,
+        LR2_SQUARE_SUM,
+        LR2_EPOCH_END,
         PREDICT_VALIDATION,
         PREDICT_PARTIAL,
         SB_PUBLIC_KEY,

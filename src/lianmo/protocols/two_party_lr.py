@@ -1,0 +1,475 @@
+"""Two-party hetero logistic regression: a guest and one host, no third party.
+
+Each party makes its own Paillier key and keeps its own weights. The idea: a party's
+features do not change during training, so each encrypts them once, packed, under its
+own key and hands them to the other; from then on a mini-batch needs no per-row
+encryption at all, only one encrypted dot product per party.
+
+Setup, once per job:
+
+0a. guest <-> host : own public key; own layout (coordinates ``m_p``, feature bits ``b_p``).
+    Each checks the other's layout: the other learns ``m_p`` combinations of its values
+    per batch, so the batch floor (:mod:`lianmo.protocols.lr_guard`) is checked against it.
+0b. guest <-> host : ``[[X̃_p]]_p``, every training row of the sender's quantised features
+    packed into one plaintext per ``slots`` columns (:class:`Layout`), under its own key.
+    The guest's ``X̃_A`` is its standardised columns, the bias column and the label column.
+
+Per mini-batch (``round`` = global batch number), both at the same time:
+
+1. host  -> guest : ``[[X̃_A[b]ᵀ u_H + R·2^T]]_A`` with ``u_H = X_H[b] w_H``, quantised;
+   guest -> host  : ``[[X̃_H[b]ᵀ s + R'·2^T']]_H`` with ``s = u_A + 2 − 4y (+ e)``
+   (``e``: label-protection noise, :mod:`lianmo.protocols.label_noise`). Each is one
+   signed multi-exponentiation over the batch's packed rows, plus a *top mask*: a
+   uniform multiple of ``2^T`` (``T`` the honest slots' width) that hides whatever a
+   dishonest encrypter packed above its slots, re-randomising the product too.
+2. Each decrypts its own product and reads its slots: the guest gets ``X_Aᵀ u_H`` (and
+   ``Σ_{y=1} u_H`` for the loss), the host ``X_Hᵀ s``. With ``4d = s + u_H`` (the
+   Taylor residual, as in :mod:`lianmo.protocols.hetero_lr`) each forms its gradient
+   ``X_pᵀ 4d`` from its own share and updates its own weights.
+3. After an epoch's last batch: host -> guest ``Σ u_H²`` over the epoch, which completes
+   the guest's Taylor loss; guest -> host: stop or continue (loss change below tol).
+
+Who learns what: exactly what the coordinated protocol lets the data parties learn,
+without a third party. The guest learns ``X_Aᵀ u_H`` per batch (it learns ``X_Aᵀ 4d`` in
+the coordinated protocol, which is the same thing) plus ``Σ_{y=1} u_H`` per batch and
+``Σ u_H²`` per epoch (the coordinated arbiter learns the loss instead); the host learns
+``X_Hᵀ 4d`` per batch as there. Neither sees the other's features, labels, partial
+predictions, gradients or weights in the clear; each party's product is decrypted only
+by the party that encrypted the features, and only within the layout it announced.
+
+Fixed point: features at the exponent :func:`~lianmo.crypto.fixedpoint.choose_exponent`
+picks from the party's data (``b_p`` bits); ``u_H`` and ``s`` at ``V_EXP`` (2**-20),
+clipped to ``|v| < 2**(V_BITS - 20)`` = 256 (beyond it the sigmoid is flat to double
+precision and the Taylor residual meaningless). A slot holds a batch sum of products,
+``b_p + V_BITS + bits(batch) + 1`` bits (:meth:`Packing.for_sums`).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import typing as t
+from dataclasses import dataclass
+
+import numpy as np
+
+from lianmo.crypto.fixedpoint import choose_exponent, max_int, quantise
+from lianmo.crypto.packing import MAX_SLOT_BITS, Packing
+from lianmo.crypto.paillier import CipherVector, PrivateKey, PublicKey, generate_keypair
+from lianmo.errors import ConfigError, ProtocolError
+from lianmo.models.logistic import learning_rate
+from lianmo.protocols import label_noise
+from lianmo.protocols.context import RoleContext
+from lianmo.protocols.hetero_lr import LrParams, rounds
+from lianmo.protocols.lr_guard import BATCH_FACTOR, check_batch_floor, smallest_batch
+from lianmo.wire.convert import ints_to_msg
+from lianmo.wire.steps import (
+    LR2_EPOCH_END,
+    LR2_FEATURES,
+    LR2_LAYOUT,
+    LR2_PRODUCT,
+    LR2_PUBLIC_KEY,
+    LR2_SQUARE_SUM,
+    LR2_V_EXP,
+)
+
+V_EXP = LR2_V_EXP
+V_BITS = 28
+"""Bound on a quantised partial prediction or residual: ``|v| < 2**V_BITS`` at ``V_EXP``."""
+TOP_MASK_BITS = 128
+"""Least room a plaintext keeps above its slots for the top mask."""
+PHASE = "train"
+SETUP = "lr2/setup"
+CHECKPOINT = "lr2/train"
+SQUARE_SUM_BYTES = 16
+"""Width of the host's epoch ``Σ uq²`` on the wire: room for 2**40 rows of ``V_BITS``."""
+_V_LIMIT = (1 << V_BITS) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How a party's ``count`` feature columns of ``bits`` bits are packed, for batches
+    of at most ``max_batch`` rows under a key of modulus ``n``: ``groups`` plaintexts
+    per row, each of at most ``per_group`` slots."""
+
+    count: int
+    bits: int
+    max_batch: int
+    n: int
+
+    @property
+    def packing(self) -> Packing:
+        """One slot layout per full group (the last group may use fewer slots)."""
+        return Packing.for_sums([self.bits + V_BITS] * 1, self.max_batch)
+
+    @property
+    def slot_bits(self) -> int:
+        return self.packing.slot_bits[0]
+
+    @property
+    def per_group(self) -> int:
+        room = max_int(self.n).bit_length() - TOP_MASK_BITS
+        return max(1, room // self.slot_bits)
+
+    @property
+    def groups(self) -> int:
+        return math.ceil(self.count / self.per_group)
+
+    def group_columns(self, g: int) -> range:
+        return range(g * self.per_group, min(self.count, (g + 1) * self.per_group))
+
+    def group_packing(self, g: int) -> Packing:
+        width = len(self.group_columns(g))
+        return Packing((self.slot_bits,) * width, (self.bits + V_BITS,) * width)
+
+    def check(self, party: str) -> None:
+        """Refuse a layout whose slots would not fit (too wide a feature or batch)."""
+        if self.slot_bits > MAX_SLOT_BITS:
+            limit = MAX_SLOT_BITS - V_BITS - 1 - self.max_batch.bit_length()
+            raise ConfigError(
+                f"party '{party}': its quantised features need {self.bits} bits, but with "
+                f"batches of up to {self.max_batch} rows two-party LR's {MAX_SLOT_BITS}-bit "
+                f"slots leave room for {limit}; scale or clip the features (their largest "
+                "standardised value is too far out), or lower model.batch_size"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class SetupState:
+    """Checkpoint ``lr2/setup``: the peer's key, layout and encrypted features."""
+
+    peer_key: bytes
+    peer_count: int
+    peer_bits: int
+    width: int
+    features: bytes  # the peer's packed feature ciphertexts, fixed-width big-endian
+
+    def to_checkpoint(self) -> dict[str, t.Any]:
+        return {
+            "peer_key": self.peer_key.hex(),
+            "peer_layout": [self.peer_count, self.peer_bits],
+            "width": self.width,
+            "features": base64.b64encode(self.features).decode("ascii"),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, raw: t.Mapping[str, t.Any]) -> SetupState:
+        count, bits = (int(v) for v in raw["peer_layout"])
+        return cls(
+            peer_key=bytes.fromhex(str(raw["peer_key"])),
+            peer_count=count,
+            peer_bits=bits,
+            width=int(raw["width"]),
+            features=base64.b64decode(str(raw["features"])),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TrainState:
+    """Checkpoint ``lr2/train`` after a round: weights, and the guest's loss so far."""
+
+    round: int
+    weights: tuple[float, ...]
+    stopped: bool
+    losses: tuple[float, ...] = ()
+    loss8: float = 0.0  # the epoch's 8·loss so far, without the host's Σ u_H²
+    square_sum: int = 0  # the host's Σ uq² so far this epoch
+
+    def to_checkpoint(self) -> dict[str, t.Any]:
+        return {
+            "round": self.round,
+            "w": list(self.weights),
+            "stopped": self.stopped,
+            "losses": list(self.losses),
+            "loss8": self.loss8,
+            "square_sum": str(self.square_sum),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, raw: t.Mapping[str, t.Any]) -> TrainState:
+        return cls(
+            round=int(raw["round"]),
+            weights=tuple(float(v) for v in raw["w"]),
+            stopped=bool(raw["stopped"]),
+            losses=tuple(float(v) for v in raw["losses"]),
+            loss8=float(raw["loss8"]),
+            square_sum=int(raw["square_sum"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GuestResult:
+    """The guest's weights and what it learned of training: the Taylor loss per epoch."""
+
+    weights: np.ndarray
+    losses: tuple[float, ...]
+    rounds: int
+
+
+@dataclass
+class _Session:
+    """A party's live keys and the peer's encrypted features after setup."""
+
+    own: PrivateKey
+    own_layout: Layout
+    exponent: int  # of the party's own quantised features
+    peer_key: PublicKey
+    peer_layout: Layout
+    peer_features: list[CipherVector]  # one vector per group, one ciphertext per row
+
+
+def peer_of(ctx: RoleContext) -> str:
+    """The other data party of a two-party job."""
+    if ctx.arbiter is not None or len(ctx.hosts) != 1:
+        raise ProtocolError(
+            "two-party logistic regression runs between one guest and one host without an "
+            f"arbiter; job '{ctx.job_id}' has hosts {list(ctx.hosts)} and arbiter "
+            f"{ctx.arbiter!r}"
+        )
+    return ctx.hosts[0] if ctx.party == ctx.guest else ctx.guest
+
+
+def max_batch(params: LrParams, n_rows: int) -> int:
+    """The most rows any batch of the job's schedule has (a remainder joins the last)."""
+    return max(len(b) for b in params.schedule(n_rows, 0))
+
+
+def _setup(ctx: RoleContext, features: np.ndarray, params: LrParams) -> _Session:
+    """Steps 0a and 0b, or the state a checkpoint kept of them."""
+    peer = peer_of(ctx)
+    n_rows = features.shape[0]
+    public, private = generate_keypair(  # from a child stream of the DRBG: same on resuming
+        params.key_bits, ctx.rng, insecure_test_size=params.insecure_test_key
+    )
+    exponent = choose_exponent(features)
+    Xq = quantise(features, exponent)
+    bits = max(1, int(np.abs(Xq).max()).bit_length())
+    top = max_batch(params, n_rows)
+    own_layout = Layout(Xq.shape[1], bits, top, int(public.n))
+    saved = ctx.checkpoints.restore(SETUP, SetupState)
+    if saved is None:
+        own_layout.check(ctx.party)
+        check_batch_floor(ctx.party, Xq.shape[1], n_rows, params.batch_size)
+        ctx.send(LR2_PUBLIC_KEY, peer, public)
+        ctx.send(LR2_LAYOUT, peer, (own_layout.count, own_layout.bits))
+        peer_key = ctx.recv(
+            LR2_PUBLIC_KEY,
+            peer,
+            key_bits=params.key_bits,
+            insecure_test_key=params.insecure_test_key,
+        )
+        count, peer_bits = ctx.recv(LR2_LAYOUT, peer)
+        peer_layout = _check_peer_layout(ctx, peer, count, peer_bits, n_rows, params, peer_key)
+        ctx.progress(PHASE, 0, params.total_rounds(n_rows), f"encrypting {n_rows} rows once")
+        ctx.send(LR2_FEATURES, peer, _encrypt_rows(ctx, private, own_layout, Xq))
+        received = ctx.recv(
+            LR2_FEATURES, peer, key=peer_key, count=n_rows * peer_layout.groups
+        )
+        width, data = received.to_bytes()
+        ctx.checkpoints.save(
+            SETUP, SetupState(peer_key.n_bytes(), count, peer_bits, width, data)
+        )
+    else:
+        peer_key = ctx.job_key(
+            LR2_PUBLIC_KEY,
+            peer,
+            saved.peer_key,
+            key_bits=params.key_bits,
+            insecure_test_key=params.insecure_test_key,
+        )
+        peer_layout = Layout(saved.peer_count, saved.peer_bits, top, int(peer_key.n))
+        received = CipherVector.from_bytes(
+            peer_key, 0, n_rows * peer_layout.groups, saved.width, saved.features
+        )
+    peer_key.prepare_obfuscation(ctx.rng)
+    groups = peer_layout.groups
+    by_group = [received.select(np.arange(g, n_rows * groups, groups)) for g in range(groups)]
+    return _Session(private, own_layout, exponent, peer_key, peer_layout, by_group)
+
+
+def _check_peer_layout(
+    ctx: RoleContext,
+    peer: str,
+    count: int,
+    bits: int,
+    n_rows: int,
+    params: LrParams,
+    peer_key: PublicKey,
+) -> Layout:
+    """The peer learns ``count`` combinations of this party's values per batch: refuse a
+    count the batches cannot hide, or bits no honest layout has."""
+    rows = smallest_batch(n_rows, params.batch_size)
+    if rows < BATCH_FACTOR * count:
+        raise ProtocolError(
+            f"party '{ctx.party}' refuses the job: '{peer}' announced {count} feature "
+            f"coordinates, and batches of {rows} rows hide at most {rows // BATCH_FACTOR} "
+            f"(at least {BATCH_FACTOR} rows per coordinate); raise model.batch_size"
+        )
+    layout = Layout(count, bits, max_batch(params, n_rows), int(peer_key.n))
+    if layout.slot_bits > MAX_SLOT_BITS:
+        raise ProtocolError(
+            f"party '{ctx.party}' refuses the layout '{peer}' announced: {bits}-bit "
+            f"features do not fit two-party LR's {MAX_SLOT_BITS}-bit slots"
+        )
+    return layout
+
+
+def _encrypt_rows(
+    ctx: RoleContext, private: PrivateKey, layout: Layout, Xq: np.ndarray
+) -> CipherVector:
+    """Each row's columns packed into ``layout.groups`` plaintexts (row-major), encrypted
+    on the key holder's CRT path."""
+    packed: list[int] = []
+    per_group = [
+        layout.group_packing(g).pack(Xq[:, list(layout.group_columns(g))])
+        for g in range(layout.groups)
+    ]
+    for row in zip(*per_group, strict=True):
+        packed.extend(row)
+    return private.encrypt_ints(packed, 0, ctx.rng, ctx.compute)
+
+
+def _product(ctx: RoleContext, session: _Session, batch: np.ndarray, v: np.ndarray) -> CipherVector:
+    """Step 1: ``[[X̃_peer[b]ᵀ vq + R·2^T]]`` per group, under the peer's key."""
+    vq = np.clip(quantise(v, V_EXP), -_V_LIMIT, _V_LIMIT)
+    key, layout = session.peer_key, session.peer_layout
+    parts = []
+    for g, rows in enumerate(session.peer_features):
+        product = rows.select(batch).dot_ints(vq, V_EXP, ctx.compute)
+        T = layout.group_packing(g).total_bits
+        top = (max_int(int(key.n)) >> T) - 2  # the mask R is uniform in [1, top]
+        mask = (1 + ctx.rng.randbelow(top)) << T
+        parts.append(product.add(key.encrypt_ints([mask], product.exponent, ctx.rng)))
+    return CipherVector.concat(parts)
+
+
+def _read_product(session: _Session, product: CipherVector, backend: t.Any) -> np.ndarray:
+    """Step 2: decrypt the peer's product of this party's features; the slots as floats."""
+    layout = session.own_layout
+    values = session.own.decrypt_raw(product, backend)
+    out: list[np.ndarray] = []
+    for g, value in enumerate(values):
+        packing = layout.group_packing(g)
+        T = packing.total_bits
+        low = int(value) & ((1 << T) - 1)
+        signed = low - (1 << T) if low >> (T - 1) else low
+        out.append(packing.unpack([signed])[0].astype(np.float64))
+    scale = 16.0 ** (V_EXP + session.exponent)
+    return np.concatenate(out) * scale
+
+
+def _update(
+    w: np.ndarray, gradient: np.ndarray, rows: int, params: LrParams, step: int
+) -> np.ndarray:
+    grad = 0.25 * gradient / rows + params.l2 * w
+    lr = learning_rate(params.learning_rate, params.lr_decay, step)
+    return np.asarray(w - lr * grad, dtype=np.float64)
+
+
+# ---- guest ---------------------------------------------------------------------------
+
+
+def train_guest(
+    ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
+) -> GuestResult:
+    """Guest side. ``X`` is standardised and ends with a bias column."""
+    host = peer_of(ctx)
+    n_rows, m = X.shape
+    session = _setup(ctx, np.hstack([X, y.reshape(-1, 1)]), params)
+    state = ctx.checkpoints.restore(CHECKPOINT, TrainState)
+    if state is None:
+        state = TrainState(-1, (0.0,) * m, False)
+    if params.label_protection is not None:
+        epsilon, delta = params.label_protection
+        sigma = round(params.label_noise, 6)
+        ctx.record("label_protection", epsilon=epsilon, delta=delta, sigma=sigma)
+    w = np.array(state.weights, dtype=np.float64)
+    losses, loss8 = list(state.losses), state.loss8
+    done = state.round + 1
+    total = params.total_rounds(n_rows)
+    for epoch, step, last in rounds(params, n_rows, state.round + 1, state.stopped):
+        batch = params.schedule(n_rows, epoch)[step - params.first_round(n_rows, epoch)]
+        u_a = X[batch] @ w
+        s = u_a + 2.0 - 4.0 * y[batch]
+        if params.label_noise > 0:  # the guest's update uses the same noisy residual
+            s = s + label_noise.gaussian(ctx.rng, len(batch), params.label_noise)
+        ctx.send(LR2_PRODUCT, host, _product(ctx, session, batch, s), round=step)  # 1.
+        product = ctx.recv(
+            LR2_PRODUCT, host, round=step, key=session.own.public_key, count=session.own_layout.groups
+        )
+        slots = _read_product(session, product, ctx.compute)  # 2.
+        xt_u, positives_u = slots[:m], slots[m]
+        loss8 += _loss8_part(u_a, y[batch], w, xt_u, positives_u)
+        w = _update(w, X[batch].T @ s + xt_u, len(batch), params, step)
+        ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
+        stop = False
+        if last:  # 3.
+            square = ctx.recv(LR2_SQUARE_SUM, host, round=step, count=1)[0]
+            losses.append((loss8 + square * 16.0 ** (2 * V_EXP)) / 8.0 / n_rows)
+            loss8 = 0.0
+            stop = epoch == params.epochs - 1 or (
+                len(losses) > 1 and abs(losses[-2] - losses[-1]) < params.tol
+            )
+            ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1} loss {losses[-1]:.5f}")
+            ctx.record(
+                "epoch",
+                epoch=epoch,
+                loss=round(losses[-1], 10),
+                decision="stop" if stop else "go on",
+            )
+            ctx.send(LR2_EPOCH_END, host, "stop" if stop else "continue", round=step)
+        done = step + 1
+        saved = TrainState(step, tuple(float(v) for v in w), stop, tuple(losses), loss8)
+        ctx.checkpoints.save(CHECKPOINT, saved)
+        if stop:
+            break
+    return GuestResult(w, tuple(losses), done)
+
+
+def _loss8_part(
+    u_a: np.ndarray, y: np.ndarray, w: np.ndarray, xt_u: np.ndarray, positives_u: float
+) -> float:
+    """8·(Taylor loss) of a batch without ``Σ u_H²``: ``Σ 8 log 2 + (4 − 8y) u_A + u_A²
+    + Σ (4 − 8y + 2 u_A) u_H``, the last from the decrypted slots (``Σ u_H`` is the bias
+    slot, ``Σ u_A u_H = w · X_Aᵀ u_H``)."""
+    plain = float(np.sum(8.0 * math.log(2.0) + (4.0 - 8.0 * y) * u_a + u_a * u_a))
+    cross = 4.0 * xt_u[-1] - 8.0 * positives_u + 2.0 * float(w @ xt_u)
+    return plain + cross
+
+
+# ---- host ----------------------------------------------------------------------------
+
+
+def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
+    """Host side. ``X`` is standardised (no bias); returns the host's own weights."""
+    guest = peer_of(ctx)
+    n_rows, m = X.shape
+    session = _setup(ctx, X, params)
+    state = ctx.checkpoints.restore(CHECKPOINT, TrainState)
+    if state is None:
+        state = TrainState(-1, (0.0,) * m, False)
+    w = np.array(state.weights, dtype=np.float64)
+    square_sum = state.square_sum
+    total = params.total_rounds(n_rows)
+    for epoch, step, last in rounds(params, n_rows, state.round + 1, state.stopped):
+        batch = params.schedule(n_rows, epoch)[step - params.first_round(n_rows, epoch)]
+        u = X[batch] @ w
+        ctx.send(LR2_PRODUCT, guest, _product(ctx, session, batch, u), round=step)  # 1.
+        product = ctx.recv(
+            LR2_PRODUCT, guest, round=step, key=session.own.public_key, count=session.own_layout.groups
+        )
+        xt_s = _read_product(session, product, ctx.compute)  # 2.
+        uq = np.clip(quantise(u, V_EXP), -_V_LIMIT, _V_LIMIT)
+        square_sum += sum(int(v) * int(v) for v in uq)
+        w = _update(w, xt_s + X[batch].T @ u, len(batch), params, step)
+        ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
+        stop = False
+        if last:  # 3.
+            ctx.send(LR2_SQUARE_SUM, guest, ints_to_msg([square_sum], SQUARE_SUM_BYTES), round=step)
+            square_sum = 0
+            stop = ctx.recv(LR2_EPOCH_END, guest, round=step) == "stop"
+        saved = TrainState(step, tuple(float(v) for v in w), stop, square_sum=square_sum)
+        ctx.checkpoints.save(CHECKPOINT, saved)
+        if stop:
+            break
+    return w
