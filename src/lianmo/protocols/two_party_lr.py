@@ -262,13 +262,9 @@ def _setup(ctx: RoleContext, features: np.ndarray, params: LrParams) -> _Session
         peer_layout = _check_peer_layout(ctx, peer, count, peer_bits, n_rows, params, peer_key)
         ctx.progress(PHASE, 0, params.total_rounds(n_rows), f"encrypting {n_rows} rows once")
         ctx.send(LR2_FEATURES, peer, _encrypt_rows(ctx, private, own_layout, Xq))
-        received = ctx.recv(
-            LR2_FEATURES, peer, key=peer_key, count=n_rows * peer_layout.groups
-        )
+        received = ctx.recv(LR2_FEATURES, peer, key=peer_key, count=n_rows * peer_layout.groups)
         width, data = received.to_bytes()
-        ctx.checkpoints.save(
-            SETUP, SetupState(peer_key.n_bytes(), count, peer_bits, width, data)
-        )
+        ctx.checkpoints.save(SETUP, SetupState(peer_key.n_bytes(), count, peer_bits, width, data))
     else:
         peer_key = ctx.job_key(
             LR2_PUBLIC_KEY,
@@ -343,6 +339,18 @@ def _product(ctx: RoleContext, session: _Session, batch: np.ndarray, v: np.ndarr
     return CipherVector.concat(parts)
 
 
+def _exchange(
+    ctx: RoleContext, session: _Session, peer: str, step: int, batch: np.ndarray, v: np.ndarray
+) -> np.ndarray:
+    """Steps 1 and 2: send the product of the peer's rows with ``v``, read the peer's
+    product of this party's rows."""
+    ctx.send(LR2_PRODUCT, peer, _product(ctx, session, batch, v), round=step)
+    own_key = session.own.public_key
+    count = session.own_layout.groups
+    product = ctx.recv(LR2_PRODUCT, peer, round=step, key=own_key, count=count)
+    return _read_product(session, product, ctx.compute)
+
+
 def _read_product(session: _Session, product: CipherVector, backend: t.Any) -> np.ndarray:
     """Step 2: decrypt the peer's product of this party's features; the slots as floats."""
     layout = session.own_layout
@@ -369,9 +377,7 @@ def _update(
 # ---- guest ---------------------------------------------------------------------------
 
 
-def train_guest(
-    ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
-) -> GuestResult:
+def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams) -> GuestResult:
     """Guest side. ``X`` is standardised and ends with a bias column."""
     host = peer_of(ctx)
     n_rows, m = X.shape
@@ -393,12 +399,8 @@ def train_guest(
         s = u_a + 2.0 - 4.0 * y[batch]
         if params.label_noise > 0:  # the guest's update uses the same noisy residual
             s = s + label_noise.gaussian(ctx.rng, len(batch), params.label_noise)
-        ctx.send(LR2_PRODUCT, host, _product(ctx, session, batch, s), round=step)  # 1.
-        product = ctx.recv(
-            LR2_PRODUCT, host, round=step, key=session.own.public_key, count=session.own_layout.groups
-        )
-        slots = _read_product(session, product, ctx.compute)  # 2.
-        xt_u, positives_u = slots[:m], slots[m]
+        slots = _exchange(ctx, session, host, step, batch, s)  # 1., 2.
+        xt_u, positives_u = slots[:m], float(slots[m])
         loss8 += _loss8_part(u_a, y[batch], w, xt_u, positives_u)
         w = _update(w, X[batch].T @ s + xt_u, len(batch), params, step)
         ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
@@ -433,7 +435,7 @@ def _loss8_part(
     + Σ (4 − 8y + 2 u_A) u_H``, the last from the decrypted slots (``Σ u_H`` is the bias
     slot, ``Σ u_A u_H = w · X_Aᵀ u_H``)."""
     plain = float(np.sum(8.0 * math.log(2.0) + (4.0 - 8.0 * y) * u_a + u_a * u_a))
-    cross = 4.0 * xt_u[-1] - 8.0 * positives_u + 2.0 * float(w @ xt_u)
+    cross = 4.0 * float(xt_u[-1]) - 8.0 * positives_u + 2.0 * float(w @ xt_u)
     return plain + cross
 
 
@@ -454,11 +456,7 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
     for epoch, step, last in rounds(params, n_rows, state.round + 1, state.stopped):
         batch = params.schedule(n_rows, epoch)[step - params.first_round(n_rows, epoch)]
         u = X[batch] @ w
-        ctx.send(LR2_PRODUCT, guest, _product(ctx, session, batch, u), round=step)  # 1.
-        product = ctx.recv(
-            LR2_PRODUCT, guest, round=step, key=session.own.public_key, count=session.own_layout.groups
-        )
-        xt_s = _read_product(session, product, ctx.compute)  # 2.
+        xt_s = _exchange(ctx, session, guest, step, batch, u)  # 1., 2.
         uq = np.clip(quantise(u, V_EXP), -_V_LIMIT, _V_LIMIT)
         square_sum += sum(int(v) * int(v) for v in uq)
         w = _update(w, xt_s + X[batch].T @ u, len(batch), params, step)
