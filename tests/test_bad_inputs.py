@@ -218,10 +218,10 @@ def _parties(*roles: str) -> list[dict[str, str]]:
             "role 'host' to the party that holds the other features",
         ),
         (
-            {"parties": _parties("guest", "host")},
-            "job.yaml: coordinated logistic regression needs exactly one arbiter to hold the "
-            "Paillier key, got none (p0=guest, p1=host); add a party with role 'arbiter' and "
-            "no dataset, or use model.type 'secureboost'",
+            {"parties": _parties("guest", "host", "host")},
+            "job.yaml: logistic regression without an arbiter runs between the guest and one "
+            "host, got 2 hosts (p0=guest, p1=host, p2=host); add a party with role 'arbiter' "
+            "and no dataset to hold the key of coordinated LR, or keep one host",
         ),
         (
             {"parties": _parties("guest", "host", "arbiter", "arbiter")},

@@ -246,10 +246,12 @@ def test_drop_correlated_keeps_the_higher_iv_of_a_correlated_pair(ran: Ran) -> N
     assert out[0].kept and out[1].status.startswith("correlated with")
 
 
-def test_a_scorecard_without_an_arbiter_is_refused() -> None:
+def test_a_scorecard_without_an_arbiter_takes_one_host() -> None:
     raw = json.loads(train_spec("x", **MODEL).to_json())
     raw["parties"] = [p for p in raw["parties"] if p["role"] != "arbiter"]
-    with pytest.raises(ConfigError, match="needs exactly one arbiter"):
+    assert JobSpec.from_dict(raw).arbiter is None  # two-party WOE-LR
+    raw["parties"].append({**raw["parties"][-1], "name": "host2"})
+    with pytest.raises(ConfigError, match="without an arbiter runs between the guest and one"):
         JobSpec.from_dict(raw)
 
 

@@ -64,8 +64,7 @@ def _check_columns(party: PartySpec, at: Where) -> None:
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             at.child(key).reject(
-                f"names {repeated} more than once for party '{party.name}'; list each "
-                "column once"
+                f"names {repeated} more than once for party '{party.name}'; list each column once"
             )
 
 
@@ -223,7 +222,7 @@ def _check_task(spec: JobSpec, at: Where) -> None:
 
 
 def _check_roles(spec: JobSpec, at: Where) -> None:
-    """One guest, at least one host, at most one arbiter (exactly one for LR training)."""
+    """One guest, at least one host, at most one arbiter; LR without one takes one host."""
     names = [p.name for p in spec.parties]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -248,12 +247,14 @@ def _check_roles(spec: JobSpec, at: Where) -> None:
             f"a job has at most one arbiter, got {roles.count('arbiter')} ({listed}); keep "
             "one and remove the others"
         )
-    if spec.task == "train" and isinstance(spec.model, COORDINATED) and "arbiter" not in roles:
-        at.refuse(
-            "coordinated logistic regression needs exactly one arbiter to hold the "
-            f"Paillier key, got none ({listed}); add a party with role 'arbiter' and no "
-            "dataset, or use model.type 'secureboost'"
-        )
+    two_party = "arbiter" not in roles
+    if spec.task == "train" and isinstance(spec.model, COORDINATED) and two_party:
+        if roles.count("host") > 1:
+            at.refuse(
+                "logistic regression without an arbiter runs between the guest and one "
+                f"host, got {roles.count('host')} hosts ({listed}); add a party with role "
+                "'arbiter' and no dataset to hold the key of coordinated LR, or keep one host"
+            )
 
 
 __all__ = ["ROLES", "TASKS", "AlignmentSpec", "JobSpec", "PartySpec", "ValidationSpec"]

@@ -89,10 +89,11 @@ class JobReport:
         )
 
     def _losses(self) -> dict[str, t.Any]:
-        """Training losses: the arbiter's for hetero LR, the guest's for SecureBoost."""
+        """Training losses: the arbiter's for coordinated LR, the guest's otherwise
+        (two-party LR, SecureBoost)."""
         if self.spec.task != "train":
             return {}
-        if isinstance(self.spec.model, COORDINATED):
+        if isinstance(self.spec.model, COORDINATED) and self.spec.arbiter is not None:
             arbiter = self.results[str(self.spec.arbiter)]
             return {
                 "loss": tuple(arbiter.get("losses", [])),
@@ -101,6 +102,8 @@ class JobReport:
             }
         guest = self.guest_result
         out: dict[str, t.Any] = {"loss": tuple(guest.get("losses", []))}
+        if "epoch_seconds" in guest:
+            out["epoch_seconds"] = tuple(guest["epoch_seconds"])
         if "validation_loss" in guest:
             out["validation_loss"] = tuple(guest["validation_loss"])
         return out | {k: guest[k] for k in ("trees", "best_rounds") if k in guest}

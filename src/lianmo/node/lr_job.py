@@ -1,7 +1,9 @@
-"""Coordinated hetero LR jobs at a node: train (data parties), key holder (arbiter), score.
+"""Hetero LR jobs at a node: train (data parties), key holder (arbiter), score.
 
-The protocol is :mod:`lianmo.protocols.hetero_lr`; this module adds what a job around it
-needs: loading and aligning the table, the validation split, standardising, evaluation,
+The protocol is :mod:`lianmo.protocols.hetero_lr` when the job lists an arbiter (it holds
+the key), :mod:`lianmo.protocols.two_party_lr` when it does not (a guest and one host,
+each with its own key); :func:`train_weights` picks. This module adds what a job around
+it needs: loading and aligning the table, the validation split, standardising, evaluation,
 encoding (:mod:`lianmo.models.encoding`: categories one-hot, missing cells imputed, fitted
 on the party's own training rows), the model share (own encoding, scaler and weights) and
 scoring with a stored share, which reads the scoring table with the share's categories.
@@ -33,7 +35,7 @@ from lianmo.node.job_data import (
 )
 from lianmo.node.kind import JobKind
 from lianmo.node.model_share import LrShare, share_format
-from lianmo.protocols import commit, hetero_lr, predict
+from lianmo.protocols import commit, hetero_lr, predict, two_party_lr
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.lr_guard import BATCH_FACTOR
 from lianmo.wire.steps import PREDICT_VALIDATION
@@ -68,6 +70,37 @@ def arbiter_job(ctx: RoleContext, params: hetero_lr.LrParams, outcome: JobOutcom
     summary.epoch_seconds = tuple(result.epoch_seconds)
 
 
+def train_weights(
+    ctx: RoleContext,
+    outcome: JobOutcome,
+    X: np.ndarray,
+    y: np.ndarray | None,
+    params: hetero_lr.LrParams,
+) -> np.ndarray:
+    """A data party's side of LR training on its standardised ``X`` (the guest's ``y``
+    given, its bias column added here): coordinated when the job has an arbiter,
+    two-party otherwise. Returns the party's weights (the guest's end with the bias).
+
+    In a two-party job the guest learns the loss (the arbiter's part elsewhere) and
+    each party times its one-off setup (``protocol_seconds``).
+    """
+    if y is not None:
+        X = _with_bias(X)
+    if ctx.arbiter is not None:
+        if y is None:
+            return hetero_lr.train_host(ctx, X, params)
+        return hetero_lr.train_guest(ctx, X, y, params)
+    if y is None:
+        run = two_party_lr.train_host(ctx, X, params)
+    else:
+        run = two_party_lr.train_guest(ctx, X, y, params)
+        summary = outcome.summary
+        summary.losses, summary.rounds = run.losses, run.rounds
+        summary.epoch_seconds = run.epoch_seconds
+    outcome.summary.protocol_seconds = {"setup": run.setup_seconds}
+    return run.weights
+
+
 def lr_params(m: LrSpec | ScorecardSpec, seed: int) -> hetero_lr.LrParams:
     """The coordinated LR's parameters from a job's model section (a scorecard's WOE-LR
     has the same keys, without label protection)."""
@@ -81,9 +114,7 @@ def lr_params(m: LrSpec | ScorecardSpec, seed: int) -> hetero_lr.LrParams:
         tol=m.tol,
         key_bits=m.key_bits,
         seed=seed,
-        label_protection=(
-            None if protection is None else (protection.epsilon, protection.delta)
-        ),
+        label_protection=(None if protection is None else (protection.epsilon, protection.delta)),
     )
 
 
@@ -125,10 +156,7 @@ def _train_job(
             "sigma": round(params.label_noise, 6),
         }
     with outcome.timed("train"):
-        if role == "guest":
-            w = hetero_lr.train_guest(ctx, _with_bias(X_train), labels(train), params)
-        else:
-            w = hetero_lr.train_host(ctx, X_train, params)
+        w = train_weights(ctx, outcome, X_train, labels(train) if role == "guest" else None, params)
     with outcome.timed("evaluate"):
         if role == "guest":
             scores = predict.score_guest(ctx, _with_bias(X_val) @ w, step=PREDICT_VALIDATION)

@@ -60,7 +60,7 @@ from lianmo.node.job_data import (
 from lianmo.node.kind import JobKind
 from lianmo.node.scorecard_report import STABILITY_FILE, VALIDATION_FILE, write_job_report
 from lianmo.node.scorecard_share import ScorecardShare, ScoreReference
-from lianmo.protocols import commit, hetero_lr, predict
+from lianmo.protocols import commit, predict
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.woe import WoeParams, guest_woe, host_woe
 from lianmo.wire.steps import PREDICT_VALIDATION, SCORECARD_KEEP
@@ -152,12 +152,8 @@ def train(
 
     params = lr_job.lr_params(model, spec.seed)
     with outcome.timed("train"):
-        if role == "guest":
-            w = hetero_lr.train_guest(
-                ctx, _with_bias(woe_of(train_rows.X)), labels(train_rows), params
-            )
-        else:
-            w = hetero_lr.train_host(ctx, woe_of(train_rows.X), params)
+        y = labels(train_rows) if role == "guest" else None
+        w = lr_job.train_weights(ctx, outcome, woe_of(train_rows.X), y, params)
     weights = tuple(float(v) for v in (w[:-1] if role == "guest" else w))
     intercept = float(w[-1]) if role == "guest" else None
     scale = scaling(model)

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import base64
 import math
+import time
 import typing as t
 from dataclasses import dataclass
 
@@ -174,6 +175,7 @@ class TrainState:
     losses: tuple[float, ...] = ()
     loss8: float = 0.0  # the epoch's 8·loss so far, without the host's Σ u_H²
     square_sum: int = 0  # the host's Σ uq² so far this epoch
+    epoch_seconds: tuple[float, ...] = ()  # wall clock: out of the logged digest
 
     def to_checkpoint(self) -> dict[str, t.Any]:
         return {
@@ -183,6 +185,7 @@ class TrainState:
             "losses": list(self.losses),
             "loss8": self.loss8,
             "square_sum": str(self.square_sum),
+            "timing": list(self.epoch_seconds),
         }
 
     @classmethod
@@ -194,16 +197,19 @@ class TrainState:
             losses=tuple(float(v) for v in raw["losses"]),
             loss8=float(raw["loss8"]),
             square_sum=int(raw["square_sum"]),
+            epoch_seconds=tuple(float(v) for v in raw.get("timing", ())),
         )
 
 
 @dataclass(frozen=True, slots=True)
-class GuestResult:
-    """The guest's weights and what it learned of training: the Taylor loss per epoch."""
+class TrainResult:
+    """A party's weights; at the guest also the Taylor loss and wall seconds per epoch."""
 
     weights: np.ndarray
-    losses: tuple[float, ...]
-    rounds: int
+    setup_seconds: float
+    losses: tuple[float, ...] = ()
+    rounds: int = 0
+    epoch_seconds: tuple[float, ...] = ()
 
 
 @dataclass
@@ -377,11 +383,13 @@ def _update(
 # ---- guest ---------------------------------------------------------------------------
 
 
-def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams) -> GuestResult:
+def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams) -> TrainResult:
     """Guest side. ``X`` is standardised and ends with a bias column."""
     host = peer_of(ctx)
     n_rows, m = X.shape
+    started = time.perf_counter()
     session = _setup(ctx, np.hstack([X, y.reshape(-1, 1)]), params)
+    setup_seconds = round(time.perf_counter() - started, 3)
     state = ctx.checkpoints.restore(CHECKPOINT, TrainState)
     if state is None:
         state = TrainState(-1, (0.0,) * m, False)
@@ -391,10 +399,12 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
         ctx.record("label_protection", epsilon=epsilon, delta=delta, sigma=sigma)
     w = np.array(state.weights, dtype=np.float64)
     losses, loss8 = list(state.losses), state.loss8
+    epoch_seconds = list(state.epoch_seconds)
     done = state.round + 1
     total = params.total_rounds(n_rows)
     for epoch, step, last in rounds(params, n_rows, state.round + 1, state.stopped):
         batch = params.schedule(n_rows, epoch)[step - params.first_round(n_rows, epoch)]
+        started = time.perf_counter()
         u_a = X[batch] @ w
         s = u_a + 2.0 - 4.0 * y[batch]
         if params.label_noise > 0:  # the guest's update uses the same noisy residual
@@ -405,6 +415,8 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
         w = _update(w, X[batch].T @ s + xt_u, len(batch), params, step)
         ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
         stop = False
+        epoch_seconds += [0.0] * (epoch + 1 - len(epoch_seconds))
+        epoch_seconds[epoch] += time.perf_counter() - started
         if last:  # 3.
             square = ctx.recv(LR2_SQUARE_SUM, host, round=step, count=1)[0]
             losses.append((loss8 + square * 16.0 ** (2 * V_EXP)) / 8.0 / n_rows)
@@ -421,11 +433,14 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
             )
             ctx.send(LR2_EPOCH_END, host, "stop" if stop else "continue", round=step)
         done = step + 1
-        saved = TrainState(step, tuple(float(v) for v in w), stop, tuple(losses), loss8)
+        timing = tuple(round(v, 3) for v in epoch_seconds)
+        saved = TrainState(step, tuple(float(v) for v in w), stop, tuple(losses), loss8, 0, timing)
         ctx.checkpoints.save(CHECKPOINT, saved)
         if stop:
             break
-    return GuestResult(w, tuple(losses), done)
+    return TrainResult(
+        w, setup_seconds, tuple(losses), done, tuple(round(v, 3) for v in epoch_seconds)
+    )
 
 
 def _loss8_part(
@@ -442,11 +457,13 @@ def _loss8_part(
 # ---- host ----------------------------------------------------------------------------
 
 
-def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
+def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> TrainResult:
     """Host side. ``X`` is standardised (no bias); returns the host's own weights."""
     guest = peer_of(ctx)
     n_rows, m = X.shape
+    started = time.perf_counter()
     session = _setup(ctx, X, params)
+    setup_seconds = round(time.perf_counter() - started, 3)
     state = ctx.checkpoints.restore(CHECKPOINT, TrainState)
     if state is None:
         state = TrainState(-1, (0.0,) * m, False)
@@ -470,4 +487,4 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
         ctx.checkpoints.save(CHECKPOINT, saved)
         if stop:
             break
-    return w
+    return TrainResult(w, setup_seconds)
