@@ -101,3 +101,36 @@ def test_layout_splits_wide_tables_into_groups() -> None:
     assert layout.slot_bits == 17 + 28 + 11 + 1
     assert layout.groups == 2 and layout.per_group == (2046 - 128) // 57
     assert list(layout.group_columns(1)) == list(range(layout.per_group, 60))
+
+
+def test_one_vs_rest_trains_one_model_per_class_like_the_plaintext_reference(
+    shared_data: Path,
+) -> None:
+    guest = load_table(
+        shared_data / "vehicle_scale_hetero_guest.csv", id_column="id", label_column="y"
+    )
+    host = load_table(shared_data / "vehicle_scale_hetero_host.csv", id_column="id")
+    index = host.index_of()
+    host = host.select(np.array([index[i] for i in guest.ids]))
+    assert guest.y is not None
+    Xg = Standardizer.fit(guest.X).transform(guest.X)
+    Xg = np.hstack([Xg, np.ones((len(Xg), 1))])
+    Xh = Standardizer.fit(host.X).transform(host.X)
+    Y = np.eye(4)[guest.y.astype(int)]  # one 0/1 column per class
+    params = _params(epochs=2, batch_size=256)
+    out = _train(params, Xg, Y, Xh)
+    assert out["g"].weights.shape == (Xg.shape[1], 4)
+    assert out["h"].weights.shape == (Xh.shape[1], 4)
+    total_loss = np.zeros(2)
+    for c in range(4):
+        ref_w, ref_loss = train_plaintext_taylor(
+            [Xg, Xh], Y[:, c], epochs=2, batch_size=256, learning_rate=0.3, lr_decay=0.01,
+            l2=0.001, seed=7, tol=0.0,
+        )
+        np.testing.assert_allclose(out["g"].weights[:, c], ref_w[0], atol=1e-4)
+        np.testing.assert_allclose(out["h"].weights[:, c], ref_w[1], atol=1e-4)
+        total_loss += ref_loss
+    # the loss the guest reports is the classes' summed Taylor loss
+    np.testing.assert_allclose(out["g"].losses, total_loss, rtol=1e-5)
+    scores = Xg @ out["g"].weights + Xh @ out["h"].weights
+    assert (scores.argmax(axis=1) == guest.y).mean() > 0.6  # it learned the classes

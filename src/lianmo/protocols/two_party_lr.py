@@ -68,6 +68,7 @@ from lianmo.wire.steps import (
     LR2_EPOCH_END,
     LR2_FEATURES,
     LR2_LAYOUT,
+    LR2_PLAN,
     LR2_PRODUCT,
     LR2_PUBLIC_KEY,
     LR2_SQUARE_SUM,
@@ -144,9 +145,11 @@ class SetupState:
     peer_bits: int
     width: int
     features: bytes  # the peer's packed feature ciphertexts, fixed-width big-endian
+    outputs: int
 
     def to_checkpoint(self) -> dict[str, t.Any]:
         return {
+            "outputs": self.outputs,
             "peer_key": self.peer_key.hex(),
             "peer_layout": [self.peer_count, self.peer_bits],
             "width": self.width,
@@ -162,6 +165,7 @@ class SetupState:
             peer_bits=bits,
             width=int(raw["width"]),
             features=base64.b64decode(str(raw["features"])),
+            outputs=int(raw["outputs"]),
         )
 
 
@@ -174,7 +178,7 @@ class TrainState:
     stopped: bool
     losses: tuple[float, ...] = ()
     loss8: float = 0.0  # the epoch's 8·loss so far, without the host's Σ u_H²
-    square_sum: int = 0  # the host's Σ uq² so far this epoch
+    square_sums: tuple[int, ...] = ()  # the host's Σ uq² so far this epoch, per output
     epoch_seconds: tuple[float, ...] = ()  # wall clock: out of the logged digest
 
     def to_checkpoint(self) -> dict[str, t.Any]:
@@ -184,7 +188,7 @@ class TrainState:
             "stopped": self.stopped,
             "losses": list(self.losses),
             "loss8": self.loss8,
-            "square_sum": str(self.square_sum),
+            "square_sums": [str(v) for v in self.square_sums],
             "timing": list(self.epoch_seconds),
         }
 
@@ -196,7 +200,7 @@ class TrainState:
             stopped=bool(raw["stopped"]),
             losses=tuple(float(v) for v in raw["losses"]),
             loss8=float(raw["loss8"]),
-            square_sum=int(raw["square_sum"]),
+            square_sums=tuple(int(v) for v in raw["square_sums"]),
             epoch_seconds=tuple(float(v) for v in raw.get("timing", ())),
         )
 
@@ -222,6 +226,7 @@ class _Session:
     peer_key: PublicKey
     peer_layout: Layout
     peer_features: list[CipherVector]  # one vector per group, one ciphertext per row
+    outputs: int  # models trained side by side: 1 (binary), or one per class
 
 
 def peer_of(ctx: RoleContext) -> str:
@@ -240,8 +245,9 @@ def max_batch(params: LrParams, n_rows: int) -> int:
     return max(len(b) for b in params.schedule(n_rows, 0))
 
 
-def _setup(ctx: RoleContext, features: np.ndarray, params: LrParams) -> _Session:
-    """Steps 0a and 0b, or the state a checkpoint kept of them."""
+def _setup(ctx: RoleContext, features: np.ndarray, params: LrParams, outputs: int = 0) -> _Session:
+    """Steps 0a and 0b, or the state a checkpoint kept of them. The guest passes its
+    number of ``outputs`` (models: 1, or one per class); the host learns it here."""
     peer = peer_of(ctx)
     n_rows = features.shape[0]
     public, private = generate_keypair(  # from a child stream of the DRBG: same on resuming
@@ -256,6 +262,10 @@ def _setup(ctx: RoleContext, features: np.ndarray, params: LrParams) -> _Session
     if saved is None:
         own_layout.check(ctx.party)
         check_batch_floor(ctx.party, Xq.shape[1], n_rows, params.batch_size)
+        if outputs:
+            ctx.send(LR2_PLAN, peer, outputs)
+        else:
+            outputs = ctx.recv(LR2_PLAN, peer)
         ctx.send(LR2_PUBLIC_KEY, peer, public)
         ctx.send(LR2_LAYOUT, peer, (own_layout.count, own_layout.bits))
         peer_key = ctx.recv(
@@ -270,8 +280,10 @@ def _setup(ctx: RoleContext, features: np.ndarray, params: LrParams) -> _Session
         ctx.send(LR2_FEATURES, peer, _encrypt_rows(ctx, private, own_layout, Xq))
         received = ctx.recv(LR2_FEATURES, peer, key=peer_key, count=n_rows * peer_layout.groups)
         width, data = received.to_bytes()
-        ctx.checkpoints.save(SETUP, SetupState(peer_key.n_bytes(), count, peer_bits, width, data))
+        setup = SetupState(peer_key.n_bytes(), count, peer_bits, width, data, outputs)
+        ctx.checkpoints.save(SETUP, setup)
     else:
+        outputs = saved.outputs
         peer_key = ctx.job_key(
             LR2_PUBLIC_KEY,
             peer,
@@ -286,7 +298,7 @@ def _setup(ctx: RoleContext, features: np.ndarray, params: LrParams) -> _Session
     peer_key.prepare_obfuscation(ctx.rng)
     groups = peer_layout.groups
     by_group = [received.select(np.arange(g, n_rows * groups, groups)) for g in range(groups)]
-    return _Session(private, own_layout, exponent, peer_key, peer_layout, by_group)
+    return _Session(private, own_layout, exponent, peer_key, peer_layout, by_group, outputs)
 
 
 def _check_peer_layout(
@@ -331,18 +343,27 @@ def _encrypt_rows(
     return private.encrypt_ints(packed, 0, ctx.rng, ctx.compute)
 
 
-def _product(ctx: RoleContext, session: _Session, batch: np.ndarray, v: np.ndarray) -> CipherVector:
-    """Step 1: ``[[X̃_peer[b]ᵀ vq + R·2^T]]`` per group, under the peer's key."""
-    vq = np.clip(quantise(v, V_EXP), -_V_LIMIT, _V_LIMIT)
+def quantised(v: np.ndarray) -> np.ndarray:
+    """``v`` at ``V_EXP``, clipped to ``|vq| < 2**V_BITS`` (see the module docstring)."""
+    return np.clip(quantise(v, V_EXP), -_V_LIMIT, _V_LIMIT)
+
+
+def _product(ctx: RoleContext, session: _Session, batch: np.ndarray, V: np.ndarray) -> CipherVector:
+    """Step 1: ``[[X̃_peer[b]ᵀ vq_c + R·2^T]]`` per output ``c`` (a column of ``V``) and
+    group, output-major, under the peer's key. The peer's rows of the batch are taken
+    once; the top masks of all products are encrypted in one call."""
     key, layout = session.peer_key, session.peer_layout
-    parts = []
-    for g, rows in enumerate(session.peer_features):
-        product = rows.select(batch).dot_ints(vq, V_EXP, ctx.compute)
-        T = layout.group_packing(g).total_bits
-        top = (max_int(int(key.n)) >> T) - 2  # the mask R is uniform in [1, top]
-        mask = (1 + ctx.rng.randbelow(top)) << T
-        parts.append(product.add(key.encrypt_ints([mask], product.exponent, ctx.rng)))
-    return CipherVector.concat(parts)
+    rows = [group.select(batch) for group in session.peer_features]
+    products, masks = [], []
+    for c in range(V.shape[1]):
+        vq = quantised(V[:, c])
+        for g, group in enumerate(rows):
+            products.append(group.dot_ints(vq, V_EXP, ctx.compute))
+            T = layout.group_packing(g).total_bits
+            top = (max_int(int(key.n)) >> T) - 2  # the mask R is uniform in [1, top]
+            masks.append((1 + ctx.rng.randbelow(top)) << T)
+    hidden = key.encrypt_ints(masks, V_EXP, ctx.rng, ctx.compute)
+    return CipherVector.concat(products).add(hidden)
 
 
 def _exchange(
@@ -352,24 +373,25 @@ def _exchange(
     product of this party's rows."""
     ctx.send(LR2_PRODUCT, peer, _product(ctx, session, batch, v), round=step)
     own_key = session.own.public_key
-    count = session.own_layout.groups
+    count = session.own_layout.groups * session.outputs
     product = ctx.recv(LR2_PRODUCT, peer, round=step, key=own_key, count=count)
     return _read_product(session, product, ctx.compute)
 
 
 def _read_product(session: _Session, product: CipherVector, backend: t.Any) -> np.ndarray:
-    """Step 2: decrypt the peer's product of this party's features; the slots as floats."""
+    """Step 2: decrypt the peer's products of this party's features: the slots as floats,
+    one column per output."""
     layout = session.own_layout
     values = session.own.decrypt_raw(product, backend)
     out: list[np.ndarray] = []
-    for g, value in enumerate(values):
-        packing = layout.group_packing(g)
+    for i, value in enumerate(values):
+        packing = layout.group_packing(i % layout.groups)
         T = packing.total_bits
         low = int(value) & ((1 << T) - 1)
         signed = low - (1 << T) if low >> (T - 1) else low
         out.append(packing.unpack([signed])[0].astype(np.float64))
     scale = 16.0 ** (V_EXP + session.exponent)
-    return np.concatenate(out) * scale
+    return np.concatenate(out).reshape(session.outputs, layout.count).T * scale
 
 
 def _update(
@@ -384,20 +406,25 @@ def _update(
 
 
 def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams) -> TrainResult:
-    """Guest side. ``X`` is standardised and ends with a bias column."""
+    """Guest side. ``X`` is standardised and ends with a bias column; ``y`` holds 0/1
+    labels (one model) or, two-dimensional, one 0/1 column per class (one-vs-rest: one
+    model per class, trained side by side on the same batches). The weights come back in
+    the same shape: ``(m,)``, or ``(m, classes)``."""
     host = peer_of(ctx)
+    Y = y.reshape(-1, 1) if y.ndim == 1 else y
     n_rows, m = X.shape
+    outputs = Y.shape[1]
     started = time.perf_counter()
-    session = _setup(ctx, np.hstack([X, y.reshape(-1, 1)]), params)
+    session = _setup(ctx, np.hstack([X, Y]), params, outputs)
     setup_seconds = round(time.perf_counter() - started, 3)
     state = ctx.checkpoints.restore(CHECKPOINT, TrainState)
     if state is None:
-        state = TrainState(-1, (0.0,) * m, False)
+        state = TrainState(-1, (0.0,) * (m * outputs), False)
     if params.label_protection is not None:
         epsilon, delta = params.label_protection
         sigma = round(params.label_noise, 6)
         ctx.record("label_protection", epsilon=epsilon, delta=delta, sigma=sigma)
-    w = np.array(state.weights, dtype=np.float64)
+    W = np.array(state.weights, dtype=np.float64).reshape(m, outputs)
     losses, loss8 = list(state.losses), state.loss8
     epoch_seconds = list(state.epoch_seconds)
     done = state.round + 1
@@ -405,21 +432,25 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
     for epoch, step, last in rounds(params, n_rows, state.round + 1, state.stopped):
         batch = params.schedule(n_rows, epoch)[step - params.first_round(n_rows, epoch)]
         started = time.perf_counter()
-        u_a = X[batch] @ w
-        s = u_a + 2.0 - 4.0 * y[batch]
+        U_a = X[batch] @ W
+        S = U_a + 2.0 - 4.0 * Y[batch]
         if params.label_noise > 0:  # the guest's update uses the same noisy residual
-            s = s + label_noise.gaussian(ctx.rng, len(batch), params.label_noise)
-        slots = _exchange(ctx, session, host, step, batch, s)  # 1., 2.
-        xt_u, positives_u = slots[:m], float(slots[m])
-        loss8 += _loss8_part(u_a, y[batch], w, xt_u, positives_u)
-        w = _update(w, X[batch].T @ s + xt_u, len(batch), params, step)
+            noise = label_noise.gaussian(ctx.rng, len(batch) * outputs, params.label_noise)
+            S = S + noise.reshape(len(batch), outputs)
+        slots = _exchange(ctx, session, host, step, batch, S)  # 1., 2.
+        xt_u, positives_u = slots[:m], slots[m:]
+        loss8 += sum(
+            _loss8_part(U_a[:, c], Y[batch, c], W[:, c], xt_u[:, c], float(positives_u[c, c]))
+            for c in range(outputs)
+        )
+        W = _update(W, X[batch].T @ S + xt_u, len(batch), params, step)
         ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
         stop = False
         epoch_seconds += [0.0] * (epoch + 1 - len(epoch_seconds))
         epoch_seconds[epoch] += time.perf_counter() - started
         if last:  # 3.
-            square = ctx.recv(LR2_SQUARE_SUM, host, round=step, count=1)[0]
-            losses.append((loss8 + square * 16.0 ** (2 * V_EXP)) / 8.0 / n_rows)
+            squares = ctx.recv(LR2_SQUARE_SUM, host, round=step, count=outputs)
+            losses.append((loss8 + sum(squares) * 16.0 ** (2 * V_EXP)) / 8.0 / n_rows)
             loss8 = 0.0
             stop = epoch == params.epochs - 1 or (
                 len(losses) > 1 and abs(losses[-2] - losses[-1]) < params.tol
@@ -434,13 +465,13 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
             ctx.send(LR2_EPOCH_END, host, "stop" if stop else "continue", round=step)
         done = step + 1
         timing = tuple(round(v, 3) for v in epoch_seconds)
-        saved = TrainState(step, tuple(float(v) for v in w), stop, tuple(losses), loss8, 0, timing)
+        flat = tuple(float(v) for v in W.ravel())
+        saved = TrainState(step, flat, stop, tuple(losses), loss8, (), timing)
         ctx.checkpoints.save(CHECKPOINT, saved)
         if stop:
             break
-    return TrainResult(
-        w, setup_seconds, tuple(losses), done, tuple(round(v, 3) for v in epoch_seconds)
-    )
+    seconds = tuple(round(v, 3) for v in epoch_seconds)
+    return TrainResult(W[:, 0] if y.ndim == 1 else W, setup_seconds, tuple(losses), done, seconds)
 
 
 def _loss8_part(
@@ -458,33 +489,36 @@ def _loss8_part(
 
 
 def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> TrainResult:
-    """Host side. ``X`` is standardised (no bias); returns the host's own weights."""
+    """Host side. ``X`` is standardised (no bias); returns the host's own weights,
+    ``(m,)`` for one model or ``(m, classes)`` for one-vs-rest (the guest's plan says)."""
     guest = peer_of(ctx)
     n_rows, m = X.shape
     started = time.perf_counter()
     session = _setup(ctx, X, params)
     setup_seconds = round(time.perf_counter() - started, 3)
+    outputs = session.outputs
     state = ctx.checkpoints.restore(CHECKPOINT, TrainState)
     if state is None:
-        state = TrainState(-1, (0.0,) * m, False)
-    w = np.array(state.weights, dtype=np.float64)
-    square_sum = state.square_sum
+        state = TrainState(-1, (0.0,) * (m * outputs), False, square_sums=(0,) * outputs)
+    W = np.array(state.weights, dtype=np.float64).reshape(m, outputs)
+    squares = list(state.square_sums)
     total = params.total_rounds(n_rows)
     for epoch, step, last in rounds(params, n_rows, state.round + 1, state.stopped):
         batch = params.schedule(n_rows, epoch)[step - params.first_round(n_rows, epoch)]
-        u = X[batch] @ w
-        xt_s = _exchange(ctx, session, guest, step, batch, u)  # 1., 2.
-        uq = np.clip(quantise(u, V_EXP), -_V_LIMIT, _V_LIMIT)
-        square_sum += sum(int(v) * int(v) for v in uq)
-        w = _update(w, xt_s + X[batch].T @ u, len(batch), params, step)
+        U = X[batch] @ W
+        xt_s = _exchange(ctx, session, guest, step, batch, U)  # 1., 2.
+        for c in range(outputs):
+            squares[c] += sum(int(v) * int(v) for v in quantised(U[:, c]))
+        W = _update(W, xt_s + X[batch].T @ U, len(batch), params, step)
         ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
         stop = False
         if last:  # 3.
-            ctx.send(LR2_SQUARE_SUM, guest, ints_to_msg([square_sum], SQUARE_SUM_BYTES), round=step)
-            square_sum = 0
+            ctx.send(LR2_SQUARE_SUM, guest, ints_to_msg(squares, SQUARE_SUM_BYTES), round=step)
+            squares = [0] * outputs
             stop = ctx.recv(LR2_EPOCH_END, guest, round=step) == "stop"
-        saved = TrainState(step, tuple(float(v) for v in w), stop, square_sum=square_sum)
+        weights = tuple(float(v) for v in W.ravel())
+        saved = TrainState(step, weights, stop, square_sums=tuple(squares))
         ctx.checkpoints.save(CHECKPOINT, saved)
         if stop:
             break
-    return TrainResult(w, setup_seconds)
+    return TrainResult(W[:, 0] if outputs == 1 else W, setup_seconds)

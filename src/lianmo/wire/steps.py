@@ -182,6 +182,13 @@ LR_EPOCH_END = Step(
 
 # ---- two-party hetero LR (protocols/two_party_lr.py); round = global batch number --------
 
+LR2_PLAN = Step(
+    "lr2.plan",
+    ("guest",),
+    ("host",),
+    Count("outputs", 1, 256),
+    "models trained side by side: 1, or one per class (one-vs-rest)",
+)
 LR2_PUBLIC_KEY = Step(
     "lr2.public_key", ("guest", "host"), ("guest", "host"), PaillierKey(), "the sender's own key"
 )
@@ -208,7 +215,12 @@ LR2_PRODUCT = Step(
     "batch",
 )
 LR2_SQUARE_SUM = Step(
-    "lr2.square_sum", ("host",), ("guest",), BigInts(), "Σ u_H² over the epoch", "batch"
+    "lr2.square_sum",
+    ("host",),
+    ("guest",),
+    BigInts(),
+    "Σ u_H² over the epoch, per model",
+    "batch",
 )
 LR2_EPOCH_END = Step(
     "lr2.epoch_end",
@@ -393,6 +405,7 @@ REGISTRY = Registry(
         LR_MASKED_GRADIENT,
         LR_GRADIENT,
         LR_EPOCH_END,
+        LR2_PLAN,
         LR2_PUBLIC_KEY,
         LR2_LAYOUT,
         LR2_FEATURES,
