@@ -10,6 +10,7 @@ import pytest
 
 from lianmo.crypto.fixedpoint import choose_exponent, quantise
 from lianmo.data.table import load_table
+from lianmo.errors import ConfigError
 from lianmo.models.logistic import taylor_gradient, train_plaintext_taylor
 from lianmo.models.scaler import Standardizer
 from lianmo.protocols.hetero_lr import LrParams
@@ -101,3 +102,12 @@ def test_layout_splits_wide_tables_into_groups() -> None:
     assert layout.slot_bits == 17 + 28 + 11 + 1
     assert layout.groups == 2 and layout.per_group == (2046 - 128) // 57
     assert list(layout.group_columns(1)) == list(range(layout.per_group, 60))
+
+
+def test_a_layout_too_wide_for_64_bit_slots_names_the_party() -> None:
+    n = (1 << 2047) + 1
+    fits = Layout(count=5, bits=27, max_batch=200, n=n)
+    assert fits.slot_bits == 64 and fits.group_packing(0).slot_bits == (64,) * 5
+    fits.check("p")
+    with pytest.raises(ConfigError, match=r"party 'p': its quantised features need 28 bits"):
+        Layout(count=5, bits=28, max_batch=200, n=n).check("p")
