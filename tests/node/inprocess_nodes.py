@@ -10,6 +10,7 @@ gRPC channel uses, so what they hold is exactly what would cross the wire.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import typing as t
 from collections.abc import Sequence
@@ -168,6 +169,19 @@ def train_spec(job_id: str = "breast-wire", **model: object) -> JobSpec:
             "model": {"epochs": 2, "batch_size": 320, "learning_rate": 0.3, **model},
         }
     )
+
+
+def two_party_spec(job_id: str = "breast-wire-2p", **model: object) -> JobSpec:
+    """:func:`train_spec` without the arbiter: two-party hetero LR (guest and host keys)."""
+    raw = json.loads(train_spec(job_id, **model).to_json())
+    raw["parties"] = [p for p in raw["parties"] if p["role"] != "arbiter"]
+    return JobSpec.from_dict(raw)
+
+
+def two_party_configs(tmp_path: Path, shared_data: Path) -> dict[str, PartyConfig]:
+    """Configs of broker and platform only (no arbiter node)."""
+    configs = breast_configs(tmp_path, shared_data)
+    return {name: configs[name] for name in (GUEST, HOST)}
 
 
 def run_in_process(nodes: dict[str, NodeService], spec: JobSpec) -> JobReport:

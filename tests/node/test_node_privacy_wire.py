@@ -246,22 +246,23 @@ def search_floats(payloads: Sequence[bytes], values: Iterable[float]) -> list[Hi
     return find_fixed(payloads, needles["f8"]) + find_fixed(payloads, needles["f4"], run=2)
 
 
-def quantised_pairs(q: np.ndarray) -> np.ndarray:
+def quantised_pairs(q: np.ndarray, spec: JobSpec = SPEC) -> np.ndarray:
     """Neighbouring values (a, b) of a party's fixed-point matrix in every order a leak
     would hold them: row- and column-major, in train order and in each mini-batch's
-    order. Only pairs with both ``|a|, |b| >= 2**12`` are kept: smaller ints look like
-    the row indices (IndexList) that legitimately travel, byte-swapped or not."""
+    order (of ``spec``). Only pairs with both ``|a|, |b| >= 2**12`` are kept: smaller
+    ints look like the row indices (IndexList) that legitimately travel, byte-swapped
+    or not."""
     sequences = [q.ravel(), q.T.ravel()]
-    for epoch in range(SPEC.model.epochs):
-        for batch in batch_schedule(len(q), SPEC.model.batch_size, epoch, SPEC.seed):
+    for epoch in range(spec.model.epochs):
+        for batch in batch_schedule(len(q), spec.model.batch_size, epoch, spec.seed):
             sequences += [q[batch].ravel(), q[batch].T.ravel()]
     pairs = np.concatenate([np.stack([s[:-1], s[1:]], axis=1) for s in sequences])
     return np.unique(pairs[(np.abs(pairs) >= 2**12).all(axis=1)], axis=0)
 
 
-def search_quantised(payloads: Sequence[bytes], q: np.ndarray) -> list[Hit]:
+def search_quantised(payloads: Sequence[bytes], q: np.ndarray, spec: JobSpec = SPEC) -> list[Hit]:
     """Neighbouring fixed-point ints (:func:`quantised_pairs`) as int32/int64, LE/BE."""
-    pairs = quantised_pairs(q)
+    pairs = quantised_pairs(q, spec)
     hits: list[Hit] = []
     for dtype in ("<i4", ">i4", "<i8", ">i8"):
         needles = [pair.astype(dtype).tobytes() for pair in pairs]
@@ -320,9 +321,11 @@ def _cells(path: Path, skip: Sequence[str]) -> set[str]:
     return {v for r in rows for k, v in r.items() if k not in skip and len(v.lstrip("-")) >= 6}
 
 
-def _party_plain(table: Table, path: Path, skip: Sequence[str], bias: bool) -> PartyPlain:
+def _party_plain(
+    table: Table, path: Path, skip: Sequence[str], bias: bool, spec: JobSpec
+) -> PartyPlain:
     aligned = table.select(np.argsort(np.array(table.ids, dtype=object), kind="stable"))
-    is_val = validation_mask(aligned.ids, SPEC.validation.share, SPEC.seed)
+    is_val = validation_mask(aligned.ids, spec.validation.share, spec.seed)
     train = aligned.select(np.flatnonzero(~is_val))
     scaler = Standardizer.fit(train.X)
     train_std = scaler.transform(train.X)
@@ -337,17 +340,19 @@ def _party_plain(table: Table, path: Path, skip: Sequence[str], bias: bool) -> P
     )
 
 
-def _plain(shared_data: Path) -> Plain:
+def _plain(shared_data: Path, spec: JobSpec = SPEC) -> Plain:
+    """What the broker and the platform hold, as a job ``spec`` splits it (its seed and
+    validation share decide the training rows)."""
     host = load_table(shared_data / HOST_FILE, id_column="id", party=HOST)
     guest = load_table(shared_data / GUEST_FILE, id_column="id", label_column="y", party=GUEST)
     assert sorted(host.ids) == sorted(guest.ids)  # the whole file is the intersection
     assert guest.y is not None
     aligned = guest.select(np.argsort(np.array(guest.ids, dtype=object), kind="stable"))
     assert aligned.y is not None
-    is_val = validation_mask(aligned.ids, SPEC.validation.share, SPEC.seed)
+    is_val = validation_mask(aligned.ids, spec.validation.share, spec.seed)
     return Plain(
-        host=_party_plain(host, shared_data / HOST_FILE, ("id",), bias=False),
-        guest=_party_plain(guest, shared_data / GUEST_FILE, ("id", "y"), bias=True),
+        host=_party_plain(host, shared_data / HOST_FILE, ("id",), bias=False, spec=spec),
+        guest=_party_plain(guest, shared_data / GUEST_FILE, ("id", "y"), bias=True, spec=spec),
         y_file=guest.y,
         y_aligned=aligned.y,
         y_train=aligned.y[~is_val],

@@ -10,6 +10,7 @@ import pytest
 
 from lianmo.crypto.fixedpoint import choose_exponent, quantise
 from lianmo.data.table import load_table
+from lianmo.errors import ConfigError
 from lianmo.models.logistic import taylor_gradient, train_plaintext_taylor
 from lianmo.models.scaler import Standardizer
 from lianmo.protocols.hetero_lr import LrParams
@@ -79,8 +80,15 @@ def test_training_and_loss_follow_the_plaintext_reference(breast) -> None:  # ty
     params = _params()
     out = _train(params, Xg, y, Xh)
     ref_w, ref_loss = train_plaintext_taylor(
-        [Xg, Xh], y, epochs=2, batch_size=200, learning_rate=0.3, lr_decay=0.01, l2=0.001,
-        seed=7, tol=0.0,
+        [Xg, Xh],
+        y,
+        epochs=2,
+        batch_size=200,
+        learning_rate=0.3,
+        lr_decay=0.01,
+        l2=0.001,
+        seed=7,
+        tol=0.0,
     )
     np.testing.assert_allclose(out["g"].weights, ref_w[0], atol=1e-4)
     np.testing.assert_allclose(out["h"].weights, ref_w[1], atol=1e-4)
@@ -124,8 +132,15 @@ def test_one_vs_rest_trains_one_model_per_class_like_the_plaintext_reference(
     total_loss = np.zeros(2)
     for c in range(4):
         ref_w, ref_loss = train_plaintext_taylor(
-            [Xg, Xh], Y[:, c], epochs=2, batch_size=256, learning_rate=0.3, lr_decay=0.01,
-            l2=0.001, seed=7, tol=0.0,
+            [Xg, Xh],
+            Y[:, c],
+            epochs=2,
+            batch_size=256,
+            learning_rate=0.3,
+            lr_decay=0.01,
+            l2=0.001,
+            seed=7,
+            tol=0.0,
         )
         np.testing.assert_allclose(out["g"].weights[:, c], ref_w[0], atol=1e-4)
         np.testing.assert_allclose(out["h"].weights[:, c], ref_w[1], atol=1e-4)
@@ -134,3 +149,12 @@ def test_one_vs_rest_trains_one_model_per_class_like_the_plaintext_reference(
     np.testing.assert_allclose(out["g"].losses, total_loss, rtol=1e-5)
     scores = Xg @ out["g"].weights + Xh @ out["h"].weights
     assert (scores.argmax(axis=1) == guest.y).mean() > 0.6  # it learned the classes
+
+
+def test_a_layout_too_wide_for_64_bit_slots_names_the_party() -> None:
+    n = (1 << 2047) + 1
+    fits = Layout(count=5, bits=27, max_batch=200, n=n)
+    assert fits.slot_bits == 64 and fits.group_packing(0).slot_bits == (64,) * 5
+    fits.check("p")
+    with pytest.raises(ConfigError, match=r"party 'p': its quantised features need 28 bits"):
+        Layout(count=5, bits=28, max_batch=200, n=n).check("p")

@@ -100,13 +100,11 @@ class Layout:
     n: int
 
     @property
-    def packing(self) -> Packing:
-        """One slot layout per full group (the last group may use fewer slots)."""
-        return Packing.for_sums([self.bits + V_BITS] * 1, self.max_batch)
-
-    @property
     def slot_bits(self) -> int:
-        return self.packing.slot_bits[0]
+        """A slot's width, as :meth:`Packing.for_sums` gives it for batch sums; computed
+        here because a :class:`Packing` refuses slots over 64 bits before :meth:`check`
+        could name the party."""
+        return self.bits + V_BITS + self.max_batch.bit_length() + 1
 
     @property
     def per_group(self) -> int:
