@@ -192,3 +192,15 @@ def test_obfuscate_rerandomises_without_changing_plaintexts(
     assert list(sk.decrypt(cv.obfuscate(rng))) == [1.25, -4.0]
     with pytest.raises(CryptoError, match="different public keys"):
         other_test_keypair[0].obfuscate(cv, rng)
+
+
+def test_encrypt_residues_takes_the_whole_plaintext_space(
+    small_test_keypair: Keypair, rng: Drbg
+) -> None:
+    pk, sk = small_test_keypair
+    n = int(pk.n)
+    values = [0, 5, n // 3 + 7, n - 1]  # beyond max_int: encrypt_ints would refuse these
+    assert sk.decrypt_raw(pk.encrypt_residues(values, 0, rng)) == values
+    for bad in (-1, n):
+        with pytest.raises(CryptoError, match=r"not in \[0, n\)"):
+            pk.encrypt_residues([bad], 0, rng)

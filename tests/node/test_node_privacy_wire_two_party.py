@@ -46,13 +46,13 @@ import numpy as np
 import pytest
 
 from lianmo.crypto.drbg import Drbg
-from lianmo.crypto.fixedpoint import choose_exponent, max_int, quantise
+from lianmo.crypto.fixedpoint import choose_exponent, quantise
 from lianmo.crypto.paillier import PrivateKey, generate_keypair
 from lianmo.models.logistic import learning_rate
 from lianmo.node.job_secrets import seed_path
 from lianmo.node.lr_job import lr_params
 from lianmo.protocols.hetero_lr import LrParams, rounds
-from lianmo.protocols.two_party_lr import V_BITS, V_EXP, Layout, max_batch
+from lianmo.protocols.two_party_lr import V_BITS, V_EXP, Layout, max_batch, top_range
 from lianmo.transport import serde
 from lianmo.transport.envelope import Envelope
 from lianmo.transport.messages import EncryptedVector, IntVector, PublicKeyMsg, Signal
@@ -223,7 +223,7 @@ def _open_product(env: Envelope, key: PrivateKey, layout: Layout) -> Product:
         low, mask = split_plaintext(int(value), T)
         slots.append(packing.unpack([low])[0])
         masks.append(mask)
-        tops.append((max_int(int(key.public_key.n)) >> T) - 2)
+        tops.append(top_range(int(key.public_key.n), T))
     return Product(np.concatenate(slots), tuple(masks), tuple(tops))
 
 
@@ -311,7 +311,8 @@ def test_each_round_trains_on_every_training_row_once(replayed: Replay, plain: P
 SIGNAL_TAGS = {"audit.signing_key", "job.spec_digest", "job.commit"}
 ALLOWED: dict[tuple[str, str], dict[str, set[str]]] = {
     (GUEST, HOST): {
-        "Signal": SIGNAL_TAGS | {"psi.guest_size", "psi.size", "lr2.layout", "lr2.epoch_end"},
+        "Signal": SIGNAL_TAGS
+        | {"psi.guest_size", "psi.size", "lr2.plan", "lr2.layout", "lr2.epoch_end"},
         "PointList": {"psi.guest_set"},
         "IndexList": {"psi.positions"},
         "PublicKey": {"lr2.public_key"},

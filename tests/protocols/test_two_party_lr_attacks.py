@@ -16,7 +16,7 @@ Each party receives ``[[X̃_p]]`` from its peer and cannot look inside: the ciph
 could hold anything, not the packed features the layout ``(m_p, b_p)`` announced. The
 product it sends back is ``[[Σ_i X̃_p[i] v_i + R·2^T]]`` with ``T = m_p × slot_bits``
 (per group of slots) and a top mask ``R`` uniform in ``[1, top]``,
-``top = max_int(n) >> T − 2``, i.e. about ``n / (3·2^T)``. So the encrypter decrypts:
+``top = (n >> T) − 2``, nearly all of ``n / 2^T``. So the encrypter decrypts:
 
 * in the low ``T`` bits, exactly ``Σ_i c_i v_i mod 2^T`` for coefficients ``c_i`` it
   chose. An honest ``c`` gives ``m_p`` sums over the batch; a crafted one, e.g. row ``i``
@@ -24,11 +24,11 @@ product it sends back is ``[[Σ_i X̃_p[i] v_i + R·2^T]]`` with ``T = m_p × sl
   at ``V_EXP``). The layout check bounds ``T`` but not the content: with the batch floor
   (``m_p ≤ rows/16``) and 64-bit slots, ``T ≤ 64·rows/16 = 4·rows`` bits per batch, so a
   dishonest party reads up to ``4/29`` (about 14 %) of a batch's values one by one;
-* above ``T``, ``Σ c_i v_i`` hidden by ``R``: the decryption only says that the crafted
-  high part lies in a window of a third of its range, at most ``log2 3 ≈ 1.6`` bits per
-  product (plus at most one bit from whether the sum wrapped mod ``n``).
+* above ``T``, ``Σ c_i v_i`` hidden by ``R``: uniform over all but two of the values the
+  high part can take, so at most about one bit per product (whether the sum wrapped
+  mod ``n``).
 
-Bound: **about T bits per product plus ~2 bits**. For the guest as attacker ``v = u_H``,
+Bound: **about T bits per product plus one bit**. For the guest as attacker ``v = u_H``,
 the host's partial predictions; for the host ``v = s = u_A + 2 − 4y (+ e)``, so a
 dishonest host reads individual residuals, as a dishonest host does in coordinated LR
 (``test_hetero_lr_attacks``), and label protection's noise ``e`` bounds what they say of
@@ -66,6 +66,7 @@ from lianmo.wire.steps import (
     LR2_EPOCH_END,
     LR2_FEATURES,
     LR2_LAYOUT,
+    LR2_PLAN,
     LR2_PRODUCT,
     LR2_PUBLIC_KEY,
     LR2_SQUARE_SUM,
@@ -154,8 +155,13 @@ class Peer:
         bits: int,
         key: PublicKey | None = None,
     ) -> Peer:
-        """Step 0a: send a key (``key``, else its own) and the layout ``(count, bits)``."""
+        """Step 0a: the plan (one model), a key (``key``, else its own) and the layout
+        ``(count, bits)``."""
         public, private = generate_keypair(SMALL_TEST_KEY_BITS, ctx.rng, insecure_test_size=True)
+        if ctx.party == ctx.guest:
+            ctx.send(LR2_PLAN, peer, 1)
+        else:
+            assert ctx.recv(LR2_PLAN, peer) == 1
         ctx.send(LR2_PUBLIC_KEY, peer, key or public)
         ctx.send(LR2_LAYOUT, peer, (count, bits))
         layout = Layout(count, bits, max_batch(params, N_ROWS), int(public.n))

@@ -263,6 +263,31 @@ class PublicKey:
         """
         return self._encrypt_plain(encode_ints(mantissas, self.n), exponent, rng, backend)
 
+    def encrypt_residues(
+        self,
+        plaintexts: t.Sequence[int],
+        exponent: int,
+        rng: Drbg | None = None,
+        backend: ComputeBackend | None = None,
+    ) -> CipherVector:
+        """Encrypt plaintexts given as residues in ``[0, n)``, with no signed encoding.
+
+        For values that use the whole plaintext space, such as a mask uniform over most
+        of ``Z_n`` (:mod:`lianmo.protocols.two_party_lr`'s top mask); signed mantissas go
+        through :meth:`encrypt_ints`.
+
+        Raises
+        ------
+        CryptoError
+            If a plaintext is not an int in ``[0, n)``.
+        """
+        n = int(self.n)
+        values = [int(v) for v in plaintexts]
+        bad = next((i for i, v in enumerate(values) if not 0 <= v < n), None)
+        if bad is not None:
+            raise CryptoError(f"encrypt_residues: plaintext {bad} is not in [0, n)")
+        return self._encrypt_plain(values, exponent, rng, backend)
+
     def _encrypt_plain(
         self,
         plaintexts: list[int],

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lianmo.crypto.drbg import Drbg
 from lianmo.crypto.fixedpoint import choose_exponent, max_int, quantise
 from lianmo.crypto.packing import MAX_SLOT_BITS, Packing
 from lianmo.crypto.paillier import CipherVector, PrivateKey, PublicKey, generate_keypair
@@ -346,6 +347,19 @@ def quantised(v: np.ndarray) -> np.ndarray:
     return np.clip(quantise(v, V_EXP), -_V_LIMIT, _V_LIMIT)
 
 
+def top_mask(n: int, T: int, rng: Drbg) -> int:
+    """``R·2^T`` with ``R`` uniform in ``[1, top_range(n, T)]``: everything above the honest
+    slots is uniform to the decrypting party, whatever it packed there, and an honest sum
+    ``|S| < 2^(T−1)`` plus the mask stays in ``(0, n)``, so its low ``T`` bits read ``S``
+    (with ``R = 0`` a negative sum would wrap to ``n − |S|``)."""
+    return (1 + rng.randbelow(top_range(n, T))) << T
+
+
+def top_range(n: int, T: int) -> int:
+    """How many values the top mask's ``R`` takes: ``(n >> T) − 2``."""
+    return (n >> T) - 2
+
+
 def _product(ctx: RoleContext, session: _Session, batch: np.ndarray, V: np.ndarray) -> CipherVector:
     """Step 1: ``[[X̃_peer[b]ᵀ vq_c + R·2^T]]`` per output ``c`` (a column of ``V``) and
     group, output-major, under the peer's key. The peer's rows of the batch are taken
@@ -357,10 +371,8 @@ def _product(ctx: RoleContext, session: _Session, batch: np.ndarray, V: np.ndarr
         vq = quantised(V[:, c])
         for g, group in enumerate(rows):
             products.append(group.dot_ints(vq, V_EXP, ctx.compute))
-            T = layout.group_packing(g).total_bits
-            top = (max_int(int(key.n)) >> T) - 2  # the mask R is uniform in [1, top]
-            masks.append((1 + ctx.rng.randbelow(top)) << T)
-    hidden = key.encrypt_ints(masks, V_EXP, ctx.rng, ctx.compute)
+            masks.append(top_mask(int(key.n), layout.group_packing(g).total_bits, ctx.rng))
+    hidden = key.encrypt_residues(masks, V_EXP, ctx.rng, ctx.compute)
     return CipherVector.concat(products).add(hidden)
 
 
