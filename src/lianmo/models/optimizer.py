@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lianmo.config import LR_OPTIMIZERS
 from lianmo.errors import ConfigError, ProtocolError
 
 __all__ = [
@@ -42,8 +43,8 @@ __all__ = [
     "step_weights",
 ]
 
-#: the optimisers :func:`make_optimizer` builds
-OPTIMIZERS = ("sgd", "momentum", "adam")
+#: the optimisers :func:`make_optimizer` builds (the job spec's ``model.optimizer``)
+OPTIMIZERS = LR_OPTIMIZERS
 MOMENTUM = 0.9
 ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON = 0.9, 0.999, 1e-8
 
