@@ -161,6 +161,17 @@ class QuantileClipper:
         object.__setattr__(self, "lower", lower)
         object.__setattr__(self, "upper", upper)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal bounds, value for value (a share read back equals the one written)."""
+        if not isinstance(other, QuantileClipper):
+            return NotImplemented
+        return bool(
+            np.array_equal(self.lower, other.lower) and np.array_equal(self.upper, other.upper)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.lower.tobytes(), self.upper.tobytes()))
+
     @classmethod
     def fit(cls, X: np.ndarray, share: float) -> QuantileClipper:
         """Learn the ``share`` and ``1 - share`` quantiles of each column of ``X``.
