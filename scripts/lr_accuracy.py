@@ -88,7 +88,7 @@ def joined(
     return g, h.select(np.array([where[i] for i in g.ids]))
 
 
-def _set(
+def data_set(
     name: str, g: Table, h: Table, settings: dict[str, t.Any], encode: bool = False
 ) -> DataSet:
     assert g.y is not None
@@ -120,13 +120,13 @@ def data_sets(data: Path) -> list[DataSet]:
         "default_next_month",
         (["sex", "education", "marriage"], [f"pay_{k}" for k in range(1, 7)]),
     )
-    base = _set("default_credit_hetero", *credit, {})
+    base = data_set("default_credit_hetero", *credit, {})
     sg, sh = skew(base.Xg, base.Xh)
     return [
         base,
         DataSet("default_credit_hetero, skewed", sg, sh, base.y, base.val, {}),
-        _set("demo (its spec: lr 0.5, decay 0.01)", *demo, DEMO),
-        _set("raw credit (encoded)", *raw, {}, encode=True),
+        data_set("demo (its spec: lr 0.5, decay 0.01)", *demo, DEMO),
+        data_set("raw credit (encoded)", *raw, {}, encode=True),
     ]
 
 

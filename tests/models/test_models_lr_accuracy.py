@@ -36,7 +36,7 @@ def credit(acc: ModuleType, shared_data: Path) -> t.Any:
         "id",
         "y",
     )
-    return acc._set("default_credit_hetero", g, h, {})
+    return acc.data_set("default_credit_hetero", g, h, {})
 
 
 def test_the_skewed_set_has_the_heavy_tails_the_issue_describes(
