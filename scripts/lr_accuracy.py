@@ -15,7 +15,9 @@ party's transform fitted on its own training rows, it prints the validation AUC 
   own spec for the demo data) and: ``no clip`` (lianmo before ``model.clip``), ``no
   clip, 10 epochs``, ``defaults`` (clip 0.02, sgd), ``clip 0.01``, ``momentum``, ``adam``
   (learning rate 0.03) and ``Taylor optimum`` (the Taylor loss minimised exactly: what
-  any optimiser converges to).
+  any optimiser converges to);
+- ``σ around u_A (not built)``: a candidate protocol change, the guest expanding the
+  sigmoid around its own part of the logit instead of 0 (:func:`guest_sigmoid_auc`).
 
 Data sets: ``default_credit_hetero``; the same made heavy-tailed by :func:`skew` (four
 host columns cubed, two guest columns squared with their sign, and 100σ outliers in
@@ -168,6 +170,38 @@ def reference_auc(ds: DataSet, *, clip: float, optimizer: str = "sgd", **change:
     return float(auc(ds.y[ds.val], Xg[ds.val] @ w[0] + Xh[ds.val] @ w[1]))
 
 
+def guest_sigmoid_auc(ds: DataSet, clip: float) -> float:
+    """Not built: the guest expands the sigmoid around its own ``u_A`` instead of 0.
+
+    Residual ``d = σ(u_A) − y + σ'(u_A)·u_B``: exact in the guest's own part, first order
+    in the hosts'. In the protocol the guest would multiply ``[[u_B]]`` row by row by
+    ``σ'(u_A)`` and the loss would need each host's ``[[u_k²]]`` per row; measured here
+    to see whether that protocol change would pay. SGD, the job's other settings.
+    """
+    from lianmo.data.split import batch_schedule  # noqa: PLC0415
+    from lianmo.models.logistic import sigmoid  # noqa: PLC0415
+
+    settings = {
+        "learning_rate": DEFAULTS.learning_rate,
+        "lr_decay": DEFAULTS.lr_decay,
+        **ds.settings,
+    }
+    Xg = np.hstack([prepare(ds.Xg, ds.val, clip), np.ones((len(ds.y), 1))])
+    Xh = prepare(ds.Xh, ds.val, clip)
+    train = ~ds.val
+    G, H, y = Xg[train], Xh[train], ds.y[train]
+    wg, wh = np.zeros(G.shape[1]), np.zeros(H.shape[1])
+    step = 0
+    for epoch in range(DEFAULTS.epochs):
+        for b in batch_schedule(len(y), DEFAULTS.batch_size, epoch, SEED):
+            s = sigmoid(G[b] @ wg)
+            d = s - y[b] + s * (1.0 - s) * (H[b] @ wh)
+            rate = settings["learning_rate"] / (1.0 + settings["lr_decay"] * step)
+            wg, wh = wg - rate * G[b].T @ d / len(b), wh - rate * H[b].T @ d / len(b)
+            step += 1
+    return float(auc(ds.y[ds.val], Xg[ds.val] @ wg + Xh[ds.val] @ wh))
+
+
 def taylor_optimum_auc(ds: DataSet, clip: float) -> float:
     """The exact minimiser of the Taylor loss (no L2): least squares of ``4y - 2`` on X."""
     X = np.hstack(
@@ -189,6 +223,7 @@ def measure(ds: DataSet) -> dict[str, float]:
         "momentum": reference_auc(ds, clip=clip, optimizer="momentum"),
         "adam": reference_auc(ds, clip=clip, optimizer="adam", learning_rate=0.03),
         "Taylor optimum": taylor_optimum_auc(ds, clip),
+        "σ around u_A (not built)": guest_sigmoid_auc(ds, clip),
     }
 
 
