@@ -19,6 +19,7 @@ from lianmo.config import (
     NodePolicy,
     PartyConfig,
     PartySpec,
+    ScorecardSpec,
     ValidationSpec,
 )
 from lianmo.config._rules import REQUIRED, Where
@@ -44,6 +45,20 @@ def test_defaults_and_canonical_json_round_trip() -> None:
     assert spec.model.key_bits == 2048 and spec.validation.share == 0.2
     assert JobSpec.from_json(spec.to_json()) == spec
     assert len(spec.digest()) == 64
+
+
+def test_lr_optimizer_and_clip_keep_the_digest_at_their_defaults_only() -> None:
+    """Optional keys: a spec that leaves them at their defaults hashes as it did before."""
+    base = JobSpec.from_dict(_spec())
+    same = JobSpec.from_dict(_spec(model={"optimizer": "sgd", "clip": 0.02}))
+    adam = JobSpec.from_dict(_spec(model={"optimizer": "adam", "clip": 0}))
+    assert same.digest() == base.digest()
+    assert isinstance(adam.model, LrSpec)
+    assert (adam.model.optimizer, adam.model.clip) == ("adam", 0)
+    assert adam.digest() != base.digest()
+    assert JobSpec.from_json(adam.to_json()) == adam
+    card = JobSpec.from_dict(_spec(model={"type": "scorecard", "optimizer": "momentum"}))
+    assert isinstance(card.model, ScorecardSpec) and card.model.optimizer == "momentum"
 
 
 def test_secureboost_spec_round_trips_and_needs_no_arbiter() -> None:
@@ -108,6 +123,17 @@ def _boost(**changes: t.Any) -> dict[str, t.Any]:
             "number, unquoted (or remove it for the default, 1024)",
         ),
         (
+            {"model": {"optimizer": "adm"}},
+            "job.yaml: model.optimizer is 'adm' but must be one of ['sgd', 'momentum', "
+            "'adam']; did you mean 'adam'? (or remove it for the default, 'sgd')",
+        ),
+        (
+            {"model": {"clip": 0.2}},
+            "job.yaml: model.clip is 0.2 but must be a number >= 0 and <= 0.1; clip at most "
+            "10% of the rows in each tail; 0 turns clipping off (or remove it for the "
+            "default, 0.02)",
+        ),
+        (
             {"model": {"tol": math.nan}},
             "job.yaml: model.tol is nan but must be a finite number >= 0; choose a value in "
             "that range (or remove it for the default, 0.0001)",
@@ -115,8 +141,8 @@ def _boost(**changes: t.Any) -> dict[str, t.Any]:
         (
             {"model": {"learning_rte": 0.1}},
             "job.yaml: model: unknown field(s) ['learning_rte'] (did you mean "
-            "'learning_rate'?); allowed fields are ['batch_size', 'epochs', 'key_bits', 'l2', "
-            "'label_protection', 'learning_rate', 'lr_decay', 'tol', 'type']",
+            "'learning_rate'?); allowed fields are ['batch_size', 'clip', 'epochs', 'key_bits', "
+            "'l2', 'label_protection', 'learning_rate', 'lr_decay', 'optimizer', 'tol', 'type']",
         ),
         (
             {"model": {"type": "secureboot"}},

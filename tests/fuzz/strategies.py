@@ -20,12 +20,14 @@ FIELD_NAMES = [
     "cert", "key", "ca", "datasets", "path", "id_column", "label_column", "coordinators",
     "max_message_mb", "max_job_mb", "recv_timeout_s", "send_deadline_s", "peer_retries",
     "peer_backoff_s", "compute", "backend", "workers", "audit", "signing_key", "level",
+    "optimizer", "clip",
 ]  # fmt: skip
 INTERESTING = [
     0, 1, -1, 2, 3072, 2**63 - 1, 2**63, 2**64, 0.0, 0.5, 1e308,
     math.nan, math.inf, -math.inf, "", "j1\n", "a" * 64, "secureboost", "hetero_lr",
     "guest", "host", "arbiter", "train", "predict", "balanced", "binary", "multiclass",
-    "regression", "local", "serial", "full", "chain", True, False, None, [], {},
+    "regression", "local", "serial", "full", "chain", "sgd", "adam", 0.02, True, False,
+    None, [], {},
 ]  # fmt: skip
 scalars = st.one_of(
     # a copy: the edits in mutated() append to lists and dicts, and a shared [] or {}

@@ -70,8 +70,10 @@ def test_a_share_trained_with_missing_cells_keeps_its_encoding_and_scores_the_sa
     assert report.guest_result["validation"]["auc"] > 0.95
     host_share = json.loads((tmp_path / "platform/jobs/enc-1/model.json").read_text())
     guest_share = json.loads((tmp_path / "broker/jobs/enc-1/model.json").read_text())
-    assert host_share["format"] == "lianmo.hetero_lr.share/v2"
-    assert guest_share["format"] == "lianmo.hetero_lr.share/v1" and "encoding" not in guest_share
+    # v3: both keep their clipping bounds (model.clip); only the host has an encoding
+    assert host_share["format"] == guest_share["format"] == "lianmo.hetero_lr.share/v3"
+    assert "encoding" in host_share and "encoding" not in guest_share
+    assert len(host_share["clip"]["lower"]) == len(host_share["weights"])
     number = host_share["encoding"]["columns"][3]
     assert number["indicator"] is True and len(host_share["weights"]) == 21
     # scoring the file (no missing cell) with the stored share gives the validation

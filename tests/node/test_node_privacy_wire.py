@@ -65,12 +65,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lianmo.config import JobSpec
+from lianmo.config import JobSpec, LrSpec
 from lianmo.crypto.fixedpoint import quantise
 from lianmo.data.split import batch_schedule, validation_mask
 from lianmo.data.table import Table, load_table
 from lianmo.models.logistic import learning_rate
-from lianmo.models.scaler import Standardizer
+from lianmo.models.scaler import QuantileClipper, Standardizer
 from lianmo.protocols.hetero_lr import G_EXP, MASK_BITS, U_EXP, X_EXP
 from lianmo.transport import serde
 from lianmo.transport.envelope import Envelope
@@ -299,8 +299,9 @@ class PartyPlain:
     raw: np.ndarray  # file order
     cell_text: set[str]  # the CSV cells as written, for text leaks
     std_full: np.ndarray  # standardised on the whole file
-    scaler: Standardizer  # fitted on the job's training rows, as the party does
-    std_job: np.ndarray  # aligned rows standardised with that scaler
+    clip: QuantileClipper  # fitted on the job's training rows (model.clip), as the party does
+    scaler: Standardizer  # fitted on the clipped training rows, as the party does
+    std_job: np.ndarray  # aligned rows clipped and standardised with those
     train_std: np.ndarray  # training rows the protocol sees (guest: plus bias)
     quantised: np.ndarray  # quantise(train features, X_EXP), without the bias
 
@@ -327,14 +328,17 @@ def _party_plain(
     aligned = table.select(np.argsort(np.array(table.ids, dtype=object), kind="stable"))
     is_val = validation_mask(aligned.ids, spec.validation.share, spec.seed)
     train = aligned.select(np.flatnonzero(~is_val))
-    scaler = Standardizer.fit(train.X)
-    train_std = scaler.transform(train.X)
+    assert isinstance(SPEC.model, LrSpec)
+    clip = QuantileClipper.fit(train.X, SPEC.model.clip)
+    scaler = Standardizer.fit(clip.transform(train.X))
+    train_std = scaler.transform(clip.transform(train.X))
     return PartyPlain(
         raw=table.X,
         cell_text=_cells(path, skip),
         std_full=Standardizer.fit(table.X).transform(table.X),
+        clip=clip,
         scaler=scaler,
-        std_job=scaler.transform(aligned.X),
+        std_job=scaler.transform(clip.transform(aligned.X)),
         train_std=np.hstack([train_std, np.ones((len(train), 1))]) if bias else train_std,
         quantised=quantise(train_std, X_EXP),
     )
@@ -527,6 +531,7 @@ def test_reproduced_scalers_are_the_parties_own(recorded: Recorded, plain: Plain
     for party, pp in ((HOST, plain.host), (GUEST, plain.guest)):
         model = recorded.model(party)
         assert {"mean": model["mean"], "scale": model["scale"]} == pp.scaler.to_dict()
+        assert model["clip"] == pp.clip.to_dict()
 
 
 @pytest.mark.parametrize("party", [HOST, GUEST])

@@ -10,6 +10,7 @@ import pytest
 
 from lianmo.errors import ConfigError, DataError
 from lianmo.models.encoding import ImputeOneHot
+from lianmo.models.scaler import QuantileClipper, Standardizer
 from lianmo.node.boost_share import BoostShare
 from lianmo.node.job import kind_of_share
 from lianmo.node.model_share import LrShare, share_format
@@ -149,6 +150,95 @@ def test_an_inconsistent_encoded_share_is_refused(
     path.write_text(json.dumps(raw))
     with pytest.raises(ConfigError, match=match):
         LrShare.load(path, party="platform", role="host")
+
+
+def _clipped_lr(encoded: bool) -> tuple[LrShare, np.ndarray]:
+    """A share fitted as a training job fits it: encode, clip at 2%, standardise."""
+    rng = np.random.default_rng(8)
+    train = np.column_stack([rng.lognormal(0, 2, 400), rng.integers(0, 3, 400).astype(float)])
+    base = _encoded_lr() if encoded else _lr()
+    encoded_train = base.encode(train)
+    clip = QuantileClipper.fit(encoded_train, 0.02)
+    scaler = Standardizer.fit(clip.transform(encoded_train))
+    share = LrShare(
+        job_id="j",
+        party="platform",
+        role="host",
+        dataset="d",
+        feature_names=base.feature_names,
+        weights=base.weights,
+        intercept=None,
+        mean=tuple(scaler.mean.tolist()),
+        scale=tuple(scaler.scale.tolist()),
+        format=share_format(base.encoding, clip),
+        encoding=base.encoding,
+        clip=clip,
+    )
+    return share, train
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+def test_a_clipped_share_is_v3_reads_back_and_scores_with_the_training_transform(
+    tmp_path: Path, encoded: bool
+) -> None:
+    share, train = _clipped_lr(encoded)
+    share.write(tmp_path)
+    raw = json.loads((tmp_path / "model.json").read_bytes())
+    assert raw["format"] == "lianmo.hetero_lr.share/v3"
+    assert set(raw["clip"]) == {"lower", "upper"} and ("encoding" in raw) == encoded
+    again = LrShare.load(tmp_path / "model.json", party="platform", role="host")
+    assert again == share
+    assert kind_of_share(tmp_path / "model.json", "platform").name == "hetero_lr"
+    assert again.clip is not None and share.clip is not None
+    np.testing.assert_array_equal(again.clip.upper, share.clip.upper)
+    # a new row far beyond training is scored at the training bound, as training saw it
+    new = np.vstack([train[:5], [[1e12, 1.0]]])
+    encoded_new = share.encode(new)
+    bounded = np.minimum(np.maximum(encoded_new, share.clip.lower), share.clip.upper)
+    expected = (bounded - np.array(share.mean)) / np.array(share.scale) @ np.array(share.weights)
+    np.testing.assert_array_equal(again.partial_scores(new), expected)
+    assert (
+        again.partial_scores(new)[-1]
+        == again.partial_scores(np.array([[share.clip.upper[0], 1.0]]))[0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"format": "lianmo.hetero_lr.share/v2"}, "v2. with an encoding and with clipping"),
+        ({"clip": {"lower": [0.0], "upper": [1.0]}}, "1 clipping bounds but 5 weights"),
+        ({"clip": {"lower": [1.0] * 5, "upper": [0.0] * 5}}, "malformed: clipper bounds"),
+        ({"clip": [0.0, 1.0]}, "malformed: 'clip' is list"),
+    ],
+)
+def test_an_inconsistent_clipped_share_is_refused(
+    tmp_path: Path, change: dict[str, object], match: str
+) -> None:
+    _clipped_lr(encoded=True)[0].write(tmp_path)
+    path = tmp_path / "model.json"
+    raw = json.loads(path.read_bytes())
+    raw.update(change)
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match=match):
+        LrShare.load(path, party="platform", role="host")
+
+
+def test_v1_and_v2_shares_written_before_clipping_still_load_and_score_unclipped(
+    tmp_path: Path,
+) -> None:
+    for share in (_lr(), _encoded_lr()):
+        share.write(tmp_path)
+        raw = json.loads((tmp_path / "model.json").read_bytes())
+        assert "clip" not in raw and raw["format"] in (
+            "lianmo.hetero_lr.share/v1",
+            "lianmo.hetero_lr.share/v2",
+        )
+        again = LrShare.load(tmp_path / "model.json", party="platform", role="host")
+        assert again.clip is None
+        X = np.array([[1e9, 1.0]])  # no bound applies
+        expected = share.scaler().transform(share.encode(X)) @ np.array(share.weights)
+        np.testing.assert_array_equal(again.partial_scores(X), expected)
 
 
 @pytest.mark.parametrize(

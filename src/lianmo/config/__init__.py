@@ -19,6 +19,7 @@ from lianmo.config.job import PartySpec as PartySpec
 from lianmo.config.job import ValidationSpec as ValidationSpec
 from lianmo.config.model import BOOST_OBJECTIVES as BOOST_OBJECTIVES
 from lianmo.config.model import COORDINATED as COORDINATED
+from lianmo.config.model import LR_OPTIMIZERS as LR_OPTIMIZERS
 from lianmo.config.model import MIN_KEY_BITS as MIN_KEY_BITS
 from lianmo.config.model import BoostSpec as BoostSpec
 from lianmo.config.model import LabelProtection as LabelProtection

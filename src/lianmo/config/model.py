@@ -15,6 +15,8 @@ from lianmo.config._rules import Boolean, Interval, Name, Options, OrNone, Rule,
 MIN_KEY_BITS = 2048
 #: objectives SecureBoost trains
 BOOST_OBJECTIVES = ("binary", "multiclass", "regression")
+#: optimisers of LR weights (models/optimizer.py); each data party runs its own
+LR_OPTIMIZERS = ("sgd", "momentum", "adam")
 
 KEY_BITS = Interval(
     int,
@@ -26,6 +28,9 @@ COUNT = Interval(int, 1)
 POSITIVE = Interval(float, 0, closed="right")
 NON_NEGATIVE = Interval(float, 0)
 SHARE = Interval(float, 0, 1, closed="right")
+CLIP = Interval(
+    float, 0, 0.1, fix="clip at most 10% of the rows in each tail; 0 turns clipping off"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,11 @@ class LrSpec:
     label_protection: LabelProtection | None = field(
         default=None, metadata=checked(OrNone(Section(LabelProtection)), optional=True)
     )
+    # optional keys: a spec holding their defaults keeps its digest from before they existed
+    optimizer: str = field(default="sgd", metadata=checked(Options(LR_OPTIMIZERS), optional=True))
+    # share of its training rows each data party clips in each tail of each of its
+    # columns before standardising them (0: no clipping; docs/logistic-regression.md)
+    clip: float = field(default=0.02, metadata=checked(CLIP, optional=True))
 
 
 def _check_lr(spec: LrSpec, at: Where) -> None:
@@ -137,6 +147,7 @@ class ScorecardSpec:
     l2: float = field(default=0.0, metadata=checked(NON_NEGATIVE))
     tol: float = field(default=1e-4, metadata=checked(NON_NEGATIVE))
     key_bits: int = field(default=2048, metadata=checked(KEY_BITS))
+    optimizer: str = field(default="sgd", metadata=checked(Options(LR_OPTIMIZERS), optional=True))
     pdo: float = field(default=20.0, metadata=checked(POSITIVE))
     odds: float = field(default=50.0, metadata=checked(POSITIVE))
     points: float = field(default=600.0, metadata=checked(POSITIVE))
@@ -201,6 +212,7 @@ class Model(Rule):
 __all__ = [
     "BOOST_OBJECTIVES",
     "COORDINATED",
+    "LR_OPTIMIZERS",
     "MIN_KEY_BITS",
     "MODEL_TYPES",
     "BoostSpec",

@@ -11,4 +11,8 @@ from lianmo.models.logistic import taylor_residual as taylor_residual
 from lianmo.models.logistic import train_plaintext_taylor as train_plaintext_taylor
 from lianmo.models.metrics import auc as auc
 from lianmo.models.metrics import ks as ks
+from lianmo.models.optimizer import OPTIMIZERS as OPTIMIZERS
+from lianmo.models.optimizer import make_optimizer as make_optimizer
+from lianmo.models.optimizer import step_weights as step_weights
+from lianmo.models.scaler import QuantileClipper as QuantileClipper
 from lianmo.models.scaler import Standardizer as Standardizer

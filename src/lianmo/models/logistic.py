@@ -14,6 +14,8 @@ import numpy as np
 
 from lianmo.data.split import batch_schedule
 from lianmo.errors import ConfigError, DataError
+from lianmo.models.optimizer import learning_rate as learning_rate
+from lianmo.models.optimizer import make_optimizer, step_weights
 
 __all__ = [
     "learning_rate",
@@ -66,15 +68,6 @@ def taylor_gradient(X: np.ndarray, z: np.ndarray, y: np.ndarray) -> np.ndarray:
     return gradient
 
 
-def learning_rate(lr0: float, decay: float, step: int) -> float:
-    """Return the step size ``lr0 / (1 + decay * step)`` of global batch ``step``."""
-    return lr0 / (1.0 + decay * step)
-
-
-# train_plaintext_taylor's ``learning_rate`` parameter shadows the function of that name.
-_decayed = learning_rate
-
-
 def train_plaintext_taylor(
     X_parts: Sequence[np.ndarray],
     y: np.ndarray,
@@ -87,6 +80,7 @@ def train_plaintext_taylor(
     seed: int,
     tol: float,
     residual_noise: Callable[[int], np.ndarray] | None = None,
+    optimizer: str = "sgd",
 ) -> tuple[list[np.ndarray], list[float]]:
     """Train vertically split logistic regression in plaintext, exactly as the protocol does.
 
@@ -100,6 +94,8 @@ def train_plaintext_taylor(
     3. For a batch ``b``: ``z = sum_p X_p[b] @ w_p`` (with the weights before this
        update), ``r = taylor_residual(z, y[b])``; for every part
        ``g_p = X_p[b].T @ r / len(b) + l2 * w_p`` (the bias is regularised too) and
+       every part steps its own ``optimizer`` instance
+       (:func:`lianmo.models.optimizer.step_weights`): with ``sgd``,
        ``w_p -= learning_rate(lr0, lr_decay, step) * g_p``.
     4. The epoch loss is ``sum_b len(b) * taylor_loss(z_b, y[b]) / n_rows``: the Taylor
        loss of each batch under the weights used for that batch, without the L2 term.
@@ -131,6 +127,8 @@ def train_plaintext_taylor(
         Early-stopping tolerance ``>= 0`` on the change of the epoch loss.
     residual_noise : callable, optional
         Draws the label-protection noise on ``4d`` for a batch of the given length.
+    optimizer : str
+        ``sgd`` (default), ``momentum`` or ``adam`` (:mod:`lianmo.models.optimizer`).
 
     Returns
     -------
@@ -149,6 +147,7 @@ def train_plaintext_taylor(
     _check_hyperparameters(epochs, batch_size, learning_rate, lr_decay, l2, tol)
     parts, labels = _check_arrays(X_parts, y)
     weights = [np.zeros(part.shape[1]) for part in parts]
+    optimizers = [make_optimizer(optimizer, learning_rate, lr_decay) for _ in parts]
     losses: list[float] = []
     step = 0
     for epoch in range(epochs):
@@ -160,9 +159,10 @@ def train_plaintext_taylor(
             residual = taylor_residual(z, labels[batch])
             if residual_noise is not None:
                 residual = residual + residual_noise(len(batch)) / 4.0
-            rate = _decayed(learning_rate, lr_decay, step)
-            for X, w in zip(rows, weights, strict=True):
-                w -= rate * (X.T @ residual / len(batch) + l2 * w)
+            weights = [
+                step_weights(opt, w, X.T @ residual, len(batch), l2, step)
+                for opt, X, w in zip(optimizers, rows, weights, strict=True)
+            ]
             step += 1
         losses.append(total / len(labels))
         if len(losses) > 1 and abs(losses[-2] - losses[-1]) < tol:

@@ -3,10 +3,12 @@
 The protocol is :mod:`lianmo.protocols.hetero_lr` when the job lists an arbiter (it holds
 the key), :mod:`lianmo.protocols.two_party_lr` when it does not (a guest and one host,
 each with its own key); :func:`train_weights` picks. This module adds what a job around
-it needs: loading and aligning the table, the validation split, standardising, evaluation,
-encoding (:mod:`lianmo.models.encoding`: categories one-hot, missing cells imputed, fitted
-on the party's own training rows), the model share (own encoding, scaler and weights) and
-scoring with a stored share, which reads the scoring table with the share's categories.
+it needs: loading and aligning the table, the validation split, evaluation, encoding
+(:mod:`lianmo.models.encoding`: categories one-hot, missing cells imputed), clipping each
+encoded column at training quantiles (``model.clip``) and standardising, all fitted on
+the party's own training rows; the model share (own encoding, clipping bounds, scaler
+and weights) and scoring with a stored share, which reads the scoring table with the
+share's categories.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from lianmo.config import DatasetEntry, JobSpec, LrSpec, ScorecardSpec
 from lianmo.errors import ConfigError
 from lianmo.models.encoding import DEFAULT_MIN_ROWS, ImputeOneHot
-from lianmo.models.scaler import Standardizer
+from lianmo.models.scaler import QuantileClipper, Standardizer
 from lianmo.node.job_data import (
     JobOutcome,
     align_rows,
@@ -114,7 +116,10 @@ def lr_params(m: LrSpec | ScorecardSpec, seed: int) -> hetero_lr.LrParams:
         tol=m.tol,
         key_bits=m.key_bits,
         seed=seed,
-        label_protection=(None if protection is None else (protection.epsilon, protection.delta)),
+        label_protection=(
+            None if protection is None else (protection.epsilon, protection.delta)
+        ),
+        optimizer=m.optimizer,
     )
 
 
@@ -139,9 +144,13 @@ def _train_job(
         train.X, train.feature_names, train.categories, min_rows=level_rows(len(train), params)
     )
     encoded_train = encoder.transform(train.X)
-    scaler = Standardizer.fit(encoded_train)
-    X_train = scaler.transform(encoded_train)
-    X_val = scaler.transform(encoder.transform(val.X))
+    clip_share = _model(spec).clip
+    clip = QuantileClipper.fit(encoded_train, clip_share) if clip_share > 0 else None
+    clipped_train = encoded_train if clip is None else clip.transform(encoded_train)
+    scaler = Standardizer.fit(clipped_train)
+    X_train = scaler.transform(clipped_train)
+    encoded_val = encoder.transform(val.X)
+    X_val = scaler.transform(encoded_val if clip is None else clip.transform(encoded_val))
     # a v1 share (no encoding) only where there is nothing to keep: no categories and
     # no missing training cell (even one imputed without an indicator)
     plain = encoder.is_identity and not np.isnan(train.X).any()
@@ -176,8 +185,9 @@ def _train_job(
         intercept=float(w[-1]) if role == "guest" else None,
         mean=tuple(float(v) for v in scaler.mean),
         scale=tuple(float(v) for v in scaler.scale),
-        format=share_format(encoding),
+        format=share_format(encoding, clip),
         encoding=encoding,
+        clip=clip,
     )
     outcome.summary.model_digest = share.write(job_dir)
 

@@ -1,9 +1,11 @@
-"""One party's share of a trained hetero LR model: its own encoding, scaler and weights.
+"""One party's share of a trained hetero LR model: its own encoding, clipping, scaler, weights.
 
-Two formats: ``v1`` for a party whose columns need no encoding (numbers, no missing cell
-in training: the encoding is the identity, and the file is what lianmo always wrote),
+Three formats: ``v1`` for a party whose columns need no encoding (numbers, no missing cell
+in training: the encoding is the identity) and no clipping, the file lianmo always wrote;
 ``v2`` adds ``"encoding"`` (:mod:`lianmo.models.encoding`): its categories' vocabulary,
-kept levels and numeric medians, so scoring applies exactly the training transform.
+kept levels and numeric medians; ``v3`` adds ``"clip"``, the bounds each encoded column
+was clipped to before standardising (:class:`lianmo.models.scaler.QuantileClipper`), with
+or without an encoding. Scoring applies exactly the training transform; all three load.
 """
 
 from __future__ import annotations
@@ -17,16 +19,20 @@ import numpy as np
 
 from lianmo.errors import DataError
 from lianmo.models.encoding import Encoder, encoder_from_dict
-from lianmo.models.scaler import Standardizer
+from lianmo.models.scaler import QuantileClipper, Standardizer
 from lianmo.node.share import ModelShare
 
 MODEL_FORMAT = "lianmo.hetero_lr.share/v1"
 #: a share that keeps an encoding (categories, missing values) of its party's columns
 ENCODED_FORMAT = "lianmo.hetero_lr.share/v2"
+#: a share that keeps the clipping bounds of its encoded columns (and maybe an encoding)
+CLIPPED_FORMAT = "lianmo.hetero_lr.share/v3"
 
 
-def share_format(encoding: Encoder | None) -> str:
-    """The format of a share with ``encoding`` (None: the identity)."""
+def share_format(encoding: Encoder | None, clip: QuantileClipper | None = None) -> str:
+    """The format of a share with ``encoding`` and ``clip`` (None: the identity)."""
+    if clip is not None:
+        return CLIPPED_FORMAT
     return MODEL_FORMAT if encoding is None else ENCODED_FORMAT
 
 
@@ -35,8 +41,8 @@ class LrShare(ModelShare):
     """What a party keeps after training; the guest's share also holds the intercept.
 
     ``feature_names`` are the table's columns it reads; ``encoding`` (None: the
-    identity) turns them into the model's inputs, to which ``mean``, ``scale`` and
-    ``weights`` belong, one per encoded column.
+    identity) turns them into the model's inputs, which ``clip`` (None: none) bounds and
+    ``mean`` and ``scale`` standardise; ``weights`` belong to them, one per encoded column.
     """
 
     FORMAT: t.ClassVar[str] = MODEL_FORMAT
@@ -53,10 +59,11 @@ class LrShare(ModelShare):
     scale: tuple[float, ...]
     format: str = MODEL_FORMAT
     encoding: Encoder | None = None
+    clip: QuantileClipper | None = None
 
     @classmethod
     def formats(cls) -> tuple[str, ...]:
-        return (MODEL_FORMAT, ENCODED_FORMAT)
+        return (MODEL_FORMAT, ENCODED_FORMAT, CLIPPED_FORMAT)
 
     @property
     def categories(self) -> Mapping[str, tuple[str, ...]]:
@@ -80,23 +87,36 @@ class LrShare(ModelShare):
             )
         return np.asarray(X, dtype=np.float64)
 
+    def inputs(self, X: np.ndarray) -> np.ndarray:
+        """The model's inputs for raw feature rows ``X``: encoded, clipped, standardised,
+        exactly as training transformed this party's training rows."""
+        encoded = self.encode(X)
+        if self.clip is not None:
+            encoded = self.clip.transform(encoded)
+        return self.scaler().transform(encoded)
+
     def partial_scores(self, X: np.ndarray) -> np.ndarray:
         """This party's part of the linear predictor for raw feature rows ``X``."""
-        u = self.scaler().transform(self.encode(X)) @ np.asarray(self.weights, dtype=np.float64)
+        u = self.inputs(X) @ np.asarray(self.weights, dtype=np.float64)
         return np.asarray(u + (self.intercept or 0.0), dtype=np.float64)
 
     def to_json(self) -> bytes:
         raw: dict[str, t.Any] = {
-            f.name: getattr(self, f.name) for f in fields(self) if f.name != "encoding"
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("encoding", "clip")
         }
         if self.encoding is not None:  # a v1 share stays byte for byte what it was
             raw["encoding"] = self.encoding.to_dict()
+        if self.clip is not None:
+            raw["clip"] = self.clip.to_dict()
         return json.dumps(raw, indent=2, sort_keys=True).encode()
 
     @classmethod
     def from_raw(cls, raw: dict[str, t.Any]) -> LrShare:
         intercept = raw["intercept"]
         encoding = raw.get("encoding")
+        clip = raw.get("clip")
         return cls(
             job_id=str(raw["job_id"]),
             party=str(raw["party"]),
@@ -109,15 +129,20 @@ class LrShare(ModelShare):
             scale=tuple(float(v) for v in raw["scale"]),
             format=str(raw["format"]),
             encoding=None if encoding is None else _encoder(encoding),
+            clip=None if clip is None else _clipper(clip),
         )
 
     def problem(self, party: str, role: str) -> str:
         owner = self.ownership_problem(party, role, self.format)
         if owner:
             return owner
-        if self.format != share_format(self.encoding):
-            return f"format {self.format!r} {'with' if self.encoding else 'without'} an encoding"
+        if self.format != share_format(self.encoding, self.clip):
+            has = "with" if self.encoding else "without"
+            clipped = "with" if self.clip else "without"
+            return f"format {self.format!r} {has} an encoding and {clipped} clipping bounds"
         n = len(self.feature_names)
+        if self.clip is not None and len(self.clip.lower) != len(self.weights):
+            return f"{len(self.clip.lower)} clipping bounds but {len(self.weights)} weights"
         if self.encoding is not None:
             if self.encoding.input_names != self.feature_names:
                 return "its encoding reads other columns than its feature_names"
@@ -129,6 +154,15 @@ class LrShare(ModelShare):
         if (role == "guest") != (self.intercept is not None):
             return "an intercept must be present exactly in the guest's share"
         return ""
+
+
+def _clipper(raw: t.Any) -> QuantileClipper:
+    if not isinstance(raw, dict):
+        raise ValueError(f"'clip' is {type(raw).__name__}, expected lower and upper bounds")
+    try:
+        return QuantileClipper.from_dict(raw)
+    except DataError as exc:  # the share loader reports ValueError as a malformed share
+        raise ValueError(str(exc)) from exc
 
 
 def _encoder(raw: t.Any) -> Encoder:

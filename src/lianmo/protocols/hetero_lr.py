@@ -40,7 +40,7 @@ import math
 import time
 import typing as t
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,7 +53,7 @@ from lianmo.crypto.paillier import (
 )
 from lianmo.data.split import batch_count, batch_schedule
 from lianmo.errors import ProtocolError
-from lianmo.models.logistic import learning_rate
+from lianmo.models.optimizer import Optimizer, make_optimizer, step_weights
 from lianmo.protocols import label_noise
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.lr_guard import (
@@ -102,6 +102,8 @@ class LrParams:
     insecure_test_key: bool = False  # unit tests only: allows keys below 2048 bits
     label_protection: tuple[float, float] | None = None
     """(ε, δ) the labels keep against hosts over all epochs, or None (see label_noise)."""
+    optimizer: str = "sgd"
+    """Each data party's optimiser of its own weights (:mod:`lianmo.models.optimizer`)."""
 
     @property
     def label_noise(self) -> float:
@@ -177,20 +179,25 @@ class ArbiterState:
 
 @dataclass(frozen=True, slots=True)
 class PartyState:
-    """Checkpoint ``lr/train`` at a data party after a round: its weights and the job key."""
+    """Checkpoint ``lr/train`` at a data party after a round: its weights, its optimiser's
+    state (none for SGD; a checkpoint without one restores a fresh state) and the job key."""
 
     round: int
     weights: tuple[float, ...]
     stopped: bool
     key: bytes  # the arbiter's modulus, big-endian
+    optimizer: t.Mapping[str, t.Any] = field(default_factory=dict)
 
     def to_checkpoint(self) -> dict[str, t.Any]:
-        return {
+        raw = {
             "round": self.round,
             "w": list(self.weights),
             "stopped": self.stopped,
             "key": self.key.hex(),
         }
+        if self.optimizer:  # an SGD checkpoint stays what it always was
+            raw["opt"] = dict(self.optimizer)
+        return raw
 
     @classmethod
     def from_checkpoint(cls, raw: t.Mapping[str, t.Any]) -> PartyState:
@@ -199,6 +206,7 @@ class PartyState:
             weights=tuple(float(v) for v in raw["w"]),
             stopped=bool(raw["stopped"]),
             key=bytes.fromhex(str(raw["key"])),
+            optimizer=dict(raw.get("opt") or {}),
         )
 
 
@@ -347,6 +355,7 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
         sigma = round(params.label_noise, 6)
         ctx.record("label_protection", epsilon=epsilon, delta=delta, sigma=sigma)
     w = np.array(state.weights, dtype=np.float64)
+    opt = _optimizer(params, state)
     total = params.total_rounds(len(y))
     for epoch, step, last in rounds(params, len(y), state.round + 1, state.stopped):
         batch = params.schedule(len(y), epoch)[step - params.first_round(len(y), epoch)]
@@ -364,20 +373,28 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
         ctx.broadcast(LR_RESIDUAL, ctx.hosts, d4, round=step)  # 2.
         loss8 = _guest_loss(ctx, key, u_hosts, u_a, y[batch], step)  # 3.
         ctx.send(LR_LOSS, _arbiter(ctx), loss8, round=step)  # 4.
-        lr = learning_rate(params.learning_rate, params.lr_decay, step)
-        w = _masked_update(ctx, key, d4, features.rows(batch), w, lr, params.l2, step)  # 5.
+        w = _masked_update(ctx, key, d4, features.rows(batch), w, opt, params.l2, step)  # 5.
         ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
         stop = last and _epoch_end(ctx, step)  # 6.
-        _save_round(ctx, key, step, w, stop)
+        _save_round(ctx, key, step, w, stop, opt)
         if stop:
             break
     return w
 
 
-def _save_round(ctx: RoleContext, key: PublicKey, step: int, w: np.ndarray, stop: bool) -> None:
-    """A data party's checkpoint after a round: its weights and the arbiter's public key."""
+def _save_round(
+    ctx: RoleContext, key: PublicKey, step: int, w: np.ndarray, stop: bool, opt: Optimizer
+) -> None:
+    """A data party's checkpoint after a round: its weights, optimiser state and the
+    arbiter's public key."""
     weights = tuple(float(v) for v in w)
-    ctx.checkpoints.save(CHECKPOINT, PartyState(step, weights, stop, key.n_bytes()))
+    saved = PartyState(step, weights, stop, key.n_bytes(), opt.state())
+    ctx.checkpoints.save(CHECKPOINT, saved)
+
+
+def _optimizer(params: LrParams, state: PartyState) -> Optimizer:
+    """This party's optimiser: fresh, or continuing from the round checkpoint."""
+    return make_optimizer(params.optimizer, params.learning_rate, params.lr_decay, state.optimizer)
 
 
 def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
@@ -391,6 +408,7 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
     if state is None:
         state = PartyState(-1, (0.0,) * X.shape[1], False, key.n_bytes())
     w = np.array(state.weights, dtype=np.float64)
+    opt = _optimizer(params, state)
     position = ctx.hosts.index(ctx.party)
     n_rows = X.shape[0]
     total = params.total_rounds(n_rows)
@@ -409,11 +427,10 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
             # re-randomised: the guest knows the ciphertexts it sent and could test guesses
             cross = before.dot_ints(quantise(u, X_EXP), X_EXP, ctx.compute)
             ctx.send(LR_CROSS_OUT, ctx.guest, cross.obfuscate(ctx.rng), round=step)
-        lr = learning_rate(params.learning_rate, params.lr_decay, step)
-        w = _masked_update(ctx, key, d4, features.rows(batch), w, lr, params.l2, step)  # 5.
+        w = _masked_update(ctx, key, d4, features.rows(batch), w, opt, params.l2, step)  # 5.
         ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
         stop = last and _epoch_end(ctx, step)  # 6.
-        _save_round(ctx, key, step, w, stop)
+        _save_round(ctx, key, step, w, stop, opt)
         if stop:
             break
     return w
@@ -473,7 +490,7 @@ def _masked_update(
     d4: CipherVector,
     features: _Quantised,
     w: np.ndarray,
-    lr: float,
+    opt: Optimizer,
     l2: float,
     step: int,
 ) -> np.ndarray:
@@ -487,8 +504,7 @@ def _masked_update(
     n = int(key.n)
     g_int = decode_ints([(v - r) % n for v, r in zip(values, masks, strict=True)], n)
     g = np.array([float(x) for x in g_int]) * 16.0**gradient.exponent
-    grad = 0.25 * g / features.Xq.shape[0] + l2 * w
-    return np.asarray(w - lr * grad, dtype=np.float64)
+    return step_weights(opt, w, 0.25 * g, features.Xq.shape[0], l2, step)  # X_p^T d
 
 
 def _announce_shape(ctx: RoleContext, features: _Quantised) -> None:
