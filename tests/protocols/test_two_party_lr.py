@@ -96,6 +96,20 @@ def test_training_and_loss_follow_the_plaintext_reference(breast) -> None:  # ty
     assert out["g"].rounds == 2 * (len(y) // 200)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "momentum"])
+def test_each_optimizer_follows_the_plaintext_reference(breast, optimizer: str) -> None:  # type: ignore[no-untyped-def]
+    Xg, Xh, y = breast
+    params = _params(optimizer=optimizer, learning_rate=0.05)
+    out = _train(params, Xg, y, Xh)
+    ref_w, ref_loss = train_plaintext_taylor(
+        [Xg, Xh], y, epochs=2, batch_size=200, learning_rate=0.05, lr_decay=0.01, l2=0.001,
+        seed=7, tol=0.0, optimizer=optimizer,
+    )  # fmt: skip
+    np.testing.assert_allclose(out["g"].weights, ref_w[0], atol=1e-4)
+    np.testing.assert_allclose(out["h"].weights, ref_w[1], atol=1e-4)
+    np.testing.assert_allclose(out["g"].losses, ref_loss, rtol=1e-5)
+
+
 def test_early_stop_on_loss_stops_both(breast) -> None:  # type: ignore[no-untyped-def]
     Xg, Xh, y = breast
     out = _train(_params(epochs=10, batch_size=284, tol=10.0), Xg, y, Xh)

@@ -50,7 +50,7 @@ import base64
 import math
 import time
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -59,7 +59,7 @@ from lianmo.crypto.fixedpoint import choose_exponent, max_int, quantise
 from lianmo.crypto.packing import MAX_SLOT_BITS, Packing
 from lianmo.crypto.paillier import CipherVector, PrivateKey, PublicKey, generate_keypair
 from lianmo.errors import ConfigError, ProtocolError
-from lianmo.models.logistic import learning_rate
+from lianmo.models.optimizer import Optimizer, make_optimizer, step_weights
 from lianmo.protocols import label_noise
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.hetero_lr import LrParams, rounds
@@ -179,9 +179,11 @@ class TrainState:
     loss8: float = 0.0  # the epoch's 8·loss so far, without the host's Σ u_H²
     square_sums: tuple[int, ...] = ()  # the host's Σ uq² so far this epoch, per output
     epoch_seconds: tuple[float, ...] = ()  # wall clock: out of the logged digest
+    optimizer: t.Mapping[str, t.Any] = field(default_factory=dict)
 
     def to_checkpoint(self) -> dict[str, t.Any]:
         return {
+            "opt": dict(self.optimizer),
             "round": self.round,
             "w": list(self.weights),
             "stopped": self.stopped,
@@ -201,6 +203,7 @@ class TrainState:
             loss8=float(raw["loss8"]),
             square_sums=tuple(int(v) for v in raw["square_sums"]),
             epoch_seconds=tuple(float(v) for v in raw.get("timing", ())),
+            optimizer=dict(raw["opt"]),
         )
 
 
@@ -404,12 +407,19 @@ def _read_product(session: _Session, product: CipherVector, backend: t.Any) -> n
     return np.concatenate(out).reshape(session.outputs, layout.count).T * scale
 
 
+def _optimizer(params: LrParams, state: TrainState) -> Optimizer:
+    """This party's optimiser of its own weights (all models' weights as one vector, so
+    one-vs-rest steps each class as its own binary model would): fresh, or continuing
+    from the round checkpoint."""
+    return make_optimizer(params.optimizer, params.learning_rate, params.lr_decay, state.optimizer)
+
+
 def _update(
-    w: np.ndarray, gradient: np.ndarray, rows: int, params: LrParams, step: int
+    opt: Optimizer, W: np.ndarray, gradient: np.ndarray, rows: int, params: LrParams, step: int
 ) -> np.ndarray:
-    grad = 0.25 * gradient / rows + params.l2 * w
-    lr = learning_rate(params.learning_rate, params.lr_decay, step)
-    return np.asarray(w - lr * grad, dtype=np.float64)
+    """``W`` after one step on the batch's ``Xᵀ·4d`` (``gradient``, one column per model)."""
+    flat = step_weights(opt, W.ravel(), 0.25 * gradient.ravel(), rows, params.l2, step)
+    return flat.reshape(W.shape)
 
 
 # ---- guest ---------------------------------------------------------------------------
@@ -435,6 +445,7 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
         sigma = round(params.label_noise, 6)
         ctx.record("label_protection", epsilon=epsilon, delta=delta, sigma=sigma)
     W = np.array(state.weights, dtype=np.float64).reshape(m, outputs)
+    opt = _optimizer(params, state)
     losses, loss8 = list(state.losses), state.loss8
     epoch_seconds = list(state.epoch_seconds)
     done = state.round + 1
@@ -453,7 +464,7 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
             _loss8_part(U_a[:, c], Y[batch, c], W[:, c], xt_u[:, c], float(positives_u[c, c]))
             for c in range(outputs)
         )
-        W = _update(W, X[batch].T @ S + xt_u, len(batch), params, step)
+        W = _update(opt, W, X[batch].T @ S + xt_u, len(batch), params, step)
         ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
         stop = False
         epoch_seconds += [0.0] * (epoch + 1 - len(epoch_seconds))
@@ -476,7 +487,7 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
         done = step + 1
         timing = tuple(round(v, 3) for v in epoch_seconds)
         flat = tuple(float(v) for v in W.ravel())
-        saved = TrainState(step, flat, stop, tuple(losses), loss8, (), timing)
+        saved = TrainState(step, flat, stop, tuple(losses), loss8, (), timing, opt.state())
         ctx.checkpoints.save(CHECKPOINT, saved)
         if stop:
             break
@@ -511,6 +522,7 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> TrainResult
     if state is None:
         state = TrainState(-1, (0.0,) * (m * outputs), False, square_sums=(0,) * outputs)
     W = np.array(state.weights, dtype=np.float64).reshape(m, outputs)
+    opt = _optimizer(params, state)
     squares = list(state.square_sums)
     total = params.total_rounds(n_rows)
     for epoch, step, last in rounds(params, n_rows, state.round + 1, state.stopped):
@@ -519,7 +531,7 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> TrainResult
         xt_s = _exchange(ctx, session, guest, step, batch, U)  # 1., 2.
         for c in range(outputs):
             squares[c] += sum(int(v) * int(v) for v in quantised(U[:, c]))
-        W = _update(W, xt_s + X[batch].T @ U, len(batch), params, step)
+        W = _update(opt, W, xt_s + X[batch].T @ U, len(batch), params, step)
         ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
         stop = False
         if last:  # 3.
@@ -527,7 +539,7 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> TrainResult
             squares = [0] * outputs
             stop = ctx.recv(LR2_EPOCH_END, guest, round=step) == "stop"
         weights = tuple(float(v) for v in W.ravel())
-        saved = TrainState(step, weights, stop, square_sums=tuple(squares))
+        saved = TrainState(step, weights, stop, square_sums=tuple(squares), optimizer=opt.state())
         ctx.checkpoints.save(CHECKPOINT, saved)
         if stop:
             break
