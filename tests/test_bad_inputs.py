@@ -142,8 +142,8 @@ TOP_FIELDS = (
     "['alignment', 'job_id', 'model', 'model_job', 'parties', 'seed', 'task', 'validation']"
 )
 LR_FIELDS = (
-    "['batch_size', 'epochs', 'key_bits', 'l2', 'label_protection', 'learning_rate', "
-    "'lr_decay', 'tol', 'type']"
+    "['batch_size', 'clip', 'epochs', 'key_bits', 'l2', 'label_protection', 'learning_rate', "
+    "'lr_decay', 'objective', 'optimizer', 'tol', 'type']"
 )
 
 

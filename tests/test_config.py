@@ -142,7 +142,7 @@ def _boost(**changes: t.Any) -> dict[str, t.Any]:
             {"model": {"learning_rte": 0.1}},
             "job.yaml: model: unknown field(s) ['learning_rte'] (did you mean "
             "'learning_rate'?); allowed fields are ['batch_size', 'clip', 'epochs', 'key_bits', "
-            "'l2', 'label_protection', 'learning_rate', 'lr_decay', 'optimizer', 'tol', 'type']",
+            "'l2', 'label_protection', 'learning_rate', 'lr_decay', 'objective', 'optimizer', 'tol', 'type']",
         ),
         (
             {"model": {"type": "secureboot"}},
@@ -226,7 +226,6 @@ def test_job_spec_errors_name_the_key_the_value_the_expectation_and_the_fix(
     [
         ([1, 2], "exactly one party must be the guest"),
         ([0, 2], "at least one host"),
-        ([0, 1], "exactly one arbiter"),
         ([0, 1, 1, 2], "party names must be unique"),
     ],
 )
@@ -234,6 +233,14 @@ def test_party_lists_are_checked(parties: list[int], message: str) -> None:
     base = _spec()["parties"]
     with pytest.raises(ConfigError, match=message):
         JobSpec.from_dict(_spec(parties=[base[i] for i in parties]))
+
+
+def test_lr_without_an_arbiter_is_two_party_with_one_host_only() -> None:
+    base = _spec()["parties"]
+    assert JobSpec.from_dict(_spec(parties=base[:2])).arbiter is None
+    second = {**base[1], "name": "host2"}
+    with pytest.raises(ConfigError, match="without an arbiter runs between the guest and one"):
+        JobSpec.from_dict(_spec(parties=[*base[:2], second]))
 
 
 def test_a_guest_with_two_hosts_is_a_valid_job() -> None:

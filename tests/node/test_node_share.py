@@ -206,7 +206,7 @@ def test_a_clipped_share_is_v3_reads_back_and_scores_with_the_training_transform
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"format": "lianmo.hetero_lr.share/v2"}, "v2. with an encoding and with clipping"),
+        ({"format": "lianmo.hetero_lr.share/v2"}, "v2. with an encoding, with clipping"),
         ({"clip": {"lower": [0.0], "upper": [1.0]}}, "1 clipping bounds but 5 weights"),
         ({"clip": {"lower": [1.0] * 5, "upper": [0.0] * 5}}, "malformed: clipper bounds"),
         ({"clip": [0.0, 1.0]}, "malformed: 'clip' is list"),
@@ -291,3 +291,33 @@ def test_a_secureboost_share_keeps_where_missing_cells_go_and_v2_shares_still_lo
     path.write_text(json.dumps(raw))
     with pytest.raises(ConfigError, match="malformed: split 7: default_left must be true or false"):
         BoostShare.load(path, party="platform", role="host")
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"outputs": 3}, r"5 weights cannot be 3 classes' models"),
+        ({"intercepts": [0.1, 0.2]}, "intercepts belong in the guest's share only"),
+        (
+            {"format": "lianmo.hetero_lr.share/v3"},
+            r"v3. with an encoding, with clipping bounds and 5 model",
+        ),
+    ],
+)
+def test_an_inconsistent_one_vs_rest_share_is_refused(
+    tmp_path: Path, change: dict[str, object], match: str
+) -> None:
+    share = _clipped_lr(encoded=True)[0]
+    assert share.outputs == 1 and len(share.weights) == 5
+    raw = json.loads(share.to_json())
+    assert "outputs" not in raw and "intercepts" not in raw  # a binary share keeps its bytes
+    raw.update(
+        {"outputs": 5, "weights": raw["weights"] * 5, "format": "lianmo.hetero_lr.share/v4"}
+    )  # five classes' models: loads
+    (tmp_path / "model.json").write_text(json.dumps(raw))
+    loaded = LrShare.load(tmp_path / "model.json", party="platform", role="host")
+    assert loaded.weight_matrix.shape == (5, 5)
+    raw.update(change)
+    (tmp_path / "model.json").write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match=match):
+        LrShare.load(tmp_path / "model.json", party="platform", role="host")

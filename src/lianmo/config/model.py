@@ -17,6 +17,8 @@ MIN_KEY_BITS = 2048
 BOOST_OBJECTIVES = ("binary", "multiclass", "regression")
 #: optimisers of LR weights (models/optimizer.py); each data party runs its own
 LR_OPTIMIZERS = ("sgd", "momentum", "adam")
+#: what LR trains: one model of 0/1 labels, or one per class of labels 0..K-1 (one-vs-rest)
+LR_OBJECTIVES = ("binary", "multiclass")
 
 KEY_BITS = Interval(
     int,
@@ -65,10 +67,20 @@ class LrSpec:
     # share of its training rows each data party clips in each tail of each of its
     # columns before standardising them (0: no clipping; docs/logistic-regression.md)
     clip: float = field(default=0.02, metadata=checked(CLIP, optional=True))
+    objective: str = field(
+        default="binary", metadata=checked(Options(LR_OBJECTIVES), optional=True)
+    )
 
 
 def _check_lr(spec: LrSpec, at: Where) -> None:
-    """Label protection accounts for every epoch: an early stop would leak past it."""
+    """Label protection accounts for every epoch: an early stop would leak past it; and
+    for one model: a label change moves the residuals of two one-vs-rest models."""
+    if spec.label_protection is not None and spec.objective == "multiclass":
+        at.child("label_protection").reject(
+            "is set but model.objective is multiclass: its privacy accounting covers one "
+            "binary model, and a label change moves two one-vs-rest models' residuals; "
+            "remove label_protection or train a binary model"
+        )
     if spec.label_protection is not None and spec.tol != 0:
         at.child("tol").reject(
             f"is {literal(spec.tol)} but model.label_protection needs tol: 0; a stop "

@@ -134,17 +134,20 @@ class TableScan(Rows):
         """``fn`` of the features of ``rows``, chunk by chunk, one value per row in order.
 
         For scoring a table larger than memory: ``fn`` maps a ``(k, n_features)`` block of
-        features to ``k`` numbers (e.g. a model's partial scores); only those numbers are
-        kept.
+        features to ``k`` numbers (e.g. a model's partial scores), or ``k`` rows of numbers
+        (one per class); only those numbers are kept.
         """
         idx = np.asarray(rows, dtype=np.intp)
-        out = np.empty(len(idx), dtype=np.float64)
+        kept: list[np.ndarray] = []  # one array, shaped by the first block's values
 
         def apply(values: np.ndarray, dest: np.ndarray) -> None:
-            out[dest] = fn(values)
+            mapped = np.asarray(fn(values), dtype=np.float64)
+            if not kept:
+                kept.append(np.empty((len(idx), *mapped.shape[1:]), dtype=np.float64))
+            kept[0][dest] = mapped
 
         self._pass(idx, apply)
-        return out
+        return kept[0] if kept else np.empty(len(idx), dtype=np.float64)
 
     def _pass(self, idx: np.ndarray, use: _Use) -> None:
         """Read the file once; hand ``use`` each chunk's selected features and their slots."""

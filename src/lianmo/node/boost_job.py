@@ -31,6 +31,7 @@ from lianmo.node.job_data import (
     load_for_scoring,
     model_path,
     split_rows,
+    write_class_probabilities,
     write_id_csv,
 )
 from lianmo.node.kind import JobKind
@@ -267,16 +268,11 @@ def metrics(objective: Objective, y: np.ndarray, scores: np.ndarray) -> Evaluati
 
 def write_predictions(path: Path, ids: IdList, objective: Objective, scores: np.ndarray) -> None:
     """id plus score (binary), prediction (regression) or class probabilities and class."""
-    if objective.name != "multiclass":
-        header = ["id", "score" if objective.name == "binary" else "prediction"]
-        write_id_csv(path, header, ids, scores, decimals)
+    if objective.name == "multiclass":
+        write_class_probabilities(path, ids, scores)
         return
-
-    def probabilities(block: np.ndarray) -> list[str]:
-        return [",".join([*decimals(row), str(int(row.argmax()))]) for row in block]
-
-    header = ["id", *(f"p_{k}" for k in range(objective.n_classes)), "class"]
-    write_id_csv(path, header, ids, scores, probabilities)
+    header = ["id", "score" if objective.name == "binary" else "prediction"]
+    write_id_csv(path, header, ids, scores, decimals)
 
 
 KIND = JobKind("secureboost", BoostShare, train=train, predict=predict, witness=witness)

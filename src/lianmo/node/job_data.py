@@ -379,3 +379,14 @@ def write_ids(path: Path, ids: IdList) -> None:
 def write_scores(path: Path, ids: IdList, scores: np.ndarray) -> None:
     """``id,score`` per row, scores with 8 decimals."""
     write_id_csv(path, ["id", "score"], ids, scores, decimals)
+
+
+def write_class_probabilities(path: Path, ids: IdList, probabilities: np.ndarray) -> None:
+    """``id,p_0..p_K-1,class`` per row: each class's probability with 8 decimals, then
+    the most likely class."""
+
+    def cells(block: np.ndarray) -> list[str]:
+        return [",".join([*decimals(row), str(int(row.argmax()))]) for row in block]
+
+    header = ["id", *(f"p_{k}" for k in range(probabilities.shape[1])), "class"]
+    write_id_csv(path, header, ids, probabilities, cells)

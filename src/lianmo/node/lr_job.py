@@ -23,6 +23,7 @@ from lianmo.errors import ConfigError
 from lianmo.models.encoding import DEFAULT_MIN_ROWS, ImputeOneHot
 from lianmo.models.scaler import QuantileClipper, Standardizer
 from lianmo.node.job_data import (
+    IdList,
     JobOutcome,
     align_rows,
     aligned_table,
@@ -33,11 +34,12 @@ from lianmo.node.job_data import (
     load_for_scoring,
     model_path,
     split_rows,
+    write_class_probabilities,
     write_scores,
 )
 from lianmo.node.kind import JobKind
 from lianmo.node.model_share import LrShare, share_format
-from lianmo.protocols import commit, hetero_lr, predict, two_party_lr
+from lianmo.protocols import commit, hetero_lr, one_vs_rest, predict, two_party_lr
 from lianmo.protocols.context import RoleContext
 from lianmo.protocols.lr_guard import BATCH_FACTOR
 from lianmo.wire.steps import PREDICT_VALIDATION
@@ -51,7 +53,8 @@ def _model(spec: JobSpec) -> LrSpec:
 
 def witness(ctx: RoleContext, spec: JobSpec, outcome: JobOutcome) -> None:
     """The arbiter holds the key: decrypts masked gradients and losses, decides the stop."""
-    arbiter_job(ctx, lr_params(_model(spec), spec.seed), outcome)
+    model = _model(spec)
+    arbiter_job(ctx, lr_params(model, spec.seed), outcome, model.objective == "multiclass")
 
 
 def train(
@@ -61,10 +64,16 @@ def train(
     _train_job(ctx, spec, dataset, job_dir, outcome, lr_params(_model(spec), spec.seed))
 
 
-def arbiter_job(ctx: RoleContext, params: hetero_lr.LrParams, outcome: JobOutcome) -> None:
-    """The key holder's side of coordinated LR (plain LR or a scorecard's WOE-LR)."""
+def arbiter_job(
+    ctx: RoleContext, params: hetero_lr.LrParams, outcome: JobOutcome, multiclass: bool = False
+) -> None:
+    """The key holder's side of coordinated LR (plain LR, one-vs-rest, or a scorecard's
+    WOE-LR)."""
     with outcome.timed("train"):
-        result = hetero_lr.train_arbiter(ctx, params)
+        if multiclass:
+            result = one_vs_rest.train_arbiter(ctx, params)
+        else:
+            result = hetero_lr.train_arbiter(ctx, params)
         commit.await_commit(ctx)
     summary = outcome.summary
     summary.losses, summary.rounds = tuple(result.losses), result.rounds
@@ -78,10 +87,13 @@ def train_weights(
     X: np.ndarray,
     y: np.ndarray | None,
     params: hetero_lr.LrParams,
+    multiclass: bool = False,
 ) -> np.ndarray:
-    """A data party's side of LR training on its standardised ``X`` (the guest's ``y``
-    given, its bias column added here): coordinated when the job has an arbiter,
-    two-party otherwise. Returns the party's weights (the guest's end with the bias).
+    """A data party's side of LR training on its standardised ``X`` (the guest's labels
+    ``y`` given, its bias column added here): coordinated when the job has an arbiter,
+    two-party otherwise. ``y`` is 0/1, or for ``multiclass`` one 0/1 column per class
+    (one-vs-rest). Returns the party's weights (the guest's end with the bias), one
+    column per class for ``multiclass``.
 
     In a two-party job the guest learns the loss (the arbiter's part elsewhere) and
     each party times its one-off setup (``protocol_seconds``).
@@ -89,6 +101,10 @@ def train_weights(
     if y is not None:
         X = _with_bias(X)
     if ctx.arbiter is not None:
+        if multiclass:
+            if y is None:
+                return one_vs_rest.train_host(ctx, X, params)
+            return one_vs_rest.train_guest(ctx, X, y, params)
         if y is None:
             return hetero_lr.train_host(ctx, X, params)
         return hetero_lr.train_guest(ctx, X, y, params)
@@ -116,9 +132,7 @@ def lr_params(m: LrSpec | ScorecardSpec, seed: int) -> hetero_lr.LrParams:
         tol=m.tol,
         key_bits=m.key_bits,
         seed=seed,
-        label_protection=(
-            None if protection is None else (protection.epsilon, protection.delta)
-        ),
+        label_protection=(None if protection is None else (protection.epsilon, protection.delta)),
         optimizer=m.optimizer,
     )
 
@@ -132,12 +146,16 @@ def _train_job(
     params: hetero_lr.LrParams,
 ) -> None:
     role = outcome.role
+    task = _model(spec).objective
     with outcome.timed("load"):
-        table = load(ctx, role, dataset, training=True, job_party=spec.party(ctx.party))
+        table = load(ctx, role, dataset, training=True, job_party=spec.party(ctx.party), task=task)
     aligned = aligned_table(ctx, role, spec, table, outcome)
     train, val = split_rows(ctx, role, spec, aligned)
+    classes = 2
     if role == "guest":
         check_split(ctx.party, labels(train), labels(val))
+        if task == "multiclass":
+            classes = int(labels(aligned).max()) + 1
     # fitted on this party's training rows only; never sent (only its width is, as the
     # coordinate count every data party announces)
     encoder = ImputeOneHot.fit(
@@ -164,28 +182,36 @@ def _train_job(
             "delta": delta,
             "sigma": round(params.label_noise, 6),
         }
+    y = None
+    if role == "guest":
+        y = labels(train) if task == "binary" else one_hot(labels(train), classes)
     with outcome.timed("train"):
-        w = train_weights(ctx, outcome, X_train, labels(train) if role == "guest" else None, params)
+        w = train_weights(ctx, outcome, X_train, y, params, task == "multiclass")
     with outcome.timed("evaluate"):
         if role == "guest":
             scores = predict.score_guest(ctx, _with_bias(X_val) @ w, step=PREDICT_VALIDATION)
-            outcome.summary.validation = evaluation("binary", labels(val), scores)
-            write_scores(job_dir / "validation_scores.csv", val.ids, scores)
+            outcome.summary.validation = evaluation(task, labels(val), scores, classes)
+            write_predictions(job_dir / "validation_scores.csv", val.ids, scores)
             commit.announce_commit(ctx)
         else:
             predict.score_host(ctx, X_val @ w, step=PREDICT_VALIDATION)
             commit.await_commit(ctx)
+    outputs = 1 if w.ndim == 1 else w.shape[1]
+    W = w.reshape(len(w), outputs)
     share = LrShare(
         job_id=spec.job_id,
         party=ctx.party,
         role=role,
         dataset=dataset.name,
         feature_names=table.feature_names,
-        weights=tuple(float(v) for v in (w[:-1] if role == "guest" else w)),
-        intercept=float(w[-1]) if role == "guest" else None,
+        # one block of weights per class (class 0 first), the guest's bias row apart
+        weights=tuple(float(v) for v in (W[:-1] if role == "guest" else W).T.ravel()),
+        intercept=float(W[-1, 0]) if role == "guest" and outputs == 1 else None,
+        intercepts=(tuple(float(v) for v in W[-1]) if role == "guest" and outputs > 1 else None),
+        outputs=outputs,
         mean=tuple(float(v) for v in scaler.mean),
         scale=tuple(float(v) for v in scaler.scale),
-        format=share_format(encoding, clip),
+        format=share_format(encoding, clip, outputs),
         encoding=encoding,
         clip=clip,
     )
@@ -207,11 +233,13 @@ def score(
     with outcome.timed("predict"):
         if role == "guest":
             scores = predict.score_guest(ctx, u)
-            write_scores(job_dir / "scores.csv", table.ids[rows], scores)
+            write_predictions(job_dir / "scores.csv", table.ids[rows], scores)
             outcome.summary.scored = len(scores)
             y = None if table.y is None else table.y[rows]
-            if y is not None and set(np.unique(y)) == {0.0, 1.0}:
+            if y is not None and share.outputs == 1 and set(np.unique(y)) == {0.0, 1.0}:
                 outcome.summary.metrics = evaluation("binary", y, scores)
+            elif y is not None and share.outputs > 1 and _class_labels(y, share.outputs):
+                outcome.summary.metrics = evaluation("multiclass", y, scores, share.outputs)
         else:
             predict.score_host(ctx, u)
     outcome.summary.aligned = len(rows)
@@ -223,6 +251,24 @@ def level_rows(n_train: int, params: hetero_lr.LrParams) -> int:
     per coordinate, since its gradient sums the residuals of exactly those rows."""
     per_batch = math.ceil(BATCH_FACTOR * n_train / params.batch_size)
     return max(DEFAULT_MIN_ROWS, per_batch)
+
+
+def one_hot(y: np.ndarray, classes: int) -> np.ndarray:
+    """One 0/1 column per class of labels ``0 .. classes-1`` (one-vs-rest's labels)."""
+    return np.eye(classes)[y.astype(np.int64)]
+
+
+def _class_labels(y: np.ndarray, classes: int) -> bool:
+    """Whether scored rows' labels are the model's classes (then they are evaluated)."""
+    return bool(np.isin(y, np.arange(classes)).all())
+
+
+def write_predictions(path: Path, ids: IdList, scores: np.ndarray) -> None:
+    """``id,score`` per row for one model; ``id,p_0..p_K-1,class`` for one-vs-rest."""
+    if scores.ndim == 1:
+        write_scores(path, ids, scores)
+    else:
+        write_class_probabilities(path, ids, scores)
 
 
 def _with_bias(X: np.ndarray) -> np.ndarray:

@@ -104,6 +104,9 @@ class LrParams:
     """(ε, δ) the labels keep against hosts over all epochs, or None (see label_noise)."""
     optimizer: str = "sgd"
     """Each data party's optimiser of its own weights (:mod:`lianmo.models.optimizer`)."""
+    checkpoint: str = CHECKPOINT
+    """Name of the round checkpoint: one per model where a job trains several in turn
+    (coordinated one-vs-rest, :mod:`lianmo.node.lr_job`)."""
 
     @property
     def label_noise(self) -> float:
@@ -219,7 +222,7 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
         params.key_bits, ctx.rng, insecure_test_size=params.insecure_test_key
     )
     data_parties = (ctx.guest, *ctx.hosts)
-    state = ctx.checkpoints.restore(CHECKPOINT, ArbiterState)
+    state = ctx.checkpoints.restore(params.checkpoint, ArbiterState)
     if state is None:
         state = _accept_shapes(ctx, params, data_parties)
         ctx.broadcast(LR_PUBLIC_KEY, data_parties, public)  # the key only once all are fit
@@ -268,7 +271,7 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
             stop,
             state.shapes,
         )
-        ctx.checkpoints.save(CHECKPOINT, saved)
+        ctx.checkpoints.save(params.checkpoint, saved)
         if stop:
             break
     return ArbiterResult(
@@ -341,7 +344,7 @@ def _decrypt_masked(
 
 def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams) -> np.ndarray:
     """Guest side. ``X`` is standardised and ends with a bias column; returns its weights."""
-    state = ctx.checkpoints.restore(CHECKPOINT, PartyState)
+    state = ctx.checkpoints.restore(params.checkpoint, PartyState)
     features = _Quantised.of(X)
     if state is None:
         check_batch_floor(ctx.party, X.shape[1], len(y), params.batch_size)
@@ -376,20 +379,26 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
         w = _masked_update(ctx, key, d4, features.rows(batch), w, opt, params.l2, step)  # 5.
         ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
         stop = last and _epoch_end(ctx, step)  # 6.
-        _save_round(ctx, key, step, w, stop, opt)
+        _save_round(ctx, params, key, step, w, stop, opt)
         if stop:
             break
     return w
 
 
 def _save_round(
-    ctx: RoleContext, key: PublicKey, step: int, w: np.ndarray, stop: bool, opt: Optimizer
+    ctx: RoleContext,
+    params: LrParams,
+    key: PublicKey,
+    step: int,
+    w: np.ndarray,
+    stop: bool,
+    opt: Optimizer,
 ) -> None:
     """A data party's checkpoint after a round: its weights, optimiser state and the
     arbiter's public key."""
     weights = tuple(float(v) for v in w)
     saved = PartyState(step, weights, stop, key.n_bytes(), opt.state())
-    ctx.checkpoints.save(CHECKPOINT, saved)
+    ctx.checkpoints.save(params.checkpoint, saved)
 
 
 def _optimizer(params: LrParams, state: PartyState) -> Optimizer:
@@ -399,7 +408,7 @@ def _optimizer(params: LrParams, state: PartyState) -> Optimizer:
 
 def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
     """Host side. ``X`` is standardised (no bias); returns the host's own weights."""
-    state = ctx.checkpoints.restore(CHECKPOINT, PartyState)
+    state = ctx.checkpoints.restore(params.checkpoint, PartyState)
     features = _Quantised.of(X)
     if state is None:
         check_batch_floor(ctx.party, X.shape[1], X.shape[0], params.batch_size)
@@ -430,7 +439,7 @@ def train_host(ctx: RoleContext, X: np.ndarray, params: LrParams) -> np.ndarray:
         w = _masked_update(ctx, key, d4, features.rows(batch), w, opt, params.l2, step)  # 5.
         ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1}/{params.epochs}")
         stop = last and _epoch_end(ctx, step)  # 6.
-        _save_round(ctx, key, step, w, stop, opt)
+        _save_round(ctx, params, key, step, w, stop, opt)
         if stop:
             break
     return w

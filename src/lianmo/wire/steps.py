@@ -121,6 +121,13 @@ SPLIT_VALIDATION_ROWS = Step(
 LR_PUBLIC_KEY = Step(
     "lr.public_key", ("arbiter",), ("guest", "host"), PaillierKey(), "the job's Paillier key"
 )
+LR_MODELS = Step(
+    "lr.models",
+    ("guest",),
+    ("host", "arbiter"),
+    Count("outputs", 2, 256),
+    "one-vs-rest: the number of classes, each trained in turn as its own binary model",
+)
 LR_PLAN = Step("lr.plan", ("guest",), ("arbiter",), Count("n_train", low=1), "training rows")
 LR_SHAPE = Step(
     "lr.gradient_shape",
@@ -394,6 +401,7 @@ REGISTRY = Registry(
         PSI_POSITIONS,
         SPLIT_VALIDATION_ROWS,
         LR_PUBLIC_KEY,
+        LR_MODELS,
         LR_PLAN,
         LR_SHAPE,
         LR_HOST_FORWARD,
