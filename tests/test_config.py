@@ -142,7 +142,8 @@ def _boost(**changes: t.Any) -> dict[str, t.Any]:
             {"model": {"learning_rte": 0.1}},
             "job.yaml: model: unknown field(s) ['learning_rte'] (did you mean "
             "'learning_rate'?); allowed fields are ['batch_size', 'clip', 'epochs', 'key_bits', "
-            "'l2', 'label_protection', 'learning_rate', 'lr_decay', 'objective', 'optimizer', 'tol', 'type']",
+            "'l2', 'label_protection', 'learning_rate', 'lr_decay', 'objective', 'optimizer', "
+            "'tol', 'type']",
         ),
         (
             {"model": {"type": "secureboot"}},
