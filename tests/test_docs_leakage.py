@@ -35,6 +35,7 @@ LEAKAGE_SECTIONS = (
     ("## Alignment", ""),
     ("## Validation split", ""),
     ("## Coordinated hetero logistic regression", ""),
+    ("## Two-party hetero logistic regression", ""),
     ("## Scoring", ""),
     ("## SecureBoost", "### Who learns what"),
     ("## SecureBoost", "### Scoring"),
