@@ -302,3 +302,27 @@ def test_metrics_json_carries_each_partys_scorecard_and_stability_summary(ran: R
         assert summary[key] == raw[key]
     lr = PartySummary.from_json({"role": "host"}).to_json()
     assert "scorecard" not in lr and "stability" not in lr  # other jobs' metrics unchanged
+
+
+def test_a_scorecard_without_an_arbiter_trains_its_woe_lr_two_party(
+    ran: Ran, tmp_path: Path, shared_data: Path
+) -> None:
+    """No arbiter: WOE, selection and points as with one; the WOE-LR runs two-party (each
+    party its own key, steps ``lr2.*``) and lands where the coordinated one does."""
+    from .inprocess_nodes import two_party_configs, two_party_spec
+
+    recorder = WireRecorder()
+    configs = two_party_configs(tmp_path, shared_data)
+    nodes = make_nodes(tmp_path, shared_data, observers=[recorder], configs=configs)
+    report = run_in_process(nodes, two_party_spec("sc-2p", **MODEL))
+    tags = {env.tag for env in recorder.sent}
+    assert "lr2.product" in tags and not any(tag.startswith("lr.") for tag in tags)
+    two_party = report.metrics()["validation"]["auc"]
+    coordinated = ran.result(GUEST, "sc-train")["validation"]["auc"]
+    assert abs(two_party - coordinated) < 0.01
+    share = ScorecardShare.load(tmp_path / GUEST / "jobs" / "sc-2p" / "model.json",
+                                party=GUEST, role="guest")  # fmt: skip
+    def kept(sc: ScorecardShare) -> list[str]:
+        return [c.name for c in sc.columns if c.kept]
+
+    assert kept(share) == kept(ran.share(GUEST))  # the same selection
