@@ -28,9 +28,11 @@ job does). ``--check`` exits 1 when ``defaults`` is more than 0.005 below ``pool
 anywhere. Takes about 10 seconds.
 
 ``--nodes OUT_DIR`` also trains ``default_credit_hetero`` and its skewed version through
-real nodes with the model defaults: ``lianmo party serve`` processes (guest, host,
-arbiter) over mutual TLS with 2048-bit keys, as ``scripts/raw_credit.py`` does, each
-party reading its own CSV written under ``OUT_DIR``; about 4 minutes each on 2 cores.
+real nodes with the model defaults (:func:`through_nodes`): ``lianmo party serve``
+processes (guest, host, arbiter) over mutual TLS with 2048-bit keys, as
+``scripts/raw_credit.py`` does, each party reading its own file (the skewed one a CSV
+written under ``OUT_DIR``); about 4 minutes each on 2 cores. ``scripts/lr_check.py``
+runs issue 21's acceptance jobs (two-party, 4 classes) with the same helpers.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ DEFAULTS = LrSpec()
 DEMO = {"learning_rate": 0.5, "lr_decay": 0.01}  # lianmo demo's spec (cli/demo.py)
 TOLERANCE = 0.005
 SHARE, SEED = 0.2, 42
+PartyFile = tuple[Path, str, str | None]  # a party's CSV, its id column, its label column
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class DataSet:
     val: np.ndarray  # validation rows (bool)
     settings: dict[str, t.Any]
     ids: np.ndarray | None = None  # row ids (for --nodes)
+    # each party's own file, as the nodes read it (else --nodes writes CSVs of the arrays)
+    files: t.Mapping[str, PartyFile] | None = None
 
 
 def skew(Xg: np.ndarray, Xh: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +103,12 @@ def joined(
 
 
 def data_set(
-    name: str, g: Table, h: Table, settings: dict[str, t.Any], encode: bool = False
+    name: str,
+    g: Table,
+    h: Table,
+    settings: dict[str, t.Any],
+    encode: bool = False,
+    files: t.Mapping[str, PartyFile] | None = None,
 ) -> DataSet:
     assert g.y is not None
     val = validation_mask([str(i) for i in g.ids], SHARE, SEED)
@@ -109,19 +119,37 @@ def data_set(
             ImputeOneHot.fit(T.X[~val], T.feature_names, T.categories, min_rows=rows).transform(T.X)
             for T in (g, h)
         )  # fmt: skip
-    return DataSet(name, Xg, Xh, g.y, val, settings, np.asarray(g.ids))
+    return DataSet(name, Xg, Xh, g.y, val, settings, np.asarray(g.ids), files)
+
+
+def file_data_set(
+    name: str, guest: PartyFile, host: PartyFile, settings: dict[str, t.Any] | None = None
+) -> DataSet:
+    """A data set from each party's own file (one id column name), the files kept for
+    the nodes to read."""
+    if guest[1] != host[1]:
+        raise ValueError(f"{name}: the guest's id column {guest[1]!r} is not the host's")
+    g, h = joined(guest[0], host[0], guest[1], str(guest[2]))
+    return data_set(name, g, h, settings or {}, files={"guest": guest, "host": host})
+
+
+def credit_files(data: Path) -> tuple[PartyFile, PartyFile]:
+    """``default_credit_hetero``: the guest's and the host's files."""
+    return (
+        (data / "default_credit_hetero_guest.csv", "id", "y"),
+        (data / "default_credit_hetero_host.csv", "id", None),
+    )
+
+
+def demo_files() -> tuple[PartyFile, PartyFile]:
+    """The demo's tables (lianmo.demo_data): the broker's (guest) and the platform's."""
+    return (
+        (demo_file("credit_broker.csv.gz"), "client_id", "default_next_month"),
+        (demo_file("credit_platform.csv.gz"), "client_id", None),
+    )
 
 
 def data_sets(data: Path) -> list[DataSet]:
-    credit = joined(
-        data / "default_credit_hetero_guest.csv", data / "default_credit_hetero_host.csv", "id", "y"
-    )
-    demo = joined(
-        demo_file("credit_broker.csv.gz"),
-        demo_file("credit_platform.csv.gz"),
-        "client_id",
-        "default_next_month",
-    )
     raw = joined(
         data / "credit_broker_raw.csv",
         data / "credit_platform_raw.csv",
@@ -129,12 +157,12 @@ def data_sets(data: Path) -> list[DataSet]:
         "default_next_month",
         (["sex", "education", "marriage"], [f"pay_{k}" for k in range(1, 7)]),
     )
-    base = data_set("default_credit_hetero", *credit, {})
+    base = file_data_set("default_credit_hetero", *credit_files(data))
     sg, sh = skew(base.Xg, base.Xh)
     return [
         base,
         DataSet("default_credit_hetero, skewed", sg, sh, base.y, base.val, {}, base.ids),
-        data_set("demo (its spec: lr 0.5, decay 0.01)", *demo, DEMO),
+        file_data_set("demo (its spec: lr 0.5, decay 0.01)", *demo_files(), DEMO),
         data_set("raw credit (encoded)", *raw, {}, encode=True),
     ]
 
@@ -218,8 +246,39 @@ def taylor_optimum_auc(ds: DataSet, clip: float) -> float:
     return float(auc(ds.y[ds.val], X[ds.val] @ w))
 
 
-def through_nodes(ds: DataSet, out: Path) -> dict[str, t.Any]:
-    """Train ``ds`` with the model defaults through real party processes; their metrics."""
+@dataclass(frozen=True)
+class NodeRun:
+    """A job run by :func:`through_nodes`: its metrics and where an auditor looks.
+
+    ``output`` holds each party's config, node state (job folders, audit logs) and the
+    coordinator's results, and no secret; the keys and the parties' DRBG seeds are in
+    ``secrets`` beside it (as ``lianmo demo`` hands them over).
+    """
+
+    job_id: str
+    metrics: dict[str, t.Any]
+    output: Path
+    secrets: Path
+    configs: dict[str, Path]  # party -> its party.toml under ``output``
+    wall_s: float  # node start to node stop
+
+
+def through_nodes(
+    ds: DataSet,
+    out: Path,
+    model: dict[str, t.Any] | None = None,
+    *,
+    arbiter: bool = True,
+    job_id: str = "lr-accuracy",
+) -> NodeRun:
+    """Train ``ds`` through real ``lianmo party serve`` processes over mutual TLS.
+
+    Guest and host (and the arbiter, with ``arbiter``; a two-party job without) read
+    their own files (``ds.files``, or CSVs of ``ds`` written under ``out/data``); the
+    job has the validation split of ``ds`` (share ``SHARE``, seed ``SEED``, not
+    stratified) and ``model`` (default: the model defaults with 2048-bit keys). Party
+    state and results go to ``out/output``, keys and seeds to ``out/secrets``.
+    """
     import time  # noqa: PLC0415
 
     from lianmo.cli.demo import party_processes, write_party_config  # noqa: PLC0415
@@ -227,44 +286,56 @@ def through_nodes(ds: DataSet, out: Path) -> dict[str, t.Any]:
     from lianmo.cli.wiring import write_identities  # noqa: PLC0415
     from lianmo.config import JobSpec  # noqa: PLC0415
 
-    assert ds.ids is not None
-    out.mkdir(parents=True, exist_ok=True)
-    certs = out / "certs"
-    write_identities(certs, ["guest", "host", "arbiter", "coordinator"], force=True)
-    files = {"guest": out / "guest.csv", "host": out / "host.csv"}
-    _write_csv(files["guest"], ds.ids, ds.Xg, ds.y)
-    _write_csv(files["host"], ds.ids, ds.Xh, None)
-    datasets = {
-        "guest": {"data": (files["guest"], "id", "y")},
-        "host": {"data": (files["host"], "id", None)},
-        "arbiter": {},
-    }
+    output, secrets = out / "output", out / "secrets"
+    output.mkdir(parents=True, exist_ok=True)
+    parties = ["guest", "host", *(["arbiter"] if arbiter else [])]
+    certs = secrets / "certs"
+    write_identities(certs, [*parties, "coordinator"], force=True, ca_dir=secrets / "ca")
+    files = dict(ds.files) if ds.files else _party_files(ds, out / "data")
     configs = {
-        p: write_party_config(out / "parties" / p, p, certs, d, arbiters=["arbiter"])  # type: ignore[arg-type]
-        for p, d in datasets.items()
+        p: write_party_config(
+            output / "parties" / p,
+            p,
+            certs,
+            {"data": files[p]} if p in files else {},
+            arbiters=["arbiter"],
+            secrets_dir=secrets / "parties" / p,
+        )
+        for p in parties
     }
+    started = time.perf_counter()
     with party_processes(configs) as addresses:
         spec = JobSpec.from_dict(
             {
-                "job_id": f"lr-accuracy-{int(time.time())}",
+                "job_id": job_id,
                 "seed": SEED,
                 "parties": [
                     {"name": p, "role": p, "address": addresses[p]}
                     | ({"dataset": "data"} if p != "arbiter" else {})
-                    for p in configs
+                    for p in parties
                 ],
                 "validation": {"share": SHARE, "stratify": False},
-                "model": {"type": "hetero_lr", "key_bits": 2048},  # the defaults
+                "model": model or {"type": "hetero_lr", "key_bits": 2048},
             }
         )
         metrics = run_and_report(
             spec,
-            out / "job",
+            output / "job",
             ca=certs / "ca.pem",
             cert=certs / "coordinator.pem",
             key=certs / "coordinator.key",
         )
-    return dict(metrics)
+    wall = time.perf_counter() - started
+    return NodeRun(job_id, dict(metrics), output, secrets, configs, round(wall, 1))
+
+
+def _party_files(ds: DataSet, folder: Path) -> dict[str, PartyFile]:
+    """``ds`` as each party's CSV (``id``, the guest's ``y``, ``x0 ..``) under ``folder``."""
+    assert ds.ids is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_csv(folder / "guest.csv", ds.ids, ds.Xg, ds.y)
+    _write_csv(folder / "host.csv", ds.ids, ds.Xh, None)
+    return {"guest": (folder / "guest.csv", "id", "y"), "host": (folder / "host.csv", "id", None)}
 
 
 def _write_csv(path: Path, ids: np.ndarray, X: np.ndarray, y: np.ndarray | None) -> None:
@@ -320,7 +391,7 @@ def main() -> int:
         print(f"| {ds.name} | " + " | ".join(cells) + " |", flush=True)
     if args.nodes:
         for k, ds in enumerate(sets[:2]):
-            metrics = through_nodes(ds, args.nodes / f"set-{k}")
+            metrics = through_nodes(ds, args.nodes / f"set-{k}", job_id=f"lr-accuracy-{k}").metrics
             node_auc = float(metrics["validation"]["auc"])
             results[ds.name]["through nodes"] = node_auc
             print(
