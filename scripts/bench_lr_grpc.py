@@ -121,10 +121,12 @@ def _records(job_dir: Path) -> list[dict[str, t.Any]]:
 
 
 def _train_window(records: list[dict[str, t.Any]]) -> tuple[float, float]:
-    """When the party's train phase started and the phase after it (evaluate) began."""
+    """When the party's train phase started and the phase after it (evaluate) began, or
+    the party's last record."""
     phases = [(r["time"], r.get("name")) for r in records if r["kind"] == "phase"]
     start = next(ts for ts, name in phases if name == "train")
-    end = next((ts for ts, name in phases if ts > start and name != "train"), phases[-1][0])
+    last = records[-1]["time"]  # the key holder's train phase runs to the job's end
+    end = next((ts for ts, name in phases if ts > start and name != "train"), last)
     return start, end
 
 
