@@ -249,16 +249,7 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
         if last:
             losses.append(loss_sum / n_rows)
             loss_sum = 0.0
-            stop = epoch == params.epochs - 1 or (
-                len(losses) > 1 and abs(losses[-2] - losses[-1]) < params.tol
-            )
-            ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1} loss {losses[-1]:.5f}")
-            ctx.record(
-                "epoch",
-                epoch=epoch,
-                loss=round(losses[-1], 10),
-                decision="stop" if stop else "go on",
-            )
+            stop = close_epoch(ctx, params, losses, epoch, step, total)
             decision = "stop" if stop else "continue"
             ctx.broadcast(LR_EPOCH_END, data_parties, decision, round=step)  # 6.
         saved = ArbiterState(
@@ -280,6 +271,22 @@ def train_arbiter(ctx: RoleContext, params: LrParams) -> ArbiterResult:
         round_losses=tuple(round_losses),
         epoch_seconds=tuple(round(v, 3) for v in epoch_seconds),
     )
+
+
+def close_epoch(
+    ctx: RoleContext, params: LrParams, losses: list[float], epoch: int, step: int, total: int
+) -> bool:
+    """After an epoch's last batch, with its loss appended to ``losses``: stop at the last
+    epoch or when the loss changed by less than ``tol``; the decision is reported and
+    recorded (the key holder's here, the guest's in two-party LR)."""
+    stop = epoch == params.epochs - 1 or (
+        len(losses) > 1 and abs(losses[-2] - losses[-1]) < params.tol
+    )
+    ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1} loss {losses[-1]:.5f}")
+    ctx.record(
+        "epoch", epoch=epoch, loss=round(losses[-1], 10), decision="stop" if stop else "go on"
+    )
+    return stop
 
 
 def rounds(

@@ -62,7 +62,7 @@ from lianmo.errors import ConfigError, ProtocolError
 from lianmo.models.optimizer import Optimizer, make_optimizer, step_weights
 from lianmo.protocols import label_noise
 from lianmo.protocols.context import RoleContext
-from lianmo.protocols.hetero_lr import LrParams, rounds
+from lianmo.protocols.hetero_lr import LrParams, close_epoch, rounds
 from lianmo.protocols.lr_guard import BATCH_FACTOR, check_batch_floor, smallest_batch
 from lianmo.wire.convert import ints_to_msg
 from lianmo.wire.steps import (
@@ -473,16 +473,7 @@ def train_guest(ctx: RoleContext, X: np.ndarray, y: np.ndarray, params: LrParams
             squares = ctx.recv(LR2_SQUARE_SUM, host, round=step, count=outputs)
             losses.append((loss8 + sum(squares) * 16.0 ** (2 * V_EXP)) / 8.0 / n_rows)
             loss8 = 0.0
-            stop = epoch == params.epochs - 1 or (
-                len(losses) > 1 and abs(losses[-2] - losses[-1]) < params.tol
-            )
-            ctx.progress(PHASE, step + 1, total, f"epoch {epoch + 1} loss {losses[-1]:.5f}")
-            ctx.record(
-                "epoch",
-                epoch=epoch,
-                loss=round(losses[-1], 10),
-                decision="stop" if stop else "go on",
-            )
+            stop = close_epoch(ctx, params, losses, epoch, step, total)
             ctx.send(LR2_EPOCH_END, host, "stop" if stop else "continue", round=step)
         done = step + 1
         timing = tuple(round(v, 3) for v in epoch_seconds)
