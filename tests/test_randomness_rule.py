@@ -35,6 +35,7 @@ RNG_FALLBACKS = {
     "generate_keypair",
     "encrypt",
     "encrypt_ints",
+    "encrypt_residues",
     "obfuscate",
     "obfuscator",
     "obfuscators",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from lianmo.crypto.bytes_codec import fixed_bytes_to_ints, int_to_fixed_bytes
 from lianmo.crypto.drbg import Drbg
 from lianmo.crypto.keygen import paillier_primes
-from lianmo.crypto.packing import Packing
+from lianmo.crypto.packing import MAX_SLOT_BITS, Packing
 from lianmo.crypto.private_key import PrivateKey
 from lianmo.crypto.public_key import DEFAULT_KEY_BITS, MIN_KEY_BITS, PublicKey
 from lianmo.crypto.vector import CipherVector
@@ -27,6 +27,7 @@ from lianmo.errors import CryptoError
 
 __all__ = [
     "DEFAULT_KEY_BITS",
+    "MAX_SLOT_BITS",
     "MIN_KEY_BITS",
     "CipherVector",
     "Packing",

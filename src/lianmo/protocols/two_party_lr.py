@@ -56,8 +56,14 @@ import numpy as np
 
 from lianmo.crypto.drbg import Drbg
 from lianmo.crypto.fixedpoint import choose_exponent, max_int, quantise
-from lianmo.crypto.packing import MAX_SLOT_BITS, Packing
-from lianmo.crypto.paillier import CipherVector, PrivateKey, PublicKey, generate_keypair
+from lianmo.crypto.paillier import (
+    MAX_SLOT_BITS,
+    CipherVector,
+    Packing,
+    PrivateKey,
+    PublicKey,
+    generate_keypair,
+)
 from lianmo.errors import ConfigError, ProtocolError
 from lianmo.models.optimizer import Optimizer, make_optimizer, step_weights
 from lianmo.protocols import label_noise
