@@ -39,7 +39,7 @@ from tests.integration.test_integration_cli import (
     start_node,
 )
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]  # ./scripts/test -m slow
 
 JOB = "kill-job"
 MODELS = {
