@@ -197,7 +197,7 @@ def test_scoring_refuses_a_model_column_the_catalogue_no_longer_offers(
     assert info.value.party == HOST
     assert (
         f"party '{HOST}', data set 'breast_host', column 'x0': the model share was trained on "
-        "this column, but the catalogue no longer offers it to jobs" in info.value.reason
+        "this column, but the catalogue does not offer it to this job" in info.value.reason
     )
     assert not (tmp_path / GUEST / "jobs" / "before-scores" / "scores.csv").exists()
 

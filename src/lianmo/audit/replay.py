@@ -30,6 +30,8 @@ START_CHECKED = {
     "software": "software",
     "spec_sha256": "spec",
     "data_commitment": "data",
+    "consent_commitment": "consent",
+    "policy_sha256": "policy",
 }
 
 

@@ -127,6 +127,10 @@ class JobSpec:
     )
     model: ModelSpec = field(default_factory=LrSpec, metadata=checked(Model()))
     model_job: str | None = field(default=None, metadata=checked(OrNone(NAME)))
+    # what the job's use of personal data is for (e.g. credit_scoring, suitability): each
+    # party's catalogue says which purposes a data set may serve, with which columns.
+    # Optional: a spec without it keeps the digest it had before it existed.
+    purpose: str | None = field(default=None, metadata=checked(OrNone(NAME), optional=True))
 
     @property
     def guest(self) -> str:

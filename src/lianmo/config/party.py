@@ -15,7 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lianmo.config._read import ListOf, Section, TableOf, checked, read
-from lianmo.config._rules import FilePath, Interval, Name, Options, OrNone, Text, Where, shown
+from lianmo.config._rules import (
+    FilePath,
+    Interval,
+    Name,
+    Options,
+    OrNone,
+    Rule,
+    Text,
+    Where,
+    shown,
+)
 from lianmo.config.policy import NodePolicy
 from lianmo.errors import ConfigError
 
@@ -55,6 +65,34 @@ DEFAULT_MISSING_VALUES = (
     "<NA>",
 )
 COLUMN_NAMES = ListOf(Text("a column name"), "a list of column names")
+#: a purpose's column list that allows every column the data set offers
+ALL_COLUMNS = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class PurposeColumns(Rule):
+    """``[datasets.NAME.purposes]``: each purpose a job may serve, mapped to the feature
+    columns it may use (a list, or ``"*"`` for every column the data set offers)."""
+
+    expected: str = (
+        f"a table mapping purposes to lists of column names (or {ALL_COLUMNS!r} for all)"
+    )
+
+    def __call__(self, value: t.Any, at: Where) -> dict[str, tuple[str, ...] | None]:
+        if not isinstance(value, dict):
+            at.fail(value, self.expected, f"write it as [{at.path}] with PURPOSE = [columns]")
+        out: dict[str, tuple[str, ...] | None] = {}
+        for purpose, columns in value.items():
+            Name()(purpose, Where(at.source, f"{at.path} key"))
+            if columns == ALL_COLUMNS:
+                out[purpose] = None
+                continue
+            names = COLUMN_NAMES(columns, at.child(purpose))
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                at.child(purpose).reject(f"names {repeated} more than once; list each column once")
+            out[purpose] = names
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +103,11 @@ class DatasetEntry:
     ``missing_values`` the cell texts read as missing in feature columns (``[]``: a
     missing cell is an error); ``columns``, if set, the only feature columns any job
     may use. Ids and labels are never missing.
+
+    ``purposes``, if set, lists the purposes a job may serve with this data set, each with
+    the columns it may use (inside ``columns``); a job with another purpose, or none, is
+    refused. ``consent``, if set, is the consent register (:mod:`lianmo.data.consent`): a
+    job then uses only the ids with consent valid for its purpose when it starts.
     """
 
     name: str  # the table's name, [datasets.NAME]
@@ -77,6 +120,28 @@ class DatasetEntry:
         metadata=checked(ListOf(Text("a cell text"), "a list of cell texts, [] for none")),
     )
     columns: tuple[str, ...] | None = field(default=None, metadata=checked(OrNone(COLUMN_NAMES)))
+    purposes: dict[str, tuple[str, ...] | None] | None = field(
+        default=None, metadata=checked(OrNone(PurposeColumns()))
+    )
+    consent: Path | None = field(
+        default=None,
+        metadata=checked(OrNone(FilePath("a consent register path: .csv, .csv.gz or .parquet"))),
+    )
+
+
+def _check_dataset(entry: DatasetEntry, at: Where) -> None:
+    """A purpose may use only columns the data set offers, and never its id or label."""
+    for purpose, names in (entry.purposes or {}).items():
+        for name in names or ():
+            if entry.columns is not None and name not in entry.columns:
+                at.child("purposes").child(purpose).reject(
+                    f"names column {name!r}, which the data set's columns do not offer; "
+                    "add it to columns or remove it here"
+                )
+            if name in (entry.id_column, entry.label_column):
+                at.child("purposes").child(purpose).reject(
+                    f"names {name!r}, the id or label column; list feature columns only"
+                )
 
 
 CATALOGUE = TableOf(DatasetEntry, Name(), "a table of [datasets.NAME] tables")
@@ -182,6 +247,8 @@ class PartyConfig:
         """Validate a parsed config mapping."""
         at = Where(source, base=base, table="table")
         config = read(cls, data, at)
+        for name, entry in config.datasets.items():
+            _check_dataset(entry, at.child("datasets").child(name))
         _check_compute(config, at.child("compute"))
         _check_coordinator_tasks(config, at.child("policy").child("coordinator_tasks"))
         return config

@@ -6,11 +6,15 @@ checks exactly what the node did:
 
 1. ``job_start``: role, spec digest (the spec itself goes to the payload store), lianmo
    version, public signing key, a commitment to the DRBG seed and one to the data file;
+   the job's purpose, a digest of the data set's purpose policy and, with a consent
+   register, a commitment to it and the time consent was checked at
+   (:mod:`lianmo.node.data_use`);
 2. the signing-key exchange (:mod:`lianmo.protocols.signing_keys`) and one ``peer_key``
    record per peer, then every party confirms that its peers hold the same spec
    (:mod:`lianmo.protocols.same_spec`) before any data-dependent message;
 3. the job itself, whose protocols add ``phase``, ``round``, ``level``, ``checkpoint``,
-   ``evaluation`` records and one ``message`` record per message;
+   ``evaluation`` records and one ``message`` record per message, and ``data_use`` (the
+   commitment to whose data the job used) after alignment;
 4. ``model`` (digest of the model share written, if any) and ``job_end``.
 """
 
@@ -20,12 +24,15 @@ import hashlib
 import hmac
 import typing as t
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
 from lianmo.compute.backend import ComputeBackend
 from lianmo.config import DatasetEntry, JobSpec
 from lianmo.crypto.drbg import Drbg
+from lianmo.data.consent import parse_time
+from lianmo.node.data_use import JobDataset, policy_digest
 from lianmo.node.job import run_party_job
 from lianmo.node.job_data import JobOutcome, model_path
 from lianmo.protocols.context import (
@@ -44,6 +51,7 @@ from lianmo.transport.channel import Channel
 
 _SEED_DOMAIN = b"lianmo.audit.seed-commitment\x00"
 _DATA_LABEL = "audit/data-commitment"
+_CONSENT_LABEL = "audit/consent-commitment"
 _CHUNK = 1 << 20
 
 
@@ -78,13 +86,13 @@ def seed_commitment(seed: bytes) -> str:
     return hashlib.sha256(_SEED_DOMAIN + seed).hexdigest()
 
 
-def file_commitment(rng: Drbg, path: Path) -> str:
+def file_commitment(rng: Drbg, path: Path, label: str = _DATA_LABEL) -> str:
     """HMAC of a file's bytes under a key from the party's DRBG.
 
     Only the seed holder can test a file against it, so the log says nothing about the
     data to anyone else, while replay can tell "the data changed" from other causes.
     """
-    mac = hmac.new(rng.child(_DATA_LABEL).random_bytes(32), digestmod="sha256")
+    mac = hmac.new(rng.child(label).random_bytes(32), digestmod="sha256")
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             mac.update(chunk)
@@ -101,6 +109,28 @@ def logged_limits(job_start: t.Mapping[str, object]) -> Limits:
     """The limits a logged ``job_start`` records (see :func:`limit_fields`)."""
     cap = job_start.get("max_peer_set")
     return Limits(max_peer_set=cap if isinstance(cap, int) else None)
+
+
+def _use_fields(
+    rng: Drbg, spec: JobSpec, dataset: DatasetEntry | None, started_at: datetime
+) -> dict[str, str]:
+    """``job_start``'s purpose, policy digest and consent commitment (what applies)."""
+    out = {} if spec.purpose is None else {"purpose": spec.purpose}
+    if dataset is None:
+        return out
+    out["policy_sha256"] = policy_digest(dataset)
+    if dataset.consent is not None:
+        out["consent_commitment"] = file_commitment(rng, dataset.consent, _CONSENT_LABEL)
+        out["consent_at"] = started_at.isoformat()
+    return out
+
+
+def logged_start(job_start: t.Mapping[str, object]) -> datetime:
+    """When a logged job started at the party: its ``consent_at``, else the record's time."""
+    consent_at = job_start.get("consent_at")
+    if isinstance(consent_at, str):
+        return parse_time(consent_at)
+    return datetime.fromtimestamp(float(str(job_start.get("time", 0))), UTC)
 
 
 def role_context(
@@ -141,11 +171,21 @@ def run_audited(
     audit: JobAudit,
     *,
     signing_key: str,
+    started_at: datetime,
     identity: t.Mapping[str, str] | None = None,
 ) -> JobOutcome:
-    """Run this party's role of ``spec`` between its framing audit records."""
+    """Run this party's role of ``spec`` between its framing audit records.
+
+    ``started_at`` is when the job first started at this party (replay: as logged); a
+    consent register is read as of then.
+    """
     role = spec.party(ctx.party).role
     spec_json = spec.to_json()
+    data = None
+    if dataset is not None:
+        data = JobDataset.open(
+            ctx.party, dataset, spec.purpose, as_of=started_at, rng=ctx.rng, folder=job_dir
+        )
     audit.record(
         "job_start",
         role=role,
@@ -157,6 +197,7 @@ def run_audited(
         seed_commitment=seed_commitment(ctx.rng.seed),
         dataset=None if dataset is None else dataset.name,
         data_commitment=None if dataset is None else file_commitment(ctx.rng, dataset.path),
+        **_use_fields(ctx.rng, spec, dataset, started_at),
         **limit_fields(ctx.limits),
         **(identity or {}),
     )
@@ -171,7 +212,7 @@ def run_audited(
         share = model_path(job_dir, spec)
         if share.exists():
             audit.record("model_input", sha256=hashlib.sha256(share.read_bytes()).hexdigest())
-    outcome = run_party_job(ctx, spec, dataset, job_dir)
+    outcome = run_party_job(ctx, spec, data, job_dir)
     summary = outcome.summary
     for name, ev in (("validation", summary.validation), ("metrics", summary.metrics)):
         if ev is not None:  # the guest's own evaluation, as it reports it

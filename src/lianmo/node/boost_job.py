@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lianmo.config import BoostSpec, DatasetEntry, JobSpec
+from lianmo.config import BoostSpec, JobSpec
 from lianmo.data.table import Table
 from lianmo.errors import ConfigError, DataError
 from lianmo.models.evaluation import Evaluation
 from lianmo.models.objectives import Objective
 from lianmo.models.tree import TreeParams
 from lianmo.node.boost_share import BoostShare
+from lianmo.node.data_use import JobDataset
 from lianmo.node.job_data import (
     IdList,
     JobOutcome,
@@ -70,7 +71,7 @@ def witness(ctx: RoleContext, spec: JobSpec, outcome: JobOutcome) -> None:
 
 
 def train(
-    ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
+    ctx: RoleContext, spec: JobSpec, dataset: JobDataset, job_dir: Path, outcome: JobOutcome
 ) -> None:
     """Train this party's side of a SecureBoost model and keep its share."""
     model = spec.model
@@ -81,7 +82,7 @@ def train(
         table = load(
             ctx, role, dataset, training=True, task=model.objective, job_party=spec.party(ctx.party)
         )
-    aligned = aligned_table(ctx, role, spec, table, outcome)
+    aligned = aligned_table(ctx, role, spec, table, dataset, outcome)
     train_rows, val = split_rows(ctx, role, spec, aligned)
     if role == "guest" and model.objective != "regression":
         check_split(ctx.party, labels(train_rows), labels(val))
@@ -185,7 +186,7 @@ def _timings(outcome: JobOutcome, timings: secureboost.Timings) -> None:
 
 
 def predict(
-    ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
+    ctx: RoleContext, spec: JobSpec, dataset: JobDataset, job_dir: Path, outcome: JobOutcome
 ) -> None:
     """Score aligned rows with a stored SecureBoost share; the guest writes the scores.
 
@@ -198,7 +199,7 @@ def predict(
     with outcome.timed("load"):
         table = load_for_scoring(ctx, role, dataset, share)
     with outcome.timed("align"):
-        rows = align_rows(ctx, role, spec, table)
+        rows = align_rows(ctx, role, spec, table, dataset)
     spill = job_dir / ".features.f64"
     try:
         with outcome.timed("read"):

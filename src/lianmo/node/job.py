@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lianmo.config import BoostSpec, DatasetEntry, JobSpec, LrSpec, ScorecardSpec
+from lianmo.config import BoostSpec, JobSpec, LrSpec, ScorecardSpec
 from lianmo.errors import ConfigError
 from lianmo.node import boost_job, lr_job, scorecard_job
+from lianmo.node.data_use import JobDataset
 from lianmo.node.job_data import (
     JobOutcome,
     align_rows,
@@ -28,7 +29,7 @@ from lianmo.protocols.context import RoleContext
 def run_party_job(
     ctx: RoleContext,
     spec: JobSpec,
-    dataset: DatasetEntry | None,
+    dataset: JobDataset | None,
     job_dir: Path,
 ) -> JobOutcome:
     """Run this party's role of ``spec``; returns the summary for the coordinator."""
@@ -77,12 +78,12 @@ def kind_of_share(path: Path, party: str) -> JobKind:
 
 
 def _align_job(
-    ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
+    ctx: RoleContext, spec: JobSpec, dataset: JobDataset, job_dir: Path, outcome: JobOutcome
 ) -> None:
     """Only align: every data party learns the common ids and keeps them, in row order."""
     with outcome.timed("load"):
         table = load(ctx, outcome.role, dataset, training=False)
     with outcome.timed("align"):
-        rows = align_rows(ctx, outcome.role, spec, table)
+        rows = align_rows(ctx, outcome.role, spec, table, dataset)
     write_ids(job_dir / "aligned_ids.csv", table.ids[rows])
     outcome.summary.aligned, outcome.summary.rows = len(rows), len(table)

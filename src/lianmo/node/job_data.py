@@ -22,6 +22,7 @@ from lianmo.data.table import Table, TableScan, scan_checked
 from lianmo.errors import ConfigError, DataError
 from lianmo.fileio import write_atomic_chunks
 from lianmo.models.evaluation import Evaluation, EvaluationError, evaluate
+from lianmo.node.data_use import JobDataset
 from lianmo.node.vocabulary import check_declared, check_vocabulary
 from lianmo.protocols import psi, split
 from lianmo.protocols.context import Recorder, RoleContext, no_record
@@ -102,7 +103,7 @@ class JobOutcome:
 def load(
     ctx: RoleContext,
     role: str,
-    dataset: DatasetEntry,
+    data: JobDataset,
     *,
     training: bool,
     feature_columns: list[str] | None = None,
@@ -116,10 +117,11 @@ def load(
     regression) is what training labels must suit. The features are ``feature_columns``
     (scoring: the model share's), else those :func:`job_features` chooses for
     ``job_party`` (this party's entry in the job spec); either way only columns the
-    catalogue offers. The catalogue entry's ``categorical`` and ``missing_values`` say how
-    feature cells are read; ``categories`` are the known vocabularies of a model share,
-    for scoring (their texts keep their codes).
+    catalogue offers to the job's purpose. The catalogue entry's ``categorical`` and
+    ``missing_values`` say how feature cells are read; ``categories`` are the known
+    vocabularies of a model share, for scoring (their texts keep their codes).
     """
+    dataset = data.entry
     label = dataset.label_column if role == "guest" else None
     if training and role == "guest" and label is None:
         raise ConfigError(
@@ -156,21 +158,19 @@ class _Scoring(t.Protocol):
     def categories(self) -> t.Mapping[str, Sequence[str]]: ...
 
 
-def load_for_scoring(
-    ctx: RoleContext, role: str, dataset: DatasetEntry, share: _Scoring
-) -> TableScan:
+def load_for_scoring(ctx: RoleContext, role: str, data: JobDataset, share: _Scoring) -> TableScan:
     """A predict job's table: the share's feature columns, read with its vocabulary
     (known texts keep their codes, new ones come after them: unseen), and checked to
     code every categorical column as the model was trained."""
     table = load(
         ctx,
         role,
-        dataset,
+        data,
         training=False,
         feature_columns=list(share.feature_names),
         categories=share.categories,
     )
-    check_vocabulary(ctx.party, dataset.name, share.categories, table.categories)
+    check_vocabulary(ctx.party, data.name, share.categories, table.categories)
     return table
 
 
@@ -211,7 +211,8 @@ def job_features(
 
 
 def scoring_features(party: str, dataset: DatasetEntry, names: Sequence[str]) -> list[str]:
-    """A model share's feature columns, if the catalogue still offers them all.
+    """A model share's feature columns, if the catalogue still offers them all (to the
+    job's purpose: ``dataset`` is narrowed to it).
 
     Whether the file holds them is checked as the table is read (with the message that
     lists the file's columns in the node log).
@@ -220,19 +221,25 @@ def scoring_features(party: str, dataset: DatasetEntry, names: Sequence[str]) ->
         if dataset.columns is not None and name not in dataset.columns:
             raise ConfigError(
                 f"party '{party}', data set '{dataset.name}', column '{name}': the model "
-                "share was trained on this column, but the catalogue no longer offers it to "
-                f"jobs; the party's operator must add it to [datasets.{dataset.name}] columns "
-                "again, or train a new model"
+                "share was trained on this column, but the catalogue does not offer it to "
+                "this job (its columns, or the columns of the job's purpose); the party's "
+                f"operator must offer it under [datasets.{dataset.name}] again, or train a "
+                "new model"
             )
     return list(names)
 
 
 def aligned_table(
-    ctx: RoleContext, role: str, spec: JobSpec, scan: TableScan, outcome: JobOutcome
+    ctx: RoleContext,
+    role: str,
+    spec: JobSpec,
+    scan: TableScan,
+    data: JobDataset,
+    outcome: JobOutcome,
 ) -> Table:
     """Align (phase ``align``), then read the aligned rows' features (phase ``read``)."""
     with outcome.timed("align"):
-        rows = align_rows(ctx, role, spec, scan)
+        rows = align_rows(ctx, role, spec, scan, data)
     with outcome.timed("read"):
         return scan.read_rows(rows)
 
@@ -265,17 +272,29 @@ class ValidationRows(RowList):
     KEY: t.ClassVar[str] = "validation"
 
 
-def align_rows(ctx: RoleContext, role: str, spec: JobSpec, scan: TableScan) -> np.ndarray:
-    """The file positions of the intersection's rows, in the order all parties agree on."""
+def align_rows(
+    ctx: RoleContext, role: str, spec: JobSpec, scan: TableScan, data: JobDataset
+) -> np.ndarray:
+    """The file positions of the intersection's rows, in the order all parties agree on.
+
+    Only ids with valid consent for the job's purpose go to alignment; afterwards the
+    party commits to whose data the job used (:meth:`JobDataset.account`).
+    """
+    eligible = data.eligible(scan.ids)
     saved = ctx.checkpoints.restore("align", RowList)
     if saved is not None:
-        return saved.array()
-    minimum = spec.alignment.min_intersection
-    if role == "guest":
-        rows = psi.align_guest(ctx, scan.ids, min_intersection=minimum)
+        rows = saved.array()
     else:
-        rows = psi.align_host(ctx, scan.ids, min_intersection=minimum)
-    ctx.checkpoints.save("align", RowList.of(rows))
+        ids = scan.ids if eligible is None else scan.ids[eligible]
+        minimum = spec.alignment.min_intersection
+        if role == "guest":
+            rows = psi.align_guest(ctx, ids, min_intersection=minimum)
+        else:
+            rows = psi.align_host(ctx, ids, min_intersection=minimum)
+        if eligible is not None:
+            rows = eligible[rows]
+        ctx.checkpoints.save("align", RowList.of(rows))
+    data.account(ctx, scan.ids, eligible, rows)
     return rows
 
 

@@ -11,7 +11,8 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
-from lianmo.config import DatasetEntry, JobSpec
+from lianmo.config import JobSpec
+from lianmo.node.data_use import JobDataset
 from lianmo.node.job_data import JobOutcome
 from lianmo.node.share import ModelShare
 from lianmo.protocols.context import RoleContext
@@ -24,7 +25,7 @@ class PartyStep(t.Protocol):
         self,
         ctx: RoleContext,
         spec: JobSpec,
-        dataset: DatasetEntry,
+        dataset: JobDataset,
         job_dir: Path,
         outcome: JobOutcome,
     ) -> None: ...

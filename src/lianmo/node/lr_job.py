@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lianmo.config import DatasetEntry, JobSpec, LrSpec, ScorecardSpec
+from lianmo.config import JobSpec, LrSpec, ScorecardSpec
 from lianmo.errors import ConfigError
 from lianmo.models.encoding import DEFAULT_MIN_ROWS, ImputeOneHot
 from lianmo.models.scaler import QuantileClipper, Standardizer
+from lianmo.node.data_use import JobDataset
 from lianmo.node.job_data import (
     IdList,
     JobOutcome,
@@ -58,7 +59,7 @@ def witness(ctx: RoleContext, spec: JobSpec, outcome: JobOutcome) -> None:
 
 
 def train(
-    ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
+    ctx: RoleContext, spec: JobSpec, dataset: JobDataset, job_dir: Path, outcome: JobOutcome
 ) -> None:
     """A data party's side of training; keeps its share of the model."""
     _train_job(ctx, spec, dataset, job_dir, outcome, lr_params(_model(spec), spec.seed))
@@ -140,7 +141,7 @@ def lr_params(m: LrSpec | ScorecardSpec, seed: int) -> hetero_lr.LrParams:
 def _train_job(
     ctx: RoleContext,
     spec: JobSpec,
-    dataset: DatasetEntry,
+    dataset: JobDataset,
     job_dir: Path,
     outcome: JobOutcome,
     params: hetero_lr.LrParams,
@@ -149,7 +150,7 @@ def _train_job(
     task = _model(spec).objective
     with outcome.timed("load"):
         table = load(ctx, role, dataset, training=True, job_party=spec.party(ctx.party), task=task)
-    aligned = aligned_table(ctx, role, spec, table, outcome)
+    aligned = aligned_table(ctx, role, spec, table, dataset, outcome)
     train, val = split_rows(ctx, role, spec, aligned)
     classes = 2
     if role == "guest":
@@ -219,7 +220,7 @@ def _train_job(
 
 
 def score(
-    ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
+    ctx: RoleContext, spec: JobSpec, dataset: JobDataset, job_dir: Path, outcome: JobOutcome
 ) -> None:
     role = outcome.role
     share_path = model_path(job_dir, spec)
@@ -227,7 +228,7 @@ def score(
     with outcome.timed("load"):
         table = load_for_scoring(ctx, role, dataset, share)
     with outcome.timed("align"):
-        rows = align_rows(ctx, role, spec, table)
+        rows = align_rows(ctx, role, spec, table, dataset)
     with outcome.timed("read"):  # chunk by chunk: only the partial scores are kept
         u = table.map_rows(rows, share.partial_scores)
     with outcome.timed("predict"):

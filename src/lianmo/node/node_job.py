@@ -12,12 +12,14 @@ import logging
 import threading
 import typing as t
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from lianmo.config import JobSpec, PartyConfig
+from lianmo.data.consent import parse_time
 from lianmo.fileio import write_atomic
 from lianmo.node.checkpoint import JobCheckpoints
 from lianmo.transport.envelope import Envelope
@@ -27,6 +29,7 @@ from lianmo.wire.steps import REGISTRY
 
 _LOG = logging.getLogger("lianmo.node")
 STATUS_FILE = "status.json"
+STARTED_FILE = "started_at"
 RESUMABLE = frozenset({"interrupted", "failed", "cancelled"})
 
 
@@ -77,6 +80,16 @@ def restored_job(directory: Path, config: PartyConfig) -> NodeJob:
     if job.state != "running":
         inbox.close(f"job '{spec.job_id}' is {job.state} at party '{config.name}'")
     return job
+
+
+def started_at(directory: Path) -> datetime:
+    """When the job first started at this party (kept in its folder: the same on resume)."""
+    path = directory / STARTED_FILE
+    if path.exists():
+        return parse_time(path.read_text(encoding="utf-8"))
+    now = datetime.now(UTC).replace(microsecond=0)
+    write_atomic(path, now.isoformat().encode())
+    return now
 
 
 def step_screen(spec: JobSpec, party: str) -> t.Callable[[Envelope], None]:

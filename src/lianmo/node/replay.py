@@ -23,7 +23,7 @@ from lianmo.compute.backend import ComputeBackend, SerialBackend
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.crypto.drbg import Drbg
 from lianmo.errors import AuditError, LianmoError
-from lianmo.node.audited_job import logged_limits
+from lianmo.node.audited_job import logged_limits, logged_start
 from lianmo.node.checkpoint import JobCheckpoints
 from lianmo.node.job_secrets import replay_seed
 from lianmo.node.runtime import run_party
@@ -97,6 +97,7 @@ def replay_job(
             dataset=dataset,
             job_dir=scratch,
             signing_key=str(log.start["signing_key"]),
+            started_at=logged_start(log.start),
             limits=logged_limits(log.start),
         )
     except Divergence as exc:
@@ -139,6 +140,10 @@ def _causes(recorder: ReplayRecorder, data: Path | None) -> list[str]:
         causes.append(f"code version changed: the job ran lianmo {logged}, this is {now}")
     if "data" in changed:
         causes.append(f"data changed: {data} is not the file the job used (its commitment differs)")
+    if "consent" in changed:
+        causes.append("consent register changed: it is not the register the job used")
+    if "policy" in changed:
+        causes.append("the data set's purpose policy in the party config changed")
     if "spec" in changed:
         causes.append("the job spec in the store differs from the one logged")
     return causes

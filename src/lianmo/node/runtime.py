@@ -11,6 +11,7 @@ logged messages and a recorder compares every record. Because both go through
 from __future__ import annotations
 
 import typing as t
+from datetime import datetime
 from pathlib import Path
 
 from lianmo.audit.log import MessageStats
@@ -61,10 +62,15 @@ def run_party(
     dataset: DatasetEntry | None,
     job_dir: Path,
     signing_key: str,
+    started_at: datetime,
     identity: t.Mapping[str, str] | None = None,
     limits: Limits | None = None,
 ) -> JobOutcome:
-    """Run ``party``'s role of ``spec`` (resuming from ``checkpoints`` if they hold any)."""
+    """Run ``party``'s role of ``spec`` (resuming from ``checkpoints`` if they hold any).
+
+    ``started_at`` is when the job first started at this party: the time its consent
+    register is read at, the same on every resume and under replay.
+    """
     channel.anchor(lambda: records.head)
     checkpoints.attach(
         rng=rng,
@@ -86,5 +92,12 @@ def run_party(
         limits=limits,
     )
     return run_audited(
-        ctx, spec, dataset, job_dir, guarded, signing_key=signing_key, identity=identity
+        ctx,
+        spec,
+        dataset,
+        job_dir,
+        guarded,
+        signing_key=signing_key,
+        started_at=started_at,
+        identity=identity,
     )

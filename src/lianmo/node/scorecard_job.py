@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lianmo.config import DatasetEntry, JobSpec, ScorecardSpec
+from lianmo.config import JobSpec, ScorecardSpec
 from lianmo.data.rows import Table
 from lianmo.errors import ConfigError, DataError
 from lianmo.fileio import write_atomic
@@ -44,6 +44,7 @@ from lianmo.models.validation import decile_edges, gini, psi_from_counts
 from lianmo.models.woe import bin_counts, scorecard_woe
 from lianmo.models.woe_column import KEPT, NO_BIN, WoeColumn
 from lianmo.node import lr_job
+from lianmo.node.data_use import JobDataset
 from lianmo.node.job_data import (
     JobOutcome,
     align_rows,
@@ -119,14 +120,14 @@ def witness(ctx: RoleContext, spec: JobSpec, outcome: JobOutcome) -> None:
 
 
 def train(
-    ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
+    ctx: RoleContext, spec: JobSpec, dataset: JobDataset, job_dir: Path, outcome: JobOutcome
 ) -> None:
     """A data party's side of training; keeps its share (bins, WOE, weights, points)."""
     model = _model(spec)
     role = outcome.role
     with outcome.timed("load"):
         table = load(ctx, role, dataset, training=True, job_party=spec.party(ctx.party))
-    aligned = aligned_table(ctx, role, spec, table, outcome)
+    aligned = aligned_table(ctx, role, spec, table, dataset, outcome)
     train_rows, val = split_rows(ctx, role, spec, aligned)
     if role == "guest":
         check_split(ctx.party, labels(train_rows), labels(val))
@@ -421,7 +422,7 @@ def _with_bias(X: np.ndarray) -> np.ndarray:
 
 
 def score(
-    ctx: RoleContext, spec: JobSpec, dataset: DatasetEntry, job_dir: Path, outcome: JobOutcome
+    ctx: RoleContext, spec: JobSpec, dataset: JobDataset, job_dir: Path, outcome: JobOutcome
 ) -> None:
     """Score with a stored scorecard share: points, own reason codes, PSI and CSI."""
     role = outcome.role
@@ -429,7 +430,7 @@ def score(
     with outcome.timed("load"):
         table = load_for_scoring(ctx, role, dataset, share)
     with outcome.timed("align"):
-        rows = align_rows(ctx, role, spec, table)
+        rows = align_rows(ctx, role, spec, table, dataset)
     with outcome.timed("read"):
         X = table.read_rows(rows).X
         codes = share.codes(X)

@@ -18,6 +18,7 @@ import secrets
 import threading
 import time
 import typing as t
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lianmo.audit.log import AuditLog, MessageStats
@@ -26,9 +27,11 @@ from lianmo.audit.store import PayloadStore
 from lianmo.compute.backend import ComputeBackend, make_backend
 from lianmo.config import DatasetEntry, JobSpec, PartyConfig, PartySpec
 from lianmo.crypto.drbg import Drbg
+from lianmo.data.consent import read_register
 from lianmo.errors import AuthenticationError, ConfigError, LianmoError, UnknownJobError
 from lianmo.fileio import write_atomic
 from lianmo.node.checkpoint import JobCheckpoints
+from lianmo.node.data_use import purpose_entry
 from lianmo.node.job_data import job_features
 from lianmo.node.job_secrets import job_seed, move_legacy_seed, refuse_reused_id
 from lianmo.node.node_job import (
@@ -37,6 +40,7 @@ from lianmo.node.node_job import (
     NodeJob,
     certificate_fields,
     restored_job,
+    started_at,
     step_screen,
     write_status,
 )
@@ -140,6 +144,7 @@ class NodeService:
                     "that does not exist; the party's operator must fix its path in the "
                     "party config (the node log names the file)"
                 )
+            entry = self._check_use(job_id, spec, entry)
             if spec.task == "train":
                 self._check_columns(job_id, me, entry)
         with self._lock:
@@ -170,6 +175,20 @@ class NodeService:
             me.dataset or "none",
         )
         return self._status(job)
+
+    def _check_use(self, job_id: str, spec: JobSpec, entry: DatasetEntry) -> DatasetEntry:
+        """Refuse at prepare a job whose purpose the data set does not serve, or whose
+        consent register cannot be read; the entry narrowed to the purpose's columns."""
+        try:
+            narrowed = purpose_entry(self.config.name, entry, spec.purpose)
+            if entry.consent is not None:
+                read_register(str(entry.consent), self.config.name).valid_ids(
+                    spec.purpose or "", datetime.now(UTC)
+                )
+        except LianmoError as exc:
+            _log(logging.WARNING, job_id, "job %s refused: %s", job_id, exc)
+            raise type(exc)(public_error(self.config, entry.name, exc)) from None
+        return narrowed
 
     def _check_columns(self, job_id: str, me: PartySpec, entry: DatasetEntry) -> None:
         """Refuse at prepare a job whose columns the data set does not offer (header only)."""
@@ -283,6 +302,7 @@ class NodeService:
                 dataset=None if me.dataset is None else self.config.dataset(me.dataset),
                 job_dir=job.directory,
                 signing_key=UNSIGNED_KEY if self.signer is None else self.signer.public_hex,
+                started_at=started_at(job.directory),
                 identity=certificate_fields(self.config.cert),
                 limits=Limits(max_peer_set=self.config.policy.max_peer_set),
             )
