@@ -61,6 +61,9 @@ def _print_verdict(verdict: JobVerdict) -> None:
     )
     for party, log in sorted(verdict.logs.items()):
         click.echo(f"  {party:<12} {log.role:<8} signing key {_key_id(log)}  {log.path}")
+        use = data_use_line(log)
+        if use:
+            click.echo(f"  {'':<12} {use}")
     for problem in verdict.problems:
         click.echo(f"  problem: {problem}")
 
@@ -78,6 +81,7 @@ def _verdict_json(verdict: JobVerdict) -> dict[str, object]:
                 "signing_key_id": _key_id(log),
                 "records": len(log.records),
                 "log": str(log.path),
+                **data_use_json(log),
             }
             for party, log in sorted(verdict.logs.items())
         },
@@ -86,6 +90,34 @@ def _verdict_json(verdict: JobVerdict) -> dict[str, object]:
             for p in verdict.problems
         ],
     }
+
+
+def data_use_json(log: PartyLog) -> dict[str, object]:
+    """The purpose and consent summary a party's log records (job_start and data_use)."""
+    out: dict[str, object] = {}
+    for key in ("purpose", "policy_sha256", "consent_at"):
+        if key in log.start:
+            out[key] = log.start[key]
+    use = next((r for r in reversed(log.records) if r.get("kind") == "data_use"), None)
+    if use is not None:
+        keys = ("rows", "used", "not_matched", "no_consent", "subjects_sha256")
+        out["data_use"] = {k: use.get(k) for k in keys}
+    return out
+
+
+def data_use_line(log: PartyLog) -> str:
+    """One line: the job's purpose and what it did with this party's ids."""
+    found = data_use_json(log)
+    parts = [f"purpose '{found['purpose']}'" if "purpose" in found else "no purpose stated"]
+    use = found.get("data_use")
+    if isinstance(use, dict):
+        parts.append(
+            f"{use['rows']} ids: {use['used']} used, {use['not_matched']} not matched, "
+            f"{use['no_consent']} without valid consent"
+        )
+    if "consent_at" in found:
+        parts.append(f"consent register as of {found['consent_at']}")
+    return "; ".join(parts) if len(parts) > 1 or "purpose" in found else ""
 
 
 def _counts(verdict: JobVerdict) -> tuple[int, int]:
@@ -155,6 +187,46 @@ def replay_cmd(config_path: Path, job: str) -> None:
     )
     for note in result.notes:
         click.echo(f"note: {note} (the outputs are identical all the same)")
+
+
+@audit.command("subject")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The party's config (TOML): its state_dir and secrets_dir.",
+)
+@click.option(
+    "--id", "customer", required=True, help="The customer's id, as the party's table writes it."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.argument("jobs", nargs=-1)
+def subject_cmd(config_path: Path, customer: str, as_json: bool, jobs: tuple[str, ...]) -> None:
+    """Answer "was this customer's data used?" for JOBS (default: every job of the party).
+
+    For each job: used (its rows were in the intersection), not_matched (only its
+    blinded id went to alignment), no_consent (left out: no valid consent for the
+    job's purpose), absent (not in the data set), or unknown (with the reason). An
+    answer is proven when the job's signed log verifies and its data_use record commits
+    to the job's subjects file. Needs the party's job seeds (secrets_dir), as replay does.
+    """
+    from lianmo.config import PartyConfig
+    from lianmo.node.subjects import answer, job_folders
+
+    config = PartyConfig.load(config_path)
+    answers = [answer(config, customer, folder) for folder in job_folders(config, jobs)]
+    if as_json:
+        body = {"party": config.name, "jobs": [a.to_json() for a in answers]}
+        click.echo(json.dumps(body, indent=2))
+        return
+    click.echo(f"party '{config.name}': {len(answers)} job(s)")
+    for a in answers:
+        proof = "proven" if a.proven else "NOT proven"
+        purpose = f"purpose '{a.purpose}'" if a.purpose else "no purpose"
+        click.echo(
+            f"  {a.job_id:<24} {a.status:<12} {purpose}: {a.meaning} ({proof}: {a.evidence})"
+        )
 
 
 @audit.command("report")
