@@ -154,7 +154,38 @@ def _parties(verdict: JobVerdict) -> list[Block]:
         *("party", "role", "data set", "lianmo", "signing key id", "TLS subject"),
         *("certificate sha256", "certificate expires", "key as logged by peers"),
     )
-    return [Heading("Parties"), Table(header, rows)]
+    return [Heading("Parties"), Table(header, rows), *_data_use(verdict)]
+
+
+def _data_use(verdict: JobVerdict) -> list[Block]:
+    """Purpose, policy and consent per data party (job_start and data_use records)."""
+    rows: list[tuple[Cell, ...]] = []
+    for name, log in _logs(verdict):
+        use = next((r for r in reversed(log.records) if r.get("kind") == "data_use"), None)
+        if "purpose" not in log.start and use is None:
+            continue
+        counts = (
+            (_NONE,) * 4
+            if use is None
+            else tuple(_text(use.get(k)) for k in ("rows", "used", "not_matched", "no_consent"))
+        )
+        rows.append(
+            (
+                name,
+                _text(log.start.get("purpose")),
+                _short(log.start.get("policy_sha256")),
+                _text(log.start.get("consent_at")),
+                *counts,
+                _short(None if use is None else use.get("subjects_sha256")),
+            )
+        )
+    if not rows:
+        return []
+    header = (
+        *("party", "purpose", "policy sha256", "consent as of", "ids in table"),
+        *("used", "not matched", "no valid consent", "subjects file sha256"),
+    )
+    return [Heading("Purpose and consent"), Table(header, rows)]
 
 
 def _timing(verdict: JobVerdict) -> list[Block]:

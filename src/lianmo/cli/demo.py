@@ -36,6 +36,8 @@ DEMO_PARTIES = {
     "platform": ("host", "credit_platform", "credit_platform.csv.gz", None),
     "arbiter": ("arbiter", None, None, None),
 }
+#: what the demo's jobs use the customers' data for (each data set's catalogue allows it)
+DEMO_PURPOSE = "credit_scoring"
 #: ``--workflow``: one hetero LR job, or the scorecard's training and scoring jobs
 WORKFLOWS = ("lr", "scorecard")
 LR_EPOCHS = 5
@@ -91,10 +93,17 @@ def write_party_config(
         if label:
             lines.append(f'label_column = "{label}"')
         for key, value in (dataset_keys or {}).get(ds_name, {}).items():
-            lines.append(f"{key} = {json.dumps(value)}")  # JSON strings and lists are TOML
+            lines.append(f"{key} = {toml_value(value)}")
     path = directory / "party.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def toml_value(value: t.Any) -> str:
+    """A string, number, list or table as a TOML value (tables inline)."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)  # JSON strings, numbers and lists of them are TOML
 
 
 @contextmanager
@@ -294,6 +303,7 @@ def lay_out(
             datasets,
             audit_level=audit_level,
             secrets_dir=secrets / "parties" / name,
+            dataset_keys={ds: {"purposes": {DEMO_PURPOSE: "*"}} for ds in datasets},
         )
     return certs, configs
 
@@ -303,6 +313,7 @@ def demo_spec(addresses: Mapping[str, str], *, epochs: int, key_bits: int) -> di
     return {
         "job_id": "credit-demo",
         "seed": 42,
+        "purpose": DEMO_PURPOSE,
         "parties": [
             {
                 "name": name,

@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 import yaml
 
-from lianmo.cli.demo import DEMO_PARTIES, demo_spec
+from lianmo.cli.demo import DEMO_PARTIES, DEMO_PURPOSE, demo_spec
 from lianmo.config import JobSpec
 
 TRAIN_JOB = "scorecard-demo"
@@ -46,6 +46,7 @@ def score_spec(addresses: Mapping[str, str]) -> dict[str, t.Any]:
     return {
         "job_id": SCORE_JOB,
         "seed": 42,
+        "purpose": DEMO_PURPOSE,
         "task": "predict",
         "model_job": TRAIN_JOB,
         "parties": [
