@@ -133,7 +133,7 @@ def _ids(path: Path) -> set[str]:
 def test_consent_purpose_and_data_subject_answers(tmp_path: Path, shared_data: Path) -> None:
     configs, ids = _setup(tmp_path, shared_data)
     nodes = make_nodes(tmp_path, shared_data, configs=configs)
-    run_in_process(nodes, _spec("consent-train"))
+    report = run_in_process(nodes, _spec("consent-train"))
     guest_out = tmp_path / GUEST / "jobs" / "consent-train"
     host_out = tmp_path / HOST / "jobs" / "consent-train"
     # only ids with consent valid at both parties reached alignment and any output
@@ -159,6 +159,14 @@ def test_consent_purpose_and_data_subject_answers(tmp_path: Path, shared_data: P
     assert set(host_share["feature_names"]) == set(ALLOWED_HOST)
     assert "forbidden" not in (host_out / "model.json").read_text()
 
+    # the coordinator learns the intersection size, nothing about consent
+    results = json.dumps(report.results)
+    assert "no_consent" not in results and "not_matched" not in results
+    assert report.guest_result["aligned"] == len(expected)
+    aligned = run_in_process(nodes, _spec("consent-align", task="align", model={}))
+    assert aligned.results[HOST]["rows"] == len(ids) - 2  # what it brought, not its table
+    assert _ids(tmp_path / GUEST / "jobs" / "consent-align" / "aligned_ids.csv") == expected
+
     # the platform's customer ids[10] revokes its consent; scoring leaves it out
     register = _rows(tmp_path / "host_consent.csv")
     for row in register:
@@ -170,7 +178,7 @@ def test_consent_purpose_and_data_subject_answers(tmp_path: Path, shared_data: P
     assert scored == expected - {ids[10]}
 
     verdicts = verify([tmp_path / GUEST / "jobs", tmp_path / HOST / "jobs"])
-    assert len(verdicts) == 2 and all(v.ok for v in verdicts), [v.problems for v in verdicts]
+    assert len(verdicts) == 3 and all(v.ok for v in verdicts), [v.problems for v in verdicts]
 
     def status(party: str, customer: str, job: str) -> str:
         folder = configs[party].state_dir / "jobs" / job
@@ -185,7 +193,7 @@ def test_consent_purpose_and_data_subject_answers(tmp_path: Path, shared_data: P
     assert status(HOST, ids[1], "consent-train") == "not_matched"
     assert status(GUEST, ids[20], "consent-train") == "used"
     assert status(GUEST, "no-such-customer", "consent-train") == ABSENT
-    assert len(job_folders(configs[GUEST])) == 2
+    assert len(job_folders(configs[GUEST])) == 3
 
     # the same answers through the CLI, from the party's config file
     toml = tmp_path / "broker.toml"

@@ -86,4 +86,8 @@ def _align_job(
     with outcome.timed("align"):
         rows = align_rows(ctx, outcome.role, spec, table, dataset)
     write_ids(job_dir / "aligned_ids.csv", table.ids[rows])
-    outcome.summary.aligned, outcome.summary.rows = len(rows), len(table)
+    # rows: the ids brought to alignment (a peer learns that size in PSI anyway), not the
+    # table's size, which would tell the coordinator how many lacked consent
+    offered = dataset.eligible(table.ids)
+    outcome.summary.aligned = len(rows)
+    outcome.summary.rows = len(table) if offered is None else len(offered)

@@ -37,7 +37,7 @@ class JobSummary:
     """
 
     aligned: int | None = None
-    rows: int | None = None  # alignment jobs: rows in the party's own table
+    rows: int | None = None  # alignment jobs: ids the party brought (with valid consent)
     train_rows: int | None = None
     validation_rows: int | None = None
     scored: int | None = None
