@@ -241,6 +241,20 @@ def test_a_purpose_the_data_set_does_not_serve_is_refused(
     assert not (tmp_path / HOST / "jobs" / "consent-refused" / "audit.jsonl").exists()
 
 
+def test_binning_and_the_scorecard_never_see_a_column_outside_the_purpose(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """A two-party scorecard bins every column it may use: never the forbidden ones."""
+    configs, _ = _setup(tmp_path, shared_data)
+    nodes = make_nodes(tmp_path, shared_data, configs=configs)
+    spec = _spec("consent-scorecard", model={"type": "scorecard", "epochs": 1, "max_bins": 4})
+    run_in_process(nodes, spec)
+    share = (tmp_path / HOST / "jobs" / "consent-scorecard" / "model.json").read_text()
+    named = set(json.loads(share)["feature_names"])
+    assert named and named <= set(ALLOWED_HOST)
+    assert not any(f'"{c}"' in share for c in ("forbidden", "x12", "x19"))
+
+
 def test_a_column_outside_the_purpose_is_refused_at_prepare(
     tmp_path: Path, shared_data: Path
 ) -> None:
