@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 import typing as t
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,11 +17,20 @@ import pytest
 
 from lianmo.cli.main import main
 from lianmo.config import DatasetEntry
+from lianmo.crypto.drbg import Drbg
 from lianmo.errors import DataError
 from lianmo.node import job_data
+from lianmo.node.data_use import JobDataset
 from lianmo.protocols.context import RoleContext
 
 GOOD = "id,age,income,y\na,30,1.5,0\nb,41,2.5,1\nc,52,-3e2,0\nd,23,7,0\n"
+
+
+def job_dataset(entry: DatasetEntry) -> JobDataset:
+    """``entry`` as a job without purpose or consent register uses it."""
+    return JobDataset.open(
+        "broker", entry, None, as_of=datetime.now(UTC), rng=Drbg(bytes(32)), folder=Path(".")
+    )
 
 
 def _write(tmp_path: Path, text: str, name: str = "party.csv") -> Path:
@@ -349,7 +359,7 @@ def test_node_refuses_the_same_labels_with_the_same_message(
     # Execute
     _, _, err = _check(capsys, path, "--id", "id", "--label", "y", "--task", task)
     with pytest.raises(DataError) as node_error:
-        job_data.load(_ctx("broker"), "guest", dataset, training=True, task=task)
+        job_data.load(_ctx("broker"), "guest", job_dataset(dataset), training=True, task=task)
 
     # Assert
     assert str(node_error.value) == "party 'broker', " + _error_line(err)
@@ -358,7 +368,7 @@ def test_node_refuses_the_same_labels_with_the_same_message(
 def test_node_skips_the_label_check_when_predicting(tmp_path: Path) -> None:
     path = _write(tmp_path, "id,x,y\na,1,0\nb,2,7\n")
     dataset = DatasetEntry(name="d", path=path, id_column="id", label_column="y")
-    table = job_data.load(_ctx("broker"), "guest", dataset, training=False)
+    table = job_data.load(_ctx("broker"), "guest", job_dataset(dataset), training=False)
     assert table.y is not None
     np.testing.assert_array_equal(table.y, [0, 7])
 
@@ -366,14 +376,20 @@ def test_node_skips_the_label_check_when_predicting(tmp_path: Path) -> None:
 def test_prediction_refuses_a_data_set_whose_feature_columns_changed(tmp_path: Path) -> None:
     # Prepare: train on age, income; the share keeps table.feature_names (as job.py does)
     train = DatasetEntry("train", _write(tmp_path, GOOD, "train.csv"), "id", "y")
-    trained = job_data.load(_ctx("broker"), "guest", train, training=True)
+    trained = job_data.load(_ctx("broker"), "guest", job_dataset(train), training=True)
     share_features = list(trained.feature_names)
     renamed = "id,age,salary,y\na,30,1.5,0\nb,41,2.5,1\n"
     new = DatasetEntry("new", _write(tmp_path, renamed, "new.csv"), "id", "y")
 
     # Execute
     with pytest.raises(DataError) as exc:
-        job_data.load(_ctx("broker"), "guest", new, training=False, feature_columns=share_features)
+        job_data.load(
+            _ctx("broker"),
+            "guest",
+            job_dataset(new),
+            training=False,
+            feature_columns=share_features,
+        )
 
     # Assert
     assert str(exc.value) == (
@@ -386,7 +402,11 @@ def test_prediction_refuses_a_data_set_whose_feature_columns_changed(tmp_path: P
 def test_prediction_reads_reordered_feature_columns_by_name(tmp_path: Path) -> None:
     host = DatasetEntry("h", _write(tmp_path, "id,income,extra,age\na,1.5,9,30\n"), "id")
     table = job_data.load(
-        _ctx("platform"), "host", host, training=False, feature_columns=["age", "income"]
+        _ctx("platform"),
+        "host",
+        job_dataset(host),
+        training=False,
+        feature_columns=["age", "income"],
     )
     assert table.feature_names == ("age", "income")
     np.testing.assert_array_equal(table.read_rows(np.array([0])).X, [[30, 1.5]])
@@ -484,7 +504,7 @@ def test_a_catalogue_entry_fails_as_its_node_fails(
     # Execute
     code, _, err = _check(capsys, "--config", config, "--dataset", "credit")
     with pytest.raises(DataError) as node_error:
-        job_data.load(_ctx("broker"), "guest", dataset, training=True)
+        job_data.load(_ctx("broker"), "guest", job_dataset(dataset), training=True)
 
     # Assert: the same party, file, column and row
     assert code == 3
@@ -519,12 +539,9 @@ def test_catalogue_and_file_options_do_not_mix(
 
 # ---- categories and missing cells (the readers of issue 19's part A) -----------------------
 
-RAW = (
-    "id,sex,months,y\n"
-    + "".join(
-        f"r{i},{'MF'[i % 2]},{'' if i % 5 == 0 else ('NA' if i % 5 == 1 else i)},{i % 2}\n"
-        for i in range(20)
-    )
+RAW = "id,sex,months,y\n" + "".join(
+    f"r{i},{'MF'[i % 2]},{'' if i % 5 == 0 else ('NA' if i % 5 == 1 else i)},{i % 2}\n"
+    for i in range(20)
 )
 
 
@@ -568,3 +585,25 @@ def test_missing_values_option_narrows_or_refuses_missing_cells(
     )
     assert (code, out) == (3, "")
     assert _error_line(err).startswith(f"file '{path}', column '{column}', data row {row}")
+
+
+def test_a_catalogue_entry_with_a_consent_register_reports_valid_consents(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(tmp_path, GOOD)
+    _write(
+        tmp_path,
+        "id,purpose,granted_at,expires_at,revoked_at\n"
+        "a,credit,2026-01-01,,\nb,credit,2026-01-01,,2026-02-01\nc,research,2026-01-01,,\n",
+        "consent.csv",
+    )
+    config = _party_toml(
+        tmp_path,
+        'path = "party.csv"\nid_column = "id"\nlabel_column = "y"\nconsent = "consent.csv"\n'
+        'purposes = {credit = "*", marketing = ["age"]}',
+    )
+    code, out, err = _check(capsys, "--config", config, "--dataset", "credit", "--json")
+    assert (code, err) == (0, "")
+    report = json.loads(out)
+    assert report["consent"] == {"credit": 1, "marketing": 0}
+    assert "with consent valid now: 1 for 'credit', 0 for 'marketing'" in report["summary"]

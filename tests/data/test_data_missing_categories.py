@@ -7,6 +7,7 @@ import csv
 import gzip
 import re
 import typing as t
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +16,24 @@ import pyarrow.parquet as pq
 import pytest
 
 from lianmo.config import DatasetEntry
+from lianmo.crypto.drbg import Drbg
 from lianmo.data import csv_reader, load, reader
 from lianmo.data.coding import MAX_CATEGORIES
 from lianmo.data.table import Table, load_table, scan_checked
 from lianmo.errors import DataError
 from lianmo.node import job_data
+from lianmo.node.data_use import JobDataset
 from lianmo.protocols.context import RoleContext
 
 BROKER_CATEGORIES = ("sex", "education", "marriage")
 PAY = tuple(f"pay_{i}" for i in range(1, 7))
+
+
+def job_dataset(entry: DatasetEntry) -> JobDataset:
+    """``entry`` as a job without purpose or consent register uses it."""
+    return JobDataset.open(
+        "broker", entry, None, as_of=datetime.now(UTC), rng=Drbg(bytes(32)), folder=Path(".")
+    )
 
 
 def _csv(tmp_path: Path, text: str, name: str = "t.csv") -> Path:
@@ -349,14 +359,16 @@ def test_the_node_reads_with_the_catalogue_entrys_options(tmp_path: Path) -> Non
     path = _csv(tmp_path, "id,c,x,y\na,u,?,0\nb,v,2,1\n")
     entry = DatasetEntry("d", path, "id", "y", categorical=("c",), missing_values=("?",))
     ctx = t.cast(RoleContext, type("Ctx", (), {"party": "broker"})())
-    scan = job_data.load(ctx, "guest", entry, training=True)
+    scan = job_data.load(ctx, "guest", job_dataset(entry), training=True)
     assert scan.categories == {"c": ("u", "v")}
     np.testing.assert_array_equal(scan.read_rows(np.array([0, 1])).X, [[0, np.nan], [1, 2]])
-    known = job_data.load(ctx, "guest", entry, training=False, categories={"c": ("v",)})
+    known = job_data.load(
+        ctx, "guest", job_dataset(entry), training=False, categories={"c": ("v",)}
+    )
     np.testing.assert_array_equal(known.read_rows(np.array([0, 1])).X[:, 0], [1, 0])
     plain = DatasetEntry("d", path, "id", "y", missing_values=("?",))
     with pytest.raises(DataError, match=r'categorical = \["c"\]'):
-        job_data.load(ctx, "guest", plain, training=True)
+        job_data.load(ctx, "guest", job_dataset(plain), training=True)
 
 
 # ---- the pyarrow reader reads what the Python reader reads -----------------------------

@@ -34,8 +34,8 @@ def _host_table(monkeypatch: pytest.MonkeyPatch, *, categorical: bool) -> set[st
     real = lr_job.aligned_table
     blanked: set[str] = set()
 
-    def aligned(ctx, role, spec, scan, outcome):  # type: ignore[no-untyped-def]
-        table = real(ctx, role, spec, scan, outcome)
+    def aligned(ctx, role, spec, scan, data, outcome):  # type: ignore[no-untyped-def]
+        table = real(ctx, role, spec, scan, data, outcome)
         if ctx.party != HOST:
             return table
         X = np.array(table.X)

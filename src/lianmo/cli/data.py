@@ -6,6 +6,7 @@ import json
 import tomllib
 import typing as t
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -13,6 +14,7 @@ import numpy as np
 
 from lianmo.config import PartyConfig
 from lianmo.config.party import DEFAULT_MISSING_VALUES
+from lianmo.data.consent import read_register
 from lianmo.data.feature_choice import choose_features
 from lianmo.data.profile import ColumnProfile, Profiler
 from lianmo.data.reader import read_header
@@ -36,6 +38,17 @@ class _Source:
     offered: tuple[str, ...] | None = None  # the catalogue's columns
     party: str = ""
     dataset: str = ""
+    consent: Path | None = None  # the catalogue's consent register
+    purposes: tuple[str, ...] = ()  # the catalogue's purposes (default: the register's)
+
+    def consent_counts(self, ids: np.ndarray) -> dict[str, int]:
+        """Per purpose, how many of ``ids`` have consent valid now (nothing without a register)."""
+        if self.consent is None:
+            return {}
+        register = read_register(str(self.consent), self.party)
+        purposes = self.purposes or tuple(sorted({p.decode() for p in register.purposes}))
+        now = datetime.now(UTC)
+        return {p: int(np.isin(ids, register.valid_ids(p, now)).sum()) for p in purposes}
 
     def reader_options(self) -> dict[str, t.Any]:
         """The reader's categorical and missing-value settings."""
@@ -111,6 +124,8 @@ def _source(
         entry.columns,
         party.name,
         entry.name,
+        entry.consent,
+        tuple(entry.purposes or ()),
     )
 
 
@@ -195,8 +210,15 @@ def check_cmd(
     line += f"(id '{source.id_column}', {label})"
     if table.y is not None:
         line += "; " + label_summary(table.y, task)
+    consent = source.consent_counts(table.ids)
+    if consent:
+        line += "; with consent valid now: " + ", ".join(
+            f"{n} for '{p}'" for p, n in consent.items()
+        )
     if as_json:
         report = {"summary": line, "rows": len(table), "columns": [p.to_json() for p in profiles]}
+        if consent:
+            report["consent"] = consent
         click.echo(json.dumps(report, allow_nan=False))
         return
     click.echo(line)
