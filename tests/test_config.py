@@ -471,8 +471,8 @@ def _party(**changes: t.Any) -> dict[str, t.Any]:
             "party.toml: unknown field(s) ['max_mesage_mb'] (did you mean 'max_message_mb'?); "
             "allowed fields are ['audit', 'compute', 'coordinators', 'datasets', "
             "'health_listen', 'limits', 'listen', 'max_job_mb', 'max_message_mb', 'name', "
-            "'peer_backoff_s', 'peer_retries', 'policy', 'recv_timeout_s', 'secrets_dir', "
-            "'send_deadline_s', 'state_dir', 'tls']",
+            "'peer_backoff_s', 'peer_retries', 'policy', 'recv_timeout_s', 'retention', "
+            "'secrets_dir', 'send_deadline_s', 'state_dir', 'tls']",
         ),
         (
             {"datasets": {"credit_broker": {"path": "credit.csv", "id_column": 5}}},

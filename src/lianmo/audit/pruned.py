@@ -10,7 +10,7 @@ feeds the bytes back, cannot run at all. The statement says so, in the party's n
     {"format": "lianmo.pruned/v1", "party": "broker", "job_id": "credit-demo",
      "pruned_at": 1763800000.0, "audit_head": "<hash of the log's last record>",
      "records": 1441, "signing_key": "<public key hex>", "removed": ["<sha256>", ...],
-     "kept": ["<sha256 of the job spec>"], "folders": ["checkpoints", "inbox"],
+     "kept": ["<sha256 of the job spec>"], "folders": ["inbox", "checkpoints"],
      "bytes_freed": 43000000, "sig": "<Ed25519 signature>"}
 
 ``sig`` signs the domain :data:`_DOMAIN` followed by the canonical JSON of every other

@@ -53,7 +53,7 @@ def prune_cmd(
     """
     from lianmo.audit.signing import SigningKey
     from lianmo.config import PartyConfig
-    from lianmo.node.retention import DAY, parse_age, prune_jobs
+    from lianmo.node.retention import DAY, parse_age, prune_jobs, size_text
 
     config = PartyConfig.load(config_path)
     if older_than is not None:
@@ -76,7 +76,8 @@ def prune_cmd(
     pruned = [r for r in results if r.pruned]
     total = sum(r.bytes_freed for r in pruned)
     verb = "would prune" if dry_run else "pruned"
+    freed = "would free" if dry_run else "freed"
     click.echo(
-        f"{verb} {len(pruned)} of {len(results)} job(s) of party '{config.name}', "
-        f"{total} bytes{' (dry run: nothing removed)' if dry_run else ' freed'}"
+        f"{verb} {len(pruned)} of {len(results)} job(s) of party '{config.name}': {freed} "
+        f"{size_text(total)}{' (dry run: nothing removed)' if dry_run else ''}"
     )

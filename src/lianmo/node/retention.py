@@ -84,12 +84,12 @@ class PruneResult:
         """One line for people: what was removed and the bytes freed, or why not."""
         if not self.pruned:
             return f"kept job '{self.job_id}': {self.reason}"
-        parts = ", ".join(f"{r.what} {_size(r.bytes)} ({r.files} files)" for r in self.removals)
+        parts = ", ".join(f"{r.what} {size_text(r.bytes)} ({r.files} files)" for r in self.removals)
         verb = "would prune" if self.dry_run else "pruned"
         freed = "would free" if self.dry_run else "freed"
         return (
             f"{verb} job '{self.job_id}' ({self.state}, ended {_date(self.ended)}): "
-            f"{parts or 'nothing left to remove'}; {freed} {_size(self.bytes_freed)}"
+            f"{parts or 'nothing left to remove'}; {freed} {size_text(self.bytes_freed)}"
         )
 
 
@@ -317,7 +317,8 @@ def _age(seconds: float) -> str:
     return f"{seconds / DAY:g} days" if seconds >= DAY else f"{seconds:g} s"
 
 
-def _size(n: float) -> str:
+def size_text(n: float) -> str:
+    """Bytes for people: 986.1 KB."""
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
