@@ -471,8 +471,8 @@ def _party(**changes: t.Any) -> dict[str, t.Any]:
             "party.toml: unknown field(s) ['max_mesage_mb'] (did you mean 'max_message_mb'?); "
             "allowed fields are ['audit', 'compute', 'coordinators', 'datasets', "
             "'health_listen', 'limits', 'listen', 'max_job_mb', 'max_message_mb', 'name', "
-            "'peer_backoff_s', 'peer_retries', 'policy', 'recv_timeout_s', 'secrets_dir', "
-            "'send_deadline_s', 'state_dir', 'tls']",
+            "'peer_backoff_s', 'peer_retries', 'policy', 'recv_timeout_s', 'retention', "
+            "'secrets_dir', 'send_deadline_s', 'state_dir', 'tls']",
         ),
         (
             {"datasets": {"credit_broker": {"path": "credit.csv", "id_column": 5}}},
@@ -611,6 +611,10 @@ BOOST_SPEC = _spec(
     ("raw", "digest"),
     [
         (DEMO_SPEC, "c52caa8320dd1e9a9a76b3a63f0d51ed7b76fa9db55a5c1185d7ff5401f3e732"),
+        (
+            {**DEMO_SPEC, "purpose": "credit_scoring"},
+            "bd3934a810db39fe428c8b52aac8b18ecfab538878a0c0671574612b007f33df",
+        ),
         (_spec(), "331e5feeafee732d5aae85e88e45e2ac35e70879a81039cbd805a8ff2a5476df"),
         (BOOST_SPEC, "121b78c5a6d1478f16fb4b9346c0450efd603b150150527b51c1802985cd6d06"),
         (
@@ -639,7 +643,8 @@ BOOST_SPEC = _spec(
             "708a5584d79a92826c7bd9c687baf9724c06e41b9dd28cba4c71f326362a2e16",
         ),
     ],
-    ids=["demo", "defaults", "secureboost", "predict", "multiclass", "align-int-numbers"],
+    ids=["demo", "demo-0.7-purpose", "defaults", "secureboost", "predict", "multiclass",
+         "align-int-numbers"],
 )  # fmt: skip
 def test_job_spec_digests_are_unchanged(raw: dict[str, t.Any], digest: str) -> None:
     spec = JobSpec.from_dict(raw)
@@ -652,7 +657,11 @@ def test_the_demo_spec_pinned_above_is_the_demos() -> None:
     from lianmo.cli.demo import demo_spec
 
     addresses = {p["name"]: p["address"] for p in DEMO_SPEC["parties"]}
-    assert demo_spec(addresses, epochs=5, key_bits=2048) == DEMO_SPEC
+    # 0.7: the demo states its purpose (a spec without one keeps its old digest, above)
+    assert demo_spec(addresses, epochs=5, key_bits=2048) == {
+        **DEMO_SPEC,
+        "purpose": "credit_scoring",
+    }
 
 
 def test_keys_left_out_take_the_dataclass_defaults() -> None:

@@ -75,11 +75,12 @@ class AuditedJobs:
         return AuditedJobs(target, breast_configs(target, _data_dir(self.configs)))
 
 
-AUDITOR_FILES = ("audit.jsonl", "result.json", "payloads")
+AUDITOR_FILES = ("audit.jsonl", "result.json", "payloads", "pruned.json")
 
 
 def hand_to_auditors(sources: Iterable[Path], target: Path) -> Path:
-    """Copy of each job folder under ``sources`` as auditors get it: log, payloads, result.
+    """Copy of each job folder under ``sources`` as auditors get it: log, payloads, result
+    and, for a pruned job, its prune statement.
 
     ``target/<source name>/<path of the job folder under the source>`` (sources of the same
     name, such as the job folders of one job, become ``<i>-<name>``); ``target`` is replaced.

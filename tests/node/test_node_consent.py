@@ -18,11 +18,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from lianmo.audit.signing import SigningKey
 from lianmo.audit.verify import read_log, verify
 from lianmo.cli.audit import audit
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.errors import AuditError, JobFailedError
 from lianmo.node.replay import replay_job
+from lianmo.node.retention import prune_jobs
 from lianmo.node.subjects import ABSENT, answer, job_folders
 
 from .inprocess_nodes import GUEST, GUEST_FILE, HOST, HOST_FILE, make_nodes, run_in_process
@@ -215,6 +217,13 @@ def test_consent_purpose_and_data_subject_answers(tmp_path: Path, shared_data: P
     assert replay_job(configs[GUEST], guest_out).messages > 0
     with pytest.raises(AuditError, match="consent register changed"):
         replay_job(configs[HOST], host_out)
+
+    # retention: a pruned job still answers, proven (prune keeps the log and subjects file)
+    signer = SigningKey.load(configs[GUEST].signing_key_path, party=GUEST)
+    pruned = prune_jobs(configs[GUEST], older_than=0, signer=signer, job_ids=["consent-train"])
+    assert pruned[0].pruned, pruned[0]
+    assert not (guest_out / "checkpoints").exists()
+    assert status(GUEST, ids[20], "consent-train") == "used"
 
     # an altered subjects file is caught: the answer is no longer proven
     subjects = guest_out / "subjects.tsv"

@@ -36,8 +36,8 @@ def refuse_secrets(paths: Iterable[Path]) -> None:
     raise AuditError(
         f"refusing to verify: the folders given hold {len(found)} secret file(s) that must "
         f"never be handed to auditors: {shown}{more}. Give auditors only each party's job "
-        "folder logs (audit.jsonl, payloads/, result.json); move the secrets out of that "
-        "copy, and treat a seed or key that was handed over as compromised"
+        "folder logs (audit.jsonl, payloads/, result.json, pruned.json if pruned); move the "
+        "secrets out of that copy, and treat a seed or key that was handed over as compromised"
     )
 
 

@@ -5,7 +5,8 @@ A report is built once as a list of blocks (headings, tables, charts) from a
 reading in a terminal or a review, and as one self-contained HTML page (no scripts, no
 external resources, charts as inline SVG) for people. Per job, in this order:
 
-1. the job id, task and model, and the verdict of ``verify`` with every problem;
+1. the job id, task and model, and the verdict of ``verify`` with every problem, and
+   which parties pruned their payloads (replay is then no longer possible);
 2. the parties: role, data set, lianmo version, signing key id, TLS certificate, and
    whether every peer logged the same signing key for the party as the party itself;
 3. each party's phases (start, seconds) and wall time from job_start to job_end;
@@ -117,6 +118,7 @@ def build(verdict: JobVerdict, *, suffix: str = "") -> JobReport:
     )
     blocks: list[Block] = [
         Verdict(verdict.ok, summary, tuple(str(p) for p in verdict.problems)),
+        *(Text(f"Retention: {note}.") for note in verdict.notes),
         *_parties(verdict),
         *_timing(verdict),
         *_rounds(verdict, task, suffix),

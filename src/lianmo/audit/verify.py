@@ -3,7 +3,9 @@
 Refuses folders that hold a party's secrets (:mod:`lianmo.audit.handover`). For every
 party's log: the hash chain (timestamps included, never moving backwards), the Ed25519
 signature of every record under the key the log's ``job_start`` names, that every
-message payload and the job spec are in the store and unaltered, and that the log ends
+message payload and the job spec are in the store and unaltered (a payload may be missing
+only if a valid prune statement beside the log lists it: :mod:`lianmo.audit.pruned`,
+reported as a note, not a problem), and that the log ends
 with ``job_end`` (and at the head its ``result.json`` published). Across the parties of
 a job: a log from every party the spec (the one whose sha256 every log records) lists
 and from every peer any log exchanged messages with; the same job spec and lianmo
@@ -24,9 +26,10 @@ from pathlib import Path
 from lianmo.audit.anchors import unanchored
 from lianmo.audit.handover import refuse_secrets
 from lianmo.audit.log import FORMAT, GENESIS, chain_problem, read_records, signed_bytes
+from lianmo.audit.pruned import PruneStatement, read_statement, statement_problem
 from lianmo.audit.signing import UNSIGNED_KEY, signature_ok
 from lianmo.audit.store import PayloadStore
-from lianmo.errors import LianmoError
+from lianmo.errors import AuditError, LianmoError
 from lianmo.wire.steps import describe
 
 LOG_NAME = "audit.jsonl"
@@ -55,6 +58,8 @@ class PartyLog:
     records: list[dict[str, object]]
     party: str
     job_id: str
+    pruned: PruneStatement | None = None
+    """The party's valid statement that it pruned the payloads (set by verify)."""
 
     @property
     def store(self) -> PayloadStore:
@@ -92,6 +97,11 @@ class JobVerdict:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def notes(self) -> list[str]:
+        """What verify could not check and why, without it being a problem (pruned payloads)."""
+        return [log.pruned.note() for _, log in sorted(self.logs.items()) if log.pruned]
 
     def spec(self) -> dict[str, object] | None:
         """The job spec whose sha256 the logs record, from any party's store (None if none
@@ -190,6 +200,9 @@ def _check_log(log: PartyLog) -> list[Problem]:
             0, "the log is not signed (the party ran at audit level 'chain'); it cannot be verified"
         )
     store = log.store
+    removed, pruned_problem = _pruned(log, key)
+    if pruned_problem is not None:
+        bad(None, pruned_problem)
     prev, fmt, last_time = GENESIS, str(log.records[0].get("format")), None
     for seq, record in enumerate(log.records):
         problem = None
@@ -206,7 +219,8 @@ def _check_log(log: PartyLog) -> list[Problem]:
                 problem = "has no valid signature by the party's signing key"
         problem = problem or _time_problem(record, last_time)
         if problem is None and record.get("kind") == "message":
-            problem = store.check(str(record.get("sha256"))) or _anchor_field(record, fmt)
+            problem = _payload_problem(store, str(record.get("sha256")), removed)
+            problem = problem or _anchor_field(record, fmt)
         if problem is None and record.get("kind") == "job_start" and seq:
             problem = "is a second job_start"
         if problem is not None:
@@ -233,6 +247,37 @@ def _check_log(log: PartyLog) -> list[Problem]:
             "were removed from or added to the end",
         )
     return problems
+
+
+def _pruned(log: PartyLog, key: str | None) -> tuple[frozenset[str], str | None]:
+    """The digests a valid prune statement beside the log lists, or what is wrong with it.
+
+    Sets ``log.pruned`` when the statement is valid (:mod:`lianmo.audit.pruned`).
+    """
+    try:
+        statement = read_statement(log.path.parent)
+    except AuditError as exc:
+        return frozenset(), str(exc)
+    if statement is None:
+        return frozenset(), None
+    problem = statement_problem(statement, log.records, key)
+    if problem is not None:
+        return frozenset(), problem
+    log.pruned = statement
+    return frozenset(statement.removed), None
+
+
+def _payload_problem(store: PayloadStore, digest: str, removed: frozenset[str]) -> str | None:
+    """A message's payload is in the store, intact, unless a valid statement removed it."""
+    if digest in removed and not store.path(digest).exists():
+        return None
+    problem = store.check(digest)
+    if problem is not None and not store.path(digest).exists():
+        problem += (
+            "; a pruned job keeps a valid pruned.json beside its log that lists the payloads "
+            "removed, and this log has none that lists it"
+        )
+    return problem
 
 
 def _time_problem(record: dict[str, object], last: object) -> str | None:

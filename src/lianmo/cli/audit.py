@@ -29,6 +29,8 @@ def verify_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     Needs no data and no private key. Checks each log's hash chain and signatures and
     its stored payloads, and across the parties of each job that what one logged as
     sent the other logged as received. Exits 9 naming the first bad record otherwise.
+    Payloads a party pruned (lianmo state prune) pass if its signed pruned.json lists
+    them, with a note that replay is no longer possible.
     With --json the verdict is one JSON object on standard output, whatever it is.
     """
     from lianmo.audit.verify import verify
@@ -64,6 +66,8 @@ def _print_verdict(verdict: JobVerdict) -> None:
         use = data_use_line(log)
         if use:
             click.echo(f"  {'':<12} {use}")
+    for note in verdict.notes:
+        click.echo(f"  note: {note}")
     for problem in verdict.problems:
         click.echo(f"  problem: {problem}")
 
@@ -89,6 +93,7 @@ def _verdict_json(verdict: JobVerdict) -> dict[str, object]:
             {"party": p.party, "record": p.seq, "log": str(p.path), "text": p.text}
             for p in verdict.problems
         ],
+        "notes": verdict.notes,
     }
 
 
@@ -151,7 +156,8 @@ def replay_cmd(config_path: Path, job: str) -> None:
     the config's secrets_dir, by default state_dir/secrets) and the logged inbound
     messages. Passes if every message sent and every record made is
     byte-identical to the log; otherwise exits 9 naming the round, the message and the
-    likely cause (data changed, code version changed, seed wrong).
+    likely cause (data changed, code version changed, seed wrong). A pruned job
+    (pruned.json) cannot be replayed: it exits 9 saying so.
     """
     from lianmo.compute.backend import make_backend
     from lianmo.config import PartyConfig

@@ -208,6 +208,11 @@ class PartyConfig:
             OrNone(Text("a string 'host:port' (plaintext gRPC health only, for probes)"))
         ),
     )
+    # [retention]: the node prunes finished jobs this many days after they ended (None: never)
+    prune_after_days: float | None = field(
+        default=None,
+        metadata=checked(OrNone(Interval(float, 0)), key="retention.prune_after_days"),
+    )
     policy: NodePolicy = field(default_factory=NodePolicy, metadata=checked(Section(NodePolicy)))
 
     @property

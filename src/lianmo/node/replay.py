@@ -6,7 +6,8 @@ job's DRBG seed (``drbg.seed`` in the config's secrets folder, never in the job 
 role runs again exactly as on the node (:func:`run_audited`), with
 the logged inbound messages as input; every message it sends and every record it makes
 must equal the logged one. Outputs go to a scratch folder that is removed afterwards;
-the job folder is not touched.
+the job folder is not touched. A pruned job (``pruned.json``: :mod:`lianmo.audit.pruned`)
+is refused at once: its payloads are gone.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lianmo.audit.log import MessageStats
+from lianmo.audit.pruned import STATEMENT_NAME, read_statement
 from lianmo.audit.replay import Divergence, ReplayChannel, ReplayRecorder
 from lianmo.audit.verify import LOG_NAME, PartyLog, read_log
 from lianmo.compute.backend import ComputeBackend, SerialBackend
@@ -64,7 +66,11 @@ def replay_job(
     compute: ComputeBackend | None = None,
     progress: Progress = no_progress,
 ) -> ReplayResult:
-    """Replay the job logged in ``folder``; AuditError (a :class:`Divergence`) if it differs."""
+    """Replay the job logged in ``folder``; AuditError (a :class:`Divergence`) if it differs.
+
+    AuditError at once for a pruned job: the payloads it received are gone.
+    """
+    _refuse_pruned(folder)
     log, problems = read_log(folder / LOG_NAME)
     if problems:
         raise AuditError(
@@ -126,6 +132,18 @@ def replay_job(
         records=recorder.compared,
         model_digest=None if digest is None else str(digest),
         notes=(*_causes(recorder, data), *([seed_note] if seed_note else [])),
+    )
+
+
+def _refuse_pruned(folder: Path) -> None:
+    if not (folder / STATEMENT_NAME).exists():
+        return
+    statement = read_statement(folder)  # AuditError if malformed
+    when = "" if statement is None else f" on {statement.date}"
+    raise AuditError(
+        f"{folder} was pruned{when} ({STATEMENT_NAME}): the payloads of the messages the party "
+        "received and sent are gone, so replay is no longer possible; lianmo audit verify "
+        "still checks its chain, signatures and the message digests against its peers' logs"
     )
 
 

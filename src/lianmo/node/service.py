@@ -46,6 +46,7 @@ from lianmo.node.node_job import (
 )
 from lianmo.node.policy import check_job
 from lianmo.node.redact import public_error
+from lianmo.node.retention import DAY, RetentionWorker, job_lock, refuse_pruned
 from lianmo.node.runtime import run_party
 from lianmo.protocols.context import Limits
 from lianmo.transport.channel import Channel
@@ -93,10 +94,22 @@ class NodeService:
         self._jobs: dict[str, NodeJob] = {}
         self._lock = threading.Lock()
         self._restore_jobs()
+        self.retention: RetentionWorker | None = None
+        if config.prune_after_days is not None:  # [retention]: see lianmo.node.retention
+            self.retention = RetentionWorker(
+                config, self.signer, self._all_jobs, older_than=config.prune_after_days * DAY
+            )
+            self.retention.start()
 
     def close(self) -> None:
-        """Stop the compute workers; call once the node no longer runs jobs."""
+        """Stop pruning and the compute workers; call once the node no longer runs jobs."""
+        if self.retention is not None:
+            self.retention.close()
         self.compute.close()
+
+    def _all_jobs(self) -> list[NodeJob]:
+        with self._lock:
+            return list(self._jobs.values())
 
     # -- federation side -----------------------------------------------------------------
 
@@ -213,26 +226,28 @@ class NodeService:
 
         A job is stopped when it failed, was cancelled, or was running when the node
         went down ("interrupted"). A prepared job simply starts; a running or finished
-        one is left alone.
+        one is left alone; a pruned one is refused (:func:`refuse_pruned`).
         """
         self._authorize(caller)
         job = self._job(job_id)
         with job.lock:
             if job.state in RESUMABLE or job.state == "prepared":
-                _log(
-                    logging.INFO,
-                    job_id,
-                    "job %s resumed by %s from checkpoint round %d (it was %s)",
-                    job_id,
-                    caller,
-                    job.checkpoint_round,
-                    job.state,
-                )
-                (job.directory / STATUS_FILE).unlink(missing_ok=True)
-                job.error = job.error_kind = job.error_local = ""
-                job.detail = "resuming from its latest checkpoint"
-                job.inbox.reopen()
-                self._launch(job)
+                with job_lock(job.directory):  # pruning takes it too: one or the other
+                    refuse_pruned(self.config.name, job_id, job.directory)
+                    _log(
+                        logging.INFO,
+                        job_id,
+                        "job %s resumed by %s from checkpoint round %d (it was %s)",
+                        job_id,
+                        caller,
+                        job.checkpoint_round,
+                        job.state,
+                    )
+                    (job.directory / STATUS_FILE).unlink(missing_ok=True)
+                    job.error = job.error_kind = job.error_local = ""
+                    job.detail = "resuming from its latest checkpoint"
+                    job.inbox.reopen()
+                    self._launch(job)
         return self._status(job)
 
     def _launch(self, job: NodeJob) -> None:
