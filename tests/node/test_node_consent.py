@@ -26,8 +26,17 @@ from lianmo.errors import AuditError, JobFailedError
 from lianmo.node.replay import replay_job
 from lianmo.node.retention import prune_jobs
 from lianmo.node.subjects import ABSENT, answer, job_folders
+from lianmo.transport import serde
 
-from .inprocess_nodes import GUEST, GUEST_FILE, HOST, HOST_FILE, make_nodes, run_in_process
+from .inprocess_nodes import (
+    GUEST,
+    GUEST_FILE,
+    HOST,
+    HOST_FILE,
+    WireRecorder,
+    make_nodes,
+    run_in_process,
+)
 
 PURPOSE = "credit_scoring"
 NOW = datetime.now(UTC)
@@ -134,8 +143,21 @@ def _ids(path: Path) -> set[str]:
 
 def test_consent_purpose_and_data_subject_answers(tmp_path: Path, shared_data: Path) -> None:
     configs, ids = _setup(tmp_path, shared_data)
-    nodes = make_nodes(tmp_path, shared_data, configs=configs)
+    wire = WireRecorder()
+    nodes = make_nodes(tmp_path, shared_data, configs=configs, observers=[wire])
     report = run_in_process(nodes, _spec("consent-train"))
+    # on the wire: an id without consent never crosses, not even blinded
+    sizes = {
+        e.tag: int(serde.decode_payload(e.payload_type, e.payload).value)
+        for e in wire.sent
+        if e.tag in ("psi.guest_size", "psi.host_size")
+    }
+    assert sizes == {"psi.guest_size": len(ids) - 4, "psi.host_size": len(ids) - 2}
+    blinded = {"psi.guest_set": 0, "psi.host_set": 0}
+    for e in wire.sent:
+        if e.tag in blinded:
+            blinded[e.tag] += serde.decode_payload(e.payload_type, e.payload).count
+    assert blinded == {"psi.guest_set": len(ids) - 4, "psi.host_set": len(ids) - 2}
     guest_out = tmp_path / GUEST / "jobs" / "consent-train"
     host_out = tmp_path / HOST / "jobs" / "consent-train"
     # only ids with consent valid at both parties reached alignment and any output
