@@ -54,9 +54,16 @@ def purpose_entry(party: str, entry: DatasetEntry, purpose: str | None) -> Datas
     Raises
     ------
     PolicyError
-        If the entry lists purposes and ``purpose`` is not one of them (or the job states
-        none). The text names the party, the data set and the purpose, never columns.
+        If the entry lists purposes and ``purpose`` is not one of them, or the job states
+        none while the entry lists purposes or has a consent register. The text names the
+        party, the data set and the purpose, never columns.
     """
+    if purpose is None and entry.consent is not None:
+        raise PolicyError(
+            f"party '{party}' refuses the job: its data set '{entry.name}' has a consent "
+            "register, and consent is given for a purpose, but the job spec states none; "
+            "add 'purpose' to the job spec"
+        )
     if entry.purposes is None:
         return entry
     if purpose is None:
