@@ -221,9 +221,7 @@ def read_records(path: Path) -> Iterator[dict[str, object]]:
             yield record
 
 
-def chain_problem(
-    record: dict[str, object], seq: int, prev: str, fmt: str = FORMAT
-) -> str | None:
+def chain_problem(record: dict[str, object], seq: int, prev: str, fmt: str = FORMAT) -> str | None:
     """What is wrong with ``record`` as record number ``seq`` after hash ``prev``, or None.
 
     ``fmt`` is the format of the log's first record: every record must have it.

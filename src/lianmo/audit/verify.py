@@ -241,10 +241,7 @@ def _time_problem(record: dict[str, object], last: object) -> str | None:
     if not isinstance(now, int | float) or isinstance(now, bool):
         return f"has no valid timestamp (time = {now!r})"
     if isinstance(last, int | float) and now < last:
-        return (
-            f"is timed {now}, before the record preceding it ({last}): its timestamp was "
-            "moved"
-        )
+        return f"is timed {now}, before the record preceding it ({last}): its timestamp was moved"
     return None
 
 

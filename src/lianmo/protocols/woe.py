@@ -110,6 +110,7 @@ class ColumnWoe:
     woe: np.ndarray
     iv: float
     plan: MergePlan
+
     def to_records(self) -> list[dict[str, t.Any]]:
         """One dict per bin: bin, missing, events, non-events, WOE."""
         last = len(self.woe) - 1

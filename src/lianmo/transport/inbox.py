@@ -82,9 +82,7 @@ class Inbox:
         screen: Callable[[Envelope], None] | None = None,
     ) -> Inbox:
         """The inbox of a job as its spool left it (read position at the start)."""
-        inbox = cls(
-            job_id, party, senders, spool=spool, max_job_bytes=max_job_bytes, screen=screen
-        )
+        inbox = cls(job_id, party, senders, spool=spool, max_job_bytes=max_job_bytes, screen=screen)
         for held in spool.load():
             sender = held.header.sender
             queue = inbox._held.get(sender)

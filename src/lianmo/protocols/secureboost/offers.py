@@ -168,9 +168,7 @@ def parse_choices(
                 continue
             g = c - layout.numeric
             if not 0 <= g < len(layout.groups) or i >= len(values):
-                raise ProtocolError(
-                    f"guest '{guest}' chose a split candidate that does not exist"
-                )
+                raise ProtocolError(f"guest '{guest}' chose a split candidate that does not exist")
             size, missing = layout.groups[g]
             n = values[i]
             units = tuple(values[i + 1 : i + 1 + n])
