@@ -36,9 +36,7 @@ class RawTable:
     @property
     def categorical(self) -> tuple[int | None, ...]:
         """Per column: its number of categories, or None if numeric."""
-        return tuple(
-            len(self.categories[n]) if n in self.categories else None for n in self.names
-        )
+        return tuple(len(self.categories[n]) if n in self.categories else None for n in self.names)
 
 
 def read_raw(path: Path, id_column: str, label: str | None = None) -> RawTable:

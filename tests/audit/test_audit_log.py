@@ -296,7 +296,11 @@ def _legacy_log(path: Path) -> Path:
     prev, lines = GENESIS, []
     for seq, kind in enumerate(["job_start", "phase", "job_end"]):
         r: dict[str, object] = {
-            "format": LEGACY_FORMAT, "seq": seq, "party": "p", "job_id": "j", "kind": kind,
+            "format": LEGACY_FORMAT,
+            "seq": seq,
+            "party": "p",
+            "job_id": "j",
+            "kind": kind,
             "prev": prev,
         }
         body = json.dumps(r, sort_keys=True, separators=(",", ":")).encode()

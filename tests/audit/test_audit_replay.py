@@ -92,8 +92,7 @@ def test_a_changed_validation_cell_diverges_only_at_the_validation_round(
     assert info.value.round == scoring["round"]
     assert (
         f"diverged at round {scoring['round']}: message 'predict.validation' "
-        "(host → guest: u_k of the validation rows)"
-        in str(info.value)
+        "(host → guest: u_k of the validation rows)" in str(info.value)
     )
     assert "Likely cause: data changed" in str(info.value)
 

@@ -83,9 +83,7 @@ def test_a_withheld_log_is_named_when_the_spec_is_edited_to_leave_its_party_out(
         )
 
 
-def test_an_altered_spec_file_fails_verification(
-    audited_jobs: AuditedJobs, tmp_path: Path
-) -> None:
+def test_an_altered_spec_file_fails_verification(audited_jobs: AuditedJobs, tmp_path: Path) -> None:
     """A spec edited in one store (here: a larger intersection minimum) is named."""
     jobs = audited_jobs.copy(tmp_path / "t")
     path = _spec_file(jobs, HOST)

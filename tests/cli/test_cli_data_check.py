@@ -519,12 +519,9 @@ def test_catalogue_and_file_options_do_not_mix(
 
 # ---- categories and missing cells (the readers of issue 19's part A) -----------------------
 
-RAW = (
-    "id,sex,months,y\n"
-    + "".join(
-        f"r{i},{'MF'[i % 2]},{'' if i % 5 == 0 else ('NA' if i % 5 == 1 else i)},{i % 2}\n"
-        for i in range(20)
-    )
+RAW = "id,sex,months,y\n" + "".join(
+    f"r{i},{'MF'[i % 2]},{'' if i % 5 == 0 else ('NA' if i % 5 == 1 else i)},{i % 2}\n"
+    for i in range(20)
 )
 
 

@@ -176,8 +176,16 @@ def sixty_four_cores(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"cpu.max": "100000000 100000\n"}, 64),  # a quota above the affinity count
     ],
     ids=[
-        "v2-1.5", "v2-2", "v2-0.5", "v2-period-50ms", "v2-max", "v1-cpu", "v1-cpu,cpuacct",
-        "v1-unlimited", "none", "v2-1000",
+        "v2-1.5",
+        "v2-2",
+        "v2-0.5",
+        "v2-period-50ms",
+        "v2-max",
+        "v1-cpu",
+        "v1-cpu,cpuacct",
+        "v1-unlimited",
+        "none",
+        "v2-1000",
     ],
 )
 def test_pool_sized_from_container_cpu_quota(

@@ -155,9 +155,7 @@ def test_compose_party_gets_its_own_config_and_only_its_own_keys(party: str) -> 
 
 def _documented_certs_init(text: str) -> list[str]:
     """The arguments of the one ``lianmo certs init`` command a file documents."""
-    (line,) = [
-        ln for ln in text.splitlines() if ln.lstrip("# ").startswith("lianmo certs init")
-    ]
+    (line,) = [ln for ln in text.splitlines() if ln.lstrip("# ").startswith("lianmo certs init")]
     return shlex.split(line.split("lianmo certs init", 1)[1])
 
 

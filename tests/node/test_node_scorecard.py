@@ -322,6 +322,7 @@ def test_a_scorecard_without_an_arbiter_trains_its_woe_lr_two_party(
     assert abs(two_party - coordinated) < 0.01
     share = ScorecardShare.load(tmp_path / GUEST / "jobs" / "sc-2p" / "model.json",
                                 party=GUEST, role="guest")  # fmt: skip
+
     def kept(sc: ScorecardShare) -> list[str]:
         return [c.name for c in sc.columns if c.kept]
 

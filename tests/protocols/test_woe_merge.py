@@ -100,9 +100,7 @@ def test_merged_woe_and_iv_equal_pooled_on_the_merged_bins_512_bit_key(
         values = host.counts[f][: len(plan.groups) - int(bins.missing[f])]
         assert len(values) == 1 or values.min() >= MIN_SHARE * ROWS
         # the host's WOE of each of its rows is its merged bin's
-        np.testing.assert_array_equal(
-            host.transform(X)[:, f], woe[plan.mapping()[binned[:, f]]]
-        )
+        np.testing.assert_array_equal(host.transform(X)[:, f], woe[plan.mapping()[binned[:, f]]])
     assert pooled_merges > 0  # the test data needs merging at all
     assert not small_missing or all(host.woe[f][-1] == 0.0 for f in small_missing)
 
