@@ -163,7 +163,7 @@ def wire(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Wire:
         addresses = {}
         for name, config in configs.items():
             node, server, port = start_party_node(
-                config, load_identity(config), observers=[recorder]
+                config, load_identity(config), wire_observers=[recorder]
             )
             stack.callback(node.close)
             stack.callback(lambda s=server: s.stop(0).wait())

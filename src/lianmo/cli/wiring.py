@@ -52,18 +52,18 @@ def start_party_node(
     identity: TlsIdentity,
     *,
     health: HealthServicer | None = None,
-    observers: t.Sequence[MessageObserver] = (),
+    wire_observers: t.Sequence[MessageObserver] = (),
 ) -> tuple[NodeService, GrpcServer, int]:
     """Start a node serving federation, control and health over mutual TLS.
 
     Returns the node, the started server and its bound port; the caller stops the server.
     ``health`` is the health service to mark SERVING (shared with the plaintext health
-    port, see :func:`start_health_port`). ``observers`` see every message of every job's
+    port, see :func:`start_health_port`). ``wire_observers`` see every message of every job's
     channel besides the node's own (the audit log): e.g. a test's wire recorder.
     """
 
     def channel_factory(
-        spec: JobSpec, inbox: Inbox, job_observers: t.Sequence[MessageObserver]
+        spec: JobSpec, inbox: Inbox, observers: t.Sequence[MessageObserver]
     ) -> GrpcChannel:
         peers = {p.name: p.address for p in spec.parties if p.name != config.name}
         return GrpcChannel(
@@ -72,7 +72,7 @@ def start_party_node(
             inbox=inbox,
             peers=peers,
             identity=identity,
-            observers=[*job_observers, *observers],
+            observers=[*observers, *wire_observers],
             recv_timeout=config.recv_timeout_s,
             send_deadline_s=config.send_deadline_s,
             retries=config.peer_retries,
