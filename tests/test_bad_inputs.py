@@ -139,7 +139,8 @@ def test_key_bits_below_2048_in_the_spec_is_refused_naming_the_field() -> None:
 # ---- 11. job specs with unknown fields or missing parties ----------------------------------
 
 TOP_FIELDS = (
-    "['alignment', 'job_id', 'model', 'model_job', 'parties', 'purpose', 'seed', 'task', 'validation']"
+    "['alignment', 'job_id', 'model', 'model_job', 'parties', 'purpose', 'seed', 'task', "
+    "'validation']"
 )
 LR_FIELDS = (
     "['batch_size', 'clip', 'epochs', 'key_bits', 'l2', 'label_protection', 'learning_rate', "

@@ -30,12 +30,17 @@ def _metrics(**values: t.Any) -> dict[str, t.Any]:
             "validation accuracy 0.6900  log loss 0.8261  (169 rows)",
         ),
         (
+            {"accuracy": 0.7, "log_loss": 0.5, "recall_10": 0.25, "recall_2": 1, "rows": 20},
+            "validation accuracy 0.7000  log loss 0.5000  recall by class 2:1.000 10:0.250"
+            "  (20 rows)",
+        ),
+        (
             {"rmse": 3.96, "mae": 3.24, "r2": 0.213145, "rows": 84},
             "validation RMSE 3.9600  MAE 3.2400  R² 0.2131  (84 rows)",
         ),
         ({"gini": 0.5, "rows": 3}, "validation gini 0.5  (3 rows)"),  # a future metric
     ],
-    ids=["binary", "multiclass", "regression", "other"],
+    ids=["binary", "multiclass", "multiclass-recall", "regression", "other"],
 )
 def test_each_kind_of_model_is_shown_with_its_own_metrics(
     values: dict[str, t.Any], line: str

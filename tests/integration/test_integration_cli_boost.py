@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from lianmo.node.confusion import read_confusion
+
 from .test_integration_cli import NodeProcess, _explain
 from .two_nodes import GUEST, HOST, make_certs, run_boost_job, running_pair
 
@@ -96,13 +98,25 @@ def test_a_multiclass_job_prints_accuracy_and_log_loss(
     assert "Traceback" not in proc.stderr
     metrics = _metrics(workdir, "sb-vehicle")
     val = metrics["validation"]
-    assert isinstance(val, dict) and set(val) == {"accuracy", "log_loss", "rows"}
+    assert isinstance(val, dict) and set(val) == {
+        "accuracy",
+        "log_loss",
+        "rows",
+        *(f"recall_{k}" for k in range(4)),
+    }
     # four classes of vehicle silhouette: chance is about 0.25 accuracy, log loss ln 4
     assert val["accuracy"] > 0.5 and val["log_loss"] < math.log(4)
     assert 150 < val["rows"] < 190
+    recalls = " ".join(f"{k}:{val[f'recall_{k}']:.3f}" for k in range(4))
     line = next(x for x in proc.stdout.splitlines() if x.startswith("validation "))
     assert line == (
         f"validation accuracy {val['accuracy']:.4f}  log loss {val['log_loss']:.4f}  "
-        f"({val['rows']} rows)"
+        f"recall by class {recalls}  ({val['rows']} rows)"
     )
     assert metrics["trees"] == 12  # one tree per class per round
+    # the confusion matrix stays in the guest's job folder; the host has none
+    jobs = {n: workdir / "parties" / n / "jobs" / "sb-vehicle" for n in (GUEST, HOST)}
+    matrix = read_confusion(jobs[GUEST] / "confusion.csv")
+    assert sum(map(sum, matrix)) == val["rows"] and len(matrix) == 4
+    assert sum(matrix[k][k] for k in range(4)) == round(val["accuracy"] * val["rows"])
+    assert not (jobs[HOST] / "confusion.csv").exists()

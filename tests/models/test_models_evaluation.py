@@ -29,6 +29,24 @@ def test_multiclass_gives_accuracy_and_log_loss() -> None:
         evaluate("multiclass", np.array([0, 3]), np.full((2, 3), 1 / 3), n_classes=3)
 
 
+def test_multiclass_gives_recall_per_class_and_the_confusion_matrix() -> None:
+    y = RNG.integers(0, 4, 300)
+    y[y == 2] = 1  # class 2 has no rows: no recall_2, an empty row in the matrix
+    p = RNG.dirichlet([1, 1, 1, 1], 300)
+    ev = evaluate("multiclass", y, p, n_classes=4)
+    predicted = p.argmax(1)
+    recall = sk.recall_score(y, predicted, labels=[0, 1, 3], average=None)
+    assert [ev.values[f"recall_{k}"] for k in (0, 1, 3)] == pytest.approx(recall, abs=1e-6)
+    assert "recall_2" not in ev.values
+    assert ev.confusion == tuple(
+        map(tuple, sk.confusion_matrix(y, predicted, labels=[0, 1, 2, 3]).tolist())
+    )
+    assert ev.values["accuracy"] == pytest.approx(sk.accuracy_score(y, predicted), abs=1e-6)
+    # the matrix stays with the guest: not in the JSON form it reports
+    assert Evaluation.from_json(ev.to_json()).confusion == ()
+    assert set(ev.to_json()) == {"accuracy", "log_loss", "recall_0", "recall_1", "recall_3", "rows"}
+
+
 def test_regression_gives_rmse_mae_r2() -> None:
     y = RNG.normal(size=100)
     pred = y + RNG.normal(scale=0.3, size=100)

@@ -1,10 +1,14 @@
-"""``lianmo demo``: three party nodes as real processes on loopback, one credit job.
+"""``lianmo demo``: party nodes as real processes on loopback, and a scenario's jobs.
 
 Makes a throwaway CA and certificates, writes one party config per node, starts
-``lianmo party serve`` for broker (guest), platform (host) and arbiter, runs the job as
-the coordinator and shuts the nodes down on success, failure and Ctrl-C. The job is
-hetero LR, or with ``--workflow scorecard`` the credit scorecard's training and scoring
-jobs (:mod:`lianmo.cli.demo_scorecard`).
+``lianmo party serve`` for each party, runs the jobs as the coordinator and shuts the
+nodes down on success, failure and Ctrl-C. Two scenarios (``--scenario``):
+
+- ``credit`` (default): broker (guest), platform (host) and arbiter; one hetero LR job,
+  or with ``--workflow scorecard`` the credit scorecard's training and scoring jobs
+  (:mod:`lianmo.cli.demo_scorecard`);
+- ``suitability``: broker (guest) and platform (host); multi-class SecureBoost, a
+  scoring job and the broker's matching step (:mod:`lianmo.cli.demo_suitability`).
 
 Two folders: the output (``demo-output/``: the job's results, each party's config, log
 and job folders) is what an auditor may be handed, so it holds no secret; every key and
@@ -31,14 +35,18 @@ import yaml
 from lianmo.config import JobSpec, ScorecardSpec
 from lianmo.errors import ConfigError, TransportError
 
-DEMO_PARTIES = {
+#: a demo party: role, data set name, shipped file, label column (None: none)
+PartyRow = tuple[str, str | None, str | None, str | None]
+DEMO_PARTIES: dict[str, PartyRow] = {
     "broker": ("guest", "credit_broker", "credit_broker.csv.gz", "default_next_month"),
     "platform": ("host", "credit_platform", "credit_platform.csv.gz", None),
     "arbiter": ("arbiter", None, None, None),
 }
 #: what the demo's jobs use the customers' data for (each data set's catalogue allows it)
 DEMO_PURPOSE = "credit_scoring"
-#: ``--workflow``: one hetero LR job, or the scorecard's training and scoring jobs
+#: ``--scenario``: the credit model (``--workflow`` picks which) or suitability levels
+SCENARIOS = ("credit", "suitability")
+#: ``--workflow`` (credit only): one hetero LR job, or the scorecard's training and scoring
 WORKFLOWS = ("lr", "scorecard")
 LR_EPOCHS = 5
 SCORECARD_EPOCHS = ScorecardSpec().epochs
@@ -197,18 +205,33 @@ def _reset_output(output: Path) -> None:
     help="Where the keys and the parties' seeds go (wiped first) [default: OUTPUT-secrets].",
 )
 @click.option(
+    "--scenario",
+    type=click.Choice(SCENARIOS),
+    default="credit",
+    show_default=True,
+    help="credit: a credit model (see --workflow); suitability: multi-class SecureBoost on "
+    "customer risk levels, a scoring job, and products matched to each customer's level.",
+)
+@click.option(
     "--workflow",
     type=click.Choice(WORKFLOWS),
-    default="lr",
-    show_default=True,
-    help="lr: one hetero LR job; scorecard: bin, WOE/IV, select, WOE-LR, scale, then score "
-    "the same tables (PSI, CSI) and write each party's model report.",
+    default=None,
+    help="Credit scenario only. lr (default): one hetero LR job; scorecard: bin, WOE/IV, "
+    "select, WOE-LR, scale, then score the same tables (PSI, CSI) and write each party's "
+    "model report.",
 )
 @click.option(
     "--epochs",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Training epochs [default: {LR_EPOCHS} for lr, {SCORECARD_EPOCHS} for scorecard].",
+    help=f"Credit scenario: training epochs [default: {LR_EPOCHS} for lr, {SCORECARD_EPOCHS} "
+    "for scorecard].",
+)
+@click.option(
+    "--confidence",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    help="Suitability scenario: the matching's confidence [default: 0.8].",
 )
 @click.option("--key-bits", default=2048, show_default=True, help="Paillier key size (>= 2048).")
 @click.option(
@@ -221,24 +244,58 @@ def _reset_output(output: Path) -> None:
 def demo(
     output: Path,
     secrets: Path | None,
-    workflow: str,
+    scenario: str,
+    workflow: str | None,
     epochs: int | None,
+    confidence: float | None,
     key_bits: int,
     audit_level: str,
 ) -> None:
-    """Train a joint credit model: broker (labels) + platform (behaviour) + arbiter."""
+    """Train a joint model: broker (labels) + platform (behaviour) (+ arbiter for credit).
+
+    The credit scenario trains a credit default model; the suitability scenario
+    estimates customers' risk tolerance levels and matches products to them.
+    """
     from lianmo.cli.follow import run_and_report, stop_on_signals
 
+    _check_options(scenario, workflow, epochs, confidence)
+    workflow = workflow or "lr"
     stop_on_signals()  # Ctrl-C or SIGTERM: cancel the job, then stop the nodes we started
     started = time.perf_counter()
     secrets = secrets_folder(output, secrets)
-    certs, configs = lay_out(output, secrets, audit_level=audit_level)
+    if scenario == "suitability":
+        from lianmo.cli.demo_suitability import ID_COLUMN, PURPOSE
+        from lianmo.cli.demo_suitability import PARTIES as SUITABILITY_PARTIES
+
+        parties: Mapping[str, PartyRow] = SUITABILITY_PARTIES
+        certs, configs = lay_out(
+            output,
+            secrets,
+            audit_level=audit_level,
+            parties=parties,
+            id_column=ID_COLUMN,
+            purpose=PURPOSE,
+        )
+    else:
+        certs, configs = lay_out(output, secrets, audit_level=audit_level)
     click.echo(
         f"starting party nodes {', '.join(configs)} (logs in {output}/parties/*/node.log)", err=True
     )
     ca, cert, key = certs / "ca.pem", certs / "coordinator.pem", certs / "coordinator.key"
     with party_processes(configs) as addresses:
-        if workflow == "scorecard":
+        if scenario == "suitability":
+            from lianmo.cli.demo_suitability import run_suitability
+
+            spec = run_suitability(
+                output,
+                addresses,
+                key_bits=key_bits,
+                confidence=confidence,
+                ca=ca,
+                cert=cert,
+                key=key,
+            )
+        elif workflow == "scorecard":
             from lianmo.cli.demo_scorecard import run_scorecard
 
             spec = run_scorecard(
@@ -264,6 +321,19 @@ def demo(
     )
 
 
+def _check_options(
+    scenario: str, workflow: str | None, epochs: int | None, confidence: float | None
+) -> None:
+    """Refuse options of the other scenario (they would be silently ignored)."""
+    if scenario == "suitability" and (workflow is not None or epochs is not None):
+        raise click.UsageError(
+            "--workflow and --epochs belong to the credit scenario; the suitability "
+            "scenario trains SecureBoost (drop them, or use --scenario credit)"
+        )
+    if scenario == "credit" and confidence is not None:
+        raise click.UsageError("--confidence belongs to --scenario suitability")
+
+
 def secrets_folder(output: Path, secrets: Path | None) -> Path:
     """``--secrets``, by default OUTPUT-secrets beside the output; never inside it."""
     secrets = secrets or output.with_name(f"{output.name}-secrets")
@@ -278,13 +348,20 @@ def secrets_folder(output: Path, secrets: Path | None) -> Path:
 
 
 def lay_out(
-    output: Path, secrets: Path, *, audit_level: str = "full"
+    output: Path,
+    secrets: Path,
+    *,
+    audit_level: str = "full",
+    parties: Mapping[str, PartyRow] = DEMO_PARTIES,
+    id_column: str = "client_id",
+    purpose: str = DEMO_PURPOSE,
 ) -> tuple[Path, dict[str, Path]]:
     """Fresh output and secrets folders, identities and party configs; (certs, configs).
 
-    Keys (the CA's in ``secrets/ca``, the parties' and the coordinator's in
-    ``secrets/certs``) and each party's ``secrets_dir`` (``secrets/parties/NAME``) live in
-    the secrets folder; the output gets the party configs, and the nodes' state.
+    ``parties``: name -> (role, data set, shipped file, label column), by default the
+    credit demo's; each data set's catalogue allows ``purpose`` with all its columns. Keys (the CA's in ``secrets/ca``, the parties' and the coordinator's
+    in ``secrets/certs``) and each party's ``secrets_dir`` (``secrets/parties/NAME``) live
+    in the secrets folder; the output gets the party configs, and the nodes' state.
     """
     from lianmo.cli.wiring import write_identities
     from lianmo.demo_data import demo_file
@@ -292,10 +369,10 @@ def lay_out(
     _reset_output(output)
     _reset_output(secrets)
     certs = secrets / "certs"
-    write_identities(certs, [*DEMO_PARTIES, "coordinator"], force=True, ca_dir=secrets / "ca")
+    write_identities(certs, [*parties, "coordinator"], force=True, ca_dir=secrets / "ca")
     configs = {}
-    for name, (_role, ds, file, label) in DEMO_PARTIES.items():
-        datasets = {} if ds is None else {ds: (demo_file(str(file)), "client_id", label)}
+    for name, (_role, ds, file, label) in parties.items():
+        datasets = {} if ds is None else {ds: (demo_file(str(file)), id_column, label)}
         configs[name] = write_party_config(
             output / "parties" / name,
             name,
@@ -303,7 +380,7 @@ def lay_out(
             datasets,
             audit_level=audit_level,
             secrets_dir=secrets / "parties" / name,
-            dataset_keys={ds: {"purposes": {DEMO_PURPOSE: "*"}} for ds in datasets},
+            dataset_keys={ds: {"purposes": {purpose: "*"}} for ds in datasets},
         )
     return certs, configs
 

@@ -209,6 +209,7 @@ def _register_commands() -> None:
     from lianmo.cli.job import job, predict_cmd
     from lianmo.cli.report import report_cmd
     from lianmo.cli.state import state
+    from lianmo.cli.suitability import suitability
 
     cli.add_command(job)
     cli.add_command(predict_cmd)
@@ -217,6 +218,7 @@ def _register_commands() -> None:
     cli.add_command(demo)
     cli.add_command(report_cmd)
     cli.add_command(state)
+    cli.add_command(suitability)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,7 @@ time and traffic per party."""
 
 from __future__ import annotations
 
+import re
 import typing as t
 from pathlib import Path
 
@@ -52,12 +53,18 @@ _METRICS = (
 def metric_line(scope: str, values: t.Mapping[str, t.Any]) -> str:
     """``scope`` followed by the metrics the guest reported for its kind of model.
 
-    Binary models report AUC and KS, multi-class ones accuracy and log loss, regression
-    RMSE, MAE and R²; a metric of another name is shown as it is named.
+    Binary models report AUC and KS, multi-class ones accuracy, log loss and the recall of
+    each class (``recall_k``, shown together); regression RMSE, MAE and R²; a metric of
+    another name is shown as it is named.
     """
     known = next((names for names in _METRICS if names[0][0] in values), ())
     shown = [f"{label} {float(values[key]):.4f}" for key, label in known if key in values]
-    listed = {key for key, _ in known} | {"rows"}
+    recalls = sorted((int(k[7:]), k) for k in values if re.fullmatch(r"recall_\d+", k))
+    if recalls:
+        shown.append(
+            "recall by class " + " ".join(f"{c}:{float(values[k]):.3f}" for c, k in recalls)
+        )
+    listed = {key for key, _ in known} | {"rows"} | {k for _, k in recalls}
     shown += [f"{key} {value}" for key, value in sorted(values.items()) if key not in listed]
     rows = f"  ({values['rows']} rows)" if "rows" in values else ""
     return f"{scope} {'  '.join(shown)}{rows}"

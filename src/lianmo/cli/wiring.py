@@ -48,13 +48,18 @@ def load_identity(config: PartyConfig) -> TlsIdentity:
 
 
 def start_party_node(
-    config: PartyConfig, identity: TlsIdentity, *, health: HealthServicer | None = None
+    config: PartyConfig,
+    identity: TlsIdentity,
+    *,
+    health: HealthServicer | None = None,
+    wire_observers: t.Sequence[MessageObserver] = (),
 ) -> tuple[NodeService, GrpcServer, int]:
     """Start a node serving federation, control and health over mutual TLS.
 
     Returns the node, the started server and its bound port; the caller stops the server.
     ``health`` is the health service to mark SERVING (shared with the plaintext health
-    port, see :func:`start_health_port`).
+    port, see :func:`start_health_port`). ``wire_observers`` see every message of every job's
+    channel besides the node's own (the audit log): e.g. a test's wire recorder.
     """
 
     def channel_factory(
@@ -67,7 +72,7 @@ def start_party_node(
             inbox=inbox,
             peers=peers,
             identity=identity,
-            observers=observers,
+            observers=[*observers, *wire_observers],
             recv_timeout=config.recv_timeout_s,
             send_deadline_s=config.send_deadline_s,
             retries=config.peer_retries,

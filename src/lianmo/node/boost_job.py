@@ -18,6 +18,7 @@ from lianmo.models.evaluation import Evaluation
 from lianmo.models.objectives import Objective
 from lianmo.models.tree import TreeParams
 from lianmo.node.boost_share import BoostShare
+from lianmo.node.confusion import SCORED_FILE, VALIDATION_FILE, write_confusion
 from lianmo.node.data_use import JobDataset
 from lianmo.node.job_data import (
     IdList,
@@ -142,6 +143,7 @@ def _train_guest(
         write_predictions(
             job_dir / "validation_scores.csv", val.ids, objective, result.validation_scores
         )
+        write_confusion(job_dir / VALIDATION_FILE, summary.validation)
         commit.announce_commit(ctx)
     return replace(
         share,
@@ -227,6 +229,7 @@ def predict(
                 if table.y is not None:
                     try:
                         outcome.summary.metrics = metrics(model.objective, table.y[rows], scores)
+                        write_confusion(job_dir / SCORED_FILE, outcome.summary.metrics)
                     except DataError:
                         pass  # labels that do not suit the objective: scores only
             else:

@@ -22,6 +22,7 @@ from lianmo.config import JobSpec, LrSpec, ScorecardSpec
 from lianmo.errors import ConfigError
 from lianmo.models.encoding import DEFAULT_MIN_ROWS, ImputeOneHot
 from lianmo.models.scaler import QuantileClipper, Standardizer
+from lianmo.node.confusion import SCORED_FILE, VALIDATION_FILE, write_confusion
 from lianmo.node.data_use import JobDataset
 from lianmo.node.job_data import (
     IdList,
@@ -193,6 +194,7 @@ def _train_job(
             scores = predict.score_guest(ctx, _with_bias(X_val) @ w, step=PREDICT_VALIDATION)
             outcome.summary.validation = evaluation(task, labels(val), scores, classes)
             write_predictions(job_dir / "validation_scores.csv", val.ids, scores)
+            write_confusion(job_dir / VALIDATION_FILE, outcome.summary.validation)
             commit.announce_commit(ctx)
         else:
             predict.score_host(ctx, X_val @ w, step=PREDICT_VALIDATION)
@@ -241,6 +243,7 @@ def score(
                 outcome.summary.metrics = evaluation("binary", y, scores)
             elif y is not None and share.outputs > 1 and _class_labels(y, share.outputs):
                 outcome.summary.metrics = evaluation("multiclass", y, scores, share.outputs)
+                write_confusion(job_dir / SCORED_FILE, outcome.summary.metrics)
         else:
             predict.score_host(ctx, u)
     outcome.summary.aligned = len(rows)
