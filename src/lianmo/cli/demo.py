@@ -359,9 +359,10 @@ def lay_out(
     """Fresh output and secrets folders, identities and party configs; (certs, configs).
 
     ``parties``: name -> (role, data set, shipped file, label column), by default the
-    credit demo's; each data set's catalogue allows ``purpose`` with all its columns. Keys (the CA's in ``secrets/ca``, the parties' and the coordinator's
-    in ``secrets/certs``) and each party's ``secrets_dir`` (``secrets/parties/NAME``) live
-    in the secrets folder; the output gets the party configs, and the nodes' state.
+    credit demo's; each data set's catalogue allows ``purpose`` with all its columns.
+    Keys (the CA's in ``secrets/ca``, the parties' and the coordinator's in
+    ``secrets/certs``) and each party's ``secrets_dir`` (``secrets/parties/NAME``) live in
+    the secrets folder; the output gets the party configs, and the nodes' state.
     """
     from lianmo.cli.wiring import write_identities
     from lianmo.demo_data import demo_file
