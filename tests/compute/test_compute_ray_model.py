@@ -59,6 +59,7 @@ def _train(root: Path, shared_data: Path, compute: ComputeBackend) -> tuple[dict
     return shares, report.metrics()
 
 
+@pytest.mark.slow  # a full LR job on 30,000 rows twice (about 90 s)
 def test_ray_and_local_backends_train_the_same_model(tmp_path: Path, shared_data: Path) -> None:
     with ProcessPoolBackend(2) as local:
         local_shares, local_metrics = _train(tmp_path / "local", shared_data, local)

@@ -101,6 +101,7 @@ def clean_processes(
         return fed.model_digests(), _comparable(fed.root / "out")
 
 
+@pytest.mark.slow  # each fault re-runs the LR job through a proxy (about 100 s both)
 @pytest.mark.parametrize("fault", list(PROXY_FAULTS))
 def test_cut_and_delayed_connections_give_the_clean_model(
     fault: str,
