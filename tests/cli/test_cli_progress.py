@@ -127,7 +127,7 @@ def test_plain_output_is_not_cut() -> None:
     view = ProgressView(out, interactive=False, columns=lambda: 20)
     view({"g": _status("g", 10, LONG)})
     (line,) = out.getvalue().splitlines()
-    assert line == f"[   0.0s] train 10/100 {LONG}; g: train; {LONG}"  # as long as it is
+    assert line == f"[   0.0s] train 10/100 {LONG}; g: train"  # as long as it is, loss once
 
 
 def test_a_stream_that_is_no_terminal_falls_back_to_shutils_width(

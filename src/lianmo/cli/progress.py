@@ -62,7 +62,11 @@ class ProgressView:
             f"{name}: {s.state if s.state != 'running' else s.phase or 'starting'}"
             for name, s in statuses.items()
         ]
-        details = [f"{s.detail}" for s in statuses.values() if s.detail and "loss" in s.detail]
+        details = [
+            f"{s.detail}"
+            for s in statuses.values()
+            if s.detail and "loss" in s.detail and s.detail != lead.detail  # shown once
+        ]
         frac = lead.step / lead.total_steps if lead.total_steps else 0.0
         if self._tty:
             filled = int(frac * _BAR)
