@@ -116,12 +116,14 @@ def data_use_line(log: PartyLog) -> str:
     parts = [f"purpose '{found['purpose']}'" if "purpose" in found else "no purpose stated"]
     use = found.get("data_use")
     if isinstance(use, dict):
-        parts.append(
-            f"{use['rows']} ids: {use['used']} used, {use['not_matched']} not matched, "
-            f"{use['no_consent']} without valid consent"
-        )
+        counts = f"{use['rows']} ids: {use['used']} used, {use['not_matched']} not matched"
+        if "consent_at" in found:
+            counts += f", {use['no_consent']} without valid consent"
+        parts.append(counts)
     if "consent_at" in found:
         parts.append(f"consent register as of {found['consent_at']}")
+    elif isinstance(use, dict):
+        parts.append("no consent register")
     return "; ".join(parts) if len(parts) > 1 or "purpose" in found else ""
 
 
