@@ -48,7 +48,8 @@ class CommandProgress:
         parties = ", ".join(f"{p.name}={p.role}" for p in spec.parties)
         n = len(spec.parties)
         how = f"resuming with {n} parties" if resume else f"{n} parties reachable"
-        self._banner = f"job '{spec.job_id}': {how} ({parties})"
+        purpose = f", purpose '{spec.purpose}'" if spec.purpose else ""
+        self._banner = f"job '{spec.job_id}': {how} ({parties}){purpose}"
         self._announced = False
         self._view = ProgressView()
 
