@@ -22,7 +22,7 @@ from lianmo.audit.signing import SigningKey
 from lianmo.audit.verify import read_log, verify
 from lianmo.cli.audit import audit
 from lianmo.config import JobSpec, PartyConfig
-from lianmo.errors import AuditError, JobFailedError
+from lianmo.errors import AuditError, JobFailedError, PolicyError
 from lianmo.node.replay import replay_job
 from lianmo.node.retention import prune_jobs
 from lianmo.node.subjects import ABSENT, answer, job_folders
@@ -309,3 +309,27 @@ def test_a_column_outside_the_purpose_is_refused_at_prepare(
     with pytest.raises(JobFailedError) as info:
         run_in_process(nodes, spec)
     assert f"party '{HOST}'" in str(info.value)
+
+
+def test_a_job_resumed_before_alignment_cannot_use_consent_withdrawn_since_it_started(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """Attack: a coordinator starts a job, has it stop before alignment, and resumes it
+    long after; consent would be read as of the old start and a customer who withdrew
+    since would be aligned. The node refuses: nothing was aligned, so submit a new job."""
+    configs, ids = _setup(tmp_path, shared_data)
+    nodes = make_nodes(tmp_path, shared_data, configs={GUEST: configs[GUEST]})
+    node = nodes[GUEST]
+    spec = _spec("consent-stale")
+    node.prepare("coordinator", spec.job_id, spec.to_json())
+    node.start("coordinator", spec.job_id)  # waits for the host, which never comes
+    node.cancel("coordinator", spec.job_id)
+    node.wait(spec.job_id, timeout=60)
+    job_dir = configs[GUEST].state_dir / "jobs" / spec.job_id
+    assert not (job_dir / "checkpoints" / "align.json").exists()
+    # the job started before ids[1] withdrew at the guest (PAST + 1 day)
+    (job_dir / "started_at").write_text((PAST + timedelta(hours=12)).isoformat())
+    with pytest.raises(PolicyError, match="submit it again as a new job") as info:
+        node.resume("coordinator", spec.job_id)
+    assert f"party '{GUEST}'" in str(info.value) and ids[1] not in str(info.value)
+    assert node.status("coordinator", spec.job_id).state == "cancelled"
