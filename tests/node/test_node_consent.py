@@ -333,3 +333,21 @@ def test_a_job_resumed_before_alignment_cannot_use_consent_withdrawn_since_it_st
         node.resume("coordinator", spec.job_id)
     assert f"party '{GUEST}'" in str(info.value) and ids[1] not in str(info.value)
     assert node.status("coordinator", spec.job_id).state == "cancelled"
+
+
+def test_a_model_trained_for_one_purpose_does_not_score_for_another(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """Attack: train for 'research' (consented to by the customers), then score with that
+    model for 'credit_scoring'; both purposes allow the columns, but the model was made
+    from data given for research only."""
+    configs, _ = _setup(tmp_path, shared_data)
+    for name in ("guest_consent.csv", "host_consent.csv"):  # research consented as well
+        register = _rows(tmp_path / name)
+        _write(tmp_path / name, register + [{**r, "purpose": "research"} for r in register])
+    nodes = make_nodes(tmp_path, shared_data, configs=configs)
+    run_in_process(nodes, _spec("research-train", purpose="research"))
+    with pytest.raises(JobFailedError) as info:
+        run_in_process(nodes, _spec("research-score", task="predict", model_job="research-train"))
+    assert "trained for purpose 'research'" in str(info.value)
+    assert not (tmp_path / GUEST / "jobs" / "research-score" / "scores.csv").exists()
