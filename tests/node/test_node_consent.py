@@ -216,6 +216,7 @@ def test_consent_purpose_and_data_subject_answers(tmp_path: Path, shared_data: P
     assert status(GUEST, ids[1], "consent-train") == "no_consent"  # revoked at the guest
     assert status(HOST, ids[1], "consent-train") == "not_matched"
     assert status(GUEST, ids[20], "consent-train") == "used"
+    assert status(GUEST, f" {ids[20]}\t", "consent-train") == "used"  # as the table reads ids
     assert status(GUEST, "no-such-customer", "consent-train") == ABSENT
     assert len(job_folders(configs[GUEST])) == 3
 

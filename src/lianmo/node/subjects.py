@@ -123,7 +123,7 @@ def answer(config: PartyConfig, customer: str, folder: Path) -> SubjectAnswer:
         return unknown(
             f"{path} is not the file the signed log committed to (record {seq}): it was altered"
         )
-    key = subject_key(subject_salt(Drbg(seed)), customer.encode("utf-8"))
+    key = subject_key(subject_salt(Drbg(seed)), customer.strip().encode("utf-8"))
     status = _lookup(body, key)
     return SubjectAnswer(
         log.job_id,
