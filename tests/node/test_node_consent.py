@@ -25,7 +25,7 @@ from lianmo.config import JobSpec, PartyConfig
 from lianmo.errors import AuditError, JobFailedError, PolicyError
 from lianmo.node.replay import replay_job
 from lianmo.node.retention import prune_jobs
-from lianmo.node.subjects import ABSENT, answer, job_folders
+from lianmo.node.subjects import ABSENT, answer, answer_with_salt, job_folders, job_salt
 from lianmo.transport import serde
 
 from .inprocess_nodes import (
@@ -219,6 +219,13 @@ def test_consent_purpose_and_data_subject_answers(tmp_path: Path, shared_data: P
     assert status(GUEST, f" {ids[20]}\t", "consent-train") == "used"  # as the table reads ids
     assert status(GUEST, "no-such-customer", "consent-train") == ABSENT
     assert len(job_folders(configs[GUEST])) == 3
+    # a regulator checks an answer with the job's disclosed salt (committed in the log);
+    # a party cannot pass off another salt to make a used customer look absent
+    salt = job_salt(configs[GUEST], guest_out)
+    assert answer_with_salt(guest_out, ids[20], salt).status == "used"
+    assert answer_with_salt(guest_out, ids[1], salt).status == "no_consent"
+    with pytest.raises(AuditError, match="not the one data_use record"):
+        answer_with_salt(guest_out, ids[20], bytes(32))
 
     # the same answers through the CLI, from the party's config file
     toml = tmp_path / "broker.toml"

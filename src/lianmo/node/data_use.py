@@ -203,6 +203,7 @@ class JobDataset:
             rows=len(ids),
             **counts,
             subjects_sha256=hashlib.sha256(body).hexdigest(),
+            salt_sha256=hashlib.sha256(self.salt).hexdigest(),
         )
         if eligible is not None:
             _LOG.info(
