@@ -42,8 +42,8 @@ from lianmo.node.job_data import job_features
 from lianmo.node.job_secrets import job_seed, move_legacy_seed, refuse_reused_id
 from lianmo.node.node_job import (
     RESUMABLE,
-    STATUS_FILE,
     STARTED_FILE,
+    STATUS_FILE,
     NodeJob,
     certificate_fields,
     restored_job,
