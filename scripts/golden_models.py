@@ -73,8 +73,11 @@ def _digests(out: Path, job_id: str, metrics: dict[str, t.Any]) -> dict[str, str
     }
 
 
-def _run(out: Path, parties: dict[str, tuple[str, dict[str, tuple[Path, str, str | None]]]],
-         spec_for: t.Callable[[dict[str, str]], dict[str, t.Any]]) -> dict[str, t.Any]:
+def _run(
+    out: Path,
+    parties: dict[str, tuple[str, dict[str, tuple[Path, str, str | None]]]],
+    spec_for: t.Callable[[dict[str, str]], dict[str, t.Any]],
+) -> dict[str, t.Any]:
     certs = out / "certs"
     write_identities(certs, [*parties, "coordinator"], force=True)
     configs = {

@@ -65,9 +65,7 @@ def auc_of(train: list[np.ndarray], test: list[np.ndarray], settings: dict, tol:
     bias = lambda X: np.hstack([X, np.ones((len(X), 1))])  # noqa: E731
     rng = np.random.default_rng(seed)
     draw = (lambda k: rng.normal(0.0, noise, k)) if noise > 0 else None
-    w, _ = train_plaintext_taylor(
-        [bias(Xg), Xh], y, tol=tol, residual_noise=draw, **settings
-    )
+    w, _ = train_plaintext_taylor([bias(Xg), Xh], y, tol=tol, residual_noise=draw, **settings)
     return auc(test[2], bias(test[0]) @ w[0] + test[1] @ w[1])
 
 

@@ -119,3 +119,12 @@ def test_catalogue_purposes_are_checked(tmp_path: Path) -> None:
         _config(tmp_path, {"purposes": {"credit": "all"}})
     with pytest.raises(ConfigError, match="a table mapping purposes"):
         _config(tmp_path, {"purposes": ["credit"]})
+
+
+def test_ids_and_purposes_are_read_as_the_table_reads_ids_without_surrounding_spaces(
+    tmp_path: Path,
+) -> None:
+    """The table's ids are stripped of surrounding spaces; a register's must be too, or a
+    customer who consented is left out (and told 'no_consent')."""
+    path = _register(tmp_path, " c-1 ,credit , 2026-01-01 ,,\nc-2,credit,2026-01-01,,\n")
+    assert _valid(path) == {"c-1", "c-2"}

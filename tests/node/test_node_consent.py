@@ -22,10 +22,10 @@ from lianmo.audit.signing import SigningKey
 from lianmo.audit.verify import read_log, verify
 from lianmo.cli.audit import audit
 from lianmo.config import JobSpec, PartyConfig
-from lianmo.errors import AuditError, JobFailedError
+from lianmo.errors import AuditError, JobFailedError, PolicyError
 from lianmo.node.replay import replay_job
 from lianmo.node.retention import prune_jobs
-from lianmo.node.subjects import ABSENT, answer, job_folders
+from lianmo.node.subjects import ABSENT, answer, answer_with_salt, job_folders, job_salt
 from lianmo.transport import serde
 
 from .inprocess_nodes import (
@@ -216,8 +216,16 @@ def test_consent_purpose_and_data_subject_answers(tmp_path: Path, shared_data: P
     assert status(GUEST, ids[1], "consent-train") == "no_consent"  # revoked at the guest
     assert status(HOST, ids[1], "consent-train") == "not_matched"
     assert status(GUEST, ids[20], "consent-train") == "used"
+    assert status(GUEST, f" {ids[20]}\t", "consent-train") == "used"  # as the table reads ids
     assert status(GUEST, "no-such-customer", "consent-train") == ABSENT
     assert len(job_folders(configs[GUEST])) == 3
+    # a regulator checks an answer with the job's disclosed salt (committed in the log);
+    # a party cannot pass off another salt to make a used customer look absent
+    salt = job_salt(configs[GUEST], guest_out)
+    assert answer_with_salt(guest_out, ids[20], salt).status == "used"
+    assert answer_with_salt(guest_out, ids[1], salt).status == "no_consent"
+    with pytest.raises(AuditError, match="not the one data_use record"):
+        answer_with_salt(guest_out, ids[20], bytes(32))
 
     # the same answers through the CLI, from the party's config file
     toml = tmp_path / "broker.toml"
@@ -309,3 +317,45 @@ def test_a_column_outside_the_purpose_is_refused_at_prepare(
     with pytest.raises(JobFailedError) as info:
         run_in_process(nodes, spec)
     assert f"party '{HOST}'" in str(info.value)
+
+
+def test_a_job_resumed_before_alignment_cannot_use_consent_withdrawn_since_it_started(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """Attack: a coordinator starts a job, has it stop before alignment, and resumes it
+    long after; consent would be read as of the old start and a customer who withdrew
+    since would be aligned. The node refuses: nothing was aligned, so submit a new job."""
+    configs, ids = _setup(tmp_path, shared_data)
+    nodes = make_nodes(tmp_path, shared_data, configs={GUEST: configs[GUEST]})
+    node = nodes[GUEST]
+    spec = _spec("consent-stale")
+    node.prepare("coordinator", spec.job_id, spec.to_json())
+    node.start("coordinator", spec.job_id)  # waits for the host, which never comes
+    node.cancel("coordinator", spec.job_id)
+    node.wait(spec.job_id, timeout=60)
+    job_dir = configs[GUEST].state_dir / "jobs" / spec.job_id
+    assert not (job_dir / "checkpoints" / "align.json").exists()
+    # the job started before ids[1] withdrew at the guest (PAST + 1 day)
+    (job_dir / "started_at").write_text((PAST + timedelta(hours=12)).isoformat())
+    with pytest.raises(PolicyError, match="submit it again as a new job") as info:
+        node.resume("coordinator", spec.job_id)
+    assert f"party '{GUEST}'" in str(info.value) and ids[1] not in str(info.value)
+    assert node.status("coordinator", spec.job_id).state == "cancelled"
+
+
+def test_a_model_trained_for_one_purpose_does_not_score_for_another(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """Attack: train for 'research' (consented to by the customers), then score with that
+    model for 'credit_scoring'; both purposes allow the columns, but the model was made
+    from data given for research only."""
+    configs, _ = _setup(tmp_path, shared_data)
+    for name in ("guest_consent.csv", "host_consent.csv"):  # research consented as well
+        register = _rows(tmp_path / name)
+        _write(tmp_path / name, register + [{**r, "purpose": "research"} for r in register])
+    nodes = make_nodes(tmp_path, shared_data, configs=configs)
+    run_in_process(nodes, _spec("research-train", purpose="research"))
+    with pytest.raises(JobFailedError) as info:
+        run_in_process(nodes, _spec("research-score", task="predict", model_job="research-train"))
+    assert "trained for purpose 'research'" in str(info.value)
+    assert not (tmp_path / GUEST / "jobs" / "research-score" / "scores.csv").exists()

@@ -105,7 +105,7 @@ def data_use_json(log: PartyLog) -> dict[str, object]:
             out[key] = log.start[key]
     use = next((r for r in reversed(log.records) if r.get("kind") == "data_use"), None)
     if use is not None:
-        keys = ("rows", "used", "not_matched", "no_consent", "subjects_sha256")
+        keys = ("rows", "used", "not_matched", "no_consent", "subjects_sha256", "salt_sha256")
         out["data_use"] = {k: use.get(k) for k in keys}
     return out
 

@@ -150,8 +150,9 @@ def read_register(source: str, party: str) -> ConsentRegister:
     return ConsentRegister(
         source=source,
         party=party,
-        ids=np.array([v.encode() for v in table["id"]], dtype=np.bytes_),
-        purposes=np.array([v.encode() for v in table["purpose"]], dtype=np.bytes_),
+        # stripped, as a table's ids are (:class:`lianmo.data.cells.Chunk`)
+        ids=np.array([v.strip().encode() for v in table["id"]], dtype=np.bytes_),
+        purposes=np.array([v.strip().encode() for v in table["purpose"]], dtype=np.bytes_),
         granted=tuple(table["granted_at"]),
         expires=tuple(table["expires_at"]),
         revoked=tuple(table["revoked_at"]),

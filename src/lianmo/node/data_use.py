@@ -83,6 +83,19 @@ def purpose_entry(party: str, entry: DatasetEntry, purpose: str | None) -> Datas
     return replace(entry, columns=allowed)
 
 
+def consent_lapsed(
+    party: str, entry: DatasetEntry, purpose: str, since: datetime, now: datetime
+) -> int:
+    """How many ids of ``entry``'s consent register had valid consent for ``purpose`` at
+    ``since`` but no longer have at ``now`` (withdrawn or expired in between); 0 without
+    a register."""
+    if entry.consent is None:
+        return 0
+    register = read_register(str(entry.consent), party)
+    then, still = register.valid_ids(purpose, since), register.valid_ids(purpose, now)
+    return int(np.count_nonzero(~np.isin(then, still)))
+
+
 def policy_digest(entry: DatasetEntry) -> str:
     """sha256 of the entry's purpose policy (offered columns, purposes and their columns)."""
     policy = {
@@ -190,6 +203,7 @@ class JobDataset:
             rows=len(ids),
             **counts,
             subjects_sha256=hashlib.sha256(body).hexdigest(),
+            salt_sha256=hashlib.sha256(self.salt).hexdigest(),
         )
         if eligible is not None:
             _LOG.info(
@@ -211,6 +225,7 @@ __all__ = [
     "SUBJECTS_FILE",
     "USED",
     "JobDataset",
+    "consent_lapsed",
     "policy_digest",
     "purpose_entry",
     "subject_key",

@@ -150,6 +150,12 @@ def _scoring_problems(config: PartyConfig, spec: JobSpec) -> list[str]:
     if trained.task != "train":
         return [f"model_job '{model_job}' is a {trained.task} job, not a training job"]
     problems = []
+    if trained.purpose is not None and spec.purpose != trained.purpose:
+        problems.append(
+            f"model_job '{model_job}' was trained for purpose '{trained.purpose}', and its "
+            "model share may serve that purpose only; a scoring job must state the same "
+            "purpose (or train a new model for this one)"
+        )
     if spec.guest != trained.guest and spec.guest not in config.policy.predict_guests:
         problems.append(
             f"the job's guest '{spec.guest}' is not '{trained.guest}', the guest that trained "

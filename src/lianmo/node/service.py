@@ -28,14 +28,21 @@ from lianmo.compute.backend import ComputeBackend, make_backend
 from lianmo.config import DatasetEntry, JobSpec, PartyConfig, PartySpec
 from lianmo.crypto.drbg import Drbg
 from lianmo.data.consent import read_register
-from lianmo.errors import AuthenticationError, ConfigError, LianmoError, UnknownJobError
+from lianmo.errors import (
+    AuthenticationError,
+    ConfigError,
+    LianmoError,
+    PolicyError,
+    UnknownJobError,
+)
 from lianmo.fileio import write_atomic
 from lianmo.node.checkpoint import JobCheckpoints
-from lianmo.node.data_use import purpose_entry
+from lianmo.node.data_use import consent_lapsed, purpose_entry
 from lianmo.node.job_data import job_features
 from lianmo.node.job_secrets import job_seed, move_legacy_seed, refuse_reused_id
 from lianmo.node.node_job import (
     RESUMABLE,
+    STARTED_FILE,
     STATUS_FILE,
     NodeJob,
     certificate_fields,
@@ -234,6 +241,7 @@ class NodeService:
             if job.state in RESUMABLE or job.state == "prepared":
                 with job_lock(job.directory):  # pruning takes it too: one or the other
                     refuse_pruned(self.config.name, job_id, job.directory)
+                    self._refuse_stale_consent(job)
                     _log(
                         logging.INFO,
                         job_id,
@@ -260,6 +268,40 @@ class NodeService:
     def status(self, caller: str, job_id: str) -> JobStatusInfo:
         self._authorize(caller)
         return self._status(self._job(job_id))
+
+    def _refuse_stale_consent(self, job: NodeJob) -> None:
+        """Refuse to resume a job that has not aligned yet if consent was withdrawn (or
+        expired) since it started here: it would read consent as of then and align those
+        customers. After alignment the job goes on as a running one does."""
+        me = job.spec.party(self.config.name)
+        if me.dataset is None or not (job.directory / STARTED_FILE).exists():
+            return
+        if (job.directory / "checkpoints" / "align.json").exists():
+            return
+        entry = self.config.dataset(me.dataset)
+        since = started_at(job.directory)
+        try:
+            lapsed = consent_lapsed(
+                self.config.name, entry, job.spec.purpose or "", since, datetime.now(UTC)
+            )
+        except LianmoError as exc:
+            raise type(exc)(public_error(self.config, entry.name, exc)) from None
+        if lapsed:
+            _log(
+                logging.WARNING,
+                job.spec.job_id,
+                "job %s not resumed: %d consents for purpose %s ended since it started at "
+                "%s, before alignment",
+                job.spec.job_id,
+                lapsed,
+                job.spec.purpose,
+                since.isoformat(),
+            )
+            raise PolicyError(
+                f"party '{self.config.name}' refuses to resume job '{job.spec.job_id}': it "
+                "stopped before alignment, and its data set's consent register changed since "
+                "the job started here; submit it again as a new job"
+            )
 
     def cancel(self, caller: str, job_id: str) -> JobStatusInfo:
         """Stop a job: waiting receives fail at once and the job is marked cancelled."""

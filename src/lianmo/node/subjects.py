@@ -123,12 +123,64 @@ def answer(config: PartyConfig, customer: str, folder: Path) -> SubjectAnswer:
         return unknown(
             f"{path} is not the file the signed log committed to (record {seq}): it was altered"
         )
-    key = subject_key(subject_salt(Drbg(seed)), customer.encode("utf-8"))
-    status = _lookup(body, key)
+    salt = subject_salt(Drbg(seed))
+    if (
+        record.get("salt_sha256", hashlib.sha256(salt).hexdigest())
+        != hashlib.sha256(salt).hexdigest()
+    ):
+        return unknown(f"the job's seed does not give the salt record {seq} committed to")
+    status = _lookup(body, subject_key(salt, customer.strip().encode("utf-8")))
     return SubjectAnswer(
         log.job_id,
         status,
         purpose,
+        True,
+        f"data_use record {seq} of the verified, signed log {folder / LOG_NAME}",
+    )
+
+
+def job_salt(config: PartyConfig, folder: Path) -> bytes:
+    """The salt of job ``folder``'s subjects file, for the party to disclose to an auditor
+    (:func:`answer_with_salt`); needs the job's seed (AuditError without it)."""
+    log, _ = read_log(folder / LOG_NAME)
+    seed, _ = replay_seed(config, log.job_id, folder)
+    return subject_salt(Drbg(seed))
+
+
+def answer_with_salt(folder: Path, customer: str, salt: bytes) -> SubjectAnswer:
+    """A third party's check (an auditor, a regulator) of job ``folder``'s answer for
+    ``customer``, given the salt the party discloses for that job (not its seed).
+
+    The log must verify, the subjects file be the one its ``data_use`` record names, and
+    ``salt`` the one that record commits to; the salt lets its holder test any id
+    against that job's file, nothing more.
+
+    Raises
+    ------
+    AuditError
+        If any of these checks fails.
+    """
+    log, problems = read_log(folder / LOG_NAME)
+    if problems:
+        raise AuditError(f"the log does not verify: {problems[0]}")
+    uses = [(seq, r) for seq, r in enumerate(log.records) if r.get("kind") == "data_use"]
+    if not uses or "salt_sha256" not in uses[-1][1]:
+        raise AuditError("the log has no data_use record committing to a salt")
+    seq, record = uses[-1]
+    if hashlib.sha256(salt).hexdigest() != record["salt_sha256"]:
+        raise AuditError(f"the salt is not the one data_use record {seq} commits to")
+    try:
+        body = (folder / SUBJECTS_FILE).read_bytes()
+    except OSError as exc:
+        raise AuditError(f"cannot read {folder / SUBJECTS_FILE}: {exc}") from None
+    if hashlib.sha256(body).hexdigest() != record.get("subjects_sha256"):
+        raise AuditError(f"{SUBJECTS_FILE} is not the file data_use record {seq} commits to")
+    status = _lookup(body, subject_key(salt, customer.strip().encode("utf-8")))
+    purpose = log.start.get("purpose")
+    return SubjectAnswer(
+        log.job_id,
+        status,
+        purpose if isinstance(purpose, str) else None,
         True,
         f"data_use record {seq} of the verified, signed log {folder / LOG_NAME}",
     )
@@ -144,4 +196,13 @@ def _lookup(body: bytes, key: str) -> str:
     return ABSENT
 
 
-__all__ = ["ABSENT", "MEANING", "UNKNOWN", "SubjectAnswer", "answer", "job_folders"]
+__all__ = [
+    "ABSENT",
+    "MEANING",
+    "UNKNOWN",
+    "SubjectAnswer",
+    "answer",
+    "answer_with_salt",
+    "job_salt",
+    "job_folders",
+]
