@@ -238,6 +238,19 @@ def test_consent_purpose_and_data_subject_answers(tmp_path: Path, shared_data: P
     by_job = {j["job_id"]: j for j in json.loads(out.output)["jobs"]}
     assert by_job["consent-train"]["status"] == "no_consent" and by_job["consent-train"]["proven"]
     assert by_job["consent-score"]["purpose"] == PURPOSE
+    disclosed = CliRunner().invoke(
+        audit, ["subject", "--config", str(toml), "--id", ids[1], "--disclose-salt", "--json"]
+    )
+    salts = {j["job_id"]: j["salt"] for j in json.loads(disclosed.output)["jobs"]}
+    checked = CliRunner().invoke(
+        audit,
+        ["subject-check", "--id", ids[1], "--salt", salts["consent-train"], str(guest_out)],
+    )
+    assert checked.exit_code == 0 and "consent-train: no_consent" in checked.output
+    forged = CliRunner().invoke(
+        audit, ["subject-check", "--id", ids[1], "--salt", "00" * 32, str(guest_out)]
+    )
+    assert forged.exit_code != 0 and isinstance(forged.exception, AuditError)
     verified = CliRunner().invoke(audit, ["verify", str(tmp_path / HOST / "jobs")])
     assert (
         f"purpose '{PURPOSE}'" in verified.output and "2 without valid consent" in verified.output

@@ -209,8 +209,16 @@ def replay_cmd(config_path: Path, job: str) -> None:
     "--id", "customer", required=True, help="The customer's id, as the party's table writes it."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--disclose-salt",
+    is_flag=True,
+    help="Also print each job's subjects salt, for an auditor to check the answers with "
+    "'lianmo audit subject-check' (it lets its holder test any id against that job).",
+)
 @click.argument("jobs", nargs=-1)
-def subject_cmd(config_path: Path, customer: str, as_json: bool, jobs: tuple[str, ...]) -> None:
+def subject_cmd(
+    config_path: Path, customer: str, as_json: bool, disclose_salt: bool, jobs: tuple[str, ...]
+) -> None:
     """Answer "was this customer's data used?" for JOBS (default: every job of the party).
 
     For each job: used (its rows were in the intersection), not_matched (only its
@@ -220,13 +228,19 @@ def subject_cmd(config_path: Path, customer: str, as_json: bool, jobs: tuple[str
     to the job's subjects file. Needs the party's job seeds (secrets_dir), as replay does.
     """
     from lianmo.config import PartyConfig
-    from lianmo.node.subjects import answer, job_folders
+    from lianmo.node.subjects import answer, job_folders, job_salt
 
     config = PartyConfig.load(config_path)
-    answers = [answer(config, customer, folder) for folder in job_folders(config, jobs)]
+    folders = job_folders(config, jobs)
+    answers = [answer(config, customer, folder) for folder in folders]
+    salts = {}
+    if disclose_salt:
+        for a, folder in zip(answers, folders, strict=True):
+            if a.proven:
+                salts[a.job_id] = job_salt(config, folder).hex()
     if as_json:
-        body = {"party": config.name, "jobs": [a.to_json() for a in answers]}
-        click.echo(json.dumps(body, indent=2))
+        found = [{**a.to_json(), **_salt(salts, a.job_id)} for a in answers]
+        click.echo(json.dumps({"party": config.name, "jobs": found}, indent=2))
         return
     click.echo(f"party '{config.name}': {len(answers)} job(s)")
     for a in answers:
@@ -235,6 +249,40 @@ def subject_cmd(config_path: Path, customer: str, as_json: bool, jobs: tuple[str
         click.echo(
             f"  {a.job_id:<24} {a.status:<12} {purpose}: {a.meaning} ({proof}: {a.evidence})"
         )
+        if a.job_id in salts:
+            click.echo(f"  {'':<24} salt {salts[a.job_id]}")
+
+
+def _salt(salts: dict[str, str], job_id: str) -> dict[str, str]:
+    return {"salt": salts[job_id]} if job_id in salts else {}
+
+
+@audit.command("subject-check")
+@click.option("--id", "customer", required=True, help="The customer's id.")
+@click.option("--salt", required=True, help="The job's subjects salt, as the party disclosed it.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.argument("job", type=click.Path(path_type=Path))
+def subject_check_cmd(customer: str, salt: str, as_json: bool, job: Path) -> None:
+    """Check, as an auditor, a party's answer for a customer in JOB (a job folder).
+
+    Needs no key and no seed: only the party's job folder (its log and subjects.tsv)
+    and the salt it disclosed. The log must verify, its data_use record commit to that
+    salt and to the subjects file; then the customer's status is read from the file.
+    Exits 9 if any of these fails.
+    """
+    from lianmo.node.subjects import answer_with_salt
+
+    try:
+        raw = bytes.fromhex(salt)
+    except ValueError:
+        raise click.BadParameter(
+            "is not hex: give the salt as the party printed it", param_hint="--salt"
+        ) from None
+    found = answer_with_salt(job, customer, raw)
+    if as_json:
+        click.echo(json.dumps(found.to_json(), indent=2))
+        return
+    click.echo(f"{found.job_id}: {found.status}: {found.meaning} (proven: {found.evidence})")
 
 
 @audit.command("report")
