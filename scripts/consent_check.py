@@ -21,7 +21,8 @@ purpose and grants that start in the future. Then, through the CLI's own code:
    consented customers without them;
 4. ``lianmo audit verify`` of both jobs, ``lianmo audit replay`` of the broker's
    training job, and ``lianmo audit subject`` (each party's data-subject answer) for a
-   used, a never-consented, a withdrawn and an unknown customer.
+   used, a never-consented, a withdrawn and an unknown customer; a regulator's
+   ``lianmo audit subject-check`` of one answer with the salt the broker disclosed.
 
 ``--check`` exits 1 if any of these fails. About 2 minutes on 2 cores.
 """
@@ -255,6 +256,17 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one acceptanc
     for party, customer, want in cases:
         got = answer(party, customer)
         expect(got == want, f"{party} answers for customer {customer}: {got}")
+    # a regulator checks the broker's answer from the job folder and the disclosed salt
+    customer = sorted(expected - set(withdrawn))[0]
+    disclosed = _lianmo("audit", "subject", "--config", configs["broker"], "--id", customer,
+                        "--disclose-salt", "--json", "consent-train")  # fmt: skip
+    salt = json.loads(disclosed.stdout)["jobs"][0].get("salt", "") if disclosed.stdout else ""
+    checked = _lianmo("audit", "subject-check", "--id", customer, "--salt", salt,
+                      out / "parties" / "broker" / "jobs" / "consent-train")  # fmt: skip
+    expect(
+        checked.returncode == 0 and ": used:" in checked.stdout,
+        f"a regulator's subject-check with the disclosed salt: {checked.stdout.strip()[:100]}",
+    )
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     results["failures"] = failures
     print(json.dumps(results, indent=2))
