@@ -385,6 +385,18 @@ def test_masks_leave_every_honest_slot_as_it_was(
         assert len(np.unique(got[:, 2])) > 1
 
 
+def test_masks_fit_the_plaintext_when_the_layout_fills_every_bit_of_it() -> None:
+    """Slots (51, 40) + a 2-bit mask, 11 per plaintext: 1023 bits, all of max_int's room.
+    A modulus whose max_int is just above 2^1022 leaves no margin: a mask whose highest
+    slot took its most negative value would exceed max_int (found by hypothesis in CI)."""
+    n = 3 * ((1 << 1022) + 5) + 2  # max_int = n // 3 - 1 = 2^1022 + 4: 1023 bits
+    layout = Packing.for_sums((43, 32), 75).masked(n)
+    assert layout.per_plaintext(n) * layout.total_bits == max_int(n).bit_length()
+    for seed in range(200):  # each draw of the top 2-bit slot hits -2 a quarter of the time
+        (mask,) = layout.draw_masks(1, n, Drbg(bytes([seed]) * 32, "masks"))
+        assert abs(mask) <= max_int(n)
+
+
 def test_masked_layout_refuses_a_value_too_wide_for_the_key() -> None:
     with pytest.raises(CryptoError, match="and its mask do not fit"):
         Packing((64,) * 16).masked((1 << 1023) + 1)

@@ -201,9 +201,15 @@ class Packing:
         offsets = self._offsets()
         top = len(self.slot_bits) - 1
 
-        def uniform(k: int, shift: int) -> int:
+        def uniform(k: int, shift: int, highest: bool) -> int:
             width = self.slot_bits[k]
-            return (rng.randbits(width) - (1 << (width - 1))) << shift
+            value = rng.randbits(width) - (1 << (width - 1))
+            # the plaintext's highest slot never takes its most negative value: then the
+            # mask's magnitude stays below 2^(bits used - 1) <= max_int(n) even when the
+            # layout fills every bit of the room (a full-range draw could exceed max_int)
+            while highest and value == -(1 << (width - 1)):
+                value = rng.randbits(width) - (1 << (width - 1))
+            return value << shift
 
         out = []
         for first in range(0, count, per):
@@ -211,7 +217,9 @@ class Packing:
             for place in range(per):
                 base = place * self.total_bits
                 slots = [top] if first + place < count else range(len(offsets))
-                total += sum(uniform(k, base + offsets[k]) for k in slots)
+                total += sum(
+                    uniform(k, base + offsets[k], place == per - 1 and k == top) for k in slots
+                )
             out.append(total)
         return out
 
