@@ -13,7 +13,7 @@ from lianmo.config import JobSpec
 from lianmo.node import boost_job
 from lianmo.node.service import NodeService
 
-from .inprocess_nodes import ARBITER, GUEST, HOST, make_nodes, run_in_process
+from .inprocess_nodes import ARBITER, GUEST, HOST, fixed_seeds, make_nodes, run_in_process
 
 
 def _boost_spec(job_id: str, *, arbiter: bool, **model: object) -> JobSpec:
@@ -42,7 +42,9 @@ def _scores(path: Path) -> dict[str, float]:
 def test_secureboost_job_trains_keeps_private_shares_and_predicts(
     tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    nodes: dict[str, NodeService] = make_nodes(tmp_path, shared_data)
+    # fixed seeds: the stratified split is drawn from the guest's job DRBG, and with fresh
+    # seeds each run validates on other rows (AUC between about 0.949 and 0.99)
+    nodes: dict[str, NodeService] = make_nodes(tmp_path, shared_data, seed_for=fixed_seeds)
     report = run_in_process(nodes, _boost_spec("sb-1", arbiter=True))
     guest = report.guest_result
     assert guest["validation"]["auc"] > 0.95
