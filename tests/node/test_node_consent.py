@@ -307,6 +307,20 @@ def test_binning_and_the_scorecard_never_see_a_column_outside_the_purpose(
     assert not any(f'"{c}"' in share for c in ("forbidden", "x12", "x19"))
 
 
+def test_too_few_consents_for_the_purpose_stop_the_party_with_its_own_error(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """A register with no grant for the job's purpose: the party itself says so (found in a
+    user run: the peer's 'brings 0 ids' told the operator nothing about consent)."""
+    configs, _ = _setup(tmp_path, shared_data)
+    nodes = make_nodes(tmp_path, shared_data, configs=configs)
+    with pytest.raises(JobFailedError) as info:
+        run_in_process(nodes, _spec("consent-none", purpose="research"))
+    text = str(info.value)
+    assert "fewer ids with consent valid for purpose 'research'" in text
+    assert "minimum intersection of 100" in text and "consent register" in text
+
+
 def test_a_column_outside_the_purpose_is_refused_at_prepare(
     tmp_path: Path, shared_data: Path
 ) -> None:

@@ -287,6 +287,17 @@ def align_rows(
     else:
         ids = scan.ids if eligible is None else scan.ids[eligible]
         minimum = spec.alignment.min_intersection
+        if eligible is not None and len(eligible) < minimum:
+            raise DataError(
+                f"party '{ctx.party}': only {len(eligible)} of the {len(scan)} ids of data set "
+                f"'{data.name}' have consent valid for purpose '{data.purpose}' now, fewer "
+                f"than the job's minimum intersection of {minimum}; check the consent "
+                "register's purpose names and dates",
+                party=ctx.party,
+                problem=f"fewer ids with consent valid for purpose '{data.purpose}' than the "
+                f"job's minimum intersection of {minimum}; the party's operator must check "
+                "its consent register (purpose names, dates)",
+            )
         if role == "guest":
             rows = psi.align_guest(ctx, ids, min_intersection=minimum)
         else:
