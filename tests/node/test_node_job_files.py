@@ -23,7 +23,9 @@ def test_scores_are_the_same_whatever_the_block_and_the_id_type(
     as_bytes = np.array([i.encode("utf-8") for i in IDS], dtype=np.bytes_)
     job_data.write_scores(tmp_path / "a.csv", IDS, SCORES)
     job_data.write_scores(tmp_path / "b.csv", as_bytes, SCORES)
-    expected = "id,score\n" + "".join(f"{i},{s:.8f}\n" for i, s in zip(IDS, SCORES, strict=True))
+    expected = "id,score\n" + "".join(
+        f"{i},{float(s)!r}\n" for i, s in zip(IDS, SCORES, strict=True)
+    )
     assert (tmp_path / "a.csv").read_text(encoding="utf-8") == expected
     assert (tmp_path / "b.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
     job_data.write_ids(tmp_path / "ids.csv", as_bytes)

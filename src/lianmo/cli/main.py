@@ -134,15 +134,27 @@ def party() -> None:
     type=click.Path(path_type=Path),
     help="Write the bound port here once listening (useful with port 0).",
 )
+@click.option(
+    "--serving-port-file",
+    type=click.Path(path_type=Path),
+    help="Write the online scoring port here once listening ([serving] listen).",
+)
 @click.pass_context
-def party_serve(ctx: click.Context, config_path: Path, port_file: Path | None) -> None:
+def party_serve(
+    ctx: click.Context, config_path: Path, port_file: Path | None, serving_port_file: Path | None
+) -> None:
     """Serve this party's node until SIGINT/SIGTERM.
 
     The node logs every job's life at INFO: set $LIANMO_LOG_LEVEL to change the level and
     $LIANMO_LOG_FORMAT=json for one JSON object per line (docs/operations.md).
     """
     from lianmo.cli.logs import configure_logging
-    from lianmo.cli.wiring import load_identity, start_health_port, start_party_node
+    from lianmo.cli.wiring import (
+        load_identity,
+        start_health_port,
+        start_party_node,
+        start_scoring,
+    )
     from lianmo.transport.grpc_server import HealthServicer
 
     logs = configure_logging(
@@ -154,10 +166,16 @@ def party_serve(ctx: click.Context, config_path: Path, port_file: Path | None) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     health = HealthServicer()
-    node, server, port = start_party_node(config, load_identity(config), health=health)
+    identity = load_identity(config)
+    node, server, port = start_party_node(config, identity, health=health)
     host = config.listen.rsplit(":", 1)[0]
     health_port = start_health_port(config, health)
     health_note = "" if health_port is None else f"; health checks on port {health_port[1]}"
+    scoring = start_scoring(config, identity)
+    if scoring is not None:
+        health_note += f"; online scoring on port {scoring[2]}"
+        if serving_port_file is not None:
+            write_atomic(serving_port_file, str(scoring[2]).encode())
     say(
         f"party '{config.name}' listening on {host}:{port} (mutual TLS); "
         f"state in {config.state_dir}{health_note}"
@@ -166,6 +184,9 @@ def party_serve(ctx: click.Context, config_path: Path, port_file: Path | None) -
         write_atomic(port_file, str(port).encode())
     stop.wait()
     health.enter_graceful_shutdown()  # probes see NOT_SERVING while the node drains
+    if scoring is not None:
+        scoring[1].stop(grace=1.0).wait()
+        scoring[0].close()
     server.stop(grace=2.0).wait()
     if health_port is not None:
         health_port[0].stop(0).wait()
@@ -207,12 +228,15 @@ def _register_commands() -> None:
     from lianmo.cli.data import data
     from lianmo.cli.demo import demo
     from lianmo.cli.job import job, predict_cmd
+    from lianmo.cli.model import model, score_cmd
     from lianmo.cli.report import report_cmd
     from lianmo.cli.state import state
     from lianmo.cli.suitability import suitability
 
     cli.add_command(job)
     cli.add_command(predict_cmd)
+    cli.add_command(model)
+    cli.add_command(score_cmd)
     cli.add_command(audit)
     cli.add_command(data)
     cli.add_command(demo)

@@ -9,12 +9,14 @@ from lianmo.audit.signing import signing_key_file, write_signing_key
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.errors import ConfigError
 from lianmo.node.service import NodeService
+from lianmo.node.serving.service import ServingService
 from lianmo.transport.admission import CallLimits
 from lianmo.transport.certs import write_identity_dir
 from lianmo.transport.envelope import MessageObserver
 from lianmo.transport.grpc_channel import GrpcChannel
 from lianmo.transport.grpc_server import GrpcServer, HealthServicer, serve, serve_health
 from lianmo.transport.inbox import Inbox
+from lianmo.transport.scoring import PartAnswer, PartQuery, ScoringClient, serve_scoring
 from lianmo.transport.tls import TlsIdentity
 
 
@@ -103,3 +105,34 @@ def start_health_port(config: PartyConfig, health: HealthServicer) -> tuple[Grpc
     if config.health_listen is None:
         return None
     return serve_health(config.health_listen, health)
+
+
+def start_scoring(
+    config: PartyConfig, identity: TlsIdentity, *, metrics: t.Any = None
+) -> tuple[ServingService, GrpcServer, int] | None:
+    """Serve online scoring on ``[serving] listen`` (None if the config sets no port).
+
+    The guest reaches each host's scoring port at ``[serving] peers``, over the same
+    mutual TLS, the host's certificate checked for its party name.
+    """
+    if config.serving.listen is None:
+        return None
+    clients = {
+        name: ScoringClient(address, identity, name)
+        for name, address in config.serving.peers.items()
+    }
+
+    def parts(host: str, query: PartQuery, timeout: float) -> PartAnswer:
+        client = clients.get(host)
+        if client is None:
+            raise ConfigError(
+                f"party '{config.name}' has no serving address for host '{host}'; add it "
+                f"under [serving.peers] in its party config"
+            )
+        return client.part(query, timeout)
+
+    service = ServingService(config, parts=parts, metrics=metrics)
+    server, port = serve_scoring(
+        config.serving.listen, identity, service, max_inflight=config.serving.max_inflight
+    )
+    return service, server, port

@@ -27,6 +27,7 @@ from lianmo.config._rules import (
     shown,
 )
 from lianmo.config.policy import NodePolicy
+from lianmo.config.serving import ServingConfig
 from lianmo.errors import ConfigError
 
 AUDIT_LEVELS = ("full", "chain")
@@ -214,6 +215,9 @@ class PartyConfig:
         metadata=checked(OrNone(Interval(float, 0)), key="retention.prune_after_days"),
     )
     policy: NodePolicy = field(default_factory=NodePolicy, metadata=checked(Section(NodePolicy)))
+    serving: ServingConfig = field(
+        default_factory=ServingConfig, metadata=checked(Section(ServingConfig))
+    )
 
     @property
     def secrets_path(self) -> Path:

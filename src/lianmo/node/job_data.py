@@ -391,8 +391,9 @@ def write_id_csv(
 
 
 def decimals(block: np.ndarray) -> list[str]:
-    """One score per row with 8 decimals (the text of every scores file)."""
-    return [f"{s:.8f}" for s in block]
+    """One score per row at full precision: the shortest text that reads back as the same
+    float64 (the text of every scores file, so online scores can be checked against it)."""
+    return [repr(float(s)) for s in block]
 
 
 def _id_text(ids: IdList) -> list[str]:
@@ -407,12 +408,12 @@ def write_ids(path: Path, ids: IdList) -> None:
 
 
 def write_scores(path: Path, ids: IdList, scores: np.ndarray) -> None:
-    """``id,score`` per row, scores with 8 decimals."""
+    """``id,score`` per row, scores at full precision (:func:`decimals`)."""
     write_id_csv(path, ["id", "score"], ids, scores, decimals)
 
 
 def write_class_probabilities(path: Path, ids: IdList, probabilities: np.ndarray) -> None:
-    """``id,p_0..p_K-1,class`` per row: each class's probability with 8 decimals, then
+    """``id,p_0..p_K-1,class`` per row: each class's probability at full precision, then
     the most likely class."""
 
     def cells(block: np.ndarray) -> list[str]:

@@ -1,0 +1,1 @@
+"""Online scoring at a party node: model versions, feature stores, the scoring service."""

@@ -1,0 +1,442 @@
+"""The scoring service of a party node: a guest's scores per request, a host's part.
+
+Implements :class:`lianmo.transport.scoring.ScoringHandler`; the protocol and what each
+side learns are in :mod:`lianmo.protocols.online_score` and docs/serving.md.
+
+Every request is served from the version promoted under its model name at this party
+(:mod:`lianmo.node.serving.versions`), loaded once and checked against the share digest
+the promotion logged. The guest refuses a request naming another version; it asks each
+host for the same version (job id and spec digest), and a host that has promoted another
+one refuses, so a score never mixes parts of different models. An id is scored only if
+every party has a usable row for it (in its feature store, and with consent for the
+model's purpose when the data set has a register); otherwise its answer says why, with no
+score. A host that does not answer within the deadline fails the request with its error,
+or, with ``[serving] fallback = "guest_only"`` and an LR model, the guest scores from its
+own part, the host's taken at its training mean (0), and marks the score a fallback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import typing as t
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from dataclasses import dataclass
+
+import numpy as np
+
+from lianmo.config import PartyConfig
+from lianmo.errors import (
+    AuthenticationError,
+    ConfigError,
+    DataError,
+    LianmoError,
+    ProtocolError,
+    TransportError,
+)
+from lianmo.node.boost_share import BoostShare
+from lianmo.node.data_use import purpose_entry
+from lianmo.node.model_share import LrShare
+from lianmo.node.serving.consent_gate import ConsentGate
+from lianmo.node.serving.features import FeatureSource, ModelColumns, SqliteStore
+from lianmo.node.serving.versions import DEFAULT_NAME, Promotion, Version, VersionLog, read_version
+from lianmo.node.share import SHARE_FILE
+from lianmo.protocols.online_score import Forest, SplitTable, lr_scores
+from lianmo.transport.scoring import (
+    Cell,
+    IdScore,
+    PartAnswer,
+    PartQuery,
+    ScoreAnswer,
+    ScoreQuery,
+)
+
+_LOG = logging.getLogger("lianmo.node")
+#: asks one host for its part: (host, query, timeout in seconds) -> its answer
+PartCaller = Callable[[str, PartQuery, float], PartAnswer]
+#: a host's errors re-raised as they are, with the guest's words added (others: transport)
+_SAME_TEXT_ERRORS = (AuthenticationError, ConfigError, DataError, ProtocolError, TransportError)
+#: the time kept back from a deadline to combine and answer after the hosts
+MARGIN_S = 0.005
+
+
+@dataclass(frozen=True)
+class Served:
+    """A promoted version loaded for serving at this party."""
+
+    name: str
+    promotion: Promotion
+    version: Version
+    share: LrShare | BoostShare
+    columns: ModelColumns
+    store: FeatureSource
+    consent: ConsentGate
+    task: str  # binary | multiclass | regression
+    forest: Forest | None = None  # the guest's SecureBoost trees
+    splits: SplitTable | None = None  # a SecureBoost share's own split rules
+
+    @property
+    def is_lr(self) -> bool:
+        return isinstance(self.share, LrShare)
+
+
+class ServingService:
+    """Answers ``Score`` (as a guest) and ``Part`` (as a host) for this party."""
+
+    def __init__(
+        self,
+        config: PartyConfig,
+        *,
+        versions: VersionLog | None = None,
+        parts: PartCaller | None = None,
+        metrics: t.Any = None,
+        stores: dict[str, FeatureSource] | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = config.serving
+        self.versions = versions or VersionLog(config)
+        self._parts = parts
+        self._metrics = metrics
+        self._stores: dict[str, FeatureSource] = dict(stores or {})
+        self._served: dict[tuple[str, str], Served] = {}
+        self._lock = threading.Lock()
+        self._stores_lock = threading.Lock()
+        self._pool = futures.ThreadPoolExecutor(
+            max_workers=max(2, min(32, self.settings.max_inflight)), thread_name_prefix="parts"
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- loading -----------------------------------------------------------------------
+
+    def served(self, name: str) -> Served:
+        """The version promoted under ``name``, loaded (ConfigError if there is none)."""
+        promotion = self.versions.current(name)
+        if promotion is None:
+            raise ConfigError(
+                f"party '{self.config.name}' has no version promoted as model '{name}'; its "
+                f"operator runs `lianmo model promote --config PARTY.toml {name} JOB`"
+            )
+        key = (name, promotion.job_id)
+        found = self._served.get(key)
+        if found is not None and found.promotion == promotion:
+            return found
+        with self._lock:
+            found = self._served.get(key)
+            if found is None or found.promotion != promotion:
+                found = self.load(name, promotion)
+                self._served[key] = found
+            return found
+
+    def load(self, name: str, promotion: Promotion) -> Served:
+        """Load ``promotion``'s share, feature store and consent register for serving."""
+        party = self.config.name
+        folder = self.config.state_dir / "jobs" / promotion.job_id
+        version = read_version(self.config, folder)
+        if version is None or version.model_sha256 != promotion.model_sha256:
+            raise ConfigError(
+                f"party '{party}': the share of version '{promotion.job_id}' (model '{name}') "
+                f"is missing or changed since it was promoted ({folder / SHARE_FILE}); restore "
+                "it, or promote another version"
+            )
+        share: LrShare | BoostShare
+        if version.model_type == "secureboost":
+            share = BoostShare.load(folder / SHARE_FILE, party=party, role=version.role)
+        elif version.model_type == "hetero_lr":
+            share = LrShare.load(folder / SHARE_FILE, party=party, role=version.role)
+        else:
+            raise ConfigError(
+                f"party '{party}': version '{promotion.job_id}' is a {version.model_type} model; "
+                "online scoring serves hetero_lr and secureboost models"
+            )
+        entry = purpose_entry(party, self.config.dataset(share.dataset), version.purpose)
+        if entry.columns is not None and not set(share.feature_names) <= set(entry.columns):
+            raise ConfigError(
+                f"party '{party}': data set '{entry.name}' no longer offers every column "
+                f"version '{promotion.job_id}' reads for purpose '{version.purpose}'"
+            )
+        store = self._store(entry.name)
+        categories = dict(share.categories)
+        numeric_now = [c for c in categories if c not in entry.categorical]
+        if numeric_now:
+            raise ConfigError(
+                f"party '{party}': column '{numeric_now[0]}' is categorical in version "
+                f"'{promotion.job_id}' but not in data set '{entry.name}''s categorical list"
+            )
+        consent = ConsentGate(
+            party,
+            entry,
+            version.purpose,
+            refresh_s=self.settings.refresh_s,
+            consent_refresh_s=self.settings.consent_refresh_s,
+        )
+        columns = ModelColumns(party, share.feature_names, categories)
+        served = Served(name, promotion, version, share, columns, store, consent, "binary")
+        if isinstance(share, LrShare):
+            task = "binary" if share.outputs == 1 else "multiclass"
+            return dataclasses.replace(served, task=task)
+        if version.role == "guest":
+            model = share.guest_model()
+            forest = Forest.of(model.trees, share.depth, party, model.rules, version.hosts)
+            return dataclasses.replace(served, task=model.objective.name, forest=forest)
+        return dataclasses.replace(served, splits=SplitTable.of(share.rules))
+
+    def _store(self, dataset: str) -> FeatureSource:
+        with self._stores_lock:
+            store = self._stores.get(dataset)
+            if store is None:
+                store = SqliteStore(
+                    self.config.name,
+                    self.config.dataset(dataset),
+                    self.config.state_dir / "features",
+                    refresh_s=self.settings.refresh_s,
+                )
+                self._stores[dataset] = store
+            return store
+
+    # -- the guest ---------------------------------------------------------------------
+
+    def score(self, caller: str, query: ScoreQuery, time_left: float | None) -> ScoreAnswer:
+        started = time.monotonic()
+        name = query.model or DEFAULT_NAME
+        outcome = "error"
+        try:
+            answer = self._score(caller, name, query, time_left)
+            outcome = "fallback" if answer.fallback_hosts else "ok"
+            return answer
+        except AuthenticationError:
+            outcome = "refused"
+            raise
+        finally:
+            if self._metrics is not None:
+                shape = "single" if len(query.ids) == 1 else "batch"
+                self._metrics.serving_requests.labels(model=name, outcome=outcome).inc()
+                self._metrics.serving_seconds.labels(model=name, shape=shape).observe(
+                    time.monotonic() - started
+                )
+                self._metrics.serving_ids.labels(model=name).inc(len(query.ids))
+
+    def _score(
+        self, caller: str, name: str, query: ScoreQuery, time_left: float | None
+    ) -> ScoreAnswer:
+        party = self.config.name
+        if caller not in self.settings.clients:
+            raise AuthenticationError(
+                f"party '{party}' serves scores only to {list(self.settings.clients)} "
+                f"([serving] clients); '{caller}' is not one of them"
+            )
+        served = self.served(name)
+        version = served.promotion.job_id
+        if served.version.role != "guest":
+            raise ConfigError(
+                f"party '{party}' holds a {served.version.role}'s share of model '{name}'; ask "
+                f"its guest '{served.version.guest}' for scores"
+            )
+        if query.version and query.version != version:
+            raise ConfigError(
+                f"party '{party}' serves version '{version}' of model '{name}', not "
+                f"'{query.version}'; name no version to use the promoted one"
+            )
+        ids = query.ids
+        if len(ids) > self.settings.max_ids:
+            raise ProtocolError(
+                f"the request names {len(ids)} ids; party '{party}' scores at most "
+                f"{self.settings.max_ids} per request ([serving] max_ids)"
+            )
+        errors = [""] * len(ids)
+        ok = served.consent.allowed(ids)
+        for k in np.flatnonzero(~ok):
+            errors[k] = f"no consent for purpose '{served.version.purpose}' at party '{party}'"
+        X, have = self._guest_rows(served, ids, query.features, ok)
+        for k in np.flatnonzero(ok & ~have):
+            errors[k] = f"party '{party}' has no features for this id"
+        live = np.flatnonzero(ok & have)
+        budget = self.settings.deadline_ms / 1000
+        if time_left is not None:
+            budget = min(budget, time_left - MARGIN_S)
+        parts, failed = self._ask_hosts(served, [ids[k] for k in live], budget)
+        fallback = tuple(failed)
+        if failed and not (served.is_lr and self.settings.fallback == "guest_only"):
+            host, error = next(iter(failed.items()))
+            text = f"party '{party}' got no part of model '{name}' from host '{host}': {error}"
+            kind = type(error) if type(error) in _SAME_TEXT_ERRORS else TransportError
+            raise kind(text) from error
+        usable = np.ones(len(live), dtype=bool)
+        for host, part in parts.items():
+            for j in np.flatnonzero(~part.found):
+                errors[live[j]] = f"party '{host}' has no usable row for this id"
+            usable &= part.found
+        rows = live[usable]
+        values = self._combine(served, X[rows], parts, usable) if len(rows) else np.zeros(0)
+        scores = []
+        at = {int(k): j for j, k in enumerate(rows.tolist())}
+        for i, id_ in enumerate(ids):
+            if i in at:
+                v = values[at[i]]
+                scores.append(
+                    IdScore(id_, tuple(float(x) for x in np.atleast_1d(v)), "", bool(fallback))
+                )
+            else:
+                scores.append(IdScore(id_, (), errors[i]))
+        return ScoreAnswer(name, version, served.task, tuple(scores), fallback)
+
+    def _guest_rows(
+        self,
+        served: Served,
+        ids: Sequence[str],
+        given: Sequence[dict[str, Cell]],
+        wanted: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The guest's inputs per id (rows of ids without a row are NaN) and which it has."""
+        names = served.columns.feature_names
+        need = [ids[k] for k in np.flatnonzero(wanted).tolist()]
+        stored = served.store.lookup(need) if need else {}
+        columns = list(served.store.columns)
+        where = {c: j for j, c in enumerate(columns)}
+        blank: list[Cell] = [None] * len(columns)
+        cells: list[Sequence[Cell]] = []
+        have = np.zeros(len(ids), dtype=bool)
+        for k, id_ in enumerate(ids):
+            row: Sequence[Cell] | None = stored.get(id_) if wanted[k] else None
+            own = given[k] if given and wanted[k] else {}
+            if own:
+                unknown = [c for c in own if c not in where]
+                if unknown:
+                    raise ProtocolError(
+                        f"the request gives column {unknown[0]!r} for id number {k + 1}, which "
+                        f"party '{self.config.name}' does not hold"
+                    )
+                if row is not None or all(n in own for n in names):
+                    merged = list(row) if row is not None else list(blank)
+                    for c, v in own.items():
+                        merged[where[c]] = v
+                    row = merged
+            if row is None:
+                cells.append(blank)
+                continue
+            have[k] = True
+            cells.append(row)
+        X = served.columns.inputs(columns, cells)
+        return X, have
+
+    def _ask_hosts(
+        self, served: Served, ids: list[str], budget: float
+    ) -> tuple[dict[str, PartAnswer], dict[str, Exception]]:
+        hosts = served.version.hosts
+        if not ids or not hosts:
+            return {}, {}
+        if self._parts is None:
+            raise ConfigError(
+                f"party '{self.config.name}' has no way to reach its hosts: set [serving] peers"
+            )
+        if budget <= 0:
+            raise ProtocolError("the request's deadline passed before the hosts were asked")
+        query = PartQuery(
+            served.name, served.promotion.job_id, served.promotion.spec_sha256, tuple(ids)
+        )
+        calls = {h: self._pool.submit(self._parts, h, query, budget) for h in hosts}
+        parts: dict[str, PartAnswer] = {}
+        failed: dict[str, Exception] = {}
+        for host, call in calls.items():
+            try:
+                part = call.result()
+            except LianmoError as exc:
+                failed[host] = exc
+                if self._metrics is not None:
+                    reason = type(exc).__name__
+                    self._metrics.serving_peer_errors.labels(peer=host, reason=reason).inc()
+                continue
+            if part.version != query.version:
+                raise ProtocolError(
+                    f"host '{host}' answered for version '{part.version}', not "
+                    f"'{query.version}'; no score mixes versions"
+                )
+            parts[host] = part
+        return parts, failed
+
+    def _combine(
+        self, served: Served, X: np.ndarray, parts: dict[str, PartAnswer], usable: np.ndarray
+    ) -> np.ndarray:
+        hosts = served.version.hosts
+        if isinstance(served.share, LrShare):
+            u = served.share.partial_scores(X)
+            host_parts = []
+            for h in hosts:
+                part = parts.get(h)
+                if part is None:  # guest_only fallback: the host's part at its training mean
+                    host_parts.append(np.zeros_like(u))
+                    continue
+                assert part.partial is not None
+                host_parts.append(part.partial[usable].reshape(u.shape))
+            return lr_scores(u, host_parts)
+        forest, model = served.forest, served.share.guest_model()
+        assert forest is not None
+        blocks = [forest.own.sides(X)]
+        for h in hosts:
+            part = parts[h]
+            if part.split_ids is None or part.left is None:
+                raise ProtocolError(f"host '{h}' answered without split sides")
+            blocks.append(forest.host_columns(h, part.split_ids, part.left[usable]))
+        sides = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(X), 0), bool)
+        leaves = forest.leaves(sides)
+        return model.objective.predict_proba(model.raw_scores(leaves))
+
+    # -- the host ----------------------------------------------------------------------
+
+    def part(self, caller: str, query: PartQuery, time_left: float | None) -> PartAnswer:
+        party = self.config.name
+        name = query.model or DEFAULT_NAME
+        served = self.served(name)
+        promotion = served.promotion
+        outcome = "error"
+        try:
+            if served.version.role == "guest":
+                raise ConfigError(f"party '{party}' is the guest of model '{name}', not a host")
+            if caller != served.version.guest:
+                outcome = "refused"
+                raise AuthenticationError(
+                    f"party '{party}' answers for model '{name}' only to its guest "
+                    f"'{served.version.guest}', not to '{caller}'"
+                )
+            if (query.version, query.spec_sha256) != (promotion.job_id, promotion.spec_sha256):
+                outcome = "refused"
+                raise ConfigError(
+                    f"party '{party}' serves version '{promotion.job_id}' of model '{name}', not "
+                    f"'{query.version}'; promote the same version at every party of the model"
+                )
+            if len(query.ids) > self.settings.max_ids:
+                raise ProtocolError(
+                    f"party '{party}' answers at most {self.settings.max_ids} ids per request "
+                    "([serving] max_ids)"
+                )
+            answer = self._part(served, query.ids)
+            outcome = "ok"
+            return answer
+        finally:
+            if self._metrics is not None:
+                self._metrics.serving_partials.labels(
+                    model=name, caller=caller, outcome=outcome
+                ).inc()
+
+    def _part(self, served: Served, ids: Sequence[str]) -> PartAnswer:
+        n = len(ids)
+        ok = served.consent.allowed(ids)
+        stored = served.store.lookup([i for i, a in zip(ids, ok, strict=True) if a])
+        found = np.array([bool(a) and i in stored for i, a in zip(ids, ok, strict=True)])
+        rows = [stored[i] for i, f in zip(ids, found, strict=True) if f]
+        X = served.columns.inputs(list(served.store.columns), rows)
+        version = served.promotion.job_id
+        if isinstance(served.share, LrShare):
+            partial = np.zeros((n, served.share.outputs), dtype=np.float64)
+            if len(rows):
+                partial[found] = served.share.partial_scores(X).reshape(len(rows), -1)
+            return PartAnswer(version, found, partial=partial)
+        assert served.splits is not None
+        left = np.zeros((n, len(served.splits.ids)), dtype=bool)
+        if len(rows):
+            left[found] = served.splits.sides(X)
+        return PartAnswer(version, found, split_ids=served.splits.ids, left=left)
