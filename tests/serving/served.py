@@ -21,6 +21,7 @@ import numpy as np
 from lianmo.audit.signing import SigningKey
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.config.serving import ServingConfig
+from lianmo.node.serving.features import FeatureSource
 from lianmo.node.serving.service import ServingService
 from lianmo.node.serving.versions import VersionLog, read_version
 from lianmo.transport.certs import write_identity_dir
@@ -124,7 +125,12 @@ def _caller(client: ScoringClient) -> t.Callable[[str, PartQuery, float], PartAn
 
 
 @contextmanager
-def serving(tmp_path: Path, cfgs: dict[str, PartyConfig], **settings: object) -> Iterator[Serving]:
+def serving(
+    tmp_path: Path,
+    cfgs: dict[str, PartyConfig],
+    stores: dict[str, dict[str, FeatureSource]] | None = None,
+    **settings: object,
+) -> Iterator[Serving]:
     """Scoring servers for guest and host on loopback, mutual TLS; stopped on exit."""
     ids = identities(tmp_path)
     services: dict[str, ServingService] = {}
@@ -144,7 +150,7 @@ def serving(tmp_path: Path, cfgs: dict[str, PartyConfig], **settings: object) ->
             if name == GUEST:
                 clients.append(ScoringClient(serving_cfg.peers[HOST], ids[GUEST], HOST))
                 parts = _caller(clients[-1])
-            services[name] = ServingService(cfg, parts=parts)
+            services[name] = ServingService(cfg, parts=parts, stores=(stores or {}).get(name))
             servers[name], ports[name] = serve_scoring("127.0.0.1:0", ids[name], services[name])
         client = ScoringClient(f"127.0.0.1:{ports[GUEST]}", ids[CLIENT], GUEST)
         clients.append(client)
