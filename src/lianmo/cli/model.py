@@ -140,7 +140,10 @@ def score_cmd(
     as_json: bool,
     ids: tuple[str, ...],
 ) -> None:
-    """Ask a guest's scoring port for the scores of IDS (a decision engine's call)."""
+    """Ask a guest's scoring port for the scores of IDS (a decision engine's call).
+
+    Exits 3 if any id got no score (its line, or its JSON entry, says why).
+    """
     from lianmo.transport.scoring import ScoreQuery, ScoringClient
     from lianmo.transport.tls import TlsIdentity
 
@@ -151,7 +154,7 @@ def score_cmd(
         client.close()
     if as_json:
         click.echo(json.dumps(answer_json(answer), indent=2))
-        return
+        sys.exit(3 if any(s.error for s in answer.scores) else 0)
     click.echo(f"model '{answer.model}' version {answer.version} ({answer.task})")
     for s in answer.scores:
         if s.error:
