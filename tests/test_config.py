@@ -472,7 +472,7 @@ def _party(**changes: t.Any) -> dict[str, t.Any]:
             "allowed fields are ['audit', 'compute', 'coordinators', 'datasets', "
             "'health_listen', 'limits', 'listen', 'max_job_mb', 'max_message_mb', 'name', "
             "'peer_backoff_s', 'peer_retries', 'policy', 'recv_timeout_s', 'retention', "
-            "'secrets_dir', 'send_deadline_s', 'state_dir', 'tls']",
+            "'secrets_dir', 'send_deadline_s', 'serving', 'state_dir', 'tls']",
         ),
         (
             {"datasets": {"credit_broker": {"path": "credit.csv", "id_column": 5}}},
