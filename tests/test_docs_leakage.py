@@ -1,7 +1,7 @@
 """The docs' test references name real tests, and every leakage-table row names one.
 
 ``docs/protocols.md``, ``docs/policy.md``, ``docs/audit.md``, ``docs/consent.md``,
-``docs/suitability.md`` and the README back their
+``docs/suitability.md``, ``docs/serving.md`` and the README back their
 privacy claims with tests, written as code spans: ``tests/path.py::test_name`` in full,
 or ``::test_name`` / ``…::test_name`` for a test of the last full path before it in the
 same document. Each referenced file must exist and each named test must be defined in
@@ -28,6 +28,7 @@ DOCS = (
     ROOT / "docs" / "audit.md",
     ROOT / "docs" / "consent.md",
     ROOT / "docs" / "suitability.md",
+    ROOT / "docs" / "serving.md",
     ROOT / "README.md",
 )
 # Sections of protocols.md that must hold a leakage table: (## heading, ### heading or ""),
@@ -42,6 +43,7 @@ LEAKAGE_SECTIONS = (
     ("## Scoring", ""),
     ("## SecureBoost", "### Who learns what"),
     ("## SecureBoost", "### Scoring"),
+    ("## Online scoring", ""),
     ("## WOE and IV of host columns", ""),
     ("## The scorecard job", ""),
     ("## What the coordinator learns", ""),

@@ -27,7 +27,14 @@ from lianmo.node.serving.versions import VersionLog, read_version
 from lianmo.transport.certs import write_identity_dir
 from lianmo.transport.scoring import PartAnswer, PartQuery, ScoringClient, serve_scoring
 from lianmo.transport.tls import TlsIdentity
-from tests.node.inprocess_nodes import GUEST, HOST, make_nodes, party_config, run_in_process
+from tests.node.inprocess_nodes import (
+    ARBITER,
+    GUEST,
+    HOST,
+    make_nodes,
+    party_config,
+    run_in_process,
+)
 
 CLIENT = "decision-engine"
 DATA = {
@@ -37,12 +44,17 @@ DATA = {
 }
 
 
-def configs(tmp_path: Path, shared_data: Path, data: str) -> dict[str, PartyConfig]:
+def configs(
+    tmp_path: Path, shared_data: Path, data: str, arbiter: bool = False
+) -> dict[str, PartyConfig]:
     guest_file, host_file = DATA[data]
-    return {
+    out = {
         GUEST: party_config(tmp_path, GUEST, shared_data, table=(guest_file, "y")),
         HOST: party_config(tmp_path, HOST, shared_data, table=(host_file, None)),
     }
+    if arbiter:  # a scorecard's WOE-LR is coordinated
+        out[ARBITER] = party_config(tmp_path, ARBITER, shared_data)
+    return out
 
 
 def spec(
@@ -54,6 +66,11 @@ def spec(
         "parties": [
             {"name": GUEST, "role": "guest", "address": "-", "dataset": "table"},
             {"name": HOST, "role": "host", "address": "-", "dataset": "table"},
+            *(
+                [{"name": ARBITER, "role": "arbiter", "address": "-"}]
+                if _coordinated(model)
+                else []
+            ),
         ],
         "alignment": {"min_intersection": 100},
         "model": model,
@@ -63,11 +80,15 @@ def spec(
     return JobSpec.from_dict(raw)
 
 
+def _coordinated(model: dict[str, object]) -> bool:
+    return model.get("type") == "scorecard"
+
+
 def train_and_predict(
     tmp_path: Path, shared_data: Path, data: str, model: dict[str, object], job: str
 ) -> dict[str, PartyConfig]:
     """Train ``model`` as job ``job``, then batch-score every aligned id as ``job``-scores."""
-    cfgs = configs(tmp_path, shared_data, data)
+    cfgs = configs(tmp_path, shared_data, data, arbiter=_coordinated(model))
     nodes = make_nodes(tmp_path, shared_data, configs=cfgs)
     for s in (spec(job, model), spec(f"{job}-scores", model, "predict", job)):
         run_in_process(nodes, s)  # raises if the job fails
@@ -83,6 +104,7 @@ def batch_scores(config: PartyConfig, job: str) -> dict[str, list[float]]:
         rows = list(csv.reader(fh))
     header = rows[0]
     keep = [j for j, name in enumerate(header) if name not in ("id", "class")]
+    keep = [j for j in keep if not header[j].startswith("reason_")]
     return {r[0]: [float(r[j]) for j in keep] for r in rows[1:]}
 
 

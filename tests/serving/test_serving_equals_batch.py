@@ -8,6 +8,7 @@ loopback; a decision engine asks for every aligned id, in one-id and 100-id requ
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,26 @@ def test_served_scores_equal_batch_scores(tmp_path: Path, shared_data: Path, cas
         for i in ids[:5]:  # one id per request: the same numbers (up to BLAS rounding)
             (one,) = s.client.score(ScoreQuery("credit", "m1", (i,)), 30).scores
             assert one.values == pytest.approx(served[i], abs=1e-12)
+
+
+def test_a_served_scorecard_gives_batch_probability_points_and_reason_codes(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    model = {"type": "scorecard", "epochs": 3, "min_iv": 0.1, "top_k": 12, "max_bins": 8}
+    cfgs = train_and_predict(tmp_path, shared_data, "breast", model, "sc1")
+    with (cfgs[GUEST].state_dir / "jobs" / "sc1-scores" / "scores.csv").open() as fh:
+        batch = {row["id"]: row for row in csv.DictReader(fh)}
+    for name in (GUEST, HOST):
+        promote(cfgs[name], "card", "sc1")
+    ids = sorted(batch)
+    with serving(tmp_path, cfgs) as s:
+        answer = s.client.score(ScoreQuery("card", "", tuple(ids)), 30)
+    assert answer.task == "scorecard"
+    reasons = sorted(k for k in next(iter(batch.values())) if k.startswith("reason_"))
+    assert reasons  # the guest keeps reason codes
+    for item in answer.scores:
+        row = batch[item.id]
+        assert not item.error
+        assert item.values[0] == pytest.approx(float(row["probability"]), abs=1e-9)
+        assert item.points == pytest.approx(float(row["score"]), abs=5.01e-5)  # 4 decimals
+        assert list(item.reasons) == [row[k] for k in reasons]

@@ -227,3 +227,36 @@ class _Without:
 
     def lookup(self, ids: Sequence[str]) -> dict[str, tuple[Cell, ...]]:
         return {k: v for k, v in self.inner.lookup(ids).items() if k != self.missing}
+
+
+@pytest.mark.parametrize("kind", ["lr", "sb"])
+def test_a_hosts_part_holds_a_partial_score_or_split_sides_and_nothing_else(
+    kind: str, tmp_path: Path, shared_data: Path
+) -> None:
+    """What crosses the wire to the guest per request: LR a float per id and class;
+    SecureBoost the host's split ids and one bit per id and split (no threshold, no
+    feature, no name), and which ids the host holds."""
+    from tests.serving.served import train_and_predict
+
+    model = LR if kind == "lr" else {"type": "secureboost", "trees": 2, "depth": 2}
+    cfgs = train_and_predict(tmp_path, shared_data, "breast", model, "p1")
+    for name in (GUEST, HOST):
+        promote(cfgs[name], "credit", "p1")
+    spec_sha = VersionLog(cfgs[HOST]).current("credit").spec_sha256  # type: ignore[union-attr]
+    with serving(tmp_path, cfgs) as s:
+        to_host = ScoringClient(f"127.0.0.1:{s.ports[HOST]}", s.identities[GUEST], HOST)
+        try:
+            part = to_host.part(PartQuery("credit", "p1", spec_sha, ("1", "2", "nobody")), 10)
+        finally:
+            to_host.close()
+        share = json.loads((cfgs[HOST].state_dir / "jobs" / "p1" / "model.json").read_text())
+    assert part.found.tolist() == [True, True, False]
+    if kind == "lr":
+        assert part.split_ids is None and part.left is None
+        assert part.partial is not None and part.partial.shape == (3, 1)
+        assert part.partial[2, 0] == 0.0
+    else:
+        assert part.partial is None and part.left is not None
+        assert sorted(part.split_ids.tolist()) == sorted(r["id"] for r in share["rules"])  # type: ignore[union-attr]
+        assert part.left.dtype == bool and part.left.shape == (3, len(share["rules"]))
+        assert not part.left[2].any()

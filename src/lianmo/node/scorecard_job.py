@@ -437,7 +437,7 @@ def score(
         u = share.partial_scores_of_codes(codes)
     ids = table.ids[rows]
     k = share.reason_codes
-    reasons = _reasons(share, codes, k) if k and len(share.feature_names) else None
+    reasons = party_reasons(share, codes, k) if k and len(share.feature_names) else None
     stability: dict[str, object] = {"csi": _csi(share, codes)}
     with outcome.timed("predict"):
         if role == "guest":
@@ -481,7 +481,7 @@ def _write_report(job_dir: Path, share: ScorecardShare) -> None:
         )  # fmt: skip
 
 
-def _reasons(share: ScorecardShare, codes: np.ndarray, k: int) -> PartyReasons:
+def party_reasons(share: ScorecardShare, codes: np.ndarray, k: int) -> PartyReasons:
     """This party's top ``k`` reasons per row; a cell with no bin scores 0 points (WOE 0)."""
     table = share.points_table()
     points = np.column_stack(
@@ -541,7 +541,7 @@ def _write_scores(
 
     def cells(block: np.ndarray) -> list[str]:
         return [
-            f"{probability[i]:.8f},{points[i]:.4f}"
+            f"{float(probability[i])!r},{points[i]:.4f}"
             + "".join(f",{n}" for n in ([] if reasons is None else reasons.names[i]))
             for i in block
         ]

@@ -156,10 +156,15 @@ class Forest:
         return at
 
 
-def lr_scores(u_guest: np.ndarray, host_parts: Sequence[np.ndarray]) -> np.ndarray:
-    """Probabilities from the guest's partial scores and the hosts', summed in host order
-    as batch scoring sums them; ``(rows,)`` for one model, ``(rows, classes)`` one-vs-rest."""
+def log_odds(u_guest: np.ndarray, host_parts: Sequence[np.ndarray]) -> np.ndarray:
+    """``u_A + Σ_k u_k``, summed in host order as batch scoring sums them; ``(rows,)`` for
+    one model, ``(rows, classes)`` one-vs-rest."""
     total = np.array(u_guest, dtype=np.float64)
     for part in host_parts:
         total += np.asarray(part, dtype=np.float64).reshape(total.shape)
-    return probabilities(total)
+    return total
+
+
+def lr_scores(u_guest: np.ndarray, host_parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Probabilities from the guest's partial scores and the hosts' (:func:`log_odds`)."""
+    return probabilities(log_odds(u_guest, host_parts))

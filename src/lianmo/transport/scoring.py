@@ -52,12 +52,15 @@ class ScoreQuery:
 @dataclass(frozen=True, slots=True)
 class IdScore:
     """One id's answer: ``values`` (probability, class probabilities or prediction), or
-    ``error`` saying why there is none; ``fallback`` marks a guest-only score."""
+    ``error`` saying why there is none; ``fallback`` marks a guest-only score. A scorecard
+    adds its ``points`` and the guest's own ``reasons``."""
 
     id: str
     values: tuple[float, ...] = ()
     error: str = ""
     fallback: bool = False
+    points: float | None = None  # scorecards: the score in points
+    reasons: tuple[str, ...] = ()  # scorecards: the guest's own reason codes
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +157,14 @@ def answer_to_pb(answer: ScoreAnswer) -> scoring_pb2.ScoreReply:
         version=answer.version,
         task=answer.task,
         scores=[
-            scoring_pb2.IdScore(id=s.id, values=list(s.values), error=s.error, fallback=s.fallback)
+            scoring_pb2.IdScore(
+                id=s.id,
+                values=list(s.values),
+                error=s.error,
+                fallback=s.fallback,
+                points=s.points,
+                reasons=list(s.reasons),
+            )
             for s in answer.scores
         ],
         fallback_hosts=list(answer.fallback_hosts),
@@ -166,7 +176,17 @@ def answer_from_pb(reply: scoring_pb2.ScoreReply) -> ScoreAnswer:
         model=reply.model,
         version=reply.version,
         task=reply.task,
-        scores=tuple(IdScore(s.id, tuple(s.values), s.error, s.fallback) for s in reply.scores),
+        scores=tuple(
+            IdScore(
+                s.id,
+                tuple(s.values),
+                s.error,
+                s.fallback,
+                s.points if s.HasField("points") else None,
+                tuple(s.reasons),
+            )
+            for s in reply.scores
+        ),
         fallback_hosts=tuple(reply.fallback_hosts),
     )
 

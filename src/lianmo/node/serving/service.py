@@ -40,11 +40,13 @@ from lianmo.errors import (
 from lianmo.node.boost_share import BoostShare
 from lianmo.node.data_use import purpose_entry
 from lianmo.node.model_share import LrShare
+from lianmo.node.scorecard_job import party_reasons
+from lianmo.node.scorecard_share import ScorecardShare
 from lianmo.node.serving.consent_gate import ConsentGate
 from lianmo.node.serving.features import FeatureSource, ModelColumns, SqliteStore
 from lianmo.node.serving.versions import DEFAULT_NAME, Promotion, Version, VersionLog, read_version
 from lianmo.node.share import SHARE_FILE
-from lianmo.protocols.online_score import Forest, SplitTable, lr_scores
+from lianmo.protocols.online_score import Forest, SplitTable, log_odds, lr_scores
 from lianmo.transport.scoring import (
     Cell,
     IdScore,
@@ -70,7 +72,7 @@ class Served:
     name: str
     promotion: Promotion
     version: Version
-    share: LrShare | BoostShare
+    share: LrShare | BoostShare | ScorecardShare
     columns: ModelColumns
     store: FeatureSource
     consent: ConsentGate
@@ -79,8 +81,9 @@ class Served:
     splits: SplitTable | None = None  # a SecureBoost share's own split rules
 
     @property
-    def is_lr(self) -> bool:
-        return isinstance(self.share, LrShare)
+    def linear(self) -> bool:
+        """LR or a scorecard: each party's part is a partial log-odds."""
+        return isinstance(self.share, LrShare | ScorecardShare)
 
 
 class ServingService:
@@ -143,16 +146,12 @@ class ServingService:
                 f"is missing or changed since it was promoted ({folder / SHARE_FILE}); restore "
                 "it, or promote another version"
             )
-        share: LrShare | BoostShare
-        if version.model_type == "secureboost":
-            share = BoostShare.load(folder / SHARE_FILE, party=party, role=version.role)
-        elif version.model_type == "hetero_lr":
-            share = LrShare.load(folder / SHARE_FILE, party=party, role=version.role)
-        else:
-            raise ConfigError(
-                f"party '{party}': version '{promotion.job_id}' is a {version.model_type} model; "
-                "online scoring serves hetero_lr and secureboost models"
-            )
+        kinds: dict[str, type[LrShare | BoostShare | ScorecardShare]] = {
+            "secureboost": BoostShare,
+            "hetero_lr": LrShare,
+            "scorecard": ScorecardShare,
+        }
+        share = kinds[version.model_type].load(folder / SHARE_FILE, party=party, role=version.role)
         entry = purpose_entry(party, self.config.dataset(share.dataset), version.purpose)
         if entry.columns is not None and not set(share.feature_names) <= set(entry.columns):
             raise ConfigError(
@@ -179,6 +178,8 @@ class ServingService:
         if isinstance(share, LrShare):
             task = "binary" if share.outputs == 1 else "multiclass"
             return dataclasses.replace(served, task=task)
+        if isinstance(share, ScorecardShare):
+            return dataclasses.replace(served, task="scorecard")
         if version.role == "guest":
             model = share.guest_model()
             forest = Forest.of(model.trees, share.depth, party, model.rules, version.hosts)
@@ -260,7 +261,7 @@ class ServingService:
             budget = min(budget, time_left - MARGIN_S)
         parts, failed = self._ask_hosts(served, [ids[k] for k in live], budget)
         fallback = tuple(failed)
-        if failed and not (served.is_lr and self.settings.fallback == "guest_only"):
+        if failed and not (served.linear and self.settings.fallback == "guest_only"):
             host, error = next(iter(failed.items()))
             text = f"party '{party}' got no part of model '{name}' from host '{host}': {error}"
             kind = type(error) if type(error) in _SAME_TEXT_ERRORS else TransportError
@@ -271,15 +272,12 @@ class ServingService:
                 errors[live[j]] = f"party '{host}' has no usable row for this id"
             usable &= part.found
         rows = live[usable]
-        values = self._combine(served, X[rows], parts, usable) if len(rows) else np.zeros(0)
+        scored = self._combine(served, X[rows], parts, usable) if len(rows) else []
         scores = []
         at = {int(k): j for j, k in enumerate(rows.tolist())}
         for i, id_ in enumerate(ids):
             if i in at:
-                v = values[at[i]]
-                scores.append(
-                    IdScore(id_, tuple(float(x) for x in np.atleast_1d(v)), "", bool(fallback))
-                )
+                scores.append(dataclasses.replace(scored[at[i]], id=id_, fallback=bool(fallback)))
             else:
                 scores.append(IdScore(id_, (), errors[i]))
         return ScoreAnswer(name, version, served.task, tuple(scores), fallback)
@@ -360,19 +358,58 @@ class ServingService:
 
     def _combine(
         self, served: Served, X: np.ndarray, parts: dict[str, PartAnswer], usable: np.ndarray
+    ) -> list[IdScore]:
+        """The scores of rows ``X`` (ids filled in by the caller)."""
+        share = served.share
+        if isinstance(share, ScorecardShare):
+            codes = share.codes(X)
+            total = log_odds(
+                share.partial_scores_of_codes(codes), self._linear(served, parts, usable, len(X))
+            )
+            probability = 1.0 / (1.0 + np.exp(-total))  # as the scorecard's batch scoring
+            points = share.scaling.offset - share.scaling.factor * total
+            k = share.reason_codes
+            names = (
+                party_reasons(share, codes, k).names
+                if k and len(share.feature_names)
+                else np.empty((len(X), 0), dtype=object)
+            )
+            return [
+                IdScore("", (float(p),), points=float(pts), reasons=tuple(str(n) for n in r))
+                for p, pts, r in zip(probability, points, names, strict=True)
+            ]
+        if isinstance(share, LrShare):
+            u = share.partial_scores(X)
+            values = lr_scores(u, self._linear(served, parts, usable, len(X), u.shape))
+        else:
+            values = self._boost(served, X, parts, usable)
+        return [IdScore("", tuple(float(x) for x in np.atleast_1d(v))) for v in values]
+
+    def _linear(
+        self,
+        served: Served,
+        parts: dict[str, PartAnswer],
+        usable: np.ndarray,
+        n: int,
+        shape: tuple[int, ...] | None = None,
+    ) -> list[np.ndarray]:
+        """Each host's partial log-odds for the usable rows, in host order (a host that did
+        not answer under the guest_only fallback: its training mean, 0)."""
+        out = []
+        for h in served.version.hosts:
+            part = parts.get(h)
+            if part is None:
+                out.append(np.zeros(shape or (n,)))
+                continue
+            assert part.partial is not None
+            out.append(part.partial[usable].reshape(shape or (n,)))
+        return out
+
+    def _boost(
+        self, served: Served, X: np.ndarray, parts: dict[str, PartAnswer], usable: np.ndarray
     ) -> np.ndarray:
         hosts = served.version.hosts
-        if isinstance(served.share, LrShare):
-            u = served.share.partial_scores(X)
-            host_parts = []
-            for h in hosts:
-                part = parts.get(h)
-                if part is None:  # guest_only fallback: the host's part at its training mean
-                    host_parts.append(np.zeros_like(u))
-                    continue
-                assert part.partial is not None
-                host_parts.append(part.partial[usable].reshape(u.shape))
-            return lr_scores(u, host_parts)
+        assert isinstance(served.share, BoostShare)
         forest, model = served.forest, served.share.guest_model()
         assert forest is not None
         blocks = [forest.own.sides(X)]
@@ -430,8 +467,9 @@ class ServingService:
         rows = [stored[i] for i, f in zip(ids, found, strict=True) if f]
         X = served.columns.inputs(list(served.store.columns), rows)
         version = served.promotion.job_id
-        if isinstance(served.share, LrShare):
-            partial = np.zeros((n, served.share.outputs), dtype=np.float64)
+        if isinstance(served.share, LrShare | ScorecardShare):
+            outputs = served.share.outputs if isinstance(served.share, LrShare) else 1
+            partial = np.zeros((n, outputs), dtype=np.float64)
             if len(rows):
                 partial[found] = served.share.partial_scores(X).reshape(len(rows), -1)
             return PartAnswer(version, found, partial=partial)

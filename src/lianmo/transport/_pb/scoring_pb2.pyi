@@ -42,16 +42,20 @@ class ScoreRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., features: _Optional[_Iterable[_Union[RowFeatures, _Mapping]]] = ...) -> None: ...
 
 class IdScore(_message.Message):
-    __slots__ = ("id", "values", "error", "fallback")
+    __slots__ = ("id", "values", "error", "fallback", "points", "reasons")
     ID_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
     id: str
     values: _containers.RepeatedScalarFieldContainer[float]
     error: str
     fallback: bool
-    def __init__(self, id: _Optional[str] = ..., values: _Optional[_Iterable[float]] = ..., error: _Optional[str] = ..., fallback: _Optional[bool] = ...) -> None: ...
+    points: float
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., values: _Optional[_Iterable[float]] = ..., error: _Optional[str] = ..., fallback: _Optional[bool] = ..., points: _Optional[float] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ScoreReply(_message.Message):
     __slots__ = ("model", "version", "task", "scores", "fallback_hosts")
