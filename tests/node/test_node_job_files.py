@@ -41,9 +41,9 @@ def test_multiclass_predictions_have_a_column_per_class_and_the_class(
     lines = (tmp_path / "p.csv").read_text(encoding="utf-8").splitlines()
     assert lines[0] == "id,p_0,p_1,p_2,class"
     assert lines[1:] == [
-        "c-01,0.70000000,0.20000000,0.10000000,0",
-        "客户-02,0.10000000,0.10000000,0.80000000,2",
-        "c-03,0.30000000,0.40000000,0.30000000,1",
+        "c-01,0.7,0.2,0.1,0",  # full precision: the shortest text of each float64
+        "客户-02,0.1,0.1,0.8,2",
+        "c-03,0.3,0.4,0.3,1",
     ]
 
 

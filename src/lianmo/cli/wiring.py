@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import typing as t
 from pathlib import Path
 
@@ -132,6 +133,7 @@ def start_scoring(
         return client.part(query, timeout)
 
     service = ServingService(config, parts=parts, metrics=metrics)
+    threading.Thread(target=service.warm, name="serving-warm-up", daemon=True).start()
     server, port = serve_scoring(
         config.serving.listen, identity, service, max_inflight=config.serving.max_inflight
     )

@@ -114,6 +114,20 @@ class ServingService:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def warm(self) -> None:
+        """Load every promoted version now (the first request then finds it loaded); a
+        version that cannot be loaded is logged, and its requests get the error."""
+        for name in self.versions.promoted():
+            try:
+                served = self.served(name)
+            except LianmoError as exc:
+                _LOG.error("model '%s' cannot be served: %s", name, exc)
+                continue
+            _LOG.info(
+                "serving model '%s': version '%s' (%s, %s)",
+                *(name, served.promotion.job_id, served.version.model_type, served.version.role),
+            )
+
     # -- loading -----------------------------------------------------------------------
 
     def served(self, name: str) -> Served:
@@ -336,7 +350,12 @@ class ServingService:
         query = PartQuery(
             served.name, served.promotion.job_id, served.promotion.spec_sha256, tuple(ids)
         )
-        calls = {h: self._pool.submit(self._parts, h, query, budget) for h in hosts}
+        ask = self._parts
+        calls: dict[str, _Now | futures.Future[PartAnswer]]
+        if len(hosts) == 1:  # no thread hand-off for the usual single host
+            calls = {hosts[0]: _Now(ask, hosts[0], query, budget)}
+        else:
+            calls = {h: self._pool.submit(ask, h, query, budget) for h in hosts}
         parts: dict[str, PartAnswer] = {}
         failed: dict[str, Exception] = {}
         for host, call in calls.items():
@@ -478,3 +497,21 @@ class ServingService:
         if len(rows):
             left[found] = served.splits.sides(X)
         return PartAnswer(version, found, split_ids=served.splits.ids, left=left)
+
+
+class _Now:
+    """A call made at once, read like a future (one host: no thread hand-off)."""
+
+    def __init__(self, ask: PartCaller, host: str, query: PartQuery, budget: float) -> None:
+        self._value: PartAnswer | None = None
+        self._error: LianmoError | None = None
+        try:
+            self._value = ask(host, query, budget)
+        except LianmoError as exc:
+            self._error = exc
+
+    def result(self) -> PartAnswer:
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
