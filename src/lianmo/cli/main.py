@@ -142,7 +142,13 @@ def party_serve(ctx: click.Context, config_path: Path, port_file: Path | None) -
     $LIANMO_LOG_FORMAT=json for one JSON object per line (docs/operations.md).
     """
     from lianmo.cli.logs import configure_logging
-    from lianmo.cli.wiring import load_identity, start_health_port, start_party_node
+    from lianmo.cli.wiring import (
+        load_identity,
+        start_health_port,
+        start_metrics_port,
+        start_party_node,
+    )
+    from lianmo.metrics import NodeMetrics
     from lianmo.transport.grpc_server import HealthServicer
 
     logs = configure_logging(
@@ -153,11 +159,16 @@ def party_serve(ctx: click.Context, config_path: Path, port_file: Path | None) -
     stop = threading.Event()  # handlers first: a supervisor may signal once the port is out
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    health = HealthServicer()
-    node, server, port = start_party_node(config, load_identity(config), health=health)
+    health, metrics = HealthServicer(), NodeMetrics(party=config.name)
+    metrics_port = start_metrics_port(config, metrics)  # first: a port in use stops nothing
+    node, server, port = start_party_node(
+        config, load_identity(config), health=health, metrics=metrics
+    )
     host = config.listen.rsplit(":", 1)[0]
     health_port = start_health_port(config, health)
     health_note = "" if health_port is None else f"; health checks on port {health_port[1]}"
+    if metrics_port is not None:
+        health_note += f"; metrics (plaintext HTTP) on port {metrics_port[1]}"
     say(
         f"party '{config.name}' listening on {host}:{port} (mutual TLS); "
         f"state in {config.state_dir}{health_note}"
@@ -169,6 +180,9 @@ def party_serve(ctx: click.Context, config_path: Path, port_file: Path | None) -
     server.stop(grace=2.0).wait()
     if health_port is not None:
         health_port[0].stop(0).wait()
+    if metrics_port is not None:
+        metrics_port[0].shutdown()
+        metrics_port[0].server_close()
     node.close()
     say(f"party '{config.name}' stopped")
 
