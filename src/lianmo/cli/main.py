@@ -160,18 +160,18 @@ def party_serve(ctx: click.Context, config_path: Path, port_file: Path | None) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     health, metrics = HealthServicer(), NodeMetrics(party=config.name)
-    metrics_port = start_metrics_port(config, metrics)  # first: a port in use stops nothing
+    metrics_port = start_metrics_port(config, metrics)  # a port in use: stop before serving
     node, server, port = start_party_node(
         config, load_identity(config), health=health, metrics=metrics
     )
     host = config.listen.rsplit(":", 1)[0]
     health_port = start_health_port(config, health)
-    health_note = "" if health_port is None else f"; health checks on port {health_port[1]}"
+    notes = "" if health_port is None else f"; health checks on port {health_port[1]}"
     if metrics_port is not None:
-        health_note += f"; metrics (plaintext HTTP) on port {metrics_port[1]}"
+        notes += f"; metrics (plaintext HTTP) on port {metrics_port[1]}"
     say(
         f"party '{config.name}' listening on {host}:{port} (mutual TLS); "
-        f"state in {config.state_dir}{health_note}"
+        f"state in {config.state_dir}{notes}"
     )
     if port_file is not None:
         write_atomic(port_file, str(port).encode())

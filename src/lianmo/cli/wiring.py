@@ -87,7 +87,8 @@ def start_party_node(
         )
 
     config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    metrics = metrics or NodeMetrics(party=config.name)
+    if metrics is None:
+        metrics = NodeMetrics(party=config.name)
     node = NodeService(config, channel_factory, metrics=metrics)
     server, port = serve(
         listen=config.listen,
