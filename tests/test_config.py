@@ -407,6 +407,14 @@ def test_party_config_resolves_paths_relative_to_the_file(tmp_path: Path) -> Non
         (lambda s: s + '\n[compute]\nbackend = "serial"\nworkers = 2\n', "applies only to"),
         (lambda s: s + "\n[compute]\nworkers = 0\n", r"workers"),
         (lambda s: s + "\n[compute]\nthreads = 2\n", r"unknown field\(s\) \['threads'\]"),
+        (
+            lambda s: s + "\n[metrics]\nlisten = 9464\n",
+            r"metrics.listen is 9464 but must be a string 'host:port' \(plaintext HTTP /metrics",
+        ),
+        (
+            lambda s: s + '\n[metrics]\nlisen = "0.0.0.0:9464"\n',
+            r"metrics: unknown field\(s\) \['lisen'\] \(did you mean 'listen'\?\)",
+        ),
     ],
 )
 def test_bad_party_configs_are_refused(
@@ -451,6 +459,13 @@ def test_party_config_names_its_compute_backend(tmp_path: Path) -> None:
     assert config.ray_tls == (tmp_path / "ray.pem", tmp_path / "ray.key", tmp_path / "ray-ca.pem")
 
 
+def test_party_config_reads_its_metrics_endpoint(tmp_path: Path) -> None:
+    (tmp_path / "party.toml").write_text(PARTY_TOML)
+    assert PartyConfig.load(tmp_path / "party.toml").metrics_listen is None  # off by default
+    (tmp_path / "party.toml").write_text(PARTY_TOML + '\n[metrics]\nlisten = "0.0.0.0:9464"\n')
+    assert PartyConfig.load(tmp_path / "party.toml").metrics_listen == "0.0.0.0:9464"
+
+
 def _party(**changes: t.Any) -> dict[str, t.Any]:
     party: dict[str, t.Any] = {
         "name": "broker",
@@ -470,8 +485,8 @@ def _party(**changes: t.Any) -> dict[str, t.Any]:
             {"max_mesage_mb": 5},
             "party.toml: unknown field(s) ['max_mesage_mb'] (did you mean 'max_message_mb'?); "
             "allowed fields are ['audit', 'compute', 'coordinators', 'datasets', "
-            "'health_listen', 'limits', 'listen', 'max_job_mb', 'max_message_mb', 'name', "
-            "'peer_backoff_s', 'peer_retries', 'policy', 'recv_timeout_s', 'retention', "
+            "'health_listen', 'limits', 'listen', 'max_job_mb', 'max_message_mb', 'metrics', "
+            "'name', 'peer_backoff_s', 'peer_retries', 'policy', 'recv_timeout_s', 'retention', "
             "'secrets_dir', 'send_deadline_s', 'serving', 'state_dir', 'tls']",
         ),
         (

@@ -6,7 +6,7 @@ collected: absolute and relative, at module level, inside functions and under
 the module cannot be type-checked or read without the other layer), plus calls of
 ``importlib.import_module`` / ``__import__`` with a literal name. Layers, low to high:
 
-    errors, config, fileio < compute < crypto, models, data, demo_data < report < transport
+    errors, config, fileio, metrics < compute < crypto, models, data, demo_data < report < transport
     < wire < audit < protocols < node, coordinator < cli
 
 A module may import lianmo modules of its own layer or below; its own package always.
@@ -29,7 +29,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "lianmo"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "config", "fileio"),
+    ("errors", "config", "fileio", "metrics"),
     ("compute",),
     ("crypto", "models", "data", "demo_data"),
     ("report",),  # the model report: renders tables it is given (REPORT_MAY_IMPORT)

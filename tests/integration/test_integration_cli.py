@@ -8,11 +8,13 @@ tests, so the test works from any virtualenv. Jobs use real 2048-bit Paillier ke
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -367,6 +369,38 @@ def test_party_node_stops_cleanly_on_sigterm(
         code = node.stop()
     assert code == 0, node.log_text()
     assert "party 'arbiter' stopped" in node.log_text()
+
+
+def test_party_serve_serves_metrics_and_refuses_a_metrics_port_in_use(
+    tmp_path: Path, certs: Path, shared_data: Path
+) -> None:
+    config = _party_toml(tmp_path, "arbiter", certs, shared_data)
+    plain = config.read_text()
+    config.write_text(plain + '\n[metrics]\nlisten = "127.0.0.1:0"\n')
+    node = start_node("arbiter", config)
+    try:
+        node.wait_port()
+        found = re.search(r"metrics \(plaintext HTTP\) on port (\d+)", node.log_text())
+        assert found, node.log_text()
+        url = f"http://127.0.0.1:{found[1]}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            page = response.read().decode()
+        assert 'lianmo_jobs{state="running"} 0.0' in page
+        assert "process_resident_memory_bytes" in page
+        with socket.socket() as taken:  # a second node on a port in use stops at start
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            busy = taken.getsockname()[1]
+            config.write_text(plain + f'\n[metrics]\nlisten = "127.0.0.1:{busy}"\n')
+            proc = lianmo("party", "serve", "--config", config, cwd=tmp_path, timeout=60)
+    finally:
+        assert node.stop() == 0, node.log_text()
+    assert proc.returncode == 2, _explain(proc)  # ConfigError
+    assert "Traceback" not in proc.stderr
+    assert (
+        f"lianmo: error: party 'arbiter' cannot serve metrics on '127.0.0.1:{busy}' "
+        "(Address already in use); set [metrics] listen" in proc.stderr
+    )
 
 
 def test_party_serve_refuses_a_certificate_of_another_party(

@@ -227,10 +227,27 @@ def test_job_over_grpc_trains_a_good_model(trained: JobReport) -> None:
 
 
 @pytest.mark.parametrize("name", PARTIES)
-def test_every_party_reports_its_messages(trained: JobReport, name: str) -> None:
+def test_every_party_reports_its_messages(
+    trained: JobReport, cluster: dict[str, RunningNode], name: str
+) -> None:
     party = trained.metrics()["parties"][name]
     assert party["messages_sent"] > 0 and party["bytes_sent"] > 0
     assert party["messages_received"] > 0 and party["bytes_received"] > 0
+    # the node's Prometheus counters saw the same messages (the first job of the cluster)
+    metrics = cluster[name].node.metrics
+    assert metrics is not None
+    for direction in ("sent", "received"):
+        for what, metric in (
+            ("messages", "lianmo_messages_total"),
+            ("bytes", "lianmo_message_bytes_total"),
+        ):
+            total = sum(
+                metrics.registry.get_sample_value(metric, {"peer": peer, "direction": direction})
+                or 0
+                for peer in PARTIES
+                if peer != name
+            )
+            assert total == party[f"{what}_{direction}"], (what, direction)
 
 
 @pytest.mark.parametrize("name", ["broker", "platform"])

@@ -20,6 +20,7 @@ from lianmo.audit.signing import write_signing_key
 from lianmo.compute.backend import ComputeBackend, SerialBackend
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.coordinator.run import JobReport, run_job
+from lianmo.metrics import NodeMetrics
 from lianmo.node.service import NodeService
 from lianmo.transport.control import JobStatusInfo
 from lianmo.transport.envelope import Direction, Envelope, MessageObserver
@@ -82,12 +83,14 @@ def make_nodes(
     configs: dict[str, PartyConfig] | None = None,
     seed_for: t.Callable[[JobSpec], bytes] | None = None,
     compute: ComputeBackend | None = None,
+    metrics: dict[str, NodeMetrics] | None = None,
 ) -> dict[str, NodeService]:
     """Nodes delivering to each other in-process; ``observers`` see every channel.
 
     Each party gets a signing key at its config's default path (made if missing);
     ``seed_for`` pins the job DRBG seeds (fresh ones otherwise). Every node runs its
-    kernels on ``compute`` (the caller closes it), serially by default.
+    kernels on ``compute`` (the caller closes it), serially by default. ``metrics``
+    gives some parties the metrics their node counts into (none by default).
     """
     configs = configs or breast_configs(tmp_path, shared_data)
     nodes: dict[str, NodeService] = {}
@@ -116,7 +119,11 @@ def make_nodes(
             write_signing_key(cfg.signing_key_path)
         seeds = None if seed_for is None else _party_seeds(seed_for, name)
         nodes[name] = NodeService(
-            cfg, factory_for(name), compute or SerialBackend(), seed_for=seeds
+            cfg,
+            factory_for(name),
+            compute or SerialBackend(),
+            seed_for=seeds,
+            metrics=(metrics or {}).get(name),
         )
     return nodes
 

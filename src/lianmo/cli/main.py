@@ -152,9 +152,11 @@ def party_serve(
     from lianmo.cli.wiring import (
         load_identity,
         start_health_port,
+        start_metrics_port,
         start_party_node,
         start_scoring,
     )
+    from lianmo.metrics import NodeMetrics
     from lianmo.transport.grpc_server import HealthServicer
 
     logs = configure_logging(
@@ -165,20 +167,23 @@ def party_serve(
     stop = threading.Event()  # handlers first: a supervisor may signal once the port is out
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    health = HealthServicer()
+    health, metrics = HealthServicer(), NodeMetrics(party=config.name)
+    metrics_port = start_metrics_port(config, metrics)  # a port in use: stop before serving
     identity = load_identity(config)
-    node, server, port = start_party_node(config, identity, health=health)
+    node, server, port = start_party_node(config, identity, health=health, metrics=metrics)
     host = config.listen.rsplit(":", 1)[0]
-    health_port = start_health_port(config, health)
-    health_note = "" if health_port is None else f"; health checks on port {health_port[1]}"
-    scoring = start_scoring(config, identity)
+    scoring = start_scoring(config, identity, metrics=metrics)
+    health_port = start_health_port(config, health)  # last: ready means every port is up
+    notes = "" if health_port is None else f"; health checks on port {health_port[1]}"
+    if metrics_port is not None:
+        notes += f"; metrics (plaintext HTTP) on port {metrics_port[1]}"
     if scoring is not None:
-        health_note += f"; online scoring on port {scoring[2]}"
+        notes += f"; online scoring on port {scoring[2]}"
         if serving_port_file is not None:
             write_atomic(serving_port_file, str(scoring[2]).encode())
     say(
         f"party '{config.name}' listening on {host}:{port} (mutual TLS); "
-        f"state in {config.state_dir}{health_note}"
+        f"state in {config.state_dir}{notes}"
     )
     if port_file is not None:
         write_atomic(port_file, str(port).encode())
@@ -190,6 +195,9 @@ def party_serve(
     server.stop(grace=2.0).wait()
     if health_port is not None:
         health_port[0].stop(0).wait()
+    if metrics_port is not None:
+        metrics_port[0].shutdown()
+        metrics_port[0].server_close()
     node.close()
     say(f"party '{config.name}' stopped")
 

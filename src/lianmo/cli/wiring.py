@@ -9,6 +9,7 @@ from pathlib import Path
 from lianmo.audit.signing import signing_key_file, write_signing_key
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.errors import ConfigError
+from lianmo.metrics import NodeMetrics, serve_metrics
 from lianmo.node.service import NodeService
 from lianmo.node.serving.service import ServingService
 from lianmo.transport.admission import CallLimits
@@ -19,6 +20,9 @@ from lianmo.transport.grpc_server import GrpcServer, HealthServicer, serve, serv
 from lianmo.transport.inbox import Inbox
 from lianmo.transport.scoring import PartAnswer, PartQuery, ScoringClient, serve_scoring
 from lianmo.transport.tls import TlsIdentity
+
+if t.TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
 
 
 def write_identities(
@@ -56,6 +60,7 @@ def start_party_node(
     *,
     health: HealthServicer | None = None,
     wire_observers: t.Sequence[MessageObserver] = (),
+    metrics: NodeMetrics | None = None,
 ) -> tuple[NodeService, GrpcServer, int]:
     """Start a node serving federation, control and health over mutual TLS.
 
@@ -63,6 +68,8 @@ def start_party_node(
     ``health`` is the health service to mark SERVING (shared with the plaintext health
     port, see :func:`start_health_port`). ``wire_observers`` see every message of every job's
     channel besides the node's own (the audit log): e.g. a test's wire recorder.
+    ``metrics`` (default: a new :class:`NodeMetrics`) is what the node counts into, as
+    ``node.metrics``; :func:`start_metrics_port` serves it.
     """
 
     def channel_factory(
@@ -83,7 +90,9 @@ def start_party_node(
         )
 
     config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    node = NodeService(config, channel_factory)
+    if metrics is None:
+        metrics = NodeMetrics(party=config.name)
+    node = NodeService(config, channel_factory, metrics=metrics)
     server, port = serve(
         listen=config.listen,
         identity=identity,
@@ -109,7 +118,7 @@ def start_health_port(config: PartyConfig, health: HealthServicer) -> tuple[Grpc
 
 
 def start_scoring(
-    config: PartyConfig, identity: TlsIdentity, *, metrics: t.Any = None
+    config: PartyConfig, identity: TlsIdentity, *, metrics: NodeMetrics | None = None
 ) -> tuple[ServingService, GrpcServer, int] | None:
     """Serve online scoring on ``[serving] listen`` (None if the config sets no port).
 
@@ -138,3 +147,10 @@ def start_scoring(
         config.serving.listen, identity, service, max_inflight=config.serving.max_inflight
     )
     return service, server, port
+
+
+def start_metrics_port(config: PartyConfig, metrics: NodeMetrics) -> tuple[WSGIServer, int] | None:
+    """Serve ``metrics`` in plaintext HTTP on ``[metrics] listen``, if the config sets it."""
+    if config.metrics_listen is None:
+        return None
+    return serve_metrics(config.metrics_listen, metrics)

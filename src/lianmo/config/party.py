@@ -209,6 +209,13 @@ class PartyConfig:
             OrNone(Text("a string 'host:port' (plaintext gRPC health only, for probes)"))
         ),
     )
+    metrics_listen: str | None = field(  # None: no metrics endpoint
+        default=None,
+        metadata=checked(
+            OrNone(Text("a string 'host:port' (plaintext HTTP /metrics for Prometheus)")),
+            key="metrics.listen",
+        ),
+    )
     # [retention]: the node prunes finished jobs this many days after they ended (None: never)
     prune_after_days: float | None = field(
         default=None,

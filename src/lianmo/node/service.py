@@ -36,6 +36,7 @@ from lianmo.errors import (
     UnknownJobError,
 )
 from lianmo.fileio import write_atomic
+from lianmo.metrics import JobGauge, NodeMetrics
 from lianmo.node.checkpoint import JobCheckpoints
 from lianmo.node.data_use import consent_lapsed, purpose_entry
 from lianmo.node.job_data import job_features
@@ -84,6 +85,7 @@ class NodeService:
         *,
         signer: SigningKey | None = None,
         seed_for: t.Callable[[JobSpec], bytes] | None = None,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self.config = config
         self._channel_factory = channel_factory
@@ -101,6 +103,10 @@ class NodeService:
         self._jobs: dict[str, NodeJob] = {}
         self._lock = threading.Lock()
         self._restore_jobs()
+        # the node's Prometheus metrics (None: not counted); the scoring path reports here too
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.watch_jobs(self._job_gauges)
         self.retention: RetentionWorker | None = None
         if config.prune_after_days is not None:  # [retention]: see lianmo.node.retention
             self.retention = RetentionWorker(
@@ -117,6 +123,23 @@ class NodeService:
     def _all_jobs(self) -> list[NodeJob]:
         with self._lock:
             return list(self._jobs.values())
+
+    def _job_gauges(self) -> list[JobGauge]:
+        """Where every job stands, for the metrics endpoint (read at each scrape)."""
+        out = []
+        for job in self._all_jobs():
+            with job.lock:
+                out.append(
+                    JobGauge(
+                        job.spec.job_id,
+                        job.state,
+                        job.phase,
+                        job.step,
+                        job.total,
+                        job.checkpoint_round,
+                    )
+                )
+        return out
 
     # -- federation side -----------------------------------------------------------------
 
@@ -342,7 +365,10 @@ class NodeService:
             audit = self._open_log(job, checkpoints)
             stats = MessageStats()
             # checkpoints first: it refuses messages while fast-forwarding, before they are logged
-            channel = self._channel_factory(spec, job.inbox, [checkpoints, audit, stats])
+            observers: list[MessageObserver] = [checkpoints, audit, stats]
+            if self.metrics is not None:
+                observers.append(self.metrics)
+            channel = self._channel_factory(spec, job.inbox, observers)
             me = spec.party(name)
             outcome = run_party(
                 spec,

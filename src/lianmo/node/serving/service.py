@@ -21,7 +21,6 @@ import dataclasses
 import logging
 import threading
 import time
-import typing as t
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from lianmo.errors import (
     ProtocolError,
     TransportError,
 )
+from lianmo.metrics import NodeMetrics
 from lianmo.node.boost_share import BoostShare
 from lianmo.node.data_use import purpose_entry
 from lianmo.node.model_share import LrShare
@@ -95,7 +95,7 @@ class ServingService:
         *,
         versions: VersionLog | None = None,
         parts: PartCaller | None = None,
-        metrics: t.Any = None,
+        metrics: NodeMetrics | None = None,
         stores: dict[str, FeatureSource] | None = None,
     ) -> None:
         self.config = config
@@ -219,6 +219,8 @@ class ServingService:
         started = time.monotonic()
         name = query.model or DEFAULT_NAME
         outcome = "error"
+        if self._metrics is not None:
+            self._metrics.serving_inflight.inc()
         try:
             answer = self._score(caller, name, query, time_left)
             outcome = "fallback" if answer.fallback_hosts else "ok"
@@ -228,6 +230,7 @@ class ServingService:
             raise
         finally:
             if self._metrics is not None:
+                self._metrics.serving_inflight.dec()
                 shape = "single" if len(query.ids) == 1 else "batch"
                 self._metrics.serving_requests.labels(model=name, outcome=outcome).inc()
                 self._metrics.serving_seconds.labels(model=name, shape=shape).observe(
