@@ -4,8 +4,11 @@ There is no container engine or cluster here, so: the compose file is validated 
 the Compose specification (check-jsonschema's vendored schema), the Kubernetes manifests
 against Kubernetes' own schemas (kubernetes-validate, strict: unknown fields fail), the
 Dockerfile is parsed (dockerfile-parse), every party config and job spec they carry goes
-through lianmo's own parsers, and a node is started exactly as the image's entry point and
-command start it, then probed with the image's HEALTHCHECK command.
+through lianmo's own parsers (``[serving]`` and ``[metrics]`` included), the commands of
+the compose serving path through lianmo's own CLI parser, and a node is started exactly as
+the image's entry point and command start it, then probed with the image's HEALTHCHECK
+command, scraped on its metrics port and asked on its scoring port. The whole compose
+serving path runs in tests/deploy/test_deploy_compose_serving.py (slow).
 """
 
 from __future__ import annotations
