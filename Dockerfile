@@ -1,7 +1,7 @@
 # lianmo party node (also the coordinator's and auditor's CLI): `lianmo` is the entry point.
 #
-#   docker build -t lianmo:0.2.0 .
-#   docker run -v $PWD/party.toml:/etc/lianmo/party.toml:ro ... lianmo:0.2.0
+#   docker build -t lianmo:0.3.0 .
+#   docker run -v $PWD/party.toml:/etc/lianmo/party.toml:ro ... lianmo:0.3.0
 #
 # The default command serves a party node from /etc/lianmo/party.toml; its state lives in
 # /var/lib/lianmo (mount a volume there). See docs/deploy.md.
@@ -26,8 +26,10 @@ ENV PYTHONUNBUFFERED=1 \
 USER 10001:10001
 WORKDIR /var/lib/lianmo
 VOLUME ["/var/lib/lianmo"]
-# 7000: federation and control (mutual TLS); 7001: gRPC health only (plaintext, no data)
-EXPOSE 7000 7001
+# 7000: federation and control (mutual TLS); 7001: gRPC health only (plaintext, no data);
+# 7443: online scoring ([serving] listen, mutual TLS); 9464: Prometheus metrics
+# ([metrics] listen, plaintext HTTP, for the monitoring network only). docs/deploy.md.
+EXPOSE 7000 7001 7443 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["lianmo", "party", "health", "--address", "127.0.0.1:7001"]
 ENTRYPOINT ["lianmo"]

@@ -4,19 +4,20 @@ There is no container engine or cluster here, so: the compose file is validated 
 the Compose specification (check-jsonschema's vendored schema), the Kubernetes manifests
 against Kubernetes' own schemas (kubernetes-validate, strict: unknown fields fail), the
 Dockerfile is parsed (dockerfile-parse), every party config and job spec they carry goes
-through lianmo's own parsers, and a node is started exactly as the image's entry point and
-command start it, then probed with the image's HEALTHCHECK command.
+through lianmo's own parsers (``[serving]`` and ``[metrics]`` included), the commands of
+the compose serving path through lianmo's own CLI parser, and a node is started exactly as
+the image's entry point and command start it, then probed with the image's HEALTHCHECK
+command, scraped on its metrics port and asked on its scoring port. The whole compose
+serving path runs in tests/deploy/test_deploy_compose_serving.py (slow).
 """
 
 from __future__ import annotations
 
-import json
+import csv
+import gzip
 import os
 import re
-import shlex
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,15 +31,30 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 import lianmo
+from lianmo.cli.model import promote_cmd, score_cmd
 from lianmo.cli.wiring import write_identities
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.node.policy import check_job
+from tests.deploy.compose_local import (
+    COMPOSE,
+    ROOT,
+    LocalCompose,
+    bind_mounts,
+    compose_file,
+    documented_certs_init,
+    exec_form,
+    image_health_check,
+    image_instructions,
+    lianmo_command,
+    scrape_metrics,
+)
 from tests.secret_files import is_private_key
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = ROOT / "deploy" / "compose"
 K8S = ROOT / "deploy" / "k8s"
 PARTIES = ("broker", "platform", "arbiter")
+# The conventional ports: federation and health (every node), online scoring (guest and
+# hosts), Prometheus metrics (every node).
+FEDERATION, HEALTH, SCORING, METRICS = 7000, 7001, 7443, 9464
 # Oldest Kubernetes whose kubelet has gRPC probes (GA in 1.27), and the newest schemas known.
 K8S_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 
@@ -46,19 +62,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def _dockerfile() -> DockerfileParser:
-    parser = DockerfileParser(path=str(ROOT / "Dockerfile"))
-    return parser
-
-
-def _instructions(name: str) -> list[str]:
-    return [i["value"] for i in _dockerfile().structure if i["instruction"] == name]
-
-
-def _exec_form(value: str) -> list[str]:
-    """A Dockerfile exec-form argument (a JSON array), as a list."""
-    parsed = json.loads(value)
-    assert isinstance(parsed, list) and all(isinstance(a, str) for a in parsed), value
-    return parsed
+    return DockerfileParser(path=str(ROOT / "Dockerfile"))
 
 
 # ---- the image ------------------------------------------------------------------------
@@ -67,22 +71,22 @@ def _exec_form(value: str) -> list[str]:
 def test_image_is_slim_runs_as_a_non_root_user_and_enters_through_lianmo() -> None:
     parser = _dockerfile()
     assert parser.baseimage == "python:3.11-slim"
-    users = _instructions("USER")
+    users = image_instructions("USER")
     assert users and users[-1].split(":")[0] not in ("0", "root")
-    assert _exec_form(_instructions("ENTRYPOINT")[-1]) == ["lianmo"]
-    assert _exec_form(_instructions("CMD")[-1]) == [
+    assert exec_form(image_instructions("ENTRYPOINT")[-1]) == ["lianmo"]
+    assert exec_form(image_instructions("CMD")[-1]) == [
         "party",
         "serve",
         "--config",
         "/etc/lianmo/party.toml",
     ]
-    assert set(" ".join(_instructions("EXPOSE")).split()) == {"7000", "7001"}
+    exposed = {int(p) for p in " ".join(image_instructions("EXPOSE")).split()}
+    assert exposed == {FEDERATION, HEALTH, SCORING, METRICS}
 
 
 def test_image_health_check_asks_the_grpc_health_port() -> None:
-    (check,) = _instructions("HEALTHCHECK")
-    argv = _exec_form(check.split("CMD", 1)[1].strip())
-    assert argv == ["lianmo", "party", "health", "--address", "127.0.0.1:7001"]
+    argv = image_health_check()
+    assert argv == ["lianmo", "party", "health", "--address", f"127.0.0.1:{HEALTH}"]
 
 
 def test_dockerignore_lets_only_the_package_into_the_build() -> None:
@@ -91,10 +95,6 @@ def test_dockerignore_lets_only_the_package_into_the_build() -> None:
 
 
 # ---- compose ---------------------------------------------------------------------------
-
-
-def _compose() -> dict[str, t.Any]:
-    return t.cast(dict[str, t.Any], yaml.safe_load((COMPOSE / "compose.yaml").read_text()))
 
 
 def _check_compose(path: Path) -> subprocess.CompletedProcess[str]:
@@ -121,19 +121,10 @@ def test_compose_file_follows_the_compose_specification(tmp_path: Path) -> None:
     assert refused.returncode != 0 and "volume" in refused.stdout + refused.stderr
 
 
-def _mounts(service: dict[str, t.Any]) -> dict[str, str]:
-    """Container path -> host path of a service's bind mounts (relative to compose/)."""
-    out = {}
-    for volume in service["volumes"]:
-        source, target, *_ = volume.split(":")
-        out[target] = source
-    return out
-
-
 @pytest.mark.parametrize("party", PARTIES)
 def test_compose_party_gets_its_own_config_and_only_its_own_keys(party: str) -> None:
-    service = _compose()["services"][party]
-    mounts = _mounts(service)
+    service = compose_file()["services"][party]
+    mounts = bind_mounts(service)
     assert service["command"] == ["party", "serve", "--config", "/etc/lianmo/party.toml"]
     config_file = COMPOSE / mounts["/etc/lianmo/party.toml"]
     config = PartyConfig.load(config_file)  # unknown keys, bad values: ConfigError
@@ -150,20 +141,110 @@ def test_compose_party_gets_its_own_config_and_only_its_own_keys(party: str) -> 
         assert mounts[str(inside)] == outside
     others = [p for p in (*PARTIES, "coordinator") if p != party]
     assert not [s for s in mounts.values() if any(f"/{o}." in s for o in others)]
-    assert _port(config.listen) == 7000 and config.health_listen == "0.0.0.0:7001"
+    assert _port(config.listen) == FEDERATION and config.health_listen == f"0.0.0.0:{HEALTH}"
+    # Metrics for the monitoring network: exposed to the compose network, never published.
+    assert config.metrics_listen == f"0.0.0.0:{METRICS}"
+    assert str(METRICS) in service["expose"] and METRICS not in _published(service).values()
 
 
-def _documented_certs_init(text: str) -> list[str]:
-    """The arguments of the one ``lianmo certs init`` command a file documents."""
-    (line,) = [ln for ln in text.splitlines() if ln.lstrip("# ").startswith("lianmo certs init")]
-    return shlex.split(line.split("lianmo certs init", 1)[1])
+def _published(service: dict[str, t.Any]) -> dict[int, int]:
+    """Host port -> container port of a service's ``ports`` ("[IP:]HOST:CONTAINER")."""
+    out = {}
+    for mapping in service.get("ports", ()):
+        *_ip, outside, inside = str(mapping).split(":")
+        out[int(outside)] = int(inside)
+    return out
+
+
+def _party_config(party: str) -> PartyConfig:
+    return PartyConfig.load(COMPOSE / "config" / f"{party}.toml")
+
+
+def test_compose_guest_serves_decision_engines_and_reaches_each_hosts_scoring_port() -> None:
+    services = compose_file()["services"]
+    spec = JobSpec.load(COMPOSE / "job.yaml")
+    guest = _party_config(spec.guest)
+    assert guest.serving.listen == f"0.0.0.0:{SCORING}"
+    assert guest.serving.clients == ("decision-engine",)
+    # The guest dials each host's scoring port by service name, over the compose network.
+    assert guest.serving.peers == {h: f"{h}:{SCORING}" for h in spec.hosts}
+    assert _published(services[spec.guest])[SCORING] == SCORING  # decision engines dial it
+    for h in spec.hosts:
+        host = _party_config(h)
+        assert host.serving.listen == f"0.0.0.0:{SCORING}" and host.serving.clients == ()
+        assert str(SCORING) in services[h]["expose"]
+        assert SCORING not in _published(services[h]).values()  # only the guest dials it
+    for other in set(PARTIES) - {spec.guest, *spec.hosts}:  # the arbiter serves no model
+        assert _party_config(other).serving.listen is None
+
+
+def test_compose_promotes_the_demo_job_hosts_first_each_with_only_its_own_files() -> None:
+    services = compose_file()["services"]
+    spec = JobSpec.load(COMPOSE / "job.yaml")
+    model = score_cmd.make_context("score", _score_args(services["score"])).params["model_name"]
+    for party in (*spec.hosts, spec.guest):
+        service = services[f"promote-{party}"]
+        assert service["profiles"] == ["serve"] and "entrypoint" not in service
+        assert service["command"][:2] == ["model", "promote"]
+        params = promote_cmd.make_context("promote", service["command"][2:]).params
+        assert (params["name"], params["job"]) == (model, spec.job_id)
+        mounts = bind_mounts(service)
+        config = PartyConfig.load(COMPOSE / mounts[str(params["config_path"])])
+        assert config.name == party
+        # What promotion reads and writes, and nothing else: no TLS key, nobody else's file.
+        assert mounts == {
+            str(params["config_path"]): f"./config/{party}.toml",
+            str(config.signing_key_path): f"./certs/{party}.signing.key",
+            str(config.state_dir): f"{party}-state",
+        }
+        node = bind_mounts(services[party])
+        assert all(node[inside] == outside for inside, outside in mounts.items())
+    guest_first = services[f"promote-{spec.guest}"]["depends_on"]
+    for h in spec.hosts:
+        assert guest_first[f"promote-{h}"]["condition"] == "service_completed_successfully"
+    assert guest_first[spec.guest]["condition"] == "service_healthy"
+
+
+def _score_args(service: dict[str, t.Any]) -> list[str]:
+    entry = service["entrypoint"]
+    assert entry[:2] == ["lianmo", "score"]
+    return [*entry[2:], *service["command"]]
+
+
+def _demo_ids(party: str) -> set[str]:
+    config = _party_config(party)
+    (entry,) = [config.dataset(name) for name in config.datasets]
+    relative = entry.path.relative_to("/usr/local/lib/python3.11/site-packages/lianmo")
+    with gzip.open(Path(lianmo.__file__).parent / relative, "rt", newline="") as fh:
+        return {row[entry.id_column] for row in csv.DictReader(fh)}
+
+
+def test_compose_score_asks_the_guest_as_a_decision_engine_for_ids_both_parties_hold() -> None:
+    services = compose_file()["services"]
+    spec = JobSpec.load(COMPOSE / "job.yaml")
+    service = services["score"]
+    assert service["profiles"] == ["serve"]
+    params = score_cmd.make_context("score", _score_args(service)).params
+    host, port = params["address"].rsplit(":", 1)
+    guest = _party_config(spec.guest)
+    assert (host, params["party"]) == (spec.guest, spec.guest)
+    assert guest.serving.listen is not None and int(port) == _port(guest.serving.listen)
+    assert bind_mounts(service) == {
+        str(params["ca"]): "./certs/ca.pem",
+        str(params["cert"]): "./certs/decision-engine.pem",
+        str(params["key"]): "./certs/decision-engine.key",
+    }
+    assert "decision-engine" in guest.serving.clients
+    ids = set(params["ids"])
+    assert ids and all(ids <= _demo_ids(p) for p in (spec.guest, *spec.hosts))
+    assert service["depends_on"][spec.guest]["condition"] == "service_healthy"
 
 
 def test_compose_never_mounts_or_hands_the_ca_key_to_a_party(tmp_path: Path) -> None:
     """The documented `certs init`, run for real: no file or folder a party gets is the CA's."""
     from lianmo.cli.main import main
 
-    args = _documented_certs_init((COMPOSE / "compose.yaml").read_text())
+    args = documented_certs_init((COMPOSE / "compose.yaml").read_text())
     args = [a.replace("deploy/compose", str(tmp_path)) for a in args]
     with pytest.raises(SystemExit) as done:
         main(["certs", "init", *args])
@@ -172,16 +253,21 @@ def test_compose_never_mounts_or_hands_the_ca_key_to_a_party(tmp_path: Path) -> 
     assert is_private_key(ca_key)
     chowned = tmp_path / "certs"  # `chown -R 10001` makes all of it the party user's
     assert not ca_key.resolve().is_relative_to(chowned.resolve())
-    for name, service in _compose()["services"].items():
-        for source in _mounts(service).values():
+    for name, service in compose_file()["services"].items():
+        for source in bind_mounts(service).values():
             if source.startswith("./"):
                 mounted = (tmp_path / source).resolve()
                 assert mounted != ca_key.resolve(), name
                 assert not ca_key.resolve().is_relative_to(mounted), name
                 assert not mounted.is_relative_to(ca_key.parent.resolve()), name
-    assert _documented_certs_init((ROOT / "docs" / "deploy.md").read_text()) == [
+    assert documented_certs_init((ROOT / "docs" / "deploy.md").read_text()) == [
         a.replace(str(tmp_path), "deploy/compose") for a in args
     ]
+    # ... and it makes every file that a service mounts from certs/.
+    for name, service in compose_file()["services"].items():
+        for source in bind_mounts(service).values():
+            if source.startswith("./certs/"):
+                assert (tmp_path / source).is_file(), (name, source)
 
 
 def test_kubernetes_secret_holds_only_the_partys_own_files() -> None:
@@ -197,7 +283,7 @@ def _port(address: str) -> int:
 
 
 def test_compose_job_names_the_services_and_their_data_sets() -> None:
-    compose = _compose()
+    compose = compose_file()
     spec = JobSpec.load(COMPOSE / "job.yaml")
     assert set(spec.party_names) == set(PARTIES)
     for party in spec.parties:
@@ -260,77 +346,77 @@ def test_kubernetes_party_config_is_a_valid_lianmo_config() -> None:
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert _port(config.listen) == ports["federation"]
     assert config.health_listen is not None and _port(config.health_listen) == ports["health"]
+    assert config.serving.listen is not None and _port(config.serving.listen) == ports["scoring"]
+    assert config.metrics_listen is not None and _port(config.metrics_listen) == ports["metrics"]
+    assert (ports["scoring"], ports["metrics"]) == (SCORING, METRICS)
+    # Every probe asks the plaintext gRPC health port (the kubelet has no client
+    # certificate); the startup probe gives the node a minute or more before liveness.
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["grpc"]["port"] == ports["health"], probe
+        assert container[probe] == container[probe] | {"grpc": {"port": ports["health"]}}, probe
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
+    annotations = _one("StatefulSet")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(ports["metrics"])
+    assert annotations["prometheus.io/path"] == "/metrics"
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert mounts["/var/lib/lianmo"] == "state" and config.state_dir == Path("/var/lib/lianmo")
     assert mounts["/etc/lianmo/tls"] == "tls"
     secret_keys = set(_one("Secret")["stringData"])
     for path in (config.cert, config.key, config.ca, config.signing_key_path):
         assert path.parent == Path("/etc/lianmo/tls") and path.name in secret_keys
-    assert container["args"] == _exec_form(_instructions("CMD")[-1])
+    assert container["args"] == exec_form(image_instructions("CMD")[-1])
 
 
-def test_kubernetes_network_policy_admits_only_the_federation_port() -> None:
+def test_kubernetes_network_policy_admits_each_port_only_from_those_who_dial_it() -> None:
     policy = _one("NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
-    ports = [p for rule in policy["spec"]["ingress"] for p in rule["ports"]]
-    assert ports == [{"port": 7000, "protocol": "TCP"}]
-    services = [d for _, d in _k8s_documents() if d["kind"] == "Service"]
-    assert [p["port"] for s in services for p in s["spec"]["ports"]] == [7000, 7000]
+    rules = {
+        tuple(p["port"] for p in rule["ports"]): rule["from"] for rule in policy["spec"]["ingress"]
+    }
+    assert set(rules) == {(FEDERATION,), (SCORING,), (METRICS,)}  # never health (7001)
+    assert all("ipBlock" in peer for peer in rules[FEDERATION,] + rules[SCORING,])
+    # Metrics: only from the monitoring namespace, never from an address range outside.
+    assert rules[METRICS,] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+
+
+def test_kubernetes_services_expose_scoring_to_partners_and_metrics_in_cluster_only() -> None:
+    container = _one("StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    services = {d["metadata"]["name"]: d for _, d in _k8s_documents() if d["kind"] == "Service"}
+    ports = {}
+    for name, service in services.items():
+        ports[name] = {p["port"] for p in service["spec"]["ports"]}
+        for p in service["spec"]["ports"]:
+            assert named[p["targetPort"]] == p["port"], (name, p)
+    assert ports["lianmo-party"] == {FEDERATION, SCORING}  # what the load balancer passes
+    assert ports["lianmo-party-headless"] == {FEDERATION, SCORING, METRICS}
+    assert services["lianmo-party-headless"]["spec"]["clusterIP"] == "None"
 
 
 # ---- the node as the image starts it ---------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _lianmo_command() -> str:
-    """The ``lianmo`` console script of this environment (the image's entry point)."""
-    script = Path(sys.executable).parent / "lianmo"
-    found = str(script) if script.exists() else shutil.which("lianmo")
-    assert found, "the lianmo console script is not installed in this environment"
-    return found
-
-
 def test_node_starts_as_the_image_starts_it_and_passes_the_health_check(tmp_path: Path) -> None:
-    """ENTRYPOINT + CMD with the compose broker's config, paths moved under tmp_path."""
-    etc, state = tmp_path / "etc" / "lianmo", tmp_path / "var" / "lib" / "lianmo"
-    (etc / "tls").mkdir(parents=True)
-    state.mkdir(parents=True)
-    write_identities(tmp_path / "certs", ["broker"])
-    for src, dst in {
-        "ca.pem": "ca.pem",
-        "broker.pem": "party.pem",
-        "broker.key": "party.key",
-        "broker.signing.key": "party.signing.key",
-    }.items():
-        shutil.copy2(tmp_path / "certs" / src, etc / "tls" / dst)
-    listen, health = _free_port(), _free_port()
-    site = str(Path(lianmo.__file__).parent.parent)
-    text = (COMPOSE / "config" / "broker.toml").read_text()
-    text = text.replace("/etc/lianmo", str(etc)).replace("/var/lib/lianmo", str(state))
-    text = text.replace("/usr/local/lib/python3.11/site-packages", site)
-    text = text.replace("0.0.0.0:7000", f"127.0.0.1:{listen}")
-    text = text.replace("0.0.0.0:7001", f"127.0.0.1:{health}")
-    (etc / "party.toml").write_text(text)
+    """ENTRYPOINT + CMD with the compose broker's mounts and config, under tmp_path.
 
-    def image_argv(instruction: str) -> list[str]:
-        argv = _exec_form(instruction)
-        return [a.replace("/etc/lianmo", str(etc)).replace(":7001", f":{health}") for a in argv]
-
-    entry = image_argv(_instructions("ENTRYPOINT")[-1])
-    command = image_argv(_instructions("CMD")[-1])
-    check = image_argv(_instructions("HEALTHCHECK")[0].split("CMD", 1)[1].strip())
-    assert entry[0] == check[0] == "lianmo"
-    lianmo_bin = _lianmo_command()
+    The health check passes; the metrics port answers Prometheus' scrape; the scoring port
+    answers the compose ``score`` service (a decision engine, mutual TLS) that no model is
+    promoted yet. Once the node is stopped, the health check fails in one line.
+    """
+    write_identities(tmp_path / "certs", ["broker", "decision-engine"])
+    local = LocalCompose(tmp_path / "compose", tmp_path / "certs")
+    local.lay_out("broker")
+    image = [image_instructions("ENTRYPOINT")[-1], image_instructions("CMD")[-1]]
+    argv = [local.rewrite("broker", a) for form in image for a in exec_form(form)]
+    check = local.health_check("broker")
+    assert argv[0] == check[0] == "lianmo"
+    lianmo_bin = lianmo_command()
     node = subprocess.Popen(
-        [lianmo_bin, *entry[1:], *command],
-        cwd=state,
+        [lianmo_bin, *argv[1:]],
+        cwd=local.service_root("broker"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -345,7 +431,14 @@ def test_node_starts_as_the_image_starts_it_and_passes_the_health_check(tmp_path
                 break
             time.sleep(0.5)
         assert probe.returncode == 0, f"{probe.stdout}{probe.stderr}\nnode: {_output(node)}"
-        assert probe.stdout.strip() == f"SERVING (127.0.0.1:{health})"
+        assert probe.stdout.strip() == f"SERVING (127.0.0.1:{local.port('broker', HEALTH)})"
+        scraped = scrape_metrics(local.port("broker", METRICS))
+        assert ("lianmo_jobs", (("state", "running"),)) in scraped, sorted(scraped)[:20]
+        asked = subprocess.run(
+            [lianmo_bin, *local.lay_out("score")[1:]], capture_output=True, text=True, timeout=60
+        )
+        assert asked.returncode != 0, asked.stdout
+        assert "no version promoted as model 'credit'" in asked.stderr, asked.stderr
         node.send_signal(signal.SIGTERM)
         assert node.wait(timeout=30) == 0, _output(node)
     finally:
