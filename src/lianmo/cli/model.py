@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+import typing as t
 from pathlib import Path
 
 import click
@@ -58,6 +59,25 @@ def list_cmd(config_path: Path, as_json: bool) -> None:
         if stack:
             earlier = ", ".join(p.job_id for p in stack[:-1]) or "none"
             click.echo(f"model '{name}': serving {stack[-1].job_id} (before it: {earlier})")
+    click.echo(_log_line(config))
+
+
+def _log_line(config: t.Any) -> str:
+    """Where the promotion log is, and whose key signed it (its chain was just checked)."""
+    from lianmo.audit.signing import SigningKey, key_id
+    from lianmo.errors import ConfigError
+    from lianmo.node.serving.versions import VersionLog, signing_key_of
+
+    path = VersionLog(config).path
+    key = signing_key_of(path)
+    if key is None:
+        return f"version log: none yet ({path})"
+    try:
+        current = SigningKey.load(config.signing_key_path, party=config.name).public_hex
+    except ConfigError:
+        current = None
+    whose = "this party's signing key" if key == current else "NOT this party's current key"
+    return f"version log: {path}, chain and signatures intact, key {key_id(key)} ({whose})"
 
 
 @model.command("promote")
