@@ -50,6 +50,9 @@ THIRD_PARTY_OWNERS = {
     "phe": "crypto",
     "gmpy2": "crypto",
     "ray": "compute",
+    "starlette": "transport",  # the HTTP front (transport.http_front)
+    "uvicorn": "transport",
+    "anyio": "transport",
 }
 PROTOCOL_TRANSPORT_ALLOWED = {
     "lianmo.transport.channel",
