@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import types
 from pathlib import Path
@@ -31,7 +32,7 @@ def http_front() -> None:
 def front_module() -> types.ModuleType:
     """:mod:`lianmo.transport.http_front`, or a ConfigError saying how to install it."""
     try:
-        from lianmo.transport import http_front as module
+        module = importlib.import_module("lianmo.transport.http_front")
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in EXTRA_PACKAGES:
             raise

@@ -17,9 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 import socket
 import ssl
+import threading
 import time
+import types
 import typing as t
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -231,7 +234,16 @@ def _bearer(request: Request, tokens: TokenFile) -> str:
             "no bearer token: send the header 'Authorization: Bearer TOKEN'",
             challenge,
         )
-    holder = tokens.holder(token.strip())
+    try:
+        holder = tokens.holder(token.strip())
+    except ConfigError as exc:  # the front's own file: its operator's problem, not the caller's
+        _LOG.error("refusing every request: %s", exc)
+        raise FrontError(
+            500,
+            ConfigError.__name__,
+            "the front cannot check bearer tokens now (its tokens file is unreadable or "
+            "malformed); its log says why",
+        ) from exc
     if holder is None:
         raise FrontError(
             401,
@@ -378,9 +390,19 @@ class HttpServer:
         return f"{'https' if self.https else 'http'}://{host}:{self.port}"
 
     def run(self) -> None:
+        """Serve until SIGINT or SIGTERM (in the main thread) or :meth:`stop`, then return.
+
+        uvicorn drains open requests on a signal and then raises it again under the
+        handlers it found; those are no-ops here, so the command ends normally (exit 0).
+        """
+        main = threading.current_thread() is threading.main_thread()
+        signals = (signal.SIGINT, signal.SIGTERM) if main else ()
+        previous = {sig: signal.signal(sig, _stopping) for sig in signals}
         try:
             self._server.run(sockets=[self._socket])
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self._socket.close()
 
     def stop(self) -> None:
@@ -389,6 +411,10 @@ class HttpServer:
     @property
     def started(self) -> bool:
         return bool(self._server.started)
+
+
+def _stopping(sig: int, frame: types.FrameType | None) -> None:
+    """Under uvicorn's own handler while it runs; after it, the re-raised signal lands here."""
 
 
 def _check_tls(cert: Path, key: Path) -> None:
