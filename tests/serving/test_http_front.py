@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
+import dataclasses
 import json
 import re
 import shutil
@@ -19,6 +20,7 @@ import ssl
 import subprocess
 import sys
 import time
+import typing as t
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -40,7 +42,7 @@ from lianmo.node.serving.features import Cell, SqliteStore
 from lianmo.transport.certs import make_party_cert
 from lianmo.transport.http_front import FrontSettings, answer_json, status_of
 from lianmo.transport.http_tokens import TokenFile, add_token, token_digest
-from lianmo.transport.scoring import OverloadedError, ScoreQuery
+from lianmo.transport.scoring import IdScore, OverloadedError, ScoreAnswer, ScoreQuery
 from tests.node.inprocess_nodes import GUEST, HOST, make_nodes, run_in_process
 from tests.serving.front import Front, running
 from tests.serving.served import Serving, configs, promote, serving, spec
@@ -54,7 +56,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path
     root = tmp_path_factory.mktemp("front")
     cfgs = configs(root, shared_data, "breast")
     nodes = make_nodes(root, shared_data, configs=cfgs)
-    run_in_process(nodes, spec("m1", LR))
+    for job in (spec("m1", LR), spec("m2", {**LR, "epochs": 3})):
+        run_in_process(nodes, job)
     for node in nodes.values():
         node.close()
     for name in (GUEST, HOST):
@@ -232,6 +235,25 @@ def test_the_guests_refusals_keep_their_class_and_get_a_fitting_status(
         assert "POST /v1/score" in got.json()["error"]
 
 
+def test_the_json_answer_carries_every_field_of_the_grpc_answer() -> None:
+    card = IdScore("c-1", (0.25,), "", False, 612.5, ("x3", "x0"))
+    answer = ScoreAnswer("card", "sc1", "scorecard", (card, IdScore("c-2", error="no row")))
+    out = answer_json(answer)
+    assert set(out) == {f.name for f in dataclasses.fields(ScoreAnswer)}
+    scores = t.cast(list[dict[str, object]], out["scores"])
+    assert all(set(s) == {f.name for f in dataclasses.fields(IdScore)} for s in scores)
+    assert scores[0] == {
+        "id": "c-1",
+        "values": [0.25],
+        "error": "",
+        "fallback": False,
+        "points": 612.5,
+        "reasons": ["x3", "x0"],
+    }
+    assert scores[1]["points"] is None and scores[1]["values"] == []
+    assert json.loads(json.dumps(out)) == out
+
+
 @pytest.mark.parametrize(
     ("error", "status"),
     [
@@ -273,6 +295,24 @@ def test_a_stopped_host_gives_503_and_a_stopped_guest_fails_the_health_check(
         assert health.status_code == 503 and health.json()["kind"] == "TransportError"
         got = http.post("/v1/score", json=request, headers=_auth(tokens))
         assert got.status_code == 503 and got.json()["kind"] == "TransportError"
+
+
+def test_a_host_serving_another_version_gives_409_never_a_mixed_score(
+    trained: Path, tmp_path: Path, shared_data: Path, tokens: tuple[Path, str], ids: list[str]
+) -> None:
+    cfgs = _own_copy(trained, tmp_path, shared_data)
+    with serving(tmp_path, cfgs) as s, running(s.client, tokens[0]) as http:
+        request = {"model": "credit", "ids": ids[:3]}
+        assert http.post("/v1/score", json=request, headers=_auth(tokens)).status_code == 200
+        promote(cfgs[GUEST], "credit", "m2")  # the guest moves on alone
+        got = http.post("/v1/score", json=request, headers=_auth(tokens))
+        assert got.status_code == 409, got.text
+        assert got.json()["kind"] == "VersionMismatchError"
+        assert f"from host '{HOST}'" in got.json()["error"]
+        assert "serves version 'm1' of model 'credit', not 'm2'" in got.json()["error"]
+        promote(cfgs[HOST], "credit", "m2")
+        got = http.post("/v1/score", json=request, headers=_auth(tokens))
+        assert got.status_code == 200 and got.json()["version"] == "m2"
 
 
 class _Slow:

@@ -117,12 +117,20 @@ def error_response(
 
 
 def answer_json(answer: ScoreAnswer) -> dict[str, object]:
+    """The answer as JSON: every field of :class:`ScoreAnswer` and :class:`IdScore`."""
     return {
         "model": answer.model,
         "version": answer.version,
         "task": answer.task,
         "scores": [
-            {"id": s.id, "values": list(s.values), "error": s.error, "fallback": s.fallback}
+            {
+                "id": s.id,
+                "values": list(s.values),
+                "error": s.error,
+                "fallback": s.fallback,
+                "points": s.points,  # null unless a scorecard
+                "reasons": list(s.reasons),
+            }
             for s in answer.scores
         ],
         "fallback_hosts": list(answer.fallback_hosts),
