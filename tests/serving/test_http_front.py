@@ -402,6 +402,26 @@ def test_without_the_extra_the_command_says_how_to_install_it(
         front_module()
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max-ids", "0"], "--max-ids must be 1..10000, not 0"),
+        (["--timeout", "45"], "--timeout must be above 0 and at most 30.0 s"),
+        (["--tokens", "missing.txt"], "cannot read the HTTP front's tokens file missing.txt"),
+    ],
+)
+def test_lianmo_http_front_serve_refuses_bad_settings_in_one_line(
+    tokens: tuple[Path, str], capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    args = ["--guest", "127.0.0.1:1", "--party", GUEST, "--ca", "ca.pem", "--cert", "c.pem"]
+    args += ["--key", "c.key", "--tokens", str(tokens[0]), *flags]
+    with pytest.raises(SystemExit) as done:
+        main(["http-front", "serve", *args])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lianmo: error: ") and message in err and len(err.splitlines()) == 1
+
+
 def test_lianmo_http_front_serve_answers_over_https_and_stops_on_sigterm(
     served: Serving, trained: Path, tokens: tuple[Path, str], tmp_path: Path, ids: list[str]
 ) -> None:

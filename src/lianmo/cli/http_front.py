@@ -96,11 +96,11 @@ def serve_cmd(
     from lianmo.transport.tls import TlsIdentity
 
     front = front_module()
-    configure_logging(default_level="INFO", verbose=dict(ctx.obj or {}).get("verbose", False))
     settings = front.FrontSettings(
         max_body=max_body, max_ids=max_ids, timeout_s=timeout, max_inflight=max_inflight
     )
     tokens = TokenFile(tokens_path)
+    configure_logging(default_level="INFO", verbose=dict(ctx.obj or {}).get("verbose", False))
     client = ScoringClient(guest, TlsIdentity.load(cert, key, ca), party)
     try:
         app = front.make_app(client, tokens, settings)

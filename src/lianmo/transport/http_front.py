@@ -72,13 +72,15 @@ class FrontSettings:
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_ids <= MAX_IDS:
-            raise ConfigError(f"the front's max_ids must be 1..{MAX_IDS}, not {self.max_ids}")
-        if self.max_body < 1024 or self.max_inflight < 1:
-            raise ConfigError("the front's max_body must be >= 1024 and max_inflight >= 1")
+            raise ConfigError(f"--max-ids must be 1..{MAX_IDS}, not {self.max_ids}")
+        if self.max_body < 1024:
+            raise ConfigError(f"--max-body must be at least 1024 bytes, not {self.max_body}")
+        if self.max_inflight < 1:
+            raise ConfigError(f"--max-inflight must be at least 1, not {self.max_inflight}")
         if not 0 < self.timeout_s <= self.max_timeout_s:
             raise ConfigError(
-                f"the front's default timeout ({self.timeout_s} s) must be above 0 and at "
-                f"most its max_timeout ({self.max_timeout_s} s)"
+                f"--timeout must be above 0 and at most {self.max_timeout_s} s, not "
+                f"{self.timeout_s}"
             )
 
 
