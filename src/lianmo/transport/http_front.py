@@ -282,15 +282,15 @@ def make_app(
         who, query = "-", None
         try:
             who = _bearer(request, tokens)
-            if inflight >= settings.max_inflight:
+            timeout = _timeout(request, settings)
+            query = query_from_json(await _body(request, settings.max_body), settings.max_ids)
+            if inflight >= settings.max_inflight:  # no await from here to the increment
                 raise FrontError(
                     429,
                     OverloadedError.__name__,
                     f"the front has {settings.max_inflight} requests in flight; retry shortly",
                     {"retry-after": "1"},
                 )
-            timeout = _timeout(request, settings)
-            query = query_from_json(await _body(request, settings.max_body), settings.max_ids)
             inflight += 1
             try:
                 answer = await anyio.to_thread.run_sync(
