@@ -11,7 +11,8 @@ the module cannot be type-checked or read without the other layer), plus calls o
 
 A module may import lianmo modules of its own layer or below; its own package always.
 ``node`` and ``coordinator`` share a layer but must not import each other. Only
-``lianmo.transport`` may import grpc, grpc_health or google.protobuf, only
+``lianmo.transport`` may import grpc, grpc_health or google.protobuf (and the HTTP
+front's starlette, uvicorn and anyio), only
 ``lianmo.crypto`` may import phe or gmpy2, and ``lianmo.protocols`` may use only the
 transport modules that make up the Channel interface (channel, messages, envelope,
 memory), never the gRPC channel, serde or generated code.
@@ -50,6 +51,9 @@ THIRD_PARTY_OWNERS = {
     "phe": "crypto",
     "gmpy2": "crypto",
     "ray": "compute",
+    "starlette": "transport",  # the HTTP front (transport.http_front)
+    "uvicorn": "transport",
+    "anyio": "transport",
 }
 PROTOCOL_TRANSPORT_ALLOWED = {
     "lianmo.transport.channel",

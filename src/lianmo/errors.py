@@ -4,7 +4,9 @@
 
     LianmoError                     exit 1   anything lianmo raises on purpose
     ├── ConfigError                 exit 2   party config or job spec is invalid
-    │   └── PolicyError                      a job falls outside a party's [policy]
+    │   ├── PolicyError                      a job falls outside a party's [policy]
+    │   └── VersionMismatchError             a scoring request or a host names another
+    │                                        model version than the one promoted
     ├── DataError                   exit 3   a party's table is unusable (file, column, row named)
     ├── CryptoError                 exit 4   bad key, key too small, ciphertext not in Z*_{n^2},
     │                                        values under different keys, overflow
@@ -71,6 +73,11 @@ class ConfigError(LianmoError):
 class PolicyError(ConfigError):
     """A job asks for something a party's ``[policy]`` does not accept (a peer, a setting
     below its floor, a scoring guest), or its parties do not hold the same spec."""
+
+
+class VersionMismatchError(ConfigError):
+    """Online scoring: a request (or the guest, asking a host) names a model version other
+    than the one this party has promoted; parties never mix shares of two versions."""
 
 
 class DataError(LianmoError):

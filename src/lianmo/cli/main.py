@@ -235,6 +235,7 @@ def _register_commands() -> None:
     from lianmo.cli.audit import audit
     from lianmo.cli.data import data
     from lianmo.cli.demo import demo
+    from lianmo.cli.http_front import http_front
     from lianmo.cli.job import job, predict_cmd
     from lianmo.cli.model import model, score_cmd
     from lianmo.cli.report import report_cmd
@@ -245,6 +246,7 @@ def _register_commands() -> None:
     cli.add_command(predict_cmd)
     cli.add_command(model)
     cli.add_command(score_cmd)
+    cli.add_command(http_front)
     cli.add_command(audit)
     cli.add_command(data)
     cli.add_command(demo)

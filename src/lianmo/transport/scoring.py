@@ -329,6 +329,20 @@ class ScoringClient:
     def close(self) -> None:
         self._channel.close()
 
+    def ready(self, timeout: float) -> bool:
+        """True if a connection to the node is up, or comes up within ``timeout`` seconds.
+
+        Up means the mutual-TLS handshake is done; no call is made and nothing is logged at
+        the node, so a health probe may ask as often as it likes.
+        """
+        future = grpc.channel_ready_future(self._channel)
+        try:
+            future.result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            future.cancel()  # stop watching the channel
+            return False
+        return True
+
     def score(self, query: ScoreQuery, timeout: float) -> ScoreAnswer:
         reply = self._call(self._stub.Score, query_to_pb(query), timeout)
         return answer_from_pb(reply)

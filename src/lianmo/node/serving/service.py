@@ -35,6 +35,7 @@ from lianmo.errors import (
     LianmoError,
     ProtocolError,
     TransportError,
+    VersionMismatchError,
 )
 from lianmo.metrics import NodeMetrics
 from lianmo.node.boost_share import BoostShare
@@ -60,7 +61,14 @@ _LOG = logging.getLogger("lianmo.node")
 #: asks one host for its part: (host, query, timeout in seconds) -> its answer
 PartCaller = Callable[[str, PartQuery, float], PartAnswer]
 #: a host's errors re-raised as they are, with the guest's words added (others: transport)
-_SAME_TEXT_ERRORS = (AuthenticationError, ConfigError, DataError, ProtocolError, TransportError)
+_SAME_TEXT_ERRORS = (
+    AuthenticationError,
+    ConfigError,
+    DataError,
+    ProtocolError,
+    TransportError,
+    VersionMismatchError,
+)
 #: the time kept back from a deadline to combine and answer after the hosts
 MARGIN_S = 0.005
 
@@ -255,7 +263,7 @@ class ServingService:
                 f"its guest '{served.version.guest}' for scores"
             )
         if query.version and query.version != version:
-            raise ConfigError(
+            raise VersionMismatchError(
                 f"party '{party}' serves version '{version}' of model '{name}', not "
                 f"'{query.version}'; name no version to use the promoted one"
             )
@@ -463,7 +471,7 @@ class ServingService:
                 )
             if (query.version, query.spec_sha256) != (promotion.job_id, promotion.spec_sha256):
                 outcome = "refused"
-                raise ConfigError(
+                raise VersionMismatchError(
                     f"party '{party}' serves version '{promotion.job_id}' of model '{name}', not "
                     f"'{query.version}'; promote the same version at every party of the model"
                 )
