@@ -10,7 +10,8 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install --no-cache-dir --root-user-action=ignore --prefix=/install .
+# [http]: the HTTP/JSON front for decision engines (`lianmo http-front serve`, docs/serving.md)
+RUN pip install --no-cache-dir --root-user-action=ignore --prefix=/install ".[http]"
 
 FROM python:3.11-slim
 LABEL org.opencontainers.image.title="lianmo" \
