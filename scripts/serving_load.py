@@ -30,7 +30,9 @@ from lianmo.errors import LianmoError
 from lianmo.transport.scoring import ScoreAnswer
 
 #: asks for the scores of some ids, returns the answer (raises on a failed request)
-ScoreCall = Callable[[tuple[str, ...]], ScoreAnswer]
+ScoreCall = Callable[[tuple[str, ...]], t.Any]
+#: what is wrong with an answer to the ids asked ('' if nothing)
+Check = Callable[[tuple[str, ...], t.Any], str]
 #: how many error messages a run keeps (it counts all)
 KEPT_ERRORS = 5
 
@@ -177,8 +179,10 @@ def run_threads(
     warmup_s: float,
     duration_s: float,
     seed: int = 0,
+    check: Check = check_answer,
 ) -> LoadResult:
-    """``concurrency`` threads, closed loop, each calling ``call`` with its own ids."""
+    """``concurrency`` threads, closed loop, each calling ``call`` with its own ids;
+    ``check`` says what is wrong with an answer (by default: :func:`check_answer`)."""
     tally = Tally()
     window = Window.after(warmup_s, duration_s)
 
@@ -188,7 +192,7 @@ def run_threads(
             if began >= window.end:
                 return
             try:
-                problem = check_answer(asked, call(asked))
+                problem = check(asked, call(asked))
             except LianmoError as exc:
                 problem = describe(exc)
             done = time.perf_counter()
