@@ -171,7 +171,8 @@ def check_part(asked: tuple[str, ...], answer: t.Any) -> str:
 def measured(
     run: t.Callable[[], LoadResult], pids: dict[str, int], **labels: t.Any
 ) -> dict[str, t.Any]:
-    """``run()``'s result with each node's and this process's CPU share over the run."""
+    """``run()``'s result with each node's and this process's CPU share over the run, and
+    the machine's 1-minute load average at its end (others' work on the same cores shows)."""
     cpu0, own0, wall0 = session_cpu(pids), time.process_time(), time.perf_counter()
     result = run()
     cpu1, own1, wall = session_cpu(pids), time.process_time(), time.perf_counter() - wall0
@@ -181,6 +182,7 @@ def measured(
         **result.as_dict(),
         **shares,
         "cpu_loadgen_pct": round(100 * (own1 - own0) / wall),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
 
 
