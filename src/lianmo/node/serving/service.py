@@ -43,6 +43,7 @@ from lianmo.node.data_use import purpose_entry
 from lianmo.node.model_share import LrShare
 from lianmo.node.scorecard_job import party_reasons
 from lianmo.node.scorecard_share import ScorecardShare
+from lianmo.node.serving.boost_tables import BoostTables
 from lianmo.node.serving.consent_gate import ConsentGate
 from lianmo.node.serving.features import FeatureSource, ModelColumns, SqliteStore
 from lianmo.node.serving.versions import DEFAULT_NAME, Promotion, Version, VersionLog, read_version
@@ -85,7 +86,7 @@ class Served:
     store: FeatureSource
     consent: ConsentGate
     task: str  # binary | multiclass | regression
-    forest: Forest | None = None  # the guest's SecureBoost trees
+    forest: BoostTables | None = None  # the guest's SecureBoost trees and leaf values
     splits: SplitTable | None = None  # a SecureBoost share's own split rules
 
     @property
@@ -205,7 +206,8 @@ class ServingService:
         if version.role == "guest":
             model = share.guest_model()
             forest = Forest.of(model.trees, share.depth, party, model.rules, version.hosts)
-            return dataclasses.replace(served, task=model.objective.name, forest=forest)
+            tables = BoostTables.of(model, forest)
+            return dataclasses.replace(served, task=model.objective.name, forest=tables)
         return dataclasses.replace(served, splits=SplitTable.of(share.rules))
 
     def _store(self, dataset: str) -> FeatureSource:
@@ -440,17 +442,16 @@ class ServingService:
     ) -> np.ndarray:
         hosts = served.version.hosts
         assert isinstance(served.share, BoostShare)
-        forest, model = served.forest, served.share.guest_model()
-        assert forest is not None
-        blocks = [forest.own.sides(X)]
+        tables = served.forest
+        assert tables is not None
+        blocks = [tables.forest.own.sides(X)]
         for h in hosts:
             part = parts[h]
             if part.split_ids is None or part.left is None:
                 raise ProtocolError(f"host '{h}' answered without split sides")
-            blocks.append(forest.host_columns(h, part.split_ids, part.left[usable]))
+            blocks.append(tables.host_columns(h, part.split_ids, part.left[usable]))
         sides = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(X), 0), bool)
-        leaves = forest.leaves(sides)
-        return model.objective.predict_proba(model.raw_scores(leaves))
+        return tables.scores(sides)
 
     # -- the host ----------------------------------------------------------------------
 
