@@ -38,7 +38,7 @@ one's share over the run (100% = one core busy), so a saturated client shows.
 
 ``--reuse`` keeps the trained and promoted models of a previous run in ``--output``
 (only the load runs again); ``--quick`` is for the test: 3 trees, 1 LR epoch, runs of
-0.5 s. About 8 minutes on 2 cores (training about 5). This is a benchmark, not a test.
+0.5 s. About 9 minutes on 2 cores (training about 4). This is a benchmark, not a test.
 """
 
 from __future__ import annotations
