@@ -44,6 +44,7 @@ from lianmo.node.model_share import LrShare
 from lianmo.node.scorecard_job import party_reasons
 from lianmo.node.scorecard_share import ScorecardShare
 from lianmo.node.serving.boost_tables import BoostTables
+from lianmo.node.serving.coalesce import Coalescer
 from lianmo.node.serving.consent_gate import ConsentGate
 from lianmo.node.serving.features import FeatureSource, ModelColumns, SqliteStore
 from lianmo.node.serving.versions import DEFAULT_NAME, Promotion, Version, VersionLog, read_version
@@ -110,7 +111,8 @@ class ServingService:
         self.config = config
         self.settings = config.serving
         self.versions = versions or VersionLog(config)
-        self._parts = parts
+        # concurrent requests' questions to a host go together (coalesce.py)
+        self._parts = None if parts is None else Coalescer(parts, self.settings.max_ids).ask
         self._metrics = metrics
         self._stores: dict[str, FeatureSource] = dict(stores or {})
         self._served: dict[tuple[str, str], Served] = {}
