@@ -75,8 +75,9 @@ class Load:
                 self.outcomes.append(out)
 
     def between(self, lo: float, hi: float) -> list[Outcome]:
+        """The requests that started at ``lo`` or later and ended before ``hi``."""
         with self._lock:
-            return [o for o in self.outcomes if lo <= o.start < hi]
+            return [o for o in self.outcomes if lo <= o.start and o.start + o.seconds < hi]
 
 
 def _validation(folder: Path) -> dict[str, float]:
@@ -119,6 +120,7 @@ def test_a_killed_host_fails_requests_fast_and_a_new_version_never_mixes(
             time.sleep(1.5)
             host_only = time.monotonic()
             time.sleep(1.0)
+            guest_promoting = time.monotonic()  # from here a request may see m2 at both
             fed.promote("broker", "credit", "m2")
             promoted = time.monotonic()
             deadline = time.monotonic() + 10
@@ -130,15 +132,16 @@ def test_a_killed_host_fails_requests_fast_and_a_new_version_never_mixes(
         assert fed.nodes["broker"].proc.pid == guest_pid and fed.nodes["broker"].proc.poll() is None
 
         before = load.between(0, killed)
-        assert before and all(o.value is not None for o in before)
+        assert before and not [o for o in before if o.error]
         dead = load.between(killed + 0.3, restarted)  # the kill has reached the guest
         assert len(dead) >= 8, "the load stalled while the host was down"
         assert all(o.value is None and "host 'platform'" in o.error for o in dead), dead[:3]
         assert max(o.seconds for o in dead) < 1.5  # the 500 ms deadline, not the client's 5 s
         back = load.between(recovered, recovered + 0.5)
         assert back and all(o.value is not None for o in back)
-        window = load.between(host_only, promoted)
-        assert window and all(o.value is None and "not 'm1'" in o.error for o in window)
+        window = load.between(host_only, guest_promoting)
+        odd = [o for o in window if o.value is not None or "not 'm1'" not in o.error]
+        assert window and not odd, odd[:3]
         for o in load.outcomes:  # every score is its own version's batch score
             if o.value is not None:
                 assert o.value == pytest.approx(batch[o.version][o.id], abs=1e-9)
