@@ -13,14 +13,17 @@ kept (and must be the key it sent). The tests then
 * pin the steps that cross, by direction: only the SecureBoost, alignment and job
   bookkeeping steps, and no plaintext float vector at all;
 * decrypt every ``sb.gh`` message: per row exactly one packed (g, h) of the tree's
-  class. In round 0 every row's score is the start score (log class priors), so the
-  slots must equal, integer for integer, ``quantise_gh(p_k - [y = k], p_k (1 - p_k))``
-  of the tree's class ``k`` over the guest's training rows; in every round g is negative
-  exactly at the rows of the tree's class (``p - 1``) and h is non-negative;
-* decrypt the host's ``sb.histograms`` at each tree's root: under the masks, the
-  candidates' left sums are exactly, as a multiset (the host shuffles them), the
-  cumulative (g, h) sums over the host's own bins (fitted on its training rows) of each
-  column, one per non-empty bin with rows above it;
+  class, integer for integer ``quantise_gh(p_k - [y = k], p_k (1 - p_k))`` of the
+  guest's training rows, with ``p`` from the start score (log class priors) plus the
+  trees of the earlier rounds, routed with both parties' rules from their shares;
+* follow every level of every tree: the guest's ``sb.positions`` put each row at the
+  node the trained trees route it to, and the host's ``sb.partitions`` hold, per split
+  it won, exactly the rows of that node going left under its own rule (no bit about a
+  row outside the node);
+* decrypt the host's ``sb.histograms`` at every node: under the masks, the candidates'
+  left sums are exactly, as a multiset (the host shuffles them), the cumulative (g, h)
+  sums over the host's own bins (fitted on its training rows) of each column, over the
+  node's rows, one per non-empty bin with rows above it;
 * search every payload for what must not cross: the labels in every order as bytes,
   int32, doubles or text (and any 0..3 label-shaped run), the host's raw and binned
   feature values, its bin thresholds (float64 and float32 pairs) and the plaintext
@@ -52,14 +55,23 @@ from lianmo.data.split import validation_mask
 from lianmo.data.table import Table, load_table
 from lianmo.models.binning import QuantileBins
 from lianmo.models.objectives import Objective
-from lianmo.models.tree import quantise_gh
+from lianmo.models.tree import Tree, quantise_gh
+from lianmo.node.boost_share import BoostShare
 from lianmo.node.job_secrets import seed_path
+from lianmo.node.share import SHARE_FILE
+from lianmo.protocols.online_score import SplitTable
 from lianmo.transport import serde
 from lianmo.transport.envelope import Envelope
 from lianmo.transport.grpc_channel import ControlClient
 from lianmo.transport.messages import PublicKeyMsg
 from lianmo.transport.tls import TlsIdentity
-from lianmo.wire.convert import cipher_from_msg, count_from_msg
+from lianmo.wire.convert import (
+    NO_INDEX,
+    bits_from_msg,
+    cipher_from_msg,
+    count_from_msg,
+    indices_from_msg,
+)
 from tests.node.inprocess_nodes import WireRecorder
 from tests.node.test_node_privacy_wire import find_bytes, find_fixed, float_needles, search_floats
 
@@ -82,6 +94,16 @@ class Wire:
     report: JobReport
     guest: Table  # aligned training rows, in the guest's order
     host: Table
+    guest_share: BoostShare  # the trees and the guest's split rules, as trained
+    host_share: BoostShare  # the host's split rules
+
+    def levels(self, t: int) -> list[dict[str, Envelope]]:
+        """Tree ``t``'s levels, each the messages of one level by step tag."""
+        tags = ("sb.nodes", "sb.positions", "sb.candidates", "sb.histograms")
+        tags += ("sb.split_ids", "sb.partitions")
+        per_tag = {tag: [e for e in self.steps(tag) if e.round == t] for tag in tags}
+        opened = [e for e in per_tag["sb.nodes"] if len(self.decode(e).data)]  # type: ignore[attr-defined]
+        return [{tag: per_tag[tag][d] for tag in tags} for d in range(len(opened))]
 
     def steps(self, tag: str) -> list[Envelope]:
         return sorted((e for e in self.sent if e.tag == tag), key=lambda e: (e.round, e.seq))
@@ -179,12 +201,18 @@ def wire(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Wire:
         report = run_job(spec, controls, poll_interval=0.1)
     seed = seed_path(configs[GUEST], JOB).read_bytes()
     _, private = generate_keypair(KEY_BITS, Drbg(seed))
+    shares = {
+        name: BoostShare.load(config.state_dir / "jobs" / JOB / SHARE_FILE, party=name, role=role)
+        for (name, config), role in zip(configs.items(), ("guest", "host"), strict=True)
+    }
     return Wire(
         list(recorder.sent),
         private,
         report,
         _training_rows(shared_data / files[GUEST][0], "y", spec),
         _training_rows(shared_data / files[HOST][0], None, spec),
+        shares[GUEST],
+        shares[HOST],
     )
 
 
@@ -241,59 +269,147 @@ def _gh(wire: Wire) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:
     return out
 
 
-def test_every_tree_gets_one_packed_g_h_per_row_of_its_class(wire: Wire) -> None:
-    gh = _gh(wire)
-    assert sorted(gh) == list(range(ROUNDS * K))
+def _sides(wire: Wire) -> dict[tuple[str, int], np.ndarray]:
+    """Per (owner, split id): which training rows go left, from each party's own rules
+    in its share, applied to its raw training rows."""
+    out = {}
+    for party, share, rows in (
+        (GUEST, wire.guest_share, wire.guest),
+        (HOST, wire.host_share, wire.host),
+    ):
+        table = SplitTable.of(share.rules)
+        sides = table.sides(rows.X)
+        out.update({(party, int(i)): sides[:, j] for j, i in enumerate(table.ids)})
+    return out
+
+
+def _paths(tree: Tree, sides: dict[tuple[str, int], np.ndarray], n: int) -> list[np.ndarray]:
+    """The node of every training row at each depth of ``tree`` (its last: the leaf)."""
+    at = np.zeros(n, dtype=np.intp)
+    paths = [at]
+    for _ in range(DEPTH):
+        nxt = at.copy()
+        for i, node in enumerate(tree.nodes):
+            if node.split is not None:
+                here, left = at == i, sides[(node.split.owner, node.split.split_id)]
+                nxt[here & left], nxt[here & ~left] = node.left, node.right
+        at = nxt
+        paths.append(at)
+    return paths
+
+
+def _expected_gh(wire: Wire) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:
+    """Per tree: the quantised (g, h) of its class from the scores after the rounds
+    before it, as the model's own trees (routed with both parties' rules) give them."""
     y = wire.guest.y
     assert y is not None
     n = len(y)
-    objective = Objective("multiclass", K)
-    start = objective.init_score(y, np.ones(n))
-    g0, h0 = objective.grad_hess(y, np.tile(start, (n, 1)))
+    model = wire.guest_share.guest_model()
+    sides = _sides(wire)
+    F = np.tile(model.init_score, (n, 1))
+    out = {}
+    for r in range(ROUNDS):
+        g, h = model.objective.grad_hess(y, F)
+        for k in range(K):
+            q = quantise_gh(g[:, k], h[:, k], n)
+            out[r * K + k] = (q.g, q.h, q.value_bits)
+        for tree in model.trees[r * K : (r + 1) * K]:  # as training adds them
+            F[:, tree.output] += tree.values(_paths(tree, sides, n)[-1])
+    return out
+
+
+def test_every_tree_gets_exactly_the_packed_g_h_of_its_class_for_every_row(wire: Wire) -> None:
+    gh = _gh(wire)
+    assert sorted(gh) == list(range(ROUNDS * K))
+    assert len(wire.guest_share.trees) == ROUNDS * K
+    expected = _expected_gh(wire)
+    y = wire.guest.y
+    assert y is not None
     for t, (g, h, bits) in gh.items():
-        k = t % K
-        if t < K:  # round 0: every score is the start score, so g and h are known exactly
-            q = quantise_gh(g0[:, k], h0[:, k], n)
-            assert q.value_bits == bits
-            np.testing.assert_array_equal(g, q.g, err_msg=f"tree {t}")
-            np.testing.assert_array_equal(h, q.h, err_msg=f"tree {t}")
-    for t, (g, h, _) in gh.items():  # every round: g = p - [y = k] < 0 only at the label
-        k = t % K
+        want_g, want_h, want_bits = expected[t]
+        assert bits == want_bits, f"tree {t}"
+        np.testing.assert_array_equal(g, want_g, err_msg=f"tree {t}")
+        np.testing.assert_array_equal(h, want_h, err_msg=f"tree {t}")
+        k = t % K  # g = p - [y = k] is negative exactly at the rows of the tree's class
         assert (g[y == k] < 0).all() and (g[y != k] >= 0).all(), f"tree {t}"
-        assert (h >= 0).all() and (h > 0).any()
     assert not np.array_equal(gh[K][0], gh[0][0])  # round 1 starts from round 0's trees
 
 
-def test_host_histograms_hold_exactly_the_left_sums_of_its_bins(wire: Wire) -> None:
+def test_positions_and_host_partitions_follow_the_trees_and_say_nothing_more(
+    wire: Wire,
+) -> None:
+    """At every level the guest names each row's node (or none) and the host answers, per
+    split it won, exactly the rows of that node going left under its own rule: never a
+    bit about a row outside the node."""
+    sides, n = _sides(wire), len(wire.guest.ids)
+    host_splits = 0
+    for t, tree in enumerate(wire.guest_share.trees):
+        paths = _paths(tree, sides, n)
+        levels = wire.levels(t)
+        assert 1 <= len(levels) <= DEPTH
+        for d, level in enumerate(levels):
+            pairs = np.frombuffer(wire.decode(level["sb.nodes"]).data, "<u4")  # type: ignore[attr-defined]
+            node_ids = pairs[0::2].astype(np.intp)
+            local = np.frombuffer(wire.decode(level["sb.positions"]).data, "<u4").astype(np.int64)  # type: ignore[attr-defined]
+            local[local == NO_INDEX] = -1
+            where = {int(node): j for j, node in enumerate(node_ids)}
+            want = np.array([where.get(int(node), -1) for node in paths[d]])
+            np.testing.assert_array_equal(local, want, err_msg=f"tree {t} level {d}")
+            ids = indices_from_msg(wire.decode(level["sb.split_ids"]), HOST, "sb.split_ids")
+            bits = bits_from_msg(
+                wire.decode(level["sb.partitions"]), HOST, "sb.partitions", len(ids), n
+            )
+            won = {
+                node.split.split_id: i
+                for i, node in enumerate(tree.nodes)
+                if node.split is not None and node.split.owner == HOST and i in where
+            }
+            assert sorted(int(i) for i in ids) == sorted(won), f"tree {t} level {d}"
+            for split_id, left in zip(ids, bits, strict=True):
+                at_node = local == where[won[int(split_id)]]
+                np.testing.assert_array_equal(left, at_node & sides[(HOST, int(split_id))])
+                assert not left[~at_node].any()
+                host_splits += 1
+    assert host_splits >= 4  # the host won splits (the check above ran)
+
+
+def test_host_histograms_hold_exactly_the_left_sums_of_its_bins_at_every_node(
+    wire: Wire,
+) -> None:
     gh = _gh(wire)
     bins = QuantileBins.fit(wire.host.X, BINS)
     binned = bins.transform(wire.host.X)
     n = len(binned)
-    candidates: dict[int, Envelope] = {}
-    for e in wire.steps("sb.candidates"):
-        candidates.setdefault(e.round, e)  # the root level's: the first of its tree
-    for env in wire.steps("sb.histograms"):
-        t = env.round
-        if env.seq != min(e.seq for e in wire.steps("sb.histograms") if e.round == t):
-            continue  # the root level only: every row at one node
+    checked = 0
+    for t in range(ROUNDS * K):
         g, h, bits = gh[t]
-        expected = Counter()
-        for f in range(binned.shape[1]):
-            nb = bins.n_bins(f)
-            gs = np.bincount(binned[:, f], weights=None, minlength=nb)
-            G = np.array([int(g[binned[:, f] == b].sum()) for b in range(nb)])
-            H = np.array([int(h[binned[:, f] == b].sum()) for b in range(nb)])
-            above = np.concatenate([np.cumsum(gs[::-1])[::-1][1:], [0]])
-            for b in np.flatnonzero((gs > 0) & (above > 0)):
-                expected[(int(G[: b + 1].sum()), int(H[: b + 1].sum()))] += 1
-        data = wire.decode(candidates[t]).data  # type: ignore[attr-defined]
-        total = int(np.frombuffer(data, "<u4")[0])  # the root's candidate count
         packing = Packing.for_sums((bits, bits), n).masked(wire.key.public_key.n)
-        cv = cipher_from_msg(wire.decode(env), wire.key.public_key, env.sender, env.tag)  # type: ignore[arg-type]
-        sums = wire.key.decrypt_packed(cv, packing, total)
-        got = Counter((int(a), int(b)) for a, b in sums[:, :2])
-        assert got == expected, f"tree {t}"
-        assert len(set(sums[:, 2].tolist())) > 1  # the mask slot varies: not a constant
+        for d, level in enumerate(wire.levels(t)):
+            m = len(wire.decode(level["sb.nodes"]).data) // 8  # type: ignore[attr-defined]
+            local = np.frombuffer(wire.decode(level["sb.positions"]).data, "<u4")  # type: ignore[attr-defined]
+            counts = np.frombuffer(wire.decode(level["sb.candidates"]).data, "<u4")  # type: ignore[attr-defined]
+            assert len(counts) == m  # numeric columns only: one count per node
+            env = level["sb.histograms"]
+            cv = cipher_from_msg(wire.decode(env), wire.key.public_key, env.sender, env.tag)  # type: ignore[arg-type]
+            sums = wire.key.decrypt_packed(cv, packing, int(counts.sum()))
+            assert len(set(sums[:, 2].tolist())) > 1  # the mask slot varies: not a constant
+            offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
+            for j in range(m):
+                rows = local == j
+                expected: Counter[tuple[int, int]] = Counter()
+                for f in range(binned.shape[1]):
+                    column, nb = binned[rows, f], bins.n_bins(f)
+                    count = np.bincount(column, minlength=nb)
+                    G = np.array([int(g[rows][column == b].sum()) for b in range(nb)])
+                    H = np.array([int(h[rows][column == b].sum()) for b in range(nb)])
+                    above = np.concatenate([np.cumsum(count[::-1])[::-1][1:], [0]])
+                    for b in np.flatnonzero((count > 0) & (above > 0)):
+                        expected[(int(G[: b + 1].sum()), int(H[: b + 1].sum()))] += 1
+                node = sums[offsets[j] : offsets[j + 1], :2]
+                got = Counter((int(a), int(b)) for a, b in node)
+                assert got == expected, f"tree {t} level {d} node {j}"
+                checked += 1
+    assert checked > ROUNDS * K  # nodes below the roots were checked too
 
 
 # ---- what must not cross ------------------------------------------------------------------
