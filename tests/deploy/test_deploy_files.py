@@ -84,6 +84,28 @@ def test_image_is_slim_runs_as_a_non_root_user_and_enters_through_lianmo() -> No
     assert exposed == {FEDERATION, HEALTH, SCORING, METRICS}
 
 
+def test_every_image_tag_in_the_deploy_files_and_docs_is_the_package_version() -> None:
+    """``docker build -t lianmo:X`` in the docs and the images the compose file and the
+    manifests run must name the version being built, or a user runs an old image."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        version = tomllib.load(f)["project"]["version"]
+    assert version == lianmo.__version__
+    files = [ROOT / "Dockerfile", ROOT / "docs" / "deploy.md", ROOT / "README.md"]
+    files += sorted((ROOT / "deploy").rglob("*.y*ml"))
+    tags = {
+        (path.relative_to(ROOT).as_posix(), tag)
+        for path in files
+        for tag in re.findall(r"\blianmo:([0-9][\w.+-]*\w)", path.read_text())
+    }
+    assert {where for where, _ in tags} >= {
+        "Dockerfile",
+        "docs/deploy.md",
+        "deploy/compose/compose.yaml",
+        "deploy/k8s/party-node.yaml",
+    }
+    assert {(where, tag) for where, tag in tags if tag != version} == set()
+
+
 def test_image_health_check_asks_the_grpc_health_port() -> None:
     argv = image_health_check()
     assert argv == ["lianmo", "party", "health", "--address", f"127.0.0.1:{HEALTH}"]
