@@ -119,8 +119,16 @@ def start_node(name: str, config: Path) -> NodeProcess:
 
 def _party_toml(directory: Path, name: str, certs: Path, shared_data: Path) -> Path:
     datasets: dict[str, tuple[Path, str, str | None]] = {
-        "broker": {"breast_guest": (shared_data / "breast_hetero_guest.csv", "id", "y")},
-        "platform": {"breast_host": (shared_data / "breast_hetero_host.csv", "id", None)},
+        "broker": {
+            "breast_guest": (shared_data / "breast_hetero_guest.csv", "id", "y"),
+            "vehicle_guest": (shared_data / "vehicle_scale_hetero_guest.csv", "id", "y"),
+            "student_guest": (shared_data / "student_hetero_guest.csv", "id", "y"),
+        },
+        "platform": {
+            "breast_host": (shared_data / "breast_hetero_host.csv", "id", None),
+            "vehicle_host": (shared_data / "vehicle_scale_hetero_host.csv", "id", None),
+            "student_host": (shared_data / "student_hetero_host.csv", "id", None),
+        },
         "arbiter": {},
     }[name]
     path = write_party_config(directory / name, name, certs, datasets)

@@ -54,14 +54,18 @@ class Federation:
             "--key", self.certs / f"{CLIENT}.key",
         )  # fmt: skip
 
-    def train(self, job: str, ports: dict[str, int], model: dict[str, object]) -> None:
+    def train(
+        self, job: str, ports: dict[str, int], model: dict[str, object], data: str = "breast"
+    ) -> None:
+        """Train ``model`` on data set pair ``data`` (``DATA_guest`` at the broker,
+        ``DATA_host`` at the platform) through ``lianmo job run``."""
         spec = {
             "job_id": job,
             "parties": [
                 {"name": "broker", "role": "guest", "address": f"127.0.0.1:{ports['broker']}",
-                 "dataset": "breast_guest"},
+                 "dataset": f"{data}_guest"},
                 {"name": "platform", "role": "host",
-                 "address": f"127.0.0.1:{ports['platform']}", "dataset": "breast_host"},
+                 "address": f"127.0.0.1:{ports['platform']}", "dataset": f"{data}_host"},
             ],
             "alignment": {"min_intersection": 100},
             "model": model,
