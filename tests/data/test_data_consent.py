@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -76,6 +77,51 @@ def test_bad_records_are_named(tmp_path: Path, body: str, said: str) -> None:
     with pytest.raises(DataError) as info:
         _valid(path)
     assert said in str(info.value) and "party 'broker'" in str(info.value)
+
+
+def test_the_first_bad_record_in_file_order_is_named_whatever_its_id(tmp_path: Path) -> None:
+    path = _register(
+        tmp_path,
+        "z,credit,2026-01-01,,\n"
+        "y,credit,2026-01-01,soon,\n"  # the first bad record: data row 2
+        "a,credit,2026-01-01,later,\n"  # sorts first by id
+        "b,credit,2026-03-01,2026-02-01,\n",
+    )
+    with pytest.raises(DataError, match="column 'expires_at', data row 2:"):
+        _valid(path)
+    path = _register(tmp_path, "z,credit,2026-03-01,,2026-02-01\na,credit,2026-03-01,,2026-02-01\n")
+    with pytest.raises(DataError, match="column 'revoked_at', data row 1: .* before granted_at"):
+        _valid(path)
+
+
+def test_validity_equals_a_record_by_record_reading_at_many_times(tmp_path: Path) -> None:
+    """Times parsed once per distinct text and compared as integers give exactly what
+    reading each record on its own gives, call after call on one register."""
+    rng = random.Random(7)
+    days = [f"2026-{m:02d}-{d:02d}" for m in (1, 3, 6, 9) for d in (1, 15)]
+    stamps = [*days, "2026-06-01T12:00:00+00:00", "2026-06-01T20:00:00+08:00", ""]
+    records = []
+    for _ in range(400):
+        granted = rng.choice(days)
+        ends = [rng.choice([e for e in stamps if not e or parse_time(e) >= parse_time(granted)])
+                for _ in range(2)]  # fmt: skip
+        purpose = rng.choice(["credit", "credit", "marketing"])
+        records.append((f"c{rng.randrange(120)}", purpose, granted, *ends))
+    path = _register(tmp_path, "".join(",".join(r) + "\n" for r in records))
+    register = read_register(str(path), "broker")
+    for at in [parse_time(d) for d in days] + [AT, datetime(2027, 1, 1, tzinfo=UTC)]:
+        for purpose in ("credit", "marketing", "suitability"):
+            want = {
+                i
+                for i, p, g, e, r in records
+                if p == purpose
+                and parse_time(g) <= at
+                and all(not end or at < parse_time(end) for end in (e, r))
+            }
+            got = register.valid_ids(purpose, at)
+            assert list(got) == sorted(got.tolist())  # sorted and distinct
+            assert len(set(got.tolist())) == len(got)
+            assert {v.decode() for v in got} == want, (purpose, at)
 
 
 def test_a_file_without_the_register_columns_is_refused(tmp_path: Path) -> None:

@@ -20,14 +20,17 @@ a new record); the customer's consent is valid if any record is.
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from lianmo.data.cells import data_error
 from lianmo.data.csv_reader import csv_header
 from lianmo.errors import DataError
+
+if t.TYPE_CHECKING:
+    import pyarrow as pa
 
 #: the register's columns, in any order; other columns are ignored
 COLUMNS = ("id", "purpose", "granted_at", "expires_at", "revoked_at")
@@ -51,17 +54,43 @@ def parse_time(text: str) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
+#: microseconds since the Unix epoch of a record's times; "never" for an empty end
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_NEVER = np.iinfo(np.int64).max
+
+
+def _microseconds(when: datetime) -> int:
+    return (when - _EPOCH) // _MICROSECOND
+
+
+@dataclass(frozen=True)
+class TimeColumn:
+    """A column of time texts, dictionary-encoded: row ``i`` holds ``texts[codes[i]]``."""
+
+    codes: np.ndarray  # int64 per record
+    texts: tuple[str, ...]  # the distinct texts ('' for an empty cell)
+
+
 @dataclass(frozen=True)
 class ConsentRegister:
-    """The records of one register file, as columns of text (``ids`` as UTF-8 bytes)."""
+    """The records of one register file (``ids`` and ``purposes`` as UTF-8 bytes).
+
+    The times of a purpose's records are parsed once, on the first :meth:`valid_ids` for
+    that purpose, each distinct text once; later calls (a serving node re-checks expiry
+    every ``consent_refresh_s``) compare integers only.
+    """
 
     source: str
     party: str
     ids: np.ndarray
     purposes: np.ndarray
-    granted: tuple[str, ...]
-    expires: tuple[str, ...]
-    revoked: tuple[str, ...]
+    granted: TimeColumn
+    expires: TimeColumn
+    revoked: TimeColumn
+    _times: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -75,48 +104,67 @@ class ConsentRegister:
             If a time of a record for ``purpose`` is not ISO 8601, or a record ends
             before it was granted (file and data row named).
         """
-        valid = []
-        for row in np.flatnonzero(self.purposes == purpose.encode()):
-            granted = self._time("granted_at", self.granted[row], int(row))
-            if granted is None:
-                raise _error(
-                    self.party,
-                    self.source,
-                    "granted_at is empty; every consent record needs the time it was given",
-                    column="granted_at",
-                    row=int(row) + 1,
-                )
-            ends = [
-                self._time(name, cells[row], int(row))
-                for name, cells in (("expires_at", self.expires), ("revoked_at", self.revoked))
-            ]
-            for name, end in zip(("expires_at", "revoked_at"), ends, strict=True):
-                if end is not None and end < granted:
-                    raise _error(
-                        self.party,
-                        self.source,
-                        f"{name} is before granted_at; fix the record",
-                        column=name,
-                        row=int(row) + 1,
-                    )
-            if granted <= at and all(end is None or at < end for end in ends):
-                valid.append(row)
-        return np.unique(self.ids[np.array(valid, dtype=np.intp)])
+        if purpose not in self._times:
+            self._times[purpose] = self._parse(purpose)
+        rows, granted, expires, revoked = self._times[purpose]
+        now = _microseconds(at)
+        valid = (granted <= now) & (now < expires) & (now < revoked)
+        picked = self.ids[rows[valid]]  # sorted: rows are in id order
+        first = np.ones(len(picked), dtype=bool)
+        first[1:] = picked[1:] != picked[:-1]
+        return np.asarray(picked[first])
 
-    def _time(self, column: str, text: str, row: int) -> datetime | None:
-        if not text.strip():
-            return None
-        try:
-            return parse_time(text)
-        except ValueError:
+    def _parse(self, purpose: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of ``purpose``'s records, in id order, and their times in microseconds."""
+        rows = np.flatnonzero(self.purposes == purpose.encode())
+        rows = rows[np.argsort(self.ids[rows], kind="stable")]
+        granted = self._column("granted_at", self.granted, rows)
+        if (granted == _NEVER).any():
             raise _error(
                 self.party,
                 self.source,
-                "is not an ISO 8601 date or date-time (e.g. 2026-01-31 or "
-                "2026-01-31T09:00:00+08:00); fix the record",
-                column=column,
-                row=row + 1,
-            ) from None
+                "granted_at is empty; every consent record needs the time it was given",
+                column="granted_at",
+                row=int(rows[granted == _NEVER].min()) + 1,
+            )
+        ends = {name: self._column(name, cells, rows) for name, cells in (
+            ("expires_at", self.expires), ("revoked_at", self.revoked)
+        )}  # fmt: skip
+        for name, end in ends.items():
+            early = (end != _NEVER) & (end < granted)
+            if early.any():
+                raise _error(
+                    self.party,
+                    self.source,
+                    f"{name} is before granted_at; fix the record",
+                    column=name,
+                    row=int(rows[early].min()) + 1,
+                )
+        return rows, granted, ends["expires_at"], ends["revoked_at"]
+
+    def _column(self, column: str, cells: TimeColumn, rows: np.ndarray) -> np.ndarray:
+        """``column``'s times at ``rows`` in microseconds (empty: :data:`_NEVER`); each
+        distinct text parsed once."""
+        codes = cells.codes[rows]
+        used = np.unique(codes)
+        values = np.zeros(len(cells.texts), dtype=np.int64)
+        for code in used.tolist():
+            text = cells.texts[code].strip()
+            if not text:
+                values[code] = _NEVER
+                continue
+            try:
+                values[code] = _microseconds(parse_time(text))
+            except ValueError:
+                raise _error(
+                    self.party,
+                    self.source,
+                    "is not an ISO 8601 date or date-time (e.g. 2026-01-31 or "
+                    "2026-01-31T09:00:00+08:00); fix the record",
+                    column=column,
+                    row=int(rows[codes == code].min()) + 1,
+                ) from None
+        return np.asarray(values[codes], dtype=np.int64)
 
 
 def read_register(source: str, party: str) -> ConsentRegister:
@@ -128,8 +176,10 @@ def read_register(source: str, party: str) -> ConsentRegister:
         If the file cannot be read, lacks one of :data:`COLUMNS`, or has a record without
         an id or purpose (file, column and data row named).
     """
+    import pyarrow.compute as pc
+
     table = _read_text_table(source, party)
-    missing = [c for c in COLUMNS if c not in table]
+    missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
         raise _error(
             party,
@@ -137,31 +187,45 @@ def read_register(source: str, party: str) -> ConsentRegister:
             f"is not a consent register: it has no column {missing}; a register has the "
             f"columns {list(COLUMNS)}",
         )
-    for column in ("id", "purpose"):
-        empty = [i for i, v in enumerate(table[column]) if not v.strip()]
-        if empty:
+    # stripped, as a table's ids are (:class:`lianmo.data.cells.Chunk`)
+    keys = {c: pc.utf8_trim_whitespace(table.column(c)) for c in ("id", "purpose")}
+    for column, cells in keys.items():
+        empty = pc.equal(pc.utf8_length(cells), 0)
+        if pc.any(empty).as_py():
             raise _error(
                 party,
                 source,
                 f"is empty; every consent record names its customer {column}",
                 column=column,
-                row=empty[0] + 1,
+                row=pc.index(empty, True).as_py() + 1,
             )
+
+    def utf8(name: str) -> np.ndarray:
+        values = keys[name].to_numpy(zero_copy_only=False)
+        return np.array([v.encode() for v in values], dtype=np.bytes_)
+
+    def times(name: str) -> TimeColumn:
+        encoded = table.column(name).combine_chunks().dictionary_encode()
+        return TimeColumn(
+            np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64),
+            tuple(encoded.dictionary.to_pylist()),
+        )
+
     return ConsentRegister(
         source=source,
         party=party,
-        # stripped, as a table's ids are (:class:`lianmo.data.cells.Chunk`)
-        ids=np.array([v.strip().encode() for v in table["id"]], dtype=np.bytes_),
-        purposes=np.array([v.strip().encode() for v in table["purpose"]], dtype=np.bytes_),
-        granted=tuple(table["granted_at"]),
-        expires=tuple(table["expires_at"]),
-        revoked=tuple(table["revoked_at"]),
+        ids=utf8("id"),
+        purposes=utf8("purpose"),
+        granted=times("granted_at"),
+        expires=times("expires_at"),
+        revoked=times("revoked_at"),
     )
 
 
-def _read_text_table(source: str, party: str) -> dict[str, list[str]]:
-    """Every column of ``source`` as a list of texts (a missing cell is '')."""
+def _read_text_table(source: str, party: str) -> pa.Table:
+    """Every column of ``source`` as text (a missing cell is '')."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -189,11 +253,8 @@ def _read_text_table(source: str, party: str) -> dict[str, list[str]]:
             "file (gzip if its name ends in .gz) or a Parquet file",
             private=f"cannot read the consent register ({exc})",
         ) from None
-    out: dict[str, list[str]] = {}
-    for name in table.column_names:
-        column = table.column(name).cast(pa.string())
-        out[name] = ["" if v is None else str(v) for v in column.to_pylist()]
-    return out
+    columns = [pc.fill_null(table.column(n).cast(pa.string()), "") for n in table.column_names]
+    return pa.table(columns, names=table.column_names)
 
 
 __all__ = ["COLUMNS", "ConsentRegister", "parse_time", "read_register"]
