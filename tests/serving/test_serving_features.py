@@ -12,6 +12,7 @@ import pytest
 
 from lianmo.config import PartyConfig
 from lianmo.errors import DataError
+from lianmo.node.serving import features
 from lianmo.node.serving.features import ModelColumns, SqliteStore
 
 
@@ -51,6 +52,17 @@ def test_the_store_holds_the_cells_batch_reading_gives_and_follows_the_file(
         assert time.monotonic() < deadline, "the store never followed the changed file"
         time.sleep(0.05)
     assert store.lookup(["b", "d"]) == {"d": (1.0, "Hangzhou")}
+
+
+def test_a_store_built_in_chunks_holds_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(features, "_CHUNK", 3)  # 8 rows: chunks of 3, 3 and 2
+    lines = [f"r{i},{i / 4},{'' if i % 3 else 'Beijing'}" for i in range(8)]
+    config, _ = _entry(tmp_path, "id,x,city\n" + "\n".join(lines) + "\n")
+    store = SqliteStore("platform", config.dataset("t"), tmp_path / "features")
+    got = store.lookup([f"r{i}" for i in range(9)])
+    assert got == {f"r{i}": (i / 4, None if i % 3 else "Beijing") for i in range(8)}
 
 
 def test_cells_become_the_models_inputs_with_its_vocabulary() -> None:

@@ -42,6 +42,8 @@ Cell = float | str | None
 #: SQLite's default column limit, less the id
 MAX_COLUMNS = 1999
 SCHEMA = "lianmo.features/v1"
+#: rows turned into SQLite cells at a time when a store is built
+_CHUNK = 20_000
 
 
 class FeatureSource(t.Protocol):
@@ -156,16 +158,19 @@ def build_store(party: str, entry: DatasetEntry, path: Path) -> int:
         db.execute(f"CREATE TABLE features (id TEXT PRIMARY KEY, {quoted}) WITHOUT ROWID")
         meta = {"stamp": stamp, "columns": json.dumps(columns), "schema": SCHEMA}
         db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
-        cells = [
-            _column_cells(table.X[:, j], table.categories.get(c)) for j, c in enumerate(columns)
-        ]
         marks = ", ".join("?" * (len(columns) + 1))
-        db.executemany(
-            f"INSERT INTO features VALUES ({marks})",
-            ((i, *row) for i, row in zip(table.ids, zip(*cells, strict=True), strict=True))
-            if columns
-            else ((i,) for i in table.ids),
-        )
+        for lo in range(0, len(table.ids), _CHUNK):  # cells as Python objects a chunk at a time
+            block = table.X[lo : lo + _CHUNK]
+            cells = [
+                _column_cells(block[:, j], table.categories.get(c)) for j, c in enumerate(columns)
+            ]
+            ids = table.ids[lo : lo + _CHUNK]
+            db.executemany(
+                f"INSERT INTO features VALUES ({marks})",
+                ((i, *row) for i, row in zip(ids, zip(*cells, strict=True), strict=True))
+                if columns
+                else ((i,) for i in ids),
+            )
         db.commit()
     finally:
         db.close()
