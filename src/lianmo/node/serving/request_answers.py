@@ -168,7 +168,7 @@ def _uses(
             times,
             answered,
             proven,
-            evidence if proven else f"not proven: {reason or 'after the last seal'}",
+            evidence if proven else (reason or "written after the last seal"),
         )
         for (call, caller, model, version, proven), (times, answered) in counts.items()
     ]

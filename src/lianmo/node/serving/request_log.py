@@ -162,6 +162,7 @@ class RequestLog:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._warned = False  # said once that there is no key to seal with
 
     def add(
         self,
@@ -282,31 +283,41 @@ class RequestLog:
 
     def _seal_leftovers(self) -> None:
         """Seal the files a crash left unsealed (or sealed short of their end)."""
+        found = last_seals(self.config)  # read and verified once for every day
         for day in recorded_days(self.config):
-            self._seal(day, "start")
+            self._seal(day, "start", found)
 
-    def _seal(self, day: str, at: str) -> None:
+    def _seal(
+        self,
+        day: str,
+        at: str,
+        found: tuple[dict[str, tuple[int, dict[str, object]]], str | None] | None = None,
+    ) -> None:
         path = day_path(self.config, day)
         if self._signer is None:
-            _LOG.warning(
-                "party '%s': %s is not sealed: the node has no audit signing key (audit level "
-                "'%s'); answers from it cannot be proven",
-                *(self._name, path.name, self.config.audit_level),
-            )
+            if not self._warned:
+                self._warned = True
+                _LOG.warning(
+                    "party '%s': the online request record is not sealed: the node has no "
+                    "audit signing key (audit level '%s'); answers from it cannot be proven",
+                    *(self._name, self.config.audit_level),
+                )
             return
-        seals, problem = last_seals(self.config)
+        seals, problem = found or last_seals(self.config)
         if problem is not None:
             _LOG.error(
                 "party '%s': the seal log %s %s; %s is not sealed until it is restored",
                 *(self._name, seals_path(self.config), problem, path.name),
             )
             return
+        last = seals.get(day)
         try:
+            if last is not None and path.stat().st_size == last[1]["bytes"]:
+                return  # sealed as it is (not read again: a year of days at every start)
             body = path.read_bytes()
         except OSError as exc:
             _LOG.error("party '%s': cannot seal %s: %s", self._name, path, exc)
             return
-        last = seals.get(day)
         if last is not None:
             if not sealed_part_ok(body, last[1]):
                 _LOG.error(
@@ -314,8 +325,6 @@ class RequestLog:
                     "it is not sealed again",
                     *(self._name, path.name, last[0], SEALS_FILE),
                 )
-                return
-            if len(body) == last[1]["bytes"]:
                 return
         salt = self._salt(day)
         try:
