@@ -23,8 +23,13 @@ from lianmo.errors import IdBudgetError
 from lianmo.metrics import NodeMetrics
 from lianmo.node.serving.id_budget import IdBudget
 from lianmo.node.serving.request_answers import online_answer
-from lianmo.node.serving.request_log import RequestLog, day_path, last_seals, seals_path
-from lianmo.node.serving.service import _signer
+from lianmo.node.serving.request_log import (
+    RequestLog,
+    day_path,
+    last_seals,
+    sealing_key,
+    seals_path,
+)
 from lianmo.node.serving.versions import VersionLog
 from lianmo.transport._pb import scoring_pb2
 from lianmo.transport.scoring import PartQuery, ScoreQuery, ScoringClient
@@ -114,6 +119,7 @@ def test_a_guest_past_its_id_budget_gets_an_error_per_id_naming_the_host(
             assert not values  # no guest-only fallback past a host's budget
             assert error.startswith("party 'platform' refused: id budget")
             assert "budget of 30 per 86400 s" in error and "or wait 60 s" in error
+            assert error.count("refused") == 1  # the host's reason, not its whole text again
         assert all(v for v, _ in _score(s.client, ids[5:15]).values())  # repeats still free
         host = metrics[HOST].registry
         labels = {"model": "credit", "caller": GUEST}
@@ -214,7 +220,7 @@ def test_a_crash_leaves_a_tail_unproven_until_the_next_start_seals_it(
     assert answer.proven_days == 0 and "not sealed yet" in answer.unproven[0][1]
     assert [u.proven for u in answer.uses] == [False]
 
-    restarted = RequestLog(config, _signer(config), clock=clock)
+    restarted = RequestLog(config, sealing_key(config), clock=clock)
     restarted.add("Part", GUEST, "credit", "m1", [ids[0], ids[1]], None, "over_budget")
     restarted.close()  # the leftover sealed at start, then the whole day at close
     seals, problem = last_seals(config)

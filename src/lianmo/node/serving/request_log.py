@@ -46,7 +46,7 @@ from pathlib import Path
 
 from lianmo.audit.signing import SigningKey
 from lianmo.config import PartyConfig
-from lianmo.errors import LianmoError
+from lianmo.errors import ConfigError, LianmoError
 from lianmo.fileio import write_atomic
 from lianmo.node.data_use import subject_key
 from lianmo.node.serving.signed_log import append, check_log
@@ -120,6 +120,18 @@ def sealed_part_ok(body: bytes, seal: dict[str, object]) -> bool:
         and len(body) >= size
         and hashlib.sha256(body[:size]).hexdigest() == seal.get("sha256")
     )
+
+
+def sealing_key(config: PartyConfig) -> SigningKey | None:
+    """The party's audit signing key, which seals its request record (None: audit level
+    'chain', or no key: the record is kept, but its days are not sealed)."""
+    if config.audit_level != "full":
+        return None
+    try:
+        return SigningKey.load(config.signing_key_path, party=config.name)
+    except ConfigError as exc:
+        _LOG.warning("the online request record will not be sealed: %s", exc)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,5 +370,6 @@ __all__ = [
     "recorded_days",
     "salt_path",
     "sealed_part_ok",
+    "sealing_key",
     "seals_path",
 ]

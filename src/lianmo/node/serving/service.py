@@ -57,7 +57,7 @@ from lianmo.node.serving.coalesce import Coalescer
 from lianmo.node.serving.consent_gate import ConsentGate
 from lianmo.node.serving.features import FeatureSource, ModelColumns, SqliteStore
 from lianmo.node.serving.id_budget import IdBudget
-from lianmo.node.serving.request_log import RequestLog
+from lianmo.node.serving.request_log import RequestLog, sealing_key
 from lianmo.node.serving.versions import DEFAULT_NAME, Promotion, Version, VersionLog, read_version
 from lianmo.node.share import SHARE_FILE
 from lianmo.protocols.online_score import Forest, SplitTable, log_odds, lr_scores
@@ -127,7 +127,7 @@ class ServingService:
         self.budget = IdBudget(
             config.name, self.settings.id_budget, self.settings.budget_window_s, clock=clock
         )
-        self.requests = RequestLog(config, signer or _signer(config), clock=clock)
+        self.requests = RequestLog(config, signer or sealing_key(config), clock=clock)
         # concurrent requests' questions to a host go together (coalesce.py)
         self._parts = None if parts is None else Coalescer(parts, self.settings.max_ids).ask
         self._metrics = metrics
@@ -330,8 +330,9 @@ class ServingService:
             usable &= part.found
         for host, error in over.items():  # no fallback past a host's id budget
             usable[:] = False
+            why = str(error).partition("id budget: ")[2] or str(error)
             for k in live:
-                errors[k] = f"party '{host}' refused: id budget ({error})"
+                errors[k] = f"party '{host}' refused: id budget ({why})"
         rows = live[usable]
         scored = self._combine(served, X[rows], parts, usable) if len(rows) else []
         scores = []
@@ -562,18 +563,6 @@ class ServingService:
         if len(rows):
             left[found] = served.splits.sides(X)
         return PartAnswer(version, found, split_ids=served.splits.ids, left=left)
-
-
-def _signer(config: PartyConfig) -> SigningKey | None:
-    """The party's audit signing key, to seal its request record (None: audit level
-    'chain', or no key; the record is then kept but its days are not sealed)."""
-    if config.audit_level != "full":
-        return None
-    try:
-        return SigningKey.load(config.signing_key_path, party=config.name)
-    except ConfigError as exc:
-        _LOG.warning("the online request record will not be sealed: %s", exc)
-        return None
 
 
 class _Now:
