@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from click.testing import CliRunner
 
 from lianmo.cli.audit import audit
 from lianmo.config import PartyConfig
-from lianmo.errors import IdBudgetError
+from lianmo.errors import ConfigError, IdBudgetError
 from lianmo.metrics import NodeMetrics
 from lianmo.node.serving.id_budget import IdBudget
 from lianmo.node.serving.request_answers import online_answer
@@ -101,6 +102,29 @@ def test_the_budget_counts_distinct_ids_per_caller_and_window() -> None:
     assert budget.charge("broker", ["f", "g", "h", "i", "j"]) == 5
     unlimited = IdBudget("platform", 0, 86_400, clock=clock)
     assert unlimited.charge("broker", [str(i) for i in range(10_000)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("table", "said"),
+    [
+        ({"id_budget": -1}, "serving.id_budget is -1 but must be an integer >= 0"),
+        ({"id_budget": "many"}, "serving.id_budget is 'many' but must be an integer"),
+        ({"budget_window_s": 0}, "serving.budget_window_s is 0 but must be a number >= 1"),
+    ],
+)
+def test_budget_keys_are_checked_in_the_party_config(
+    table: dict[str, object], said: str, tmp_path: Path
+) -> None:
+    base = {
+        "name": HOST,
+        "listen": "127.0.0.1:0",
+        "state_dir": HOST,
+        "tls": {"cert": "x", "key": "x", "ca": "x"},
+    }
+    read = PartyConfig.from_dict({**base, "serving": {"id_budget": 500}}, base=tmp_path)
+    assert (read.serving.id_budget, read.serving.budget_window_s) == (500, 86_400)
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        PartyConfig.from_dict({**base, "serving": table}, base=tmp_path)
 
 
 def test_a_guest_past_its_id_budget_gets_an_error_per_id_naming_the_host(
