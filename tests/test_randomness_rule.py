@@ -3,7 +3,8 @@
 Each module under ``src/lianmo`` is parsed (never imported), except ``crypto/`` (its own
 ``Drbg.from_entropy()`` fallbacks) and ``transport/`` (retry jitter, never in a message).
 Forbidden: importing ``random`` or ``secrets`` (only ``node/service.py``, the node's seed
-source, may use ``secrets``), ``os.urandom``, ``uuid.uuid1/4``, ``Drbg.from_entropy()``,
+source, and ``node/serving/request_log.py``, for the salts of the online request record,
+which no job uses, may use ``secrets``), ``os.urandom``, ``uuid.uuid1/4``, ``Drbg.from_entropy()``,
 and any ``numpy.random`` call but ``default_rng(seed)`` / ``SeedSequence(seed)``. In
 ``protocols/``, every call of a crypto routine that falls back to fresh entropy when its
 ``rng`` is omitted must pass an argument naming ``rng`` (``ctx.rng``, ``ctx.rng.child(..)``).
@@ -25,7 +26,10 @@ import lianmo.crypto
 SRC = Path(__file__).resolve().parents[1] / "src" / "lianmo"
 SKIPPED = ("crypto", "transport")
 ENTROPY_MODULES = ("random", "secrets")
-ENTROPY_EXEMPT = {"node/service.py": "secrets"}  # the node's per-job seed source
+ENTROPY_EXEMPT = {
+    "node/service.py": "secrets",  # the node's per-job seed source
+    "node/serving/request_log.py": "secrets",  # a day's salt of the online request record
+}
 ENTROPY_CALLS = {"os.urandom", "os.getrandom", "uuid.uuid1", "uuid.uuid4"}
 SEEDED_NUMPY = {"numpy.random.default_rng", "numpy.random.SeedSequence"}
 # Public crypto routines taking ``rng: Drbg | None`` (fresh entropy when it is omitted):

@@ -5,8 +5,10 @@
     LianmoError                     exit 1   anything lianmo raises on purpose
     ├── ConfigError                 exit 2   party config or job spec is invalid
     │   ├── PolicyError                      a job falls outside a party's [policy]
-    │   └── VersionMismatchError             a scoring request or a host names another
-    │                                        model version than the one promoted
+    │   ├── VersionMismatchError             a scoring request or a host names another
+    │   │                                    model version than the one promoted
+    │   └── IdBudgetError                    a guest asked a host about more distinct ids
+    │                                        than its [serving] id_budget allows per window
     ├── DataError                   exit 3   a party's table is unusable (file, column, row named)
     ├── CryptoError                 exit 4   bad key, key too small, ciphertext not in Z*_{n^2},
     │                                        values under different keys, overflow
@@ -78,6 +80,11 @@ class PolicyError(ConfigError):
 class VersionMismatchError(ConfigError):
     """Online scoring: a request (or the guest, asking a host) names a model version other
     than the one this party has promoted; parties never mix shares of two versions."""
+
+
+class IdBudgetError(PolicyError):
+    """Online scoring: a guest's ``Part`` call would take it past the host's ``[serving]
+    id_budget`` of distinct ids per window; the call is refused whole (RESOURCE_EXHAUSTED)."""
 
 
 class DataError(LianmoError):

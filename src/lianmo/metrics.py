@@ -110,6 +110,18 @@ class NodeMetrics:
             ["model", "caller", "outcome"],
             registry=reg,
         )
+        self.serving_budget_refusals = Counter(
+            "lianmo_serving_budget_refusals_total",
+            "Part calls this node refused as host: the calling guest's id budget was spent",
+            ["model", "caller"],
+            registry=reg,
+        )
+        self.serving_budget_ids = Gauge(
+            "lianmo_serving_budget_ids",
+            "Distinct ids each guest has asked this node about in the id budget's window",
+            ["caller"],
+            registry=reg,
+        )
         self.serving_inflight = Gauge(
             "lianmo_serving_inflight", "Scoring requests in progress", registry=reg
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import time
 import typing as t
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ import numpy as np
 from lianmo.audit.signing import SigningKey
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.config.serving import ServingConfig
+from lianmo.metrics import NodeMetrics
 from lianmo.node.serving.features import FeatureSource
 from lianmo.node.serving.service import ServingService
 from lianmo.node.serving.versions import VersionLog, read_version
@@ -151,9 +153,16 @@ def serving(
     tmp_path: Path,
     cfgs: dict[str, PartyConfig],
     stores: dict[str, dict[str, FeatureSource]] | None = None,
+    *,
+    clock: t.Callable[[], float] = time.time,
+    metrics: dict[str, NodeMetrics] | None = None,
     **settings: object,
 ) -> Iterator[Serving]:
-    """Scoring servers for guest and host on loopback, mutual TLS; stopped on exit."""
+    """Scoring servers for guest and host on loopback, mutual TLS; stopped on exit.
+
+    ``clock`` is both services' wall clock (the id budget's windows, the request record's
+    days); ``metrics`` what each party counts into, by name.
+    """
     ids = identities(tmp_path)
     services: dict[str, ServingService] = {}
     servers: dict[str, object] = {}
@@ -172,7 +181,13 @@ def serving(
             if name == GUEST:
                 clients.append(ScoringClient(serving_cfg.peers[HOST], ids[GUEST], HOST))
                 parts = _caller(clients[-1])
-            services[name] = ServingService(cfg, parts=parts, stores=(stores or {}).get(name))
+            services[name] = ServingService(
+                cfg,
+                parts=parts,
+                stores=(stores or {}).get(name),
+                clock=clock,
+                metrics=(metrics or {}).get(name),
+            )
             servers[name], ports[name] = serve_scoring("127.0.0.1:0", ids[name], services[name])
         client = ScoringClient(f"127.0.0.1:{ports[GUEST]}", ids[CLIENT], GUEST)
         clients.append(client)

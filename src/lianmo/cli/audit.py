@@ -13,6 +13,7 @@ from lianmo.errors import AuditError, LianmoError
 
 if t.TYPE_CHECKING:
     from lianmo.audit.verify import JobVerdict, PartyLog
+    from lianmo.node.serving.request_answers import OnlineAnswer
 
 
 @click.group("audit")
@@ -219,20 +220,27 @@ def replay_cmd(config_path: Path, job: str) -> None:
 def subject_cmd(
     config_path: Path, customer: str, as_json: bool, disclose_salt: bool, jobs: tuple[str, ...]
 ) -> None:
-    """Answer "was this customer's data used?" for JOBS (default: every job of the party).
+    """Answer "was this customer's data used?" for JOBS (default: every job of the party,
+    and every online request).
 
     For each job: used (its rows were in the intersection), not_matched (only its
     blinded id went to alignment), no_consent (left out: no valid consent for the
     job's purpose), absent (not in the data set), or unknown (with the reason). An
     answer is proven when the job's signed log verifies and its data_use record commits
     to the job's subjects file. Needs the party's job seeds (secrets_dir), as replay does.
+
+    Without JOBS it also says on which days, by whom and how often the customer was
+    scored online, from the party's request record: proven where the day's file is the
+    one a signed seal names (docs/serving.md).
     """
     from lianmo.config import PartyConfig
+    from lianmo.node.serving.request_answers import online_answer
     from lianmo.node.subjects import answer, job_folders, job_salt
 
     config = PartyConfig.load(config_path)
     folders = job_folders(config, jobs)
     answers = [answer(config, customer, folder) for folder in folders]
+    online = None if jobs else online_answer(config, customer)
     salts = {}
     if disclose_salt:
         for a, folder in zip(answers, folders, strict=True):
@@ -240,7 +248,10 @@ def subject_cmd(
                 salts[a.job_id] = job_salt(config, folder).hex()
     if as_json:
         found = [{**a.to_json(), **_salt(salts, a.job_id)} for a in answers]
-        click.echo(json.dumps({"party": config.name, "jobs": found}, indent=2))
+        report: dict[str, object] = {"party": config.name, "jobs": found}
+        if online is not None:
+            report["online"] = online.to_json()
+        click.echo(json.dumps(report, indent=2))
         return
     click.echo(f"party '{config.name}': {len(answers)} job(s)")
     for a in answers:
@@ -251,6 +262,27 @@ def subject_cmd(
         )
         if a.job_id in salts:
             click.echo(f"  {'':<24} salt {salts[a.job_id]}")
+    if online is not None:
+        _print_online(online)
+
+
+def _print_online(online: OnlineAnswer) -> None:
+    click.echo(f"online scoring: {online.days} recorded day(s), {online.proven_days} proven")
+    for u in online.uses:
+        proof = "proven" if u.proven else "NOT proven"
+        click.echo(
+            f"  {u.day}  {u.call} by '{u.caller}', model '{u.model}' version '{u.version}': "
+            f"asked {u.times} time(s), answered {u.answered} ({proof}: {u.evidence})"
+        )
+    if not online.uses and online.days:
+        proven = (
+            "proven"
+            if online.proven_days == online.days
+            else "proven on " + (f"{online.proven_days} of them")
+        )
+        click.echo(f"  not scored online on any recorded day ({proven})")
+    for day, reason in online.unproven:
+        click.echo(f"  {day}  cannot tell: {reason}")
 
 
 def _salt(salts: dict[str, str], job_id: str) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 Off unless ``listen`` is set. At a guest, ``peers`` gives each host's serving address and
 ``clients`` the certificate names that may ask for scores (a decision engine, the HTTP
-front); a host answers only the guest that trained the model version it has promoted.
+front); a host answers only the guest that trained the model version it has promoted,
+and about at most ``id_budget`` distinct ids per ``budget_window_s``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ class ServingConfig:
     refresh_s: float = field(default=5.0, metadata=checked(Interval(float, 0)))
     # how often consent validity (expiry) is recomputed
     consent_refresh_s: float = field(default=60.0, metadata=checked(Interval(float, 0)))
+    # at a host: distinct ids a guest may ask about per window (0: no limit); enough for a
+    # decision engine's day, far too few for a sweep of the whole population
+    id_budget: int = field(default=100_000, metadata=checked(Interval(int, 0, 100_000_000)))
+    # the budget's window: fixed windows from the Unix epoch (86400: UTC days)
+    budget_window_s: float = field(
+        default=86_400.0, metadata=checked(Interval(float, 1, 31 * 86_400))
+    )
 
 
 __all__ = ["FALLBACKS", "ServingConfig"]

@@ -22,6 +22,7 @@ from lianmo.errors import (
     ConfigError,
     CryptoError,
     DataError,
+    IdBudgetError,
     JobFailedError,
     LianmoError,
     ProtocolError,
@@ -43,6 +44,7 @@ _LOGGER = logging.getLogger(__name__)
 _STATUS_OF: tuple[tuple[type[LianmoError], grpc.StatusCode], ...] = (
     (NoIdentityError, grpc.StatusCode.UNAUTHENTICATED),
     (PeerBusyError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (IdBudgetError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (UnknownJobError, grpc.StatusCode.NOT_FOUND),
     (UnexpectedMessageError, grpc.StatusCode.FAILED_PRECONDITION),
     (AuthenticationError, grpc.StatusCode.PERMISSION_DENIED),

@@ -7,7 +7,9 @@ client asks the guest) and ``Part`` (the guest asks a host for its part). The no
 records below and maps errors to status codes (:mod:`lianmo.transport.grpc_errors`).
 
 Requests beyond ``max_inflight`` at once are refused at once with RESOURCE_EXHAUSTED
-(the bounded queue: an overloaded node says so instead of letting deadlines pass).
+(the bounded queue: an overloaded node says so instead of letting deadlines pass). A host
+also answers RESOURCE_EXHAUSTED, with the error kind ``IdBudgetError``, to a ``Part`` call
+past its ``[serving] id_budget``; the client raises that error, not :class:`OverloadedError`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
-from lianmo.errors import ProtocolError, TransportError
+from lianmo.errors import IdBudgetError, ProtocolError, TransportError
 from lianmo.transport._pb import scoring_pb2, scoring_pb2_grpc
 from lianmo.transport.grpc_channel import channel_options
 from lianmo.transport.grpc_errors import error_from_rpc, maps_errors
@@ -363,6 +365,9 @@ class ScoringClient:
         except grpc.RpcError as err:
             call = t.cast(grpc.Call, err)
             if call.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                refused = error_from_rpc(err, self.party, self.address)
+                if isinstance(refused, IdBudgetError):  # not overload: retrying cannot help
+                    raise refused from err
                 raise OverloadedError(
                     f"party '{self.party}' at {self.address} is overloaded: {call.details()}; "
                     "retry shortly"

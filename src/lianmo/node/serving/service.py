@@ -13,6 +13,13 @@ model's purpose when the data set has a register); otherwise its answer says why
 score. A host that does not answer within the deadline fails the request with its error,
 or, with ``[serving] fallback = "guest_only"`` and an LR model, the guest scores from its
 own part, the host's taken at its training mean (0), and marks the score a fallback.
+
+A host answers each guest about at most ``[serving] id_budget`` distinct ids per window
+(:mod:`lianmo.node.serving.id_budget`); past it, the ``Part`` call is refused whole and
+the guest gives each id of the request an error naming the host (no fallback: the budget
+would be pointless if the guest could score on without the host). Every request, at the
+guest and at a host, goes into the party's request record
+(:mod:`lianmo.node.serving.request_log`).
 """
 
 from __future__ import annotations
@@ -27,11 +34,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lianmo.audit.signing import SigningKey
 from lianmo.config import PartyConfig
 from lianmo.errors import (
     AuthenticationError,
     ConfigError,
     DataError,
+    IdBudgetError,
     LianmoError,
     ProtocolError,
     TransportError,
@@ -47,6 +56,8 @@ from lianmo.node.serving.boost_tables import BoostTables
 from lianmo.node.serving.coalesce import Coalescer
 from lianmo.node.serving.consent_gate import ConsentGate
 from lianmo.node.serving.features import FeatureSource, ModelColumns, SqliteStore
+from lianmo.node.serving.id_budget import IdBudget
+from lianmo.node.serving.request_log import RequestLog, sealing_key
 from lianmo.node.serving.versions import DEFAULT_NAME, Promotion, Version, VersionLog, read_version
 from lianmo.node.share import SHARE_FILE
 from lianmo.protocols.online_score import Forest, SplitTable, log_odds, lr_scores
@@ -107,10 +118,16 @@ class ServingService:
         parts: PartCaller | None = None,
         metrics: NodeMetrics | None = None,
         stores: dict[str, FeatureSource] | None = None,
+        signer: SigningKey | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.settings = config.serving
         self.versions = versions or VersionLog(config)
+        self.budget = IdBudget(
+            config.name, self.settings.id_budget, self.settings.budget_window_s, clock=clock
+        )
+        self.requests = RequestLog(config, signer or sealing_key(config), clock=clock)
         # concurrent requests' questions to a host go together (coalesce.py)
         self._parts = None if parts is None else Coalescer(parts, self.settings.max_ids).ask
         self._metrics = metrics
@@ -124,6 +141,7 @@ class ServingService:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.requests.close()
 
     def warm(self) -> None:
         """Load every promoted version now (the first request then finds it loaded); a
@@ -230,7 +248,8 @@ class ServingService:
     def score(self, caller: str, query: ScoreQuery, time_left: float | None) -> ScoreAnswer:
         started = time.monotonic()
         name = query.model or DEFAULT_NAME
-        outcome = "error"
+        outcome, said = "error", ""  # said: the request record's outcome
+        answer: ScoreAnswer | None = None
         if self._metrics is not None:
             self._metrics.serving_inflight.inc()
         try:
@@ -240,7 +259,14 @@ class ServingService:
         except AuthenticationError:
             outcome = "refused"
             raise
+        except VersionMismatchError:
+            said = "refused"
+            raise
         finally:
+            answered = None if answer is None else [bool(s.values) for s in answer.scores]
+            version = query.version if answer is None else answer.version
+            said = said or ("ok" if outcome == "fallback" else outcome)
+            self.requests.add("Score", caller, name, version, query.ids, answered, said)
             if self._metrics is not None:
                 self._metrics.serving_inflight.dec()
                 shape = "single" if len(query.ids) == 1 else "batch"
@@ -289,6 +315,8 @@ class ServingService:
         if time_left is not None:
             budget = min(budget, time_left - MARGIN_S)
         parts, failed = self._ask_hosts(served, [ids[k] for k in live], budget)
+        over = {h: e for h, e in failed.items() if isinstance(e, IdBudgetError)}
+        failed = {h: e for h, e in failed.items() if h not in over}
         fallback = tuple(failed)
         if failed and not (served.linear and self.settings.fallback == "guest_only"):
             host, error = next(iter(failed.items()))
@@ -300,6 +328,11 @@ class ServingService:
             for j in np.flatnonzero(~part.found):
                 errors[live[j]] = f"party '{host}' has no usable row for this id"
             usable &= part.found
+        for host, error in over.items():  # no fallback past a host's id budget
+            usable[:] = False
+            why = str(error).partition("id budget: ")[2] or str(error)
+            for k in live:
+                errors[k] = f"party '{host}' refused: id budget ({why})"
         rows = live[usable]
         scored = self._combine(served, X[rows], parts, usable) if len(rows) else []
         scores = []
@@ -458,39 +491,58 @@ class ServingService:
     # -- the host ----------------------------------------------------------------------
 
     def part(self, caller: str, query: PartQuery, time_left: float | None) -> PartAnswer:
-        party = self.config.name
         name = query.model or DEFAULT_NAME
-        served = self.served(name)
-        promotion = served.promotion
         outcome = "error"
+        answer: PartAnswer | None = None
         try:
-            if served.version.role == "guest":
-                raise ConfigError(f"party '{party}' is the guest of model '{name}', not a host")
-            if caller != served.version.guest:
-                outcome = "refused"
-                raise AuthenticationError(
-                    f"party '{party}' answers for model '{name}' only to its guest "
-                    f"'{served.version.guest}', not to '{caller}'"
-                )
-            if (query.version, query.spec_sha256) != (promotion.job_id, promotion.spec_sha256):
-                outcome = "refused"
-                raise VersionMismatchError(
-                    f"party '{party}' serves version '{promotion.job_id}' of model '{name}', not "
-                    f"'{query.version}'; promote the same version at every party of the model"
-                )
-            if len(query.ids) > self.settings.max_ids:
-                raise ProtocolError(
-                    f"party '{party}' answers at most {self.settings.max_ids} ids per request "
-                    "([serving] max_ids)"
-                )
-            answer = self._part(served, query.ids)
+            answer = self._answer_part(caller, name, query)
             outcome = "ok"
             return answer
+        except IdBudgetError:
+            outcome = "over_budget"
+            raise
+        except (AuthenticationError, VersionMismatchError):
+            outcome = "refused"
+            raise
         finally:
+            found = None if answer is None else answer.found.tolist()
+            self.requests.add("Part", caller, name, query.version, query.ids, found, outcome)
             if self._metrics is not None:
+                counted = "refused" if outcome == "over_budget" else outcome
                 self._metrics.serving_partials.labels(
-                    model=name, caller=caller, outcome=outcome
+                    model=name, caller=caller, outcome=counted
                 ).inc()
+
+    def _answer_part(self, caller: str, name: str, query: PartQuery) -> PartAnswer:
+        party = self.config.name
+        served = self.served(name)
+        promotion = served.promotion
+        if served.version.role == "guest":
+            raise ConfigError(f"party '{party}' is the guest of model '{name}', not a host")
+        if caller != served.version.guest:
+            raise AuthenticationError(
+                f"party '{party}' answers for model '{name}' only to its guest "
+                f"'{served.version.guest}', not to '{caller}'"
+            )
+        if (query.version, query.spec_sha256) != (promotion.job_id, promotion.spec_sha256):
+            raise VersionMismatchError(
+                f"party '{party}' serves version '{promotion.job_id}' of model '{name}', not "
+                f"'{query.version}'; promote the same version at every party of the model"
+            )
+        if len(query.ids) > self.settings.max_ids:
+            raise ProtocolError(
+                f"party '{party}' answers at most {self.settings.max_ids} ids per request "
+                "([serving] max_ids)"
+            )
+        try:
+            used = self.budget.charge(caller, query.ids)
+        except IdBudgetError:
+            if self._metrics is not None:
+                self._metrics.serving_budget_refusals.labels(model=name, caller=caller).inc()
+            raise
+        if self._metrics is not None:
+            self._metrics.serving_budget_ids.labels(caller=caller).set(used)
+        return self._part(served, query.ids)
 
     def _part(self, served: Served, ids: Sequence[str]) -> PartAnswer:
         n = len(ids)

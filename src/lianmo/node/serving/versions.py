@@ -9,7 +9,9 @@ Promotions live in one signed, hash-chained log per party,
 ``STATE_DIR/models/versions.jsonl`` (the audit log's format, :mod:`lianmo.audit.log`):
 ``versions_start`` (the signing key), then one ``promote`` or ``rollback`` record each.
 The log is the only record of what is promoted; the node reads it again whenever the file
-changes, and refuses to serve if the chain or a signature is broken.
+changes, and refuses to serve if the chain or a signature is broken
+(:func:`lianmo.node.serving.signed_log.check_log`, which checks the request record's
+seals too).
 
 Parties never mix shares of different models: a guest asks its hosts for the version it
 serves (job id and spec digest) and a host answers only for the version it has promoted
@@ -25,15 +27,17 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
-from lianmo.audit.log import GENESIS, AuditLog, chain_problem, read_records, signed_bytes
-from lianmo.audit.signing import SigningKey, key_id, signature_ok
+from lianmo.audit.log import read_records
+from lianmo.audit.signing import SigningKey
 from lianmo.config import JobSpec, PartyConfig
 from lianmo.config.model import MODEL_TYPES
 from lianmo.errors import ConfigError, LianmoError
+from lianmo.node.serving.signed_log import append, check_log
 from lianmo.node.share import SHARE_FILE
 
 LOG_FILE = "versions.jsonl"
 LOG_ID = "model-versions"  # the log's job_id field
+START = "versions_start"  # its first record, naming the signing key
 DEFAULT_NAME = "default"
 
 
@@ -189,39 +193,30 @@ class VersionLog:
                 f"party '{self.config.name}' needs its audit signing key to change promoted "
                 "model versions (the promotion log is signed)"
             )
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with self._lock:
-            if self.path.exists():
-                _replay(self.path, self.config.name)  # never extend a broken log
-            log = AuditLog(self.path, party=self.config.name, job_id=LOG_ID, signer=self._signer)
-            if not self.path.exists() or self.path.stat().st_size == 0:
-                log.record("versions_start", signing_key=self._signer.public_hex)
-            log.record(kind, **fields)
+            _replay(self.path, self.config.name)  # never extend a broken log
+            append(
+                self.path,
+                party=self.config.name,
+                log_id=LOG_ID,
+                start=START,
+                signer=self._signer,
+                kind=kind,
+                **fields,
+            )
             self._stamp = None
 
 
 def _replay(path: Path, party: str) -> dict[str, list[Promotion]]:
     """The promotions in force, from a verified log (ConfigError naming the broken record)."""
     stacks: dict[str, list[Promotion]] = {}
-    prev, key = GENESIS, ""
-    for seq, record in enumerate(read_records(path)):
-        problem = chain_problem(record, seq, prev)
-        if problem is None and (record.get("party"), record.get("job_id")) != (party, LOG_ID):
-            problem = "belongs to another party or log"
-        if problem is None and seq == 0:
-            key = str(record.get("signing_key", ""))
-            if record.get("kind") != "versions_start" or not key:
-                problem = "is not the versions_start record that names the signing key"
-        if problem is None and not signature_ok(
-            key, str(record.get("sig", "")), signed_bytes(record)
-        ):
-            problem = f"has no valid signature by the log's key {key_id(key) if key else '?'}"
-        if problem is not None:
-            raise ConfigError(
-                f"party '{party}': the model version log {path} record {seq} {problem}; no "
-                "version is served until it is restored from a backup"
-            )
-        prev = str(record["hash"])
+    records, problem = check_log(path, party=party, log_id=LOG_ID, start=START)
+    if problem is not None:
+        raise ConfigError(
+            f"party '{party}': the model version log {path} {problem}; no version is served "
+            "until it is restored from a backup"
+        )
+    for seq, record in enumerate(records):
         kind, name = record.get("kind"), str(record.get("name", ""))
         promotion = Promotion(
             name,
