@@ -1,7 +1,7 @@
 # lianmo party node (also the coordinator's and auditor's CLI): `lianmo` is the entry point.
 #
-#   docker build -t lianmo:0.8.0 .
-#   docker run -v $PWD/party.toml:/etc/lianmo/party.toml:ro ... lianmo:0.8.0
+#   docker build -t lianmo:0.9.0 .
+#   docker run -v $PWD/party.toml:/etc/lianmo/party.toml:ro ... lianmo:0.9.0
 #
 # The default command serves a party node from /etc/lianmo/party.toml; its state lives in
 # /var/lib/lianmo (mount a volume there). See docs/deploy.md.

@@ -5,8 +5,10 @@ regression through ``lianmo party serve`` processes, ``lianmo model promote`` an
 Each model trains through ``lianmo job run``; both operators promote it; a decision
 engine's certificate asks the guest for the validation ids, and every class probability
 (multi-class) or prediction (regression) equals the training job's validation output to
-1e-9. tests/serving/test_serving_equals_batch.py covers the same models in process; this
-is the path a user takes.
+1e-9. Then a second multi-class version rolls out, the host first: in between, the guest
+is still answered with the first version, and after its own promotion with the second.
+tests/serving/test_serving_equals_batch.py covers the same models in process; this is
+the path a user takes.
 """
 
 from __future__ import annotations
@@ -64,6 +66,28 @@ def test_multiclass_and_regression_secureboost_served_by_nodes_equal_batch_outpu
                 width = {len(v) for v in got.values()}
                 assert width == {4}  # the vehicle data's four classes
                 assert all(sum(v) == pytest.approx(1.0, abs=1e-9) for v in got.values())
+
+        # a rollout as docs/serving.md gives it: the host first, the guest right after,
+        # and every request in between answered by the old version
+        old, (_, data, spec, _) = MODELS["suitability"][0], MODELS["suitability"]
+        new = "serve-multiclass-2"
+        fed.train(new, ports, {**spec, "trees": 2}, data=data)
+        host = lianmo("model", "promote", "--config", fed.configs["platform"], "suitability",
+                      new, cwd=tmp_path)  # fmt: skip
+        assert host.returncode == 0, _explain(host)
+        assert f"still answers 'broker' for '{old}' for 600 s" in host.stdout
+        for job in (old, new):
+            if job == new:
+                fed.promote("broker", "suitability", new)
+            expected = _validation(fed.configs["broker"].parent / "jobs" / job)
+            ids = sorted(expected)[:10]
+            scored = lianmo("score", *fed.client_args("suitability"), "--json", *ids,
+                            cwd=tmp_path)  # fmt: skip
+            assert scored.returncode == 0, _explain(scored)
+            answer = json.loads(scored.stdout)
+            assert answer["version"] == job
+            for s in answer["scores"]:
+                assert s["values"] == pytest.approx(expected[s["id"]], abs=1e-9)
     finally:
         fed.stop()
 

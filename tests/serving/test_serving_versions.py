@@ -104,6 +104,47 @@ def test_a_version_promoted_at_one_party_only_is_refused_never_mixed(
     assert all(r["sig"] for r in records)
 
 
+@pytest.mark.parametrize("handover_s", [600.0, 0.0])
+def test_hosts_promoted_first_answer_the_version_they_replaced_for_handover_s(
+    cfgs: dict[str, PartyConfig], tmp_path: Path, handover_s: float
+) -> None:
+    """A rollout without a failed request: the host moves to m2 first and still answers
+    the guest's m1 for ``handover_s``; never after it, never a withdrawn version, and
+    never a mix (each score is all m1 or all m2)."""
+    m1, m2 = batch_scores(cfgs[GUEST], "m1-scores"), batch_scores(cfgs[GUEST], "m2-scores")
+    ids = sorted(m1)[:20]
+    for name in (GUEST, HOST):
+        promote(cfgs[name], "credit", "m1")
+    later = [0.0]  # seconds the services' clock runs ahead of the log's
+    with serving(tmp_path, cfgs, clock=lambda: time.time() + later[0], handover_s=handover_s) as s:
+        promote(cfgs[HOST], "credit", "m2")  # the host first, as docs/serving.md says
+        if handover_s == 0:
+            with pytest.raises(
+                ConfigError, match="serves version 'm2' of model 'credit', not 'm1'"
+            ):
+                s.client.score(ScoreQuery("credit", "", tuple(ids)), 10)
+        else:
+            assert _score(s.client, ids) == pytest.approx({i: m1[i][0] for i in ids}, abs=1e-9)
+            later[0] = handover_s - 5
+            assert _score(s.client, ids, "m1") == pytest.approx(
+                {i: m1[i][0] for i in ids}, abs=1e-9
+            )
+            later[0] = handover_s + 1  # the handover is over: the guest must follow
+            with pytest.raises(ConfigError, match="the hosts first"):
+                s.client.score(ScoreQuery("credit", "", tuple(ids)), 10)
+            later[0] = 0.0
+        promote(cfgs[GUEST], "credit", "m2")
+        assert _score(s.client, ids) == pytest.approx({i: m2[i][0] for i in ids}, abs=1e-9)
+
+        _rollback(cfgs[HOST])  # m2 withdrawn at the host: the guest's m2 is refused at once
+        with pytest.raises(ConfigError, match="serves version 'm1' of model 'credit', not 'm2'"):
+            s.client.score(ScoreQuery("credit", "", tuple(ids)), 10)
+    log = VersionLog(cfgs[HOST])
+    current = log.current("credit")
+    assert current is not None and current.job_id == "m1" and current.replaced is None
+    assert log.handing_over("credit", 600.0, time.time()) is None
+
+
 def test_an_altered_version_log_stops_serving(cfgs: dict[str, PartyConfig], tmp_path: Path) -> None:
     for name in (GUEST, HOST):
         promote(cfgs[name], "credit", "m1")

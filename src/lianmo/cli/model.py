@@ -120,6 +120,12 @@ def promote_cmd(config_path: Path, name: str, job: str) -> None:
         f"{version.role}, model {promotion.model_sha256[:12]}); logged in {log.path}; "
         f"feature store: {len(loaded.store.columns)} columns"
     )
+    replaced, handover = promotion.replaced, config.serving.handover_s
+    if version.role == "host" and replaced is not None and handover > 0:
+        click.echo(
+            f"it still answers '{version.guest}' for '{replaced.job_id}' for {handover:g} s "
+            f"([serving] handover_s): promote '{job}' at the guest within that time"
+        )
 
 
 @model.command("rollback")

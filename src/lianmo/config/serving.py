@@ -54,6 +54,9 @@ class ServingConfig:
     # the time a guest gives its hosts when the request sets no deadline (and at most)
     deadline_ms: float = field(default=1000.0, metadata=checked(Interval(float, 1, 60_000)))
     fallback: str = field(default="none", metadata=checked(Options(FALLBACKS)))
+    # at a host: for how long after a promotion it still answers for the version replaced
+    # (the guest is promoted after its hosts with no failed request); 0: never
+    handover_s: float = field(default=600.0, metadata=checked(Interval(float, 0, 86_400)))
     # how often the feature store and consent register are checked for a changed file
     refresh_s: float = field(default=5.0, metadata=checked(Interval(float, 0)))
     # how often consent validity (expiry) is recomputed

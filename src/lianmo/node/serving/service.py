@@ -124,6 +124,7 @@ class ServingService:
         self.config = config
         self.settings = config.serving
         self.versions = versions or VersionLog(config)
+        self._clock = clock
         self.budget = IdBudget(
             config.name, self.settings.id_budget, self.settings.budget_window_s, clock=clock
         )
@@ -167,6 +168,10 @@ class ServingService:
                 f"party '{self.config.name}' has no version promoted as model '{name}'; its "
                 f"operator runs `lianmo model promote --config PARTY.toml {name} JOB`"
             )
+        return self._loaded(name, promotion)
+
+    def _loaded(self, name: str, promotion: Promotion) -> Served:
+        """``promotion`` of model ``name``, loaded once and kept."""
         key = (name, promotion.job_id)
         found = self._served.get(key)
         if found is not None and found.promotion == promotion:
@@ -514,21 +519,19 @@ class ServingService:
                 ).inc()
 
     def _answer_part(self, caller: str, name: str, query: PartQuery) -> PartAnswer:
+        served = self._host_version(caller, name, self.served(name))
+        asked = (query.version, query.spec_sha256)
+        if asked != (served.promotion.job_id, served.promotion.spec_sha256):
+            older = self._handed_over(caller, name, asked)
+            if older is None:
+                raise VersionMismatchError(
+                    f"party '{self.config.name}' serves version '{served.promotion.job_id}' of "
+                    f"model '{name}', not '{query.version}'; promote the same version at every "
+                    "party of the model, the hosts first (a host still answers for the version "
+                    "it replaced for [serving] handover_s)"
+                )
+            served = older
         party = self.config.name
-        served = self.served(name)
-        promotion = served.promotion
-        if served.version.role == "guest":
-            raise ConfigError(f"party '{party}' is the guest of model '{name}', not a host")
-        if caller != served.version.guest:
-            raise AuthenticationError(
-                f"party '{party}' answers for model '{name}' only to its guest "
-                f"'{served.version.guest}', not to '{caller}'"
-            )
-        if (query.version, query.spec_sha256) != (promotion.job_id, promotion.spec_sha256):
-            raise VersionMismatchError(
-                f"party '{party}' serves version '{promotion.job_id}' of model '{name}', not "
-                f"'{query.version}'; promote the same version at every party of the model"
-            )
         if len(query.ids) > self.settings.max_ids:
             raise ProtocolError(
                 f"party '{party}' answers at most {self.settings.max_ids} ids per request "
@@ -543,6 +546,26 @@ class ServingService:
         if self._metrics is not None:
             self._metrics.serving_budget_ids.labels(caller=caller).set(used)
         return self._part(served, query.ids)
+
+    def _host_version(self, caller: str, name: str, served: Served) -> Served:
+        """``served`` if this party is its host and ``caller`` its guest, else the error."""
+        party = self.config.name
+        if served.version.role == "guest":
+            raise ConfigError(f"party '{party}' is the guest of model '{name}', not a host")
+        if caller != served.version.guest:
+            raise AuthenticationError(
+                f"party '{party}' answers for model '{name}' only to its guest "
+                f"'{served.version.guest}', not to '{caller}'"
+            )
+        return served
+
+    def _handed_over(self, caller: str, name: str, asked: tuple[str, str]) -> Served | None:
+        """The version the served one replaced, if ``asked`` (job id, spec digest) names it
+        within ``handover_s`` of the promotion: a guest is promoted after its hosts."""
+        previous = self.versions.handing_over(name, self.settings.handover_s, self._clock())
+        if previous is None or asked != (previous.job_id, previous.spec_sha256):
+            return None
+        return self._host_version(caller, name, self._loaded(name, previous))
 
     def _part(self, served: Served, ids: Sequence[str]) -> PartAnswer:
         n = len(ids)

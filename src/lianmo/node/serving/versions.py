@@ -20,6 +20,7 @@ under that name (:mod:`lianmo.node.serving.service`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -65,6 +66,10 @@ class Promotion:
     model_sha256: str
     spec_sha256: str
     seq: int  # the log record that promoted it
+    at: float = 0.0  # when it became the served version (its promote or rollback record)
+    # the version this promotion replaced; None after a rollback (a withdrawn version is
+    # never handed over to)
+    replaced: Promotion | None = None
 
 
 def versions_dir(config: PartyConfig) -> Path:
@@ -124,6 +129,14 @@ class VersionLog:
         """The version promoted under ``name`` now (None: none)."""
         stack = self._read().get(name, [])
         return stack[-1] if stack else None
+
+    def handing_over(self, name: str, within_s: float, now: float) -> Promotion | None:
+        """The version the one served under ``name`` replaced, if that promotion is less
+        than ``within_s`` seconds old at ``now`` (None otherwise, and after a rollback)."""
+        current = self.current(name)
+        if current is None or current.replaced is None or now - current.at >= within_s:
+            return None
+        return current.replaced
 
     def promoted(self) -> dict[str, list[Promotion]]:
         """Per name, the promotions in force, oldest first (the last one is served)."""
@@ -225,12 +238,16 @@ def _replay(path: Path, party: str) -> dict[str, list[Promotion]]:
             str(record.get("spec_sha256")),
             seq,
         )
+        at = float(t.cast(float, record.get("time", 0.0)))
         if kind == "promote":
-            stacks.setdefault(name, []).append(promotion)
+            stack = stacks.setdefault(name, [])
+            replaced = stack[-1] if stack else None
+            stack.append(dataclasses.replace(promotion, at=at, replaced=replaced))
         elif kind == "rollback":
             stack = stacks.get(name, [])
             if len(stack) >= 2:
                 stack.pop()
+                stack[-1] = dataclasses.replace(stack[-1], at=at, replaced=None)
     return stacks
 
 
