@@ -25,9 +25,13 @@ from lianmo.metrics import NodeMetrics
 from lianmo.node.serving.id_budget import IdBudget
 from lianmo.node.serving.request_answers import online_answer
 from lianmo.node.serving.request_log import (
+    DAY_S,
     RequestLog,
+    day_end,
     day_path,
     last_seals,
+    pruned_days,
+    salt_path,
     sealing_key,
     seals_path,
 )
@@ -253,3 +257,51 @@ def test_a_crash_leaves_a_tail_unproven_until_the_next_start_seals_it(
     assert answer.proven_days == 1 and [(u.times, u.answered) for u in answer.uses] == [(2, 1)]
     kinds = [json.loads(r)["at"] for r in seals_path(config).read_text().splitlines()[1:]]
     assert kinds == ["start", "close"]
+
+
+def test_days_older_than_request_record_days_are_sealed_logged_and_removed(
+    cfgs: dict[str, PartyConfig], tmp_path: Path, ids: list[str]
+) -> None:
+    config, customer = cfgs[HOST], ids[0]
+    clock = Clock(EVENING)
+    with serving(tmp_path, cfgs, clock=clock, id_budget=100) as s:
+        _score(s.client, [customer])  # 2026-03-01
+        clock.now += 120
+        _score(s.client, [customer])  # 2026-03-02
+    unsealed = RequestLog(config, None, clock=Clock(EVENING - 2 * DAY_S))  # 2026-02-27
+    unsealed.add("Part", GUEST, "credit", "m1", [customer], [True], "ok")
+    unsealed.close()  # a day a crash left unsealed
+    assert online_answer(config, customer).days == 3
+
+    a_week_on = Clock(day_end("2026-03-02") + 1.5 * DAY_S)
+    keeper = RequestLog(config, sealing_key(config), clock=a_week_on, keep_days=2)
+    assert keeper.prune() == ["2026-02-27", "2026-03-01"]  # 03-02 ended 1.5 days ago: kept
+    keeper.close()
+    for day in ("2026-02-27", "2026-03-01"):
+        assert not day_path(config, day).exists() and not salt_path(config, day).exists()
+    assert day_path(config, "2026-03-02").exists()
+    seals, problem = last_seals(config)
+    assert problem is None and seals["2026-02-27"][1]["at"] == "prune"  # sealed first
+    gone = pruned_days(config)
+    assert sorted(gone) == ["2026-02-27", "2026-03-01"]
+    for day, (_, record) in gone.items():
+        assert (record["sha256"], record["bytes"]) == (
+            seals[day][1]["sha256"],
+            seals[day][1]["bytes"],
+        )
+
+    answer = online_answer(config, customer)
+    assert [u.day for u in answer.uses] == ["2026-03-02"] and answer.proven_days == 1
+    assert [d for d, _ in answer.pruned] == ["2026-02-27", "2026-03-01"]
+    assert [d["day"] for d in _subject(tmp_path, HOST, customer)["pruned_days"]] == [  # type: ignore[index, union-attr]
+        "2026-02-27",
+        "2026-03-01",
+    ]
+
+    # a day whose file is not the one its seal names is kept for review, not pruned
+    path = day_path(config, "2026-03-02")
+    path.write_text(path.read_text().replace('"answered":"1"', '"answered":"0"'))
+    later = RequestLog(config, sealing_key(config), clock=Clock(a_week_on.now + DAY_S), keep_days=2)
+    assert later.prune() == [] and path.exists()
+    later.close()
+    assert "2026-03-02" not in pruned_days(config)

@@ -283,6 +283,12 @@ def _print_online(online: OnlineAnswer) -> None:
         click.echo(f"  not scored online on any recorded day ({proven})")
     for day, reason in online.unproven:
         click.echo(f"  {day}  cannot tell: {reason}")
+    if online.pruned:
+        first, last = online.pruned[0][0], online.pruned[-1][0]
+        click.echo(
+            f"  {len(online.pruned)} earlier day(s), {first} to {last}, pruned: this party can "
+            "no longer tell"
+        )
 
 
 def _salt(salts: dict[str, str], job_id: str) -> dict[str, str]:

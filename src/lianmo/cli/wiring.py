@@ -142,6 +142,7 @@ def start_scoring(
         return client.part(query, timeout)
 
     service = ServingService(config, parts=parts, metrics=metrics)
+    service.requests.start()  # the request record: seal a crash's leftovers, prune old days
     threading.Thread(target=service.warm, name="serving-warm-up", daemon=True).start()
     server, port = serve_scoring(
         config.serving.listen, identity, service, max_inflight=config.serving.max_inflight

@@ -221,6 +221,12 @@ class PartyConfig:
         default=None,
         metadata=checked(OrNone(Interval(float, 0)), key="retention.prune_after_days"),
     )
+    # [retention]: the node removes a day of its online request record this many days after
+    # the day ended (None: never; docs/serving.md)
+    request_record_days: float | None = field(
+        default=None,
+        metadata=checked(OrNone(Interval(float, 0)), key="retention.request_record_days"),
+    )
     policy: NodePolicy = field(default_factory=NodePolicy, metadata=checked(Section(NodePolicy)))
     serving: ServingConfig = field(
         default_factory=ServingConfig, metadata=checked(Section(ServingConfig))

@@ -7,7 +7,8 @@ seal of the day covers the line, the file still begins with the bytes that seal 
 (same size, same sha256), and the day's salt is the one the seal committed to. A day
 whose file was altered, whose salt is gone or that is not sealed yet (the node seals a
 day when it ends and when it closes) is listed with the reason: nothing it says, and
-nothing it fails to say, is proven.
+nothing it fails to say, is proven. A day removed under ``[retention]
+request_record_days`` is listed as pruned: the party can no longer tell.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lianmo.node.serving.request_log import (
     SEALS_FILE,
     day_path,
     last_seals,
+    pruned_days,
     read_salt,
     recorded_days,
     sealed_part_ok,
@@ -65,6 +67,7 @@ class OnlineAnswer:
     proven_days: int  # days whose whole file is proven
     uses: tuple[OnlineUse, ...]
     unproven: tuple[tuple[str, str], ...]  # (day, why it is not proven)
+    pruned: tuple[tuple[str, str], ...] = ()  # (day, the record of its removal)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -72,6 +75,7 @@ class OnlineAnswer:
             "proven_days": self.proven_days,
             "scored": [u.to_json() for u in self.uses],
             "unproven_days": [{"day": d, "reason": r} for d, r in self.unproven],
+            "pruned_days": [{"day": d, "evidence": e} for d, e in self.pruned],
         }
 
 
@@ -132,7 +136,12 @@ def online_answer(config: PartyConfig, customer: str) -> OnlineAnswer:
             evidence,
             reason or "",
         )
-    return OnlineAnswer(len(days), proven_days, tuple(uses), tuple(unproven))
+    gone = [
+        (day, f"requests_pruned record {seq} of {SEALS_FILE} ([retention] request_record_days)")
+        for day, (seq, _) in sorted(pruned_days(config).items())
+        if day not in days
+    ]
+    return OnlineAnswer(len(days), proven_days, tuple(uses), tuple(unproven), tuple(gone))
 
 
 def _uses(

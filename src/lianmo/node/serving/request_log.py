@@ -28,7 +28,15 @@ node closes) its digest goes into a signed, hash-chained log,
 one ``requests_sealed`` record per seal with the day, the file's size in bytes, its line
 count, its sha256 and the sha256 of the day's salt. A file that grows again (a restart
 on the same day) is sealed again, as a whole; a seal never covers a file whose sealed
-part was altered. Days left unsealed by a crash are sealed when the node records again.
+part was altered. Days left unsealed by a crash are sealed when the node starts serving
+again.
+
+Retention: with ``[retention] request_record_days`` the node removes a day's file and its
+salt once the day ended that many days ago (checked at start and hourly). It first makes
+sure the day is sealed as it is, then logs a signed ``requests_pruned`` record (the day,
+the seal it removes the file of, its size and sha256), then deletes. The data-subject
+answer then lists the day as pruned: the party can no longer tell. A file that is not
+the one its seal names (altered) is left in place, with an error in the node log.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import logging
 import secrets
 import threading
 import time
+import typing as t
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,9 +66,12 @@ SEALS_FILE = "requests.jsonl"
 LOG_ID = "serving-requests"  # the seal log's job_id field
 START = "requests_start"
 SEAL = "requests_sealed"
+PRUNED = "requests_pruned"
 DAY_PREFIX, DAY_SUFFIX = "requests-", ".jsonl"
 FLUSH_S = 1.0
 FLUSH_ENTRIES = 1000
+PRUNE_EVERY_S = 3600.0
+DAY_S = 86400.0
 #: what became of a request, as its line says
 OUTCOMES = ("ok", "refused", "over_budget", "error")
 
@@ -112,6 +124,18 @@ def last_seals(
     return seals, problem
 
 
+def pruned_days(config: PartyConfig) -> dict[str, tuple[int, dict[str, object]]]:
+    """Per day its ``requests_pruned`` record (record number, record), from the verified
+    part of the seal log."""
+    records, _ = check_log(seals_path(config), party=config.name, log_id=LOG_ID, start=START)
+    return {str(r.get("day")): (seq, r) for seq, r in enumerate(records) if r.get("kind") == PRUNED}
+
+
+def day_end(day: str) -> float:
+    """The wall-clock time at which UTC day ``day`` (YYYY-MM-DD) ended."""
+    return datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp() + DAY_S
+
+
 def sealed_part_ok(body: bytes, seal: dict[str, object]) -> bool:
     """True if ``body`` still begins with the bytes ``seal`` covers."""
     size = seal.get("bytes")
@@ -161,8 +185,11 @@ class RequestLog:
         *,
         clock: Callable[[], float] = time.time,
         flush_s: float = FLUSH_S,
+        keep_days: float | None = None,
     ) -> None:
         self.config = config
+        self.keep_days = keep_days  # None: keep every day
+        self._next_prune = 0.0
         self._signer = signer
         self._clock = clock
         self._flush_s = flush_s
@@ -193,19 +220,21 @@ class RequestLog:
             entry = _Entry(self._clock(), call, caller, model, version, outcome, tuple(ids), flags)
             self._queue.append(entry)
             full = len(self._queue) >= FLUSH_ENTRIES
-            start = self._thread is None and not self._closed
-            if start:
-                self._thread = threading.Thread(
-                    target=self._run, name="request-record", daemon=True
-                )
-        if start:
-            assert self._thread is not None
-            self._thread.start()
+        self.start()
         if self._closed:  # a request that ended after close: written at once
             self.flush()
             self._seal_open()
         elif full:
             self._wake.set()
+
+    def start(self) -> None:
+        """Start the background writer (also started by the first request): it seals
+        what a crash left unsealed, prunes old days, then writes every ``flush_s``."""
+        with self._lock:
+            if self._thread is not None or self._closed:
+                return
+            self._thread = threading.Thread(target=self._run, name="request-record", daemon=True)
+        self._thread.start()
 
     def flush(self) -> None:
         """Write the queued entries; seal the days that have ended."""
@@ -233,12 +262,86 @@ class RequestLog:
         with self._write_lock:
             self._seal_leftovers()
         while not self._closed:
+            try:
+                if self.keep_days is not None and self._clock() >= self._next_prune:
+                    self._next_prune = self._clock() + PRUNE_EVERY_S
+                    self.prune()
+            except Exception:  # noqa: BLE001 - the recorder must outlive one bad prune
+                _LOG.exception("party '%s': pruning the online request record failed", self._name)
             self._wake.wait(self._flush_s)
             self._wake.clear()
             try:
                 self.flush()
             except Exception:  # noqa: BLE001 - the recorder must outlive one bad write
                 _LOG.exception("party '%s': writing the online request record failed", self._name)
+
+    # -- retention ---------------------------------------------------------------------
+
+    def prune(self) -> list[str]:
+        """Remove the day files (and salts) whose day ended ``keep_days`` ago or more; each
+        is sealed as it is first and its removal logged, signed. Returns the days removed.
+
+        Without ``keep_days`` or a signing key nothing is removed: an unsealed day could
+        not be shown to have been removed as it was.
+        """
+        if self.keep_days is None or self._signer is None:
+            return []
+        limit = self._clock() - self.keep_days * DAY_S
+        removed: list[str] = []
+        with self._write_lock:
+            old = [d for d in recorded_days(self.config) if day_end(d) <= limit]
+            if not old:
+                return removed
+            found = last_seals(self.config)
+            for day in old:
+                if self._prune_day(day, found):
+                    removed.append(day)
+        if removed:
+            _LOG.info(
+                "party '%s': pruned the online request record of %d day(s), %s to %s "
+                "([retention] request_record_days = %g)",
+                *(self._name, len(removed), removed[0], removed[-1], self.keep_days),
+            )
+        return removed
+
+    def _prune_day(
+        self, day: str, found: tuple[dict[str, tuple[int, dict[str, object]]], str | None]
+    ) -> bool:
+        path = day_path(self.config, day)
+        seals, problem = found
+        seal = seals.get(day)
+        if problem is None and (seal is None or seal[1].get("bytes") != path.stat().st_size):
+            self._seal(day, "prune", found)  # sealed as it is, first
+            seals, problem = last_seals(self.config)
+            seal = seals.get(day)
+        body = path.read_bytes()
+        if problem is not None or seal is None or not sealed_part_ok(body, seal[1]):
+            _LOG.error(
+                "party '%s': %s is not pruned: %s",
+                self._name,
+                path.name,
+                problem or "it is not the file its seal names (altered?); keep it for review",
+            )
+            return False
+        append(
+            seals_path(self.config),
+            party=self._name,
+            log_id=LOG_ID,
+            start=START,
+            signer=t.cast(SigningKey, self._signer),
+            kind=PRUNED,
+            day=day,
+            file=path.name,
+            seal=seal[0],
+            bytes=len(body),
+            sha256=str(seal[1].get("sha256")),
+            keep_days=float(t.cast(float, self.keep_days)),
+        )
+        path.unlink()
+        salt_path(self.config, day).unlink(missing_ok=True)
+        self._salts.pop(day, None)
+        self._open_days.discard(day)
+        return True
 
     @property
     def _name(self) -> str:
@@ -364,7 +467,9 @@ __all__ = [
     "RequestLog",
     "day_of",
     "day_path",
+    "day_end",
     "last_seals",
+    "pruned_days",
     "read_salt",
     "record_dir",
     "recorded_days",

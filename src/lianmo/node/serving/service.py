@@ -128,7 +128,12 @@ class ServingService:
         self.budget = IdBudget(
             config.name, self.settings.id_budget, self.settings.budget_window_s, clock=clock
         )
-        self.requests = RequestLog(config, signer or sealing_key(config), clock=clock)
+        self.requests = RequestLog(
+            config,
+            signer or sealing_key(config),
+            clock=clock,
+            keep_days=config.request_record_days,
+        )
         # concurrent requests' questions to a host go together (coalesce.py)
         self._parts = None if parts is None else Coalescer(parts, self.settings.max_ids).ask
         self._metrics = metrics
