@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import shutil
 import time
 import typing as t
 from collections.abc import Iterator
@@ -57,6 +58,15 @@ def configs(
     if arbiter:  # a scorecard's WOE-LR is coordinated
         out[ARBITER] = party_config(tmp_path, ARBITER, shared_data)
     return out
+
+
+def copy_trained(trained: Path, tmp_path: Path, shared_data: Path) -> dict[str, PartyConfig]:
+    """Guest's and host's state and signing keys trained under ``trained``, copied to
+    ``tmp_path`` (each test serves and promotes on its own copy), and their configs."""
+    for name in (GUEST, HOST):
+        shutil.copytree(trained / name, tmp_path / name)
+        shutil.copy(trained / f"{name}.signing.key", tmp_path / f"{name}.signing.key")
+    return configs(tmp_path, shared_data, "breast")
 
 
 def spec(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from lianmo.node.serving.versions import VersionLog
 from lianmo.transport._pb import scoring_pb2
 from lianmo.transport.scoring import PartQuery, ScoreQuery, ScoringClient
 from tests.node.inprocess_nodes import GUEST, HOST, make_nodes, run_in_process
-from tests.serving.served import configs, promote, serving, spec
+from tests.serving.served import configs, copy_trained, promote, serving, spec
 
 LR = {"type": "hetero_lr", "epochs": 1, "batch_size": 320, "learning_rate": 0.3}
 #: 2026-03-01 23:59:00 UTC: a minute before a new day (and a new budget window)
@@ -67,10 +66,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path
 
 @pytest.fixture
 def cfgs(trained: Path, tmp_path: Path, shared_data: Path) -> dict[str, PartyConfig]:
-    for name in (GUEST, HOST):
-        shutil.copytree(trained / name, tmp_path / name)
-        shutil.copy(trained / f"{name}.signing.key", tmp_path / f"{name}.signing.key")
-    out = configs(tmp_path, shared_data, "breast")
+    out = copy_trained(trained, tmp_path, shared_data)
     for name in (GUEST, HOST):
         promote(out[name], "credit", "m1")
     return out

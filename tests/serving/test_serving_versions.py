@@ -8,7 +8,6 @@ gRPC with mutual TLS on loopback.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import typing as t
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from tests.node.inprocess_nodes import GUEST, HOST, make_nodes, run_in_process
 from tests.serving.served import (
     batch_scores,
     configs,
+    copy_trained,
     promote,
     serving,
     spec,
@@ -53,10 +53,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path
 
 @pytest.fixture
 def cfgs(trained: Path, tmp_path: Path, shared_data: Path) -> dict[str, PartyConfig]:
-    for name in (GUEST, HOST):
-        shutil.copytree(trained / name, tmp_path / name)
-        shutil.copy(trained / f"{name}.signing.key", tmp_path / f"{name}.signing.key")
-    return configs(tmp_path, shared_data, "breast")
+    return copy_trained(trained, tmp_path, shared_data)
 
 
 def _score(client: ScoringClient, ids: Sequence[str], version: str = "") -> dict[str, float]:
